@@ -1,0 +1,51 @@
+# auditlens — the two commands a new user needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export TZ := UTC
+
+.PHONY: demo test bench lint typecheck install system-deps clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip uv
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[postgres,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Build a demo SQLite store in out/ and show what is in it.
+demo: install
+	mkdir -p out
+	rm -f out/demo.db out/demo.db-wal out/demo.db-shm
+	$(BIN)/auditlens demo --db out/demo.db --orgs 3 --days 30 --incidents out/incidents.json
+	$(BIN)/auditlens stats --db out/demo.db --days 7
+	@echo; echo '$$ auditlens search "failed" --limit 8'
+	$(BIN)/auditlens search --db out/demo.db "failed" --limit 8
+	@echo; echo '$$ auditlens search "action:webhook.* -result:success" --limit 5'
+	$(BIN)/auditlens search --db out/demo.db "action:webhook.* -result:success" --limit 5
+	@echo; echo "Try: $(BIN)/auditlens search --db out/demo.db 'category:user_management last:30d'"
+
+## Install what the tests need (Python and Debian packages), then run the whole suite.
+test: install system-deps lint typecheck
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: install
+	$(BIN)/mypy
+
+## Speed targets: prints a table with ratios against baselines measured in the same run.
+bench: install
+	$(BIN)/python benchmarks/bench_store.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,8 @@
+"""The ``auditlens`` command line: a thin layer over the public API."""
+
+from __future__ import annotations
+
+from auditlens.cli import commands as _commands  # noqa: F401 - registers the commands
+from auditlens.cli.app import app, main
+
+__all__ = ["app", "main"]

@@ -1,0 +1,277 @@
+"""The store commands: init, ingest, search, show, stats, tail, demo."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+import auditlens as al
+from auditlens.cli.app import EXIT_PROBLEM, EXIT_USAGE, app, handle_errors
+from auditlens.cli.output import FORMATS, console, err_console, print_entries, render_entry
+from auditlens.config import redact_url, resolve_url
+
+Db = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="AUDITLENS_URL",
+        help="Store URL or SQLite file (default: $AUDITLENS_URL, else ./auditlens.db).",
+        show_default=False,
+    ),
+]
+Format = Annotated[
+    str, typer.Option("--format", "-f", help=f"Output format: {', '.join(FORMATS)}.")
+]
+
+
+def _format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> str:
+    if fmt not in allowed:
+        err_console.print(
+            f"[red]error:[/] --format must be one of {', '.join(allowed)}, got {fmt!r}"
+        )
+        raise typer.Exit(EXIT_USAGE)
+    return fmt
+
+
+@app.command()
+@handle_errors
+def init(db: Db = None) -> None:
+    """Create the store (tables, triggers, indexes) if it does not exist yet."""
+    store = al.open_store(db)
+    console.print(f"store ready: {redact_url(resolve_url(db))} ({store.count():,} entries)")
+
+
+@app.command()
+@handle_errors
+def ingest(
+    source: Annotated[
+        str, typer.Argument(help="JSONL or JSON-array file, or - for standard input.")
+    ],
+    db: Db = None,
+    strict: Annotated[bool, typer.Option(help="Append nothing if any line is invalid.")] = False,
+    rejects: Annotated[Path | None, typer.Option(help="Write rejected lines to this file.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Entries per transaction.")] = 10_000,
+) -> None:
+    """Validate and append audit entries; report each bad line with its number.
+
+    Exit status 1 when any line was rejected.
+    """
+    from auditlens.ingest import ingest as run_ingest
+
+    store = al.open_store(db)
+    total = None
+    if source != "-":
+        total = _count_lines(Path(source))
+    with Progress(
+        TextColumn("[bold]ingest[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,
+    ) as bar:
+        task = bar.add_task("ingest", total=total)
+        report = run_ingest(
+            store,
+            source,
+            strict=strict,
+            rejects=rejects,
+            batch_size=batch_size,
+            progress=lambda n: bar.advance(task, n),
+        )
+    for r in report.rejected[:50]:
+        err_console.print(Text(f"{report.source}:{r.line}: {r.reason}", style="red"))
+    if len(report.rejected) > 50:
+        err_console.print(f"… and {len(report.rejected) - 50} more rejected lines")
+    verb = "would have appended nothing (--strict)" if strict and report.rejected else "appended"
+    console.print(
+        f"read {report.read:,} entries: {verb} {report.appended:,}, "
+        f"{report.duplicates:,} already stored, {len(report.rejected):,} rejected"
+        + (f" (written to {rejects})" if rejects and report.rejected else "")
+    )
+    if report.rejected:
+        raise typer.Exit(EXIT_PROBLEM)
+
+
+def _count_lines(path: Path) -> int | None:
+    if not path.is_file():
+        return None
+    with path.open("rb") as fh:
+        return sum(buf.count(b"\n") for buf in iter(lambda: fh.read(1 << 20), b""))
+
+
+@app.command()
+@handle_errors
+def search(
+    query: Annotated[
+        str,
+        typer.Argument(
+            help="Search syntax, e.g. 'actor:jane@company.com action:webhook.* -result:success'."
+        ),
+    ] = "",
+    db: Db = None,
+    limit: Annotated[int, typer.Option(min=1, help="Most entries to show.")] = 50,
+    fmt: Format = "table",
+    order: Annotated[str, typer.Option(help="desc (newest first) or asc.")] = "desc",
+) -> None:
+    """Find entries with the search syntax.
+
+    Qualifiers: actor: action: result: created: last: resource: type: name: ip: org: app:
+    category: actor_type: id: text:. Same qualifier twice = OR, different = AND, - negates,
+    bare words search text; an email means that actor, an action name that action.
+    """
+    _format(fmt)
+    store = al.open_store(db)
+    entries = store.entries(query or None, limit=limit, order=order)  # type: ignore[arg-type]
+    print_entries(entries, fmt, title=f"{len(entries)} entries" if fmt == "table" else None)
+
+
+@app.command()
+@handle_errors
+def show(
+    audit_id: Annotated[str, typer.Argument(help="The entry's audit_id.")],
+    db: Db = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+) -> None:
+    """Show one entry with every field and its chain position. Exit 1 if not found."""
+    _format(fmt, ("table", "json"))
+    entry = al.open_store(db).get(audit_id)
+    if entry is None:
+        err_console.print(f"no entry with audit_id {Text(audit_id)}")
+        raise typer.Exit(EXIT_PROBLEM)
+    if fmt == "json":
+        sys.stdout.write(orjson.dumps(entry, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        console.print(render_entry(entry))
+
+
+@app.command()
+@handle_errors
+def stats(
+    query: Annotated[
+        str, typer.Argument(help="Optional search query to restrict the counts.")
+    ] = "",
+    db: Db = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+    days: Annotated[
+        int, typer.Option(help="Days to list in the per-day table (most recent).")
+    ] = 14,
+) -> None:
+    """Counts by category, result and day."""
+    _format(fmt, ("table", "json"))
+    st = al.open_store(db).stats(query or None)
+    if fmt == "json":
+        sys.stdout.write(orjson.dumps(st.__dict__, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    console.print(f"[bold]{st.total:,}[/] entries from {st.first or '-'} to {st.last or '-'}")
+    grid = Table.grid(padding=(0, 4))
+    grid.add_row(
+        _counts("category", st.by_category),
+        _counts("result", st.by_result),
+        _counts("day (UTC)", st.by_day[-days:]),
+    )
+    console.print(grid)
+
+
+def _counts(title: str, rows: list[tuple[str, int]]) -> Table:
+    t = Table(title=None, header_style="bold", pad_edge=False)
+    t.add_column(title)
+    t.add_column("entries", justify="right")
+    for k, n in rows:
+        t.add_row(Text(str(k)), f"{n:,}")
+    return t
+
+
+@app.command()
+@handle_errors
+def tail(
+    query: Annotated[
+        str, typer.Argument(help="Optional search query; only matching entries are shown.")
+    ] = "",
+    db: Db = None,
+    since: Annotated[
+        str | None, typer.Option(help="Catch up first: a duration like 1h, or 'beginning'.")
+    ] = None,
+    interval: Annotated[float, typer.Option(min=0.05, help="Seconds between polls.")] = 1.0,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table or jsonl.")] = "table",
+    count: Annotated[int | None, typer.Option(help="Stop after this many entries.")] = None,
+) -> None:
+    """Follow new entries as they are appended (Ctrl-C to stop)."""
+    _format(fmt, ("table", "jsonl"))
+    store = al.open_store(db)
+    stop = threading.Event()
+    try:
+        for entry in store.stream(
+            query or None, since=since, poll_interval=interval, stop=stop, max_events=count
+        ):
+            if fmt == "jsonl":
+                sys.stdout.write(orjson.dumps(entry).decode() + "\n")
+                sys.stdout.flush()
+            else:
+                print_entries([entry], "table")
+    except KeyboardInterrupt:
+        stop.set()
+
+
+@app.command()
+@handle_errors
+def demo(
+    db: Db = None,
+    orgs: Annotated[int, typer.Option(min=1, help="Organizations to generate.")] = 3,
+    days: Annotated[int, typer.Option(min=7, help="Days of history.")] = 30,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed and end → same data).")] = 7,
+    end: Annotated[
+        str | None, typer.Option(help="Last day, exclusive (YYYY-MM-DD; default today).")
+    ] = None,
+    incidents: Annotated[Path, typer.Option(help="Where to write the ground truth.")] = Path(
+        "incidents.json"
+    ),
+    jsonl: Annotated[
+        Path | None, typer.Option(help="Also write the entries as JSONL here.")
+    ] = None,
+) -> None:
+    """Build a realistic demo store with injected incidents and their ground truth."""
+    from auditlens.demo import generate
+
+    end_day = date.fromisoformat(end) if end else None
+    data = generate(orgs=orgs, days=days, seed=seed, end=end_day)
+    store = al.open_store(db)
+    with Progress(
+        TextColumn("[bold]demo[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,
+    ) as bar:
+        task = bar.add_task("append", total=len(data.entries))
+        for i in range(0, len(data.entries), 10_000):
+            chunk = data.entries[i : i + 10_000]
+            store.append(chunk)
+            bar.advance(task, len(chunk))
+    incidents.parent.mkdir(parents=True, exist_ok=True)
+    incidents.write_bytes(
+        orjson.dumps(
+            {"seed": seed, "organizations": data.organizations, "incidents": data.incidents},
+            option=orjson.OPT_INDENT_2,
+        )
+    )
+    if jsonl is not None:
+        with jsonl.open("wb") as fh:
+            for e in data.entries:
+                fh.write(orjson.dumps(e) + b"\n")
+    console.print(
+        f"demo store {redact_url(resolve_url(db))}: {len(data.entries):,} entries, "
+        f"{len(data.organizations)} organizations, {len(data.incidents)} injected incidents "
+        f"(ground truth in {incidents})"
+    )

@@ -1,0 +1,98 @@
+"""Dataframes of entries: the flat column layout, Arrow → pandas/polars, details expansion.
+
+Example:
+    >>> import polars as pl
+    >>> details = '{"before": {"role": "member"}, "after": {"role": "admin"}}'
+    >>> df = pl.DataFrame({"details": [details]})
+    >>> expand_details(df, ["before.role", "after.role"]).columns
+    ['details', 'details.before.role', 'details.after.role']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+
+import orjson
+import pyarrow as pa
+
+from auditlens.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import polars as pl
+
+__all__ = ["COLUMNS", "FRAME_SCHEMA", "Backend", "expand_details", "to_backend"]
+
+Backend: TypeAlias = Literal["pandas", "polars", "arrow"]
+
+#: the columns of every entries dataframe, in order.
+FRAME_SCHEMA = pa.schema(
+    [
+        pa.field("audit_id", pa.string()),
+        pa.field("timestamp", pa.timestamp("ms", tz="UTC")),
+        pa.field("actor_user_id", pa.string()),
+        pa.field("actor_email", pa.string()),
+        pa.field("actor_type", pa.string()),
+        pa.field("action", pa.string()),
+        pa.field("category", pa.string()),
+        pa.field("resource_type", pa.string()),
+        pa.field("resource_id", pa.string()),
+        pa.field("resource_name", pa.string()),
+        pa.field("organization_id", pa.string()),
+        pa.field("application_id", pa.string()),
+        pa.field("ip_address", pa.string()),
+        pa.field("user_agent", pa.string()),
+        pa.field("details", pa.string()),
+        pa.field("result", pa.string()),
+        pa.field("seq", pa.int64()),
+        pa.field("prev_hash", pa.string()),
+        pa.field("entry_hash", pa.string()),
+    ]
+)
+COLUMNS: tuple[str, ...] = tuple(FRAME_SCHEMA.names)
+
+
+def to_backend(table: pa.Table, backend: str) -> Any:
+    """Convert an Arrow table to ``pandas``, ``polars`` or (unchanged) ``arrow``."""
+    if backend == "polars":
+        import polars as pl
+
+        return pl.from_arrow(table)
+    if backend == "pandas":
+        return table.to_pandas()
+    if backend == "arrow":
+        return table
+    raise ConfigError(f"unknown backend {backend!r}; use 'pandas', 'polars' or 'arrow'")
+
+
+def _dig(obj: Any, path: Sequence[str]) -> Any:
+    for key in path:
+        if not isinstance(obj, dict) or key not in obj:
+            return None
+        obj = obj[key]
+    if isinstance(obj, dict | list):
+        return orjson.dumps(obj).decode()
+    return obj
+
+
+def expand_details(df: pd.DataFrame | pl.DataFrame, paths: Sequence[str]) -> Any:
+    """Add one column ``details.<path>`` per dotted path into the ``details`` JSON.
+
+    Works on pandas and polars frames and returns the same kind. Nested objects
+    come out as JSON text, missing keys as null.
+    """
+    module = type(df).__module__.split(".")[0]
+    if module == "polars":
+        import polars as pl
+
+        pdf: pl.DataFrame = df  # type: ignore[assignment]
+        parsed = [orjson.loads(d) if d else {} for d in pdf["details"].to_list()]
+        return pdf.with_columns(
+            pl.Series(f"details.{p}", [_dig(d, p.split(".")) for d in parsed]) for p in paths
+        )
+    out = df.copy()  # type: ignore[union-attr]
+    parsed = [orjson.loads(d) if d else {} for d in out["details"]]
+    for p in paths:
+        out[f"details.{p}"] = [_dig(d, p.split(".")) for d in parsed]
+    return out

@@ -1,0 +1,300 @@
+"""Bulk ingest of JSON Lines or a JSON array, with per-line errors and a rejects file.
+
+Valid entries are appended in batches (one transaction each) while the next batch
+is being validated, so parsing and database work overlap on two cores. Invalid
+lines are reported with their line number and reason and, if asked, written
+verbatim to a rejects file that can be fixed and ingested again. With
+``strict=True`` the whole input is validated first and nothing is appended if any
+line is invalid.
+
+Example:
+    >>> import io, auditlens as al
+    >>> from auditlens.ingest import ingest
+    >>> store = al.open_store("sqlite://")
+    >>> data = io.BytesIO(b'{"actor": {"type": "system"}, "action": "auth.login",'
+    ...     b' "result": "success",'
+    ...     b' "organization_id": "2b6f0cc9-4b8a-4bd8-9d5e-0a1f6f2f4a11"}\\n{"action": 1}\\n')
+    >>> report = ingest(store, data)
+    >>> report.appended, [r.line for r in report.rejected]
+    (1, [2])
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from auditlens.errors import DuplicateEntryError, IngestError, ValidationError
+from auditlens.schema import normalize_entry
+from auditlens.store.store import AppendedEntry, AuditStore
+
+__all__ = ["IngestReport", "Rejected", "ingest", "iter_entries"]
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """One input line that was not appended."""
+
+    line: int
+    reason: str
+    raw: bytes
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did."""
+
+    source: str
+    read: int = 0
+    appended: int = 0
+    duplicates: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no line was rejected."""
+        return not self.rejected
+
+
+def iter_entries(stream: IO[bytes]) -> Iterator[tuple[int, Any, bytes]]:
+    """Yield ``(line number, parsed value or exception, raw bytes)`` for each entry.
+
+    JSON Lines is read line by line (blank lines skipped). Input that starts with
+    ``[`` is read as one JSON array; each element's line number is the line where
+    it starts.
+    """
+    head = stream.read(1)
+    while head and head.isspace():
+        head = stream.read(1)
+    if not head:
+        return
+    if head == b"[":
+        text = head + stream.read()
+        try:
+            items = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            raise IngestError(
+                f"the input starts with '[' but is not a valid JSON array: {exc}"
+            ) from None
+        lines = _element_lines(text)
+        for i, item in enumerate(items):
+            yield (lines[i] if i < len(lines) else 0), item, orjson.dumps(item)
+        return
+    first = head + stream.readline()
+    lineno = 0
+    for raw in _chain_first(first, stream):
+        lineno += 1
+        line = raw.strip()
+        if not line:
+            continue
+        try:
+            yield lineno, orjson.loads(line), line
+        except orjson.JSONDecodeError as exc:
+            yield lineno, IngestError(f"not valid JSON: {exc}"), line
+
+
+def _chain_first(first: bytes, stream: IO[bytes]) -> Iterator[bytes]:
+    yield first
+    yield from stream
+
+
+def _element_lines(text: bytes) -> list[int]:
+    """Line numbers where the top-level elements of a JSON array start."""
+    lines: list[int] = []
+    depth = 0
+    in_str = esc = False
+    line = 1
+    expecting = False
+    for ch in text:
+        if ch == 0x0A:
+            line += 1
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == 0x5C:
+                esc = True
+            elif ch == 0x22:
+                in_str = False
+            continue
+        if depth == 1 and expecting and ch not in b" \t\r\n,]":
+            lines.append(line)
+            expecting = False
+        if ch == 0x22:
+            in_str = True
+        elif ch in b"[{":
+            depth += 1
+            if depth == 1:
+                expecting = True
+        elif ch in b"]}":
+            depth -= 1
+        elif ch == 0x2C and depth == 1:
+            expecting = True
+    return lines
+
+
+def ingest(
+    store: AuditStore,
+    source: str | os.PathLike[str] | IO[bytes],
+    *,
+    batch_size: int = 10_000,
+    strict: bool = False,
+    rejects: str | os.PathLike[str] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> IngestReport:
+    """Validate and append every entry of a JSONL file, JSON array file, or binary stream.
+
+    Args:
+        source: a path, ``"-"`` for standard input, or an open binary stream.
+        batch_size: entries per transaction.
+        strict: append nothing if any line is invalid.
+        rejects: write each rejected line, verbatim, to this file (JSONL).
+        progress: called with the number of entries handled since the last call.
+
+    Returns:
+        An :class:`IngestReport`; ``report.ok`` is False when anything was rejected.
+    """
+    if batch_size < 1:
+        raise IngestError("batch_size must be at least 1")
+    name, stream, cleanup = _open(source, rewindable=strict)
+    report = IngestReport(source=name)
+    try:
+        if strict:
+            _validate_only(store, stream, report, progress)
+            if report.rejected:
+                _write_rejects(rejects, report.rejected)
+                return report
+            stream.seek(0)
+            report.read = 0
+            progress = None
+        _load(store, stream, report, batch_size, progress)
+    finally:
+        cleanup()
+    report.rejected.sort(key=lambda r: r.line)
+    _write_rejects(rejects, report.rejected)
+    return report
+
+
+def _open(
+    source: str | os.PathLike[str] | IO[bytes], *, rewindable: bool
+) -> tuple[str, IO[bytes], Callable[[], None]]:
+    if isinstance(source, str | os.PathLike):
+        if os.fspath(source) == "-":
+            import sys
+
+            stdin = sys.stdin.buffer
+            if not rewindable:
+                return "<stdin>", stdin, lambda: None
+            tmp = tempfile.TemporaryFile()
+            shutil.copyfileobj(stdin, tmp)
+            tmp.seek(0)
+            return "<stdin>", tmp, tmp.close
+        path = Path(source)
+        if not path.is_file():
+            raise IngestError(f"{path}: no such file")
+        fh = path.open("rb")
+        return str(path), fh, fh.close
+    if rewindable and not source.seekable():
+        tmp = tempfile.TemporaryFile()
+        shutil.copyfileobj(source, tmp)
+        tmp.seek(0)
+        return "<stream>", tmp, tmp.close
+    return getattr(source, "name", "<stream>"), source, lambda: None
+
+
+def _check(
+    store: AuditStore, value: Any, lineno: int, raw: bytes, report: IngestReport
+) -> dict[str, Any] | None:
+    report.read += 1
+    if isinstance(value, Exception):
+        report.rejected.append(Rejected(lineno, str(value), raw))
+        return None
+    try:
+        return normalize_entry(
+            value,
+            index=None,
+            strict_actions=store.strict_actions,
+            max_details_bytes=store.max_details_bytes,
+        )
+    except ValidationError as exc:
+        reason = "; ".join(f"{p.field or 'entry'}: {p.message}" for p in exc.problems)
+        report.rejected.append(Rejected(lineno, reason, raw))
+        return None
+
+
+def _validate_only(
+    store: AuditStore,
+    stream: IO[bytes],
+    report: IngestReport,
+    progress: Callable[[int], None] | None,
+) -> None:
+    for lineno, value, raw in iter_entries(stream):
+        _check(store, value, lineno, raw, report)
+        if progress is not None:
+            progress(1)
+
+
+def _load(
+    store: AuditStore,
+    stream: IO[bytes],
+    report: IngestReport,
+    batch_size: int,
+    progress: Callable[[int], None] | None,
+) -> None:
+    pending: Future[None] | None = None
+    batch: list[tuple[int, bytes, dict[str, Any]]] = []
+
+    def flush(items: list[tuple[int, bytes, dict[str, Any]]]) -> None:
+        _append_batch(store, items, report)
+        if progress is not None:
+            progress(len(items))
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="auditlens-ingest") as pool:
+        for lineno, value, raw in iter_entries(stream):
+            row = _check(store, value, lineno, raw, report)
+            if row is None:
+                if progress is not None:
+                    progress(1)
+                continue
+            batch.append((lineno, raw, row))
+            if len(batch) >= batch_size:
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(flush, batch)
+                batch = []
+        if pending is not None:
+            pending.result()
+        if batch:
+            flush(batch)
+
+
+def _append_batch(
+    store: AuditStore, items: list[tuple[int, bytes, dict[str, Any]]], report: IngestReport
+) -> None:
+    while items:
+        try:
+            results: list[AppendedEntry] = store.append_rows([row for _, _, row in items])
+        except DuplicateEntryError as exc:
+            # the last line carrying that audit_id is the one that conflicts
+            last = max(i for i, (_, _, row) in enumerate(items) if row["audit_id"] == exc.audit_id)
+            lineno, raw, _ = items.pop(last)
+            report.rejected.append(Rejected(lineno, str(exc).split(";")[0], raw))
+            continue
+        report.appended += sum(1 for r in results if r.created)
+        report.duplicates += sum(1 for r in results if not r.created)
+        return
+
+
+def _write_rejects(path: str | os.PathLike[str] | None, rejected: list[Rejected]) -> None:
+    if path is None:
+        return
+    with open(path, "wb") as fh:
+        for r in rejected:
+            fh.write(r.raw.rstrip(b"\n") + b"\n")

@@ -1,0 +1,89 @@
+"""SQLAlchemy engines tuned for an audit store.
+
+SQLite: WAL journal (readers never block the writer), ``busy_timeout`` so that
+concurrent writers queue instead of failing, and transactions opened by auditlens
+itself so that an append can take the write lock up front (``BEGIN IMMEDIATE``)
+before it reads the chain head. PostgreSQL: appends serialize on an advisory lock
+(see :data:`APPEND_LOCK_KEY`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+
+from auditlens.errors import ConfigError
+
+__all__ = ["APPEND_LOCK_KEY", "WRITE_OPTION", "make_engine", "sqlite_path"]
+
+#: execution option that makes a SQLite transaction start with ``BEGIN IMMEDIATE``.
+WRITE_OPTION = "auditlens_write"
+
+#: PostgreSQL advisory lock taken by every append transaction ("auditlns" as an int64).
+APPEND_LOCK_KEY = int.from_bytes(b"auditlns", "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def sqlite_path(url: URL) -> str | None:
+    """File path of a SQLite URL, or None for an in-memory database."""
+    db = url.database
+    if not db or db == ":memory:" or db.startswith("file::memory:"):
+        return None
+    return db
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url`` with auditlens' connection settings applied.
+
+    Example:
+        >>> make_engine("sqlite://").dialect.name
+        'sqlite'
+    """
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise ConfigError(f"malformed store URL: {exc}") from None
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed)
+    if parsed.get_backend_name() == "postgresql":
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                "PostgreSQL needs the psycopg driver: pip install 'auditlens[postgres]'"
+            ) from None
+        return create_engine(parsed, pool_pre_ping=True)
+    raise ConfigError(
+        f"unsupported database {parsed.get_backend_name()!r}: use SQLite or PostgreSQL"
+    )
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    path = sqlite_path(url)
+    if path is not None:
+        parent = Path(path).expanduser().resolve().parent
+        if not parent.is_dir():
+            raise ConfigError(
+                f"cannot create the SQLite store {path!r}: folder {str(parent)!r} does not exist"
+            )
+    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # auditlens issues BEGIN itself
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA busy_timeout = 60000")
+        if path is not None:
+            cur.execute("PRAGMA journal_mode = WAL")
+            cur.execute("PRAGMA synchronous = NORMAL")
+            cur.execute("PRAGMA cache_size = -65536")  # 64 MiB: index upkeep on large stores
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine

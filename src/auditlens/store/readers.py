@@ -1,0 +1,156 @@
+"""Fast columnar reads: a SQLAlchemy SELECT straight into an Arrow table.
+
+The statement is compiled by SQLAlchemy with bound parameters and executed through
+ADBC, whose drivers build Arrow buffers in C (SQLite) or from PostgreSQL's binary
+protocol, with no Python object per value. Where ADBC cannot reach the database (an
+in-memory SQLite store, a missing driver) rows are fetched through SQLAlchemy and
+turned into Arrow column by column.
+
+SQLite has no column types at run time and the ADBC SQLite driver infers each
+column's type from the first rows it sees (apache/arrow-adbc#581); a query whose
+first rows hold NULL in a text column would fail later. The reader therefore puts
+one typed prototype row in front of the result (``UNION ALL``) and drops it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy import Select
+from sqlalchemy.engine import Engine, make_url
+
+from auditlens.store.engine import sqlite_path
+
+__all__ = ["ArrowReader"]
+
+
+class ArrowReader:
+    """Runs SELECT statements of one engine into Arrow tables."""
+
+    def __init__(self, engine: Engine, schema: pa.Schema) -> None:
+        self._engine = engine
+        self._schema = schema
+        self._dialect = engine.dialect.name
+        self._lock = threading.RLock()
+        self._conn: Any = None
+        self._adbc_ok: bool | None = None
+
+    # -- connections -------------------------------------------------------
+    def _adbc(self) -> Any:
+        if self._adbc_ok is False:
+            return None
+        if self._conn is not None:
+            return self._conn
+        url = self._engine.url
+        try:
+            if self._dialect == "sqlite":
+                path = sqlite_path(url)
+                if path is None:
+                    self._adbc_ok = False
+                    return None
+                import adbc_driver_sqlite.dbapi as adbc_sqlite
+
+                self._conn = adbc_sqlite.connect(path, autocommit=True)
+            else:
+                import adbc_driver_postgresql.dbapi as adbc_pg
+
+                libpq = make_url(url).set(drivername="postgresql")
+                self._conn = adbc_pg.connect(
+                    libpq.render_as_string(hide_password=False), autocommit=True
+                )
+        except ImportError:
+            self._adbc_ok = False
+            return None
+        self._adbc_ok = True
+        return self._conn
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    # -- compilation -------------------------------------------------------
+    def _compile(self, stmt: Select[Any]) -> tuple[str, list[Any]]:
+        if self._dialect == "sqlite":
+            from sqlalchemy.dialects import sqlite
+
+            dialect: Any = sqlite.dialect(paramstyle="qmark")
+        else:
+            from sqlalchemy.dialects.postgresql import psycopg
+
+            dialect = psycopg.dialect(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
+        compiled = stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+        params = compiled.params
+        order: Sequence[str] = compiled.positiontup or []
+        return str(compiled), [params[name] for name in order]
+
+    def _prototype(self) -> str:
+        cols = []
+        for f in self._schema:
+            literal = "0" if pa.types.is_integer(f.type) or pa.types.is_timestamp(f.type) else "''"
+            cols.append(f'{literal} AS "{f.name}"')
+        return "SELECT " + ", ".join(cols)
+
+    # -- reading -------------------------------------------------------------
+    def read(self, stmt: Select[Any]) -> pa.Table:
+        """All rows of ``stmt`` as one Arrow table with the reader's schema."""
+        batches = list(self.batches(stmt))
+        return pa.Table.from_batches(batches, schema=self._schema)
+
+    def batches(self, stmt: Select[Any], batch_size: int = 65_536) -> Iterator[pa.RecordBatch]:
+        """Rows of ``stmt`` as record batches (constant memory for any result size)."""
+        with self._lock:
+            conn = self._adbc()
+            if conn is None:
+                yield from self._batches_sqlalchemy(stmt, batch_size)
+                return
+            sql, params = self._compile(stmt)
+            if self._dialect == "sqlite":
+                sql = f"{self._prototype()} UNION ALL SELECT * FROM ({sql})"
+            cur = conn.cursor()
+            try:
+                if self._dialect == "sqlite":
+                    cur.adbc_statement.set_options(
+                        **{"adbc.sqlite.query.batch_rows": str(batch_size)}
+                    )
+                cur.execute(sql, params)
+                reader = cur.fetch_record_batch()
+                first = True
+                for batch in reader:
+                    if first and self._dialect == "sqlite":
+                        batch = batch.slice(1)
+                    first = False
+                    yield self._conform(batch)
+            finally:
+                cur.close()
+
+    def _conform(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        arrays = []
+        for f, arr in zip(self._schema, batch.columns, strict=True):
+            if arr.type != f.type:
+                arr = arr.cast(f.type)
+            arrays.append(arr)
+        return pa.RecordBatch.from_arrays(arrays, schema=self._schema)
+
+    def _batches_sqlalchemy(self, stmt: Select[Any], batch_size: int) -> Iterator[pa.RecordBatch]:
+        with self._engine.connect() as conn:
+            result = conn.execution_options(yield_per=batch_size).execute(stmt)
+            for chunk in result.partitions(batch_size):
+                columns: list[Sequence[Any]] = (
+                    list(zip(*chunk, strict=True)) if chunk else [[] for _ in self._schema]
+                )
+                arrays = [
+                    pa.array(col, type=pa.int64() if pa.types.is_timestamp(f.type) else f.type)
+                    for f, col in zip(self._schema, columns, strict=True)
+                ]
+                yield self._conform(pa.RecordBatch.from_arrays(arrays, schema=_raw(self._schema)))
+
+
+def _raw(schema: pa.Schema) -> pa.Schema:
+    return pa.schema(
+        [pa.field(f.name, pa.int64() if pa.types.is_timestamp(f.type) else f.type) for f in schema]
+    )

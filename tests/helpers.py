@@ -1,0 +1,37 @@
+"""Test helpers: valid entries to start from."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+ORG = "2b6f0cc9-4b8a-4bd8-9d5e-0a1f6f2f4a11"
+ORG2 = "7d1e8f3a-5c2b-4e6d-9a8b-1c2d3e4f5a6b"
+JANE_ID = "5f0c2a55-3f7e-4f8e-8d44-9a4b0c3e2d11"
+
+
+def make_entry(**overrides: Any) -> dict[str, Any]:
+    """A complete, valid entry in the interchange shape."""
+    entry: dict[str, Any] = {
+        "audit_id": str(uuid.uuid4()),
+        "timestamp": "2025-01-20T10:30:00.123Z",
+        "actor": {"user_id": JANE_ID, "email": "jane@company.com", "type": "user"},
+        "action": "webhook.created",
+        "resource": {"type": "webhook", "id": "wh-123", "name": "Production Webhook"},
+        "organization_id": ORG,
+        "application_id": "0c9d8e7f-6a5b-4c3d-8e2f-1a0b9c8d7e6f",
+        "ip_address": "192.168.1.100",
+        "user_agent": "Mozilla/5.0 (X11; Linux x86_64)",
+        "details": {
+            "conditions": {"events": ["order.created"]},
+            "actions": {"url": "https://x.example"},
+        },
+        "result": "success",
+    }
+    for key, value in overrides.items():
+        if "." in key:
+            outer, inner = key.split(".", 1)
+            entry[outer] = {**entry[outer], inner: value}
+        else:
+            entry[key] = value
+    return entry

@@ -1,0 +1,345 @@
+"""Filters and search on both backends: every qualifier, the seed examples, edges, injection."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+import auditlens as al
+from tests.helpers import JANE_ID, ORG2, make_entry
+
+APP = "0c9d8e7f-6a5b-4c3d-8e2f-1a0b9c8d7e6f"
+BOB = {
+    "user_id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+    "email": "Bob@Company.com",
+    "type": "user",
+}
+BOT = {"user_id": None, "email": "ci@company.com", "type": "service_account"}
+
+
+def _fixture_entries() -> list[dict]:
+    return [
+        make_entry(
+            audit_id="00000000-0000-4000-8000-000000000001",
+            timestamp="2025-01-01T00:00:00.000Z",
+            action="auth.login",
+            resource=None,
+            details={},
+        ),
+        make_entry(
+            audit_id="00000000-0000-4000-8000-000000000002", timestamp="2025-01-15T12:00:00.000Z"
+        ),
+        make_entry(
+            audit_id="00000000-0000-4000-8000-000000000003",
+            timestamp="2025-01-31T23:59:59.999Z",
+            action="webhook.deleted",
+            result="failure",
+            resource={"type": "webhook", "id": "wh-9", "name": "Staging hook"},
+        ),
+        make_entry(
+            audit_id="00000000-0000-4000-8000-000000000004",
+            timestamp="2025-02-01T00:00:00.000Z",
+            actor=BOB,
+            action="auth.failed",
+            result="failure",
+            resource=None,
+            ip_address="10.1.2.3",
+            details={"reason": "invalid_password"},
+        ),
+        make_entry(
+            audit_id="00000000-0000-4000-8000-000000000005",
+            timestamp="2025-02-02T08:00:00.000Z",
+            actor=BOB,
+            action="billing.plan_changed",
+            resource={"type": "plan", "id": "pro", "name": None},
+            ip_address="2001:db8::7",
+            organization_id=ORG2,
+            application_id=None,
+            details={"before": "starter", "after": "pro"},
+        ),
+        make_entry(
+            audit_id="00000000-0000-4000-8000-000000000006",
+            timestamp="2025-02-03T09:00:00.000Z",
+            actor=BOT,
+            action="webhook.updated",
+            result="partial",
+            ip_address="10.200.0.1",
+            details={"note": "100%_done \\ O'Brien"},
+        ),
+        make_entry(
+            audit_id="00000000-0000-4000-8000-000000000007",
+            timestamp="2025-02-04T09:00:00.000Z",
+            action="report.generated",
+            resource={"type": "report", "id": "r-1", "name": "Q1"},
+            ip_address=None,
+            user_agent=None,
+            details={"format": "pdf"},
+        ),
+    ]
+
+
+@pytest.fixture
+def filled(store: al.AuditStore) -> al.AuditStore:
+    store.append(_fixture_entries())
+    return store
+
+
+def ids(store: al.AuditStore, where: object = None, **filters: object) -> list[int]:
+    """Last digit of each matching audit_id, sorted (the fixture numbers entries 1..7)."""
+    df = store.query(where, backend="polars", **filters)  # type: ignore[arg-type]
+    return sorted(int(a[-1]) for a in df["audit_id"].to_list())
+
+
+# -- keyword filters -------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        ({}, [1, 2, 3, 4, 5, 6, 7]),
+        ({"start": "2025-01-15"}, [2, 3, 4, 5, 6, 7]),
+        ({"end": "2025-01-31"}, [1, 2, 3]),  # date-only end includes the whole day
+        ({"start": "2025-01-31T23:59:59.999Z", "end": "2025-02-01T00:00:00Z"}, [3, 4]),
+        ({"end": datetime(2025, 1, 15, 12, tzinfo=UTC)}, [1, 2]),
+        ({"actor": "jane@company.com"}, [1, 2, 3, 7]),
+        ({"actor": "BOB@company.COM"}, [4, 5]),  # emails match case-insensitively
+        ({"actor": JANE_ID}, [1, 2, 3, 7]),
+        ({"actor": ["ci@company.com", "bob@company.com"]}, [4, 5, 6]),
+        ({"actor": "*@company.com", "actor_type": "service_account"}, [6]),
+        ({"actions": "webhook.*"}, [2, 3, 6]),
+        ({"actions": ["auth.login", "auth.failed"]}, [1, 4]),
+        ({"action": "auth.login"}, [1]),
+        ({"category": "webhooks"}, [2, 3, 6]),
+        ({"category": "authentication"}, [1, 4]),
+        ({"category": "auth"}, [1, 4]),  # a prefix is accepted as its category
+        ({"category": "report"}, [7]),  # categories of actions outside the catalogue
+        ({"resource_type": "webhook"}, [2, 3, 6]),
+        ({"resource_id": "wh-9"}, [3]),
+        ({"resource_name": "Staging hook"}, [3]),
+        ({"resource": "wh-9"}, [3]),
+        ({"resource": "Production Webhook"}, [2, 6]),
+        ({"result": "failure"}, [3, 4]),
+        ({"result": ["partial", "failure"]}, [3, 4, 6]),
+        ({"organization_id": ORG2}, [5]),
+        ({"application_id": APP}, [1, 2, 3, 4, 6, 7]),
+        ({"ip": "10.0.0.0/8"}, [4, 6]),
+        ({"ip": "10.1.2.3"}, [4]),
+        ({"ip": "192.168.0.0/16"}, [1, 2, 3]),
+        ({"ip": "2001:db8::/32"}, [5]),
+        ({"ip": ["10.1.0.0/16", "2001:db8::7"]}, [4, 5]),
+        ({"text": "production web"}, [2, 6]),
+        ({"text": "INVALID_PASSWORD"}, [4]),  # details, case-insensitive
+        ({"text": "bob@"}, [4, 5]),
+        ({"text": "staging"}, [3]),
+        ({"text": "pro"}, [2, 5, 6]),  # substring: Production, "pro" in details
+        ({"text": "q1"}, [7]),  # shorter than a trigram: still found
+        ({"text": "%"}, [6]),  # LIKE wildcards are literal
+        ({"text": "_d"}, [6]),
+        ({"text": "O'Brien"}, [6]),
+        ({"text": ["webhook", "failure"]}, []),  # several texts must all match
+        (
+            {
+                "actor": "jane@company.com",
+                "actions": "webhook.*",
+                "start": "2025-01-10",
+                "end": "2025-01-31",
+            },
+            [2, 3],
+        ),
+    ],
+)
+def test_keyword_filters(filled: al.AuditStore, filters: dict, expected: list[int]) -> None:
+    assert ids(filled, **filters) == expected
+
+
+def test_last_duration_is_relative_to_now(store: al.AuditStore) -> None:
+    now = datetime.now(UTC)
+    stamps = [now - timedelta(hours=h) for h in (1, 23, 25, 24 * 6, 24 * 8)]
+    store.append([make_entry(timestamp=t.isoformat()) for t in stamps])
+    assert store.count(last="24h") == 2
+    assert store.count(last="7d") == 4
+    assert store.count(last="30d") == 5
+    assert store.count(last="90m") == 1
+
+
+@pytest.mark.parametrize(
+    ("filters", "message"),
+    [
+        ({"start": "yesterday"}, "not a date"),
+        ({"last": "7 parsecs"}, "not a duration"),
+        ({"ip": "10.0.0.0/33"}, "not an IP address or CIDR"),
+        ({"result": "ok"}, "not one of success, failure, partial"),
+        ({"actor_type": "robot"}, "not one of"),
+        ({"actions": "Webhook Created"}, "not an action"),
+        ({"start": "2025-02-01", "end": "2025-01-01"}, "start is after end"),
+    ],
+)
+def test_bad_filters_raise_clear_errors(filled: al.AuditStore, filters: dict, message: str) -> None:
+    with pytest.raises(al.FilterError, match=message):
+        filled.query(**filters)
+
+
+def test_unknown_filter_in_a_mapping_is_named(filled: al.AuditStore) -> None:
+    with pytest.raises(al.FilterError, match=r"unknown filter.*colour"):
+        filled.query({"colour": "red"})
+
+
+# -- search syntax -----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("jane@company.com", [1, 2, 3, 7]),  # seed: all actions by Jane
+        ("webhook.created", [2]),  # seed: all webhook creations
+        ("failed", [3, 4]),  # seed: failures and auth.failed
+        ("actor:jane@company.com", [1, 2, 3, 7]),
+        ("action:webhook.*", [2, 3, 6]),
+        ("action:webhook.* -result:success", [3, 6]),
+        ('action:webhook.* -result:success "Production Webhook"', [6]),
+        ("result:failure result:partial", [3, 4, 6]),  # same qualifier = OR
+        ("result:failure,partial", [3, 4, 6]),
+        ("result:failure action:auth.*", [4]),  # different qualifiers = AND
+        ("-actor:jane@company.com", [4, 5, 6]),
+        ("-result:success -result:failure", [6]),
+        ("created:>=2025-02-01", [4, 5, 6, 7]),
+        ("created:>2025-01-31", [4, 5, 6, 7]),
+        ("created:<2025-01-31", [1, 2]),
+        ("created:<=2025-01-31", [1, 2, 3]),
+        ("created:2025-01-01..2025-01-31", [1, 2, 3]),
+        ("created:2025-02-01", [4]),
+        ("created:2025-01-01 created:2025-02-01", [1, 4]),  # days OR
+        ("created:>=2025-01-15 created:<2025-02-02", [2, 3, 4]),  # comparisons AND
+        ("created:2025-01-31T23:59:59.999Z..2025-02-01", [3, 4]),
+        ("resource:wh-9", [3]),
+        ("resource:wh-123", [2, 6]),
+        ('resource:"Staging hook"', [3]),
+        ("type:webhook -action:webhook.updated", [2, 3]),
+        ("name:Q1", [7]),
+        ("ip:10.0.0.0/8", [4, 6]),
+        ("-ip:10.0.0.0/8", [1, 2, 3, 5, 7]),  # entries without an IP count as "not in"
+        (f"org:{ORG2}", [5]),
+        ("category:billing", [5]),
+        ("category:webhooks,billing", [2, 3, 5, 6]),
+        ("actor_type:service_account", [6]),
+        ("id:00000000-0000-4000-8000-000000000004", [4]),
+        ("app:" + APP + " -category:webhooks", [1, 4, 7]),
+        ('"staging hook"', [3]),
+        ("production", [2, 6]),
+        ("-production", [1, 3, 4, 5, 7]),
+        ("text:invalid_password", [4]),
+        ("success", [1, 2, 5, 7]),
+        ("bob@company.com billing.*", [5]),
+        ("", [1, 2, 3, 4, 5, 6, 7]),
+    ],
+)
+def test_search_syntax(filled: al.AuditStore, query: str, expected: list[int]) -> None:
+    assert ids(filled, query) == expected
+    assert sorted(int(e["audit_id"][-1]) for e in filled.entries(query)) == expected
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "'; DROP TABLE audit_entries; --",
+        'text:"x\') OR 1=1 --"',
+        '"\\" OR \\"1\\"=\\"1"',
+        "production OR NEAR(a b) *",
+        "actor:' OR ''='",
+        "resource:%",
+        "name:_",
+        "résumé ✓ 日本語",
+    ],
+)
+def test_injection_attempts_are_harmless(filled: al.AuditStore, query: str) -> None:
+    try:
+        result = ids(filled, query)
+    except al.QuerySyntaxError:
+        result = []
+    assert result == []
+    assert filled.count() == 7
+
+
+def test_search_matches_filters_combined(filled: al.AuditStore) -> None:
+    assert ids(filled, "action:webhook.*", result="failure") == [3]
+
+
+def test_pandas_and_polars_results_are_equal(filled: al.AuditStore) -> None:
+    for query in ("", "action:webhook.*", "failed", "ip:10.0.0.0/8"):
+        pd_df = filled.search(query, backend="pandas")
+        pl_df = filled.search(query, backend="polars")
+        assert_frame_equal(pl.from_pandas(pd_df), pl_df, check_dtypes=False)
+        assert list(pd_df.columns) == pl_df.columns == list(al.COLUMNS)
+        assert str(pd_df["timestamp"].dtype) == "datetime64[ms, UTC]"
+
+
+def test_order_and_limit(filled: al.AuditStore) -> None:
+    newest = filled.query(limit=2, backend="polars")["audit_id"].to_list()
+    oldest = filled.query(limit=2, order="asc", backend="polars")["audit_id"].to_list()
+    assert [a[-1] for a in newest] == ["7", "6"]
+    assert [a[-1] for a in oldest] == ["1", "2"]
+
+
+def test_null_leading_columns_read_correctly(store: al.AuditStore) -> None:
+    # the first rows have NULL resource/ip/user agent: the Arrow reader must still type them as text
+    store.append(
+        [
+            make_entry(
+                resource=None,
+                ip_address=None,
+                user_agent=None,
+                timestamp=f"2025-01-01T00:00:{i:02d}Z",
+            )
+            for i in range(50)
+        ]
+        + [make_entry(timestamp="2025-01-02T00:00:00Z")]
+    )
+    df = store.query(order="asc", backend="polars")
+    assert df.schema["resource_name"] == pl.Utf8
+    assert df["resource_name"].to_list()[-1] == "Production Webhook"
+    assert df["ip_address"].null_count() == 50
+
+
+def test_empty_result_has_the_full_schema(filled: al.AuditStore) -> None:
+    df = filled.query(actor="nobody@nowhere.example", backend="polars")
+    assert df.shape == (0, len(al.COLUMNS))
+    assert df.schema["seq"] == pl.Int64
+
+
+def test_count_and_stats(filled: al.AuditStore) -> None:
+    assert filled.count("failed") == 2
+    st = filled.stats()
+    assert st.total == 7
+    assert dict(st.by_result) == {"success": 4, "failure": 2, "partial": 1}
+    assert dict(st.by_category)["webhooks"] == 3
+    assert st.by_day[0] == ("2025-01-01", 1)
+    assert sum(n for _, n in st.by_day) == 7
+    assert st.first == "2025-01-01T00:00:00.000Z"
+    assert filled.stats(actor="bob@company.com").total == 2
+
+
+def test_page_walks_every_entry_once_and_is_stable_under_appends(store: al.AuditStore) -> None:
+    store.append(
+        [make_entry(timestamp=f"2025-01-01T00:{i // 60:02d}:{i % 60:02d}Z") for i in range(45)]
+    )
+    seen: list[str] = []
+    page = store.page(limit=10)
+    seen += [e["audit_id"] for e in page.entries]
+    store.append([make_entry(timestamp="2025-06-01T00:00:00Z")])  # newer: would shift an offset
+    while page.next_cursor:
+        page = store.page(limit=10, cursor=page.next_cursor)
+        seen += [e["audit_id"] for e in page.entries]
+    assert len(seen) == 45 == len(set(seen))
+    with pytest.raises(al.FilterError, match="invalid page cursor"):
+        store.page(cursor="garbage")
+
+
+def test_query_audit_trail_seed_helper(filled: al.AuditStore) -> None:
+    got = al.query_audit_trail(
+        filled,
+        start_date="2025-01-01",
+        end_date="2025-01-31",
+        actions=["webhook.created", "webhook.deleted"],
+        limit=100,
+    )
+    assert [e["action"] for e in got] == ["webhook.created", "webhook.deleted"]
+    assert set(got[0]) >= {"audit_id", "timestamp", "actor", "resource", "details", "result"}

@@ -1,0 +1,120 @@
+"""Validation of the interchange shape: precise errors, normalisation, round trip."""
+
+from __future__ import annotations
+
+import pytest
+
+import auditlens as al
+from auditlens.schema import (
+    ACTIONS,
+    category_of,
+    format_timestamp,
+    normalize_entries,
+    normalize_entry,
+    parse_timestamp,
+    row_to_entry,
+)
+from tests.helpers import make_entry
+
+
+def _problems(entry: dict, **kwargs: object) -> dict[str, str]:
+    with pytest.raises(al.ValidationError) as err:
+        normalize_entry(entry, index=4, **kwargs)  # type: ignore[arg-type]
+    return {p.field: p.message for p in err.value.problems}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "message"),
+    [
+        ({"audit_id": "not-a-uuid"}, "audit_id", "not a UUID"),
+        ({"organization_id": None}, "organization_id", "is required"),
+        ({"organization_id": "123"}, "organization_id", "not a UUID"),
+        ({"application_id": "app-1"}, "application_id", "not a UUID"),
+        ({"actor.user_id": "jane"}, "actor.user_id", "not a UUID"),
+        ({"actor.email": "jane at company"}, "actor.email", "not an email"),
+        ({"actor.type": "robot"}, "actor.type", "must be one of"),
+        ({"actor": "jane"}, "actor", "must be an object"),
+        ({"timestamp": "2025-01-20T10:30:00"}, "timestamp", "no time zone"),
+        ({"timestamp": "yesterday"}, "timestamp", "not an ISO 8601"),
+        ({"timestamp": 1737369000}, "timestamp", "expected an ISO 8601 string"),
+        ({"ip_address": "300.1.1.1"}, "ip_address", "not an IPv4 or IPv6"),
+        ({"result": "ok"}, "result", "success, failure, partial"),
+        ({"result": None}, "result", "is required"),
+        ({"action": "Webhook Created"}, "action", "category.verb"),
+        ({"action": ""}, "action", "must not be empty"),
+        ({"details": ["a"]}, "details", "must be a JSON object"),
+        ({"details": {"x": {1, 2}}}, "details", "not JSON-serialisable"),
+        ({"resource": {"id": "wh-1"}}, "resource.type", "is required"),
+        ({"resource": {"type": "webhook", "colour": "red"}}, "resource.colour", "unknown field"),
+        ({"colour": "red"}, "colour", "unknown field"),
+        ({"actor": {"type": "user", "email": "j@x.io", "role": "admin"}}, "actor.role", "unknown"),
+        ({"actor": {"type": "user"}}, "actor", "needs a user_id or an email"),
+        ({"user_agent": "x" * 5000}, "user_agent", "limit is 2048"),
+    ],
+)
+def test_each_kind_of_bad_field_is_named(overrides: dict, field: str, message: str) -> None:
+    problems = _problems(make_entry(**overrides))
+    assert field in problems
+    assert message in problems[field]
+
+
+def test_oversized_details_respects_the_configured_limit() -> None:
+    entry = make_entry(details={"blob": "x" * 70_000})
+    assert "limit is 65,536" in _problems(entry)["details"]
+    assert normalize_entry(entry, max_details_bytes=100_000)["details"].startswith('{"blob"')
+    assert (
+        "limit is 100"
+        in _problems(make_entry(details={"a": "b" * 200}), max_details_bytes=100)["details"]
+    )
+
+
+def test_strict_actions_refuses_actions_outside_the_catalogue() -> None:
+    entry = make_entry(action="report.generated")
+    assert normalize_entry(entry)["category"] == "report"
+    assert "not in the action catalogue" in _problems(entry, strict_actions=True)["action"]
+
+
+def test_error_message_says_where() -> None:
+    with pytest.raises(al.ValidationError) as err:
+        normalize_entries([make_entry(), make_entry(result="nope", ip_address="x")])
+    text = str(err.value)
+    assert "entry 1, field 'result'" in text
+    assert "entry 1, field 'ip_address'" in text
+    assert "nothing was appended" in text
+    assert isinstance(err.value, ValueError)
+
+
+def test_normalisation() -> None:
+    row = normalize_entry(
+        make_entry(
+            audit_id="ABCDEF01-2345-4678-9ABC-DEF012345678",
+            ip_address="2001:DB8:0:0::1",
+            timestamp="2025-01-20T11:30:00.123999+01:00",
+            details={"b": 1, "a": {"z": True, "y": None}},
+        )
+    )
+    assert row["audit_id"] == "abcdef01-2345-4678-9abc-def012345678"
+    assert row["ip_address"] == "2001:db8::1"
+    assert row["ts"] == parse_timestamp("2025-01-20T10:30:00.123Z")  # UTC, ms truncated
+    assert row["details"] == '{"a":{"y":null,"z":true},"b":1}'
+
+
+def test_round_trip_of_the_interchange_shape() -> None:
+    entry = make_entry()
+    back = row_to_entry(normalize_entry(entry))
+    assert back == entry
+
+
+def test_catalogue_and_categories() -> None:
+    assert len(ACTIONS) >= 24
+    assert ACTIONS["user.role_changed"].category == "user_management"
+    assert ACTIONS["webhook.deleted"].sensitive
+    assert {a.category for a in ACTIONS.values()} <= set(al.CATEGORIES)
+    assert category_of("organization.plan_changed") == "organization"
+
+
+def test_timestamp_format_is_millisecond_utc() -> None:
+    assert format_timestamp(0) == "1970-01-01T00:00:00.000Z"
+    assert (
+        format_timestamp(parse_timestamp("2024-02-29T23:59:59.999Z")) == "2024-02-29T23:59:59.999Z"
+    )
