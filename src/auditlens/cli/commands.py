@@ -46,8 +46,9 @@ def _format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> str:
 @handle_errors
 def init(db: Db = None) -> None:
     """Create the store (tables, triggers, indexes) if it does not exist yet."""
-    store = al.open_store(db)
-    console.print(f"store ready: {redact_url(resolve_url(db))} ({store.count():,} entries)")
+    with al.open_store(db) as store:
+        n = store.count()
+    console.print(f"store ready: {redact_url(resolve_url(db))} ({n:,} entries)")
 
 
 @app.command()
@@ -67,19 +68,21 @@ def ingest(
     """
     from auditlens.ingest import ingest as run_ingest
 
-    store = al.open_store(db)
     total = None
     if source != "-":
         total = _count_lines(Path(source))
-    with Progress(
-        TextColumn("[bold]ingest[/]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-        disable=not err_console.is_terminal,
-    ) as bar:
+    with (
+        al.open_store(db) as store,
+        Progress(
+            TextColumn("[bold]ingest[/]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=True,
+            disable=not err_console.is_terminal,
+        ) as bar,
+    ):
         task = bar.add_task("ingest", total=total)
         report = run_ingest(
             store,
@@ -131,8 +134,8 @@ def search(
     bare words search text; an email means that actor, an action name that action.
     """
     _format(fmt)
-    store = al.open_store(db)
-    entries = store.entries(query or None, limit=limit, order=order)  # type: ignore[arg-type]
+    with al.open_store(db) as store:
+        entries = store.entries(query or None, limit=limit, order=order)  # type: ignore[arg-type]
     print_entries(entries, fmt, title=f"{len(entries)} entries" if fmt == "table" else None)
 
 
@@ -145,7 +148,8 @@ def show(
 ) -> None:
     """Show one entry with every field and its chain position. Exit 1 if not found."""
     _format(fmt, ("table", "json"))
-    entry = al.open_store(db).get(audit_id)
+    with al.open_store(db) as store:
+        entry = store.get(audit_id)
     if entry is None:
         err_console.print(f"no entry with audit_id {Text(audit_id)}")
         raise typer.Exit(EXIT_PROBLEM)
@@ -169,7 +173,8 @@ def stats(
 ) -> None:
     """Counts by category, result and day."""
     _format(fmt, ("table", "json"))
-    st = al.open_store(db).stats(query or None)
+    with al.open_store(db) as store:
+        st = store.stats(query or None)
     if fmt == "json":
         sys.stdout.write(orjson.dumps(st.__dict__, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
@@ -208,8 +213,20 @@ def tail(
 ) -> None:
     """Follow new entries as they are appended (Ctrl-C to stop)."""
     _format(fmt, ("table", "jsonl"))
-    store = al.open_store(db)
     stop = threading.Event()
+    with al.open_store(db) as store:
+        _follow(store, query, since, interval, fmt, count, stop)
+
+
+def _follow(
+    store: al.AuditStore,
+    query: str,
+    since: str | None,
+    interval: float,
+    fmt: str,
+    count: int | None,
+    stop: threading.Event,
+) -> None:
     try:
         for entry in store.stream(
             query or None, since=since, poll_interval=interval, stop=stop, max_events=count

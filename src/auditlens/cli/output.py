@@ -17,7 +17,7 @@ __all__ = ["FORMATS", "console", "err_console", "print_entries", "render_entry"]
 
 FORMATS = ("table", "json", "jsonl", "csv")
 console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # one message, one line
 
 _CSV_FIELDS = (
     "timestamp",
@@ -78,31 +78,37 @@ def print_entries(entries: Sequence[dict[str, Any]], fmt: str, *, title: str | N
         console.print(entries_table(entries, title=title))
 
 
-def entries_table(entries: Iterable[dict[str, Any]], *, title: str | None = None) -> Table:
-    """A rich table of entries sized for the terminal."""
+def entries_table(
+    entries: Iterable[dict[str, Any]], *, title: str | None = None, width: int | None = None
+) -> Table:
+    """A rich table of entries sized for the terminal (narrow terminals drop ip and id)."""
+    wide = (width or console.width) >= 110
     table = Table(title=title, expand=True, header_style="bold", pad_edge=False)
-    table.add_column("time (UTC)", no_wrap=True, min_width=19)
-    table.add_column("actor", overflow="ellipsis", max_width=32, no_wrap=True, ratio=3)
-    table.add_column("action", no_wrap=True, min_width=14, overflow="fold")
-    table.add_column("resource", overflow="ellipsis", max_width=36, no_wrap=True, ratio=3)
+    table.add_column("time (UTC)", no_wrap=True, min_width=19 if wide else 16)
+    table.add_column("actor", overflow="ellipsis", no_wrap=True, ratio=3, min_width=10)
+    table.add_column("action", no_wrap=True, min_width=12, overflow="fold")
+    table.add_column("resource", overflow="ellipsis", no_wrap=True, ratio=3, min_width=10)
     table.add_column("result", no_wrap=True, min_width=7)
-    table.add_column("ip", no_wrap=True, overflow="ellipsis", min_width=15, max_width=39)
-    table.add_column("id", no_wrap=True, min_width=8)
+    if wide:
+        table.add_column("ip", no_wrap=True, overflow="ellipsis", min_width=15, max_width=39)
+        table.add_column("id", no_wrap=True, min_width=8)
     for e in entries:
         actor = e["actor"].get("email") or e["actor"].get("user_id") or e["actor"]["type"]
         res = e.get("resource") or {}
         resource = f"{res.get('type')}: {res.get('name') or res.get('id')}" if res else ""
         result = e["result"]
+        stamp = e["timestamp"].replace("T", " ")[: 19 if wide else 16]
         # user-controlled text goes in as Text, never as console markup
-        table.add_row(
-            Text(e["timestamp"].replace("T", " ")[:19]),
+        cells = [
+            Text(stamp),
             Text(actor),
             Text(e["action"]),
             Text(resource),
             Text(result, style=_RESULT_STYLE.get(result, "")),
-            Text(e.get("ip_address") or ""),
-            Text(e["audit_id"][:8]),
-        )
+        ]
+        if wide:
+            cells += [Text(e.get("ip_address") or ""), Text(e["audit_id"][:8])]
+        table.add_row(*cells)
     return table
 
 
