@@ -10,8 +10,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
 
 import orjson
 import pyarrow as pa
@@ -22,7 +22,14 @@ if TYPE_CHECKING:
     import pandas as pd
     import polars as pl
 
-__all__ = ["COLUMNS", "FRAME_SCHEMA", "Backend", "expand_details", "to_backend"]
+__all__ = [
+    "COLUMNS",
+    "FRAME_SCHEMA",
+    "Backend",
+    "batches_to_backend",
+    "expand_details",
+    "to_backend",
+]
 
 Backend: TypeAlias = Literal["pandas", "polars", "arrow"]
 
@@ -51,6 +58,22 @@ FRAME_SCHEMA = pa.schema(
     ]
 )
 COLUMNS: tuple[str, ...] = tuple(FRAME_SCHEMA.names)
+
+
+def batches_to_backend(batches: Iterable[pa.RecordBatch], backend: str) -> Any:
+    """Build a dataframe batch by batch, so each Arrow batch is freed once converted.
+
+    polars keeps strings in its own layout, so converting a whole Arrow table would
+    hold both copies at once; converting per batch keeps the peak near one copy.
+    """
+    if backend == "polars":
+        import polars as pl
+
+        parts = [cast("pl.DataFrame", pl.from_arrow(b)) for b in batches]
+        if not parts:
+            return pl.from_arrow(FRAME_SCHEMA.empty_table())
+        return pl.concat(parts, rechunk=False)
+    return to_backend(pa.Table.from_batches(list(batches), schema=FRAME_SCHEMA), backend)
 
 
 def to_backend(table: pa.Table, backend: str) -> Any:

@@ -42,7 +42,7 @@ from auditlens.errors import (
     StoreError,
     StoreVersionError,
 )
-from auditlens.frames import FRAME_SCHEMA, to_backend
+from auditlens.frames import FRAME_SCHEMA, batches_to_backend
 from auditlens.query.compile import compile_filter
 from auditlens.query.filters import Filter, parse_duration, parse_when
 from auditlens.query.search import parse_search
@@ -447,7 +447,11 @@ class AuditStore:
             >>> store.query(last="7d", category="webhooks", backend="polars").shape
             (0, 19)
         """
-        return to_backend(self.to_arrow(where, limit=limit, order=order, **filters), backend)
+        if backend not in ("pandas", "polars", "arrow"):
+            raise ConfigError(f"unknown backend {backend!r}; use 'pandas', 'polars' or 'arrow'")
+        flt = self._filter(where, filters)
+        stmt = self._select(_FRAME_COLUMNS, flt, order, limit)
+        return batches_to_backend(self._reader.batches(stmt), backend)
 
     def search(
         self,
