@@ -16,6 +16,8 @@ Example:
 
 from __future__ import annotations
 
+from auditlens.chain.notes import SigningKey, VerifierKey, load_signing_key, load_verifier
+from auditlens.chain.verify import VerificationReport, verify
 from auditlens.compat import query_audit_trail, stream_audit_events
 from auditlens.errors import (
     AuditLensError,
@@ -53,14 +55,20 @@ __all__ = [
     "Page",
     "QuerySyntaxError",
     "Result",
+    "SigningKey",
     "Stats",
     "StoreError",
     "StoreVersionError",
     "ValidationError",
+    "VerificationReport",
+    "VerifierKey",
     "__version__",
     "expand_details",
+    "load_signing_key",
+    "load_verifier",
     "open_store",
     "parse_search",
     "query_audit_trail",
     "stream_audit_events",
+    "verify",
 ]

@@ -10,18 +10,29 @@ SQLite has no column types at run time and the ADBC SQLite driver infers each
 column's type from the first rows it sees (apache/arrow-adbc#581); a query whose
 first rows hold NULL in a text column would fail later. The reader therefore puts
 one typed prototype row in front of the result (``UNION ALL``) and drops it.
+
+The ADBC SQLite driver links its own copy of SQLite, and two copies in one process
+can corrupt a database (their POSIX locks collide), so SQLite reads run in a helper
+process (``_adbc_worker``) that streams Arrow IPC back; PostgreSQL reads run in
+process.
 """
 
 from __future__ import annotations
 
+import atexit
+import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import pyarrow as pa
 from sqlalchemy import Select
 from sqlalchemy.engine import Engine, make_url
 
+from auditlens.errors import StoreError
 from auditlens.store.engine import sqlite_path
 
 __all__ = ["ArrowReader"]
@@ -51,9 +62,9 @@ class ArrowReader:
                 if path is None:
                     self._adbc_ok = False
                     return None
-                import adbc_driver_sqlite.dbapi as adbc_sqlite
+                import adbc_driver_sqlite  # noqa: F401 - fail here, not in the worker
 
-                self._conn = adbc_sqlite.connect(path, autocommit=True)
+                self._conn = _SqliteWorker(path)
             else:
                 import adbc_driver_postgresql.dbapi as adbc_pg
 
@@ -111,19 +122,14 @@ class ArrowReader:
             sql, params = self._compile(stmt)
             if self._dialect == "sqlite":
                 sql = f"{self._prototype()} UNION ALL SELECT * FROM ({sql})"
+            if isinstance(conn, _SqliteWorker):
+                for batch in conn.query(sql, params, batch_size):
+                    yield self._conform(batch)
+                return
             cur = conn.cursor()
             try:
-                if self._dialect == "sqlite":
-                    cur.adbc_statement.set_options(
-                        **{"adbc.sqlite.query.batch_rows": str(batch_size)}
-                    )
                 cur.execute(sql, params)
-                reader = cur.fetch_record_batch()
-                first = True
-                for batch in reader:
-                    if first and self._dialect == "sqlite":
-                        batch = batch.slice(1)
-                    first = False
+                for batch in cur.fetch_record_batch():
                     yield self._conform(batch)
             finally:
                 cur.close()
@@ -148,6 +154,93 @@ class ArrowReader:
                     for f, col in zip(self._schema, columns, strict=True)
                 ]
                 yield self._conform(pa.RecordBatch.from_arrays(arrays, schema=_raw(self._schema)))
+
+
+class _SqliteWorker:
+    """The process's ``_adbc_worker`` (one for every SQLite file), as seen by one file."""
+
+    _proc: subprocess.Popen[bytes] | None = None
+    _lock = threading.Lock()
+    _owner: int | None = None  # thread streaming a result right now
+
+    def __init__(self, path: str) -> None:
+        self.path = str(Path(path).resolve())
+
+    @classmethod
+    def _pipes(cls) -> tuple[IO[bytes], IO[bytes]]:
+        proc = cls._proc
+        if proc is None or proc.poll() is not None:
+            # run the file as a script: importing the auditlens package would cost ~1 s
+            proc = cls._proc = subprocess.Popen(  # noqa: S603 - our own script, fixed arguments
+                [sys.executable, str(Path(__file__).with_name("_adbc_worker.py"))],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+            )
+            atexit.register(_stop, proc)
+        assert proc.stdin is not None and proc.stdout is not None
+        return proc.stdin, proc.stdout
+
+    def query(self, sql: str, params: list[Any], batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """Run one query; yields its record batches (always reads the stream to the end)."""
+        if _SqliteWorker._owner == threading.get_ident():
+            raise StoreError(
+                "a SQLite read was started while another read's batches are still being "
+                "consumed in this thread; finish (or close) the first one"
+            )
+        with self._lock:
+            _SqliteWorker._owner = threading.get_ident()
+            try:
+                yield from self._query(sql, params, batch_rows)
+            finally:
+                _SqliteWorker._owner = None
+
+    def _query(self, sql: str, params: list[Any], batch_rows: int) -> Iterator[pa.RecordBatch]:
+        stdin, stdout = self._pipes()
+        request = {
+            "op": "query",
+            "path": self.path,
+            "sql": sql,
+            "params": params,
+            "batch_rows": batch_rows,
+        }
+        stdin.write(json.dumps(request, default=str).encode() + b"\n")
+        stdin.flush()
+        header = json.loads(stdout.readline() or b'{"ok": false, "error": "reader exited"}')
+        if not header.get("ok"):
+            raise StoreError(f"SQLite read failed: {header.get('error')}")
+        reader = pa.ipc.open_stream(stdout)
+        done = False
+        try:
+            yield from reader
+            done = True
+        finally:
+            if not done:  # the caller stopped early: drain so the next answer starts clean
+                for _ in reader:
+                    pass
+
+    def close(self) -> None:
+        """Let the worker close this file."""
+        with self._lock:
+            proc = self._proc
+            if proc is None or proc.poll() is not None:
+                return
+            stdin, stdout = self._pipes()
+            stdin.write(json.dumps({"op": "close", "path": self.path}).encode() + b"\n")
+            stdin.flush()
+            stdout.readline()
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
 
 
 def _raw(schema: pa.Schema) -> pa.Schema:

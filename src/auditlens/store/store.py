@@ -201,8 +201,10 @@ class AuditStore:
         insp = inspect(self.engine)
         if insp.has_table("auditlens_meta"):
             self._check_version()
-            return
-        if insp.has_table("audit_entries"):
+            if all(insp.has_table(t) for t in metadata.tables):
+                return
+            # same schema version, tables added since: create them (every step is idempotent)
+        elif insp.has_table("audit_entries"):
             raise StoreVersionError(
                 "this database has an audit_entries table but no auditlens_meta: it was not "
                 "created by auditlens. Use another database or schema."
@@ -585,6 +587,41 @@ class AuditStore:
                 }
                 for o, n, s, a, b in conn.execute(stmt)
             ]
+
+    # -- tamper evidence -----------------------------------------------------------
+    def checkpoint(
+        self, organization_id: str, signing_key: Any, *, origin: str | None = None
+    ) -> Any:
+        """Sign and record the organization's current Merkle tree head.
+
+        Returns a :class:`~auditlens.chain.checkpoints.CheckpointRecord` whose ``note``
+        is a C2SP signed checkpoint. Meant to run from cron (``auditlens checkpoint``).
+        """
+        from auditlens.chain.checkpoints import create_checkpoint
+
+        return create_checkpoint(self, organization_id, signing_key, origin=origin)
+
+    def inclusion_proof(self, audit_id: str, checkpoint: Any = None) -> Any:
+        """Proof that an entry is in its organization's tree at a checkpoint (default: latest)."""
+        from auditlens.chain.checkpoints import make_inclusion_proof
+
+        return make_inclusion_proof(self, audit_id, checkpoint)
+
+    def consistency_proof(
+        self, old_checkpoint: Any, new_checkpoint: Any = None, *, organization_id: str | None = None
+    ) -> Any:
+        """Proof that an older checkpoint's tree is a prefix of a newer one (default: now)."""
+        from auditlens.chain.checkpoints import CheckpointRecord, make_consistency_proof
+        from auditlens.chain.notes import parse_checkpoint, parse_note
+
+        org = organization_id
+        if org is None and isinstance(old_checkpoint, CheckpointRecord):
+            org = old_checkpoint.organization_id
+        if org is None and isinstance(old_checkpoint, str):
+            org = parse_checkpoint(parse_note(old_checkpoint).body).origin.rsplit("/", 1)[-1]
+        if org is None:
+            raise FilterError("pass organization_id with a tree size")
+        return make_consistency_proof(self, org, old_checkpoint, new_checkpoint)
 
     # -- streaming -------------------------------------------------------------
     def _max_id(self, conn: Connection | None = None) -> int:

@@ -30,12 +30,14 @@ from sqlalchemy import (
 
 __all__ = [
     "SCHEMA_VERSION",
+    "checkpoints",
     "entries",
     "meta",
     "metadata",
     "postgres_ddl",
     "retention_authorizations",
     "search_text_expr",
+    "signing_keys",
     "sqlite_ddl",
 ]
 
@@ -97,6 +99,28 @@ retention_authorizations = Table(
 )
 
 
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("organization_id", String(36), nullable=False),
+    Column("tree_size", BigInteger, nullable=False),
+    Column("root_hash", String(64), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("note", Text, nullable=False),
+)
+Index("ix_checkpoints_org_size", checkpoints.c.organization_id, checkpoints.c.tree_size)
+
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("vkey", String(200), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("role", String(16), nullable=False),  # log | witness
+    Column("first_seen_ms", BigInteger, nullable=False),
+)
+
+
 def search_text_expr() -> str:
     """SQL text of the expression the PostgreSQL trigram index covers (and text search uses)."""
     return (
@@ -114,6 +138,10 @@ sqlite_ddl: list[str] = [
     WHEN NOT EXISTS (SELECT 1 FROM retention_authorizations r
                      WHERE r.organization_id = OLD.organization_id AND OLD.seq <= r.through_seq)
     BEGIN SELECT RAISE(ABORT, '{_REFUSE}'); END""",
+    """CREATE TRIGGER IF NOT EXISTS checkpoints_no_update BEFORE UPDATE ON checkpoints
+    BEGIN SELECT RAISE(ABORT, 'auditlens: checkpoints are append-only'); END""",
+    """CREATE TRIGGER IF NOT EXISTS checkpoints_no_delete BEFORE DELETE ON checkpoints
+    BEGIN SELECT RAISE(ABORT, 'auditlens: checkpoints are append-only'); END""",
     """CREATE VIRTUAL TABLE IF NOT EXISTS audit_fts USING fts5(
         actor_email, resource_name, action, details,
         content='audit_entries', content_rowid='id', tokenize='trigram')""",
@@ -145,6 +173,15 @@ postgres_ddl: list[str] = [
     "DROP TRIGGER IF EXISTS audit_entries_no_truncate ON audit_entries",
     """CREATE TRIGGER audit_entries_no_truncate BEFORE TRUNCATE ON audit_entries
     FOR EACH STATEMENT EXECUTE FUNCTION auditlens_refuse_mutation()""",
+    """CREATE OR REPLACE FUNCTION auditlens_refuse_change() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+      RAISE EXCEPTION 'auditlens: % is append-only (%)', TG_TABLE_NAME, TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+    END $$""",
+    "DROP TRIGGER IF EXISTS checkpoints_no_change ON checkpoints",
+    """CREATE TRIGGER checkpoints_no_change BEFORE UPDATE OR DELETE ON checkpoints
+    FOR EACH ROW EXECUTE FUNCTION auditlens_refuse_change()""",
     f"""CREATE INDEX IF NOT EXISTS ix_audit_entries_search_trgm ON audit_entries
     USING gin ({search_text_expr()} gin_trgm_ops)""",
 ]

@@ -1,0 +1,81 @@
+"""Helper process that runs read queries on a SQLite file through ADBC.
+
+Why a separate process: the ADBC SQLite driver carries its own copy of SQLite. Two
+copies of SQLite in one process share that process's POSIX locks on the database
+file, and closing a file in one copy drops the other's locks — a documented way to
+corrupt a database (sqlite.org/howtocorrupt.html §2.2.1). In its own process the
+driver is just another SQLite client.
+
+One worker serves every SQLite file of its parent process. Protocol on
+stdin/stdout, one JSON line per request: ``{"op": "query", "path": ..., "sql": ...,
+"params": [...], "batch_rows": n}`` is answered by ``{"ok": true}`` and an Arrow IPC
+stream of the result (its first row, the typed prototype row of ``readers.py``,
+dropped), or by ``{"ok": false, "error": "..."}``; ``{"op": "close", "path": ...}``
+closes that file and is answered by ``{"ok": true}``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def main() -> None:
+    # the low-level driver API: adbc_driver_manager.dbapi would import pandas (~1.5 s)
+    import adbc_driver_manager as adbc
+    import adbc_driver_sqlite
+    import pyarrow as pa
+
+    open_files: dict[str, tuple[object, object]] = {}
+    out = sys.stdout.buffer
+    for line in sys.stdin.buffer:
+        req = json.loads(line)
+        path = req["path"]
+        if req["op"] == "close":
+            handles = open_files.pop(path, None)
+            if handles is not None:
+                for h in reversed(handles):
+                    h.close()  # type: ignore[attr-defined]
+            out.write(b'{"ok": true}\n')
+            out.flush()
+            continue
+        stmt = None
+        try:
+            if path not in open_files:
+                database = adbc_driver_sqlite.connect(path)
+                open_files[path] = (database, adbc.AdbcConnection(database))
+            stmt = adbc.AdbcStatement(open_files[path][1])
+            stmt.set_sql_query(req["sql"])
+            stmt.set_options(**{"adbc.sqlite.query.batch_rows": str(req.get("batch_rows", 65536))})
+            params = req["params"]
+            if params:
+                stmt.bind(
+                    pa.record_batch(
+                        [pa.array([v]) for v in params], names=[str(i) for i in range(len(params))]
+                    )
+                )
+            stream, _ = stmt.execute_query()
+            reader = pa.RecordBatchReader._import_from_c(stream.address)
+            out.write(b'{"ok": true}\n')
+            writer = pa.ipc.new_stream(out, reader.schema)
+            first = True
+            for batch in reader:
+                if first:
+                    batch = batch.slice(1)
+                    first = False
+                writer.write_batch(batch)
+            writer.close()
+        except Exception as exc:
+            error = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            out.write(json.dumps(error).encode() + b"\n")
+        finally:
+            if stmt is not None:
+                stmt.close()
+        out.flush()
+    for handles in open_files.values():
+        for h in reversed(handles):
+            h.close()  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":
+    main()
