@@ -1,0 +1,214 @@
+"""Tamper-evidence commands: verify, keys, checkpoint (+ cosign), export-bundle, verify-bundle."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
+
+import auditlens as al
+from auditlens.chain.bundle import export_bundle, verify_bundle
+from auditlens.chain.checkpoints import cosign, create_checkpoint
+from auditlens.chain.notes import generate_keys
+from auditlens.cli.app import EXIT_PROBLEM, app, handle_errors
+from auditlens.cli.commands import Db
+from auditlens.cli.output import console, err_console
+
+Keys = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--key",
+        help="A verifier key you trust (.vkey, PEM or name+id+key); repeatable. "
+        "Default: $AUDITLENS_VERIFY_KEYS (comma-separated), else the store's.",
+    ),
+]
+
+keys_app = typer.Typer(help="Manage Ed25519 signing keys.", no_args_is_help=True)
+checkpoint_app = typer.Typer(
+    help="Sign the current tree head of each organization (run it from cron).",
+    invoke_without_command=True,
+)
+app.add_typer(keys_app, name="keys")
+app.add_typer(checkpoint_app, name="checkpoint")
+
+
+def _trusted(keys: list[str] | None) -> list[al.VerifierKey] | None:
+    sources = keys or [
+        k for k in os.environ.get("AUDITLENS_VERIFY_KEYS", "").split(",") if k.strip()
+    ]
+    return [al.load_verifier(k.strip()) for k in sources] or None
+
+
+def _bar(label: str) -> Progress:
+    return Progress(
+        TextColumn(f"[bold]{label}[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,
+    )
+
+
+@app.command("verify")
+@handle_errors
+def verify_cmd(
+    db: Db = None,
+    org: Annotated[str | None, typer.Option(help="Only this organization.")] = None,
+    since_seq: Annotated[int | None, typer.Option(help="Start at this seq.")] = None,
+    key: Keys = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Re-compute every hash link and check every signed checkpoint. Exit 0 only if all verifies."""
+    with al.open_store(db) as store:
+        total = store.count(organization_id=org) if org else store.count()
+        with _bar("verify") as bar:
+            task = bar.add_task("verify", total=total)
+            report = al.verify(
+                store,
+                org,
+                since_seq=since_seq,
+                keys=_trusted(key),
+                progress=lambda n: bar.advance(task, n),
+            )
+    if as_json:
+        sys.stdout.write(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        valid = sum(o.entries for o in report.organizations if o.ok)
+        console.print(
+            f"Checked {report.checked:,} entries in {len(report.organizations)} "
+            f"organization(s) in {report.seconds:.1f} s"
+        )
+        for o in report.organizations:
+            cp = (
+                f"checkpoint {o.latest_checkpoint_size} signed by {', '.join(o.signed_by) or '-'}"
+                + (f", witnessed by {', '.join(o.witnesses)}" if o.witnesses else "")
+                if o.latest_checkpoint_size
+                else "no checkpoint"
+            )
+            mark = "[green]valid[/]" if o.ok else "[bold red]INVALID[/]"
+            console.print(
+                f"  {o.organization_id}: seq {o.first_seq or '-'}..{o.last_seq or '-'}, "
+                f"{cp}: {mark}"
+            )
+        if report.keys_source != "given":
+            console.print(
+                "[yellow]note:[/] checkpoint signatures were checked against the keys "
+                "recorded in the store; pass --key with a key you hold to rule out a "
+                "replaced key."
+            )
+        console.print(
+            f"{valid:,} entries valid, {report.checked - valid:,} in organizations "
+            f"with problems; {len(report.problems)} problem(s)"
+        )
+        for p in report.problems:
+            console.print(Text(f"  {p}", style="red"))
+    if not report.ok:
+        raise typer.Exit(EXIT_PROBLEM)
+
+
+@keys_app.command("generate")
+@handle_errors
+def keys_generate(
+    out: Annotated[
+        Path, typer.Option(help="Folder for signing.key (0600), signing.pub, signing.vkey.")
+    ],
+    name: Annotated[str, typer.Option(help="Key name, a schema-less URL.")] = "auditlens.local/log",
+) -> None:
+    """Generate an Ed25519 key pair for signing checkpoints (or for a witness)."""
+    private, public, vkey = generate_keys(out, name)
+    console.print(f"private key: {private} (keep it secret; point AUDITLENS_SIGNING_KEY at it)")
+    console.print(f"public key:  {public}")
+    console.print(f"verifier key: {vkey.read_text().strip()}")
+
+
+@checkpoint_app.callback()
+@handle_errors
+def checkpoint_cmd(
+    ctx: typer.Context,
+    db: Db = None,
+    org: Annotated[str | None, typer.Option(help="Only this organization (default: all).")] = None,
+    key: Annotated[
+        Path | None, typer.Option(help="Signing key (default: $AUDITLENS_SIGNING_KEY).")
+    ] = None,
+) -> None:
+    """Record a signed checkpoint for each organization."""
+    if ctx.invoked_subcommand is not None:
+        return
+    signing = al.load_signing_key(key)
+    with al.open_store(db) as store:
+        orgs = [org] if org else [o["organization_id"] for o in store.organizations()]
+        for o in orgs:
+            rec = create_checkpoint(store, o, signing)
+            console.print(f"{o}: tree size {rec.tree_size}, root {rec.root_hash[:16]}…")
+
+
+@checkpoint_app.command("cosign")
+@handle_errors
+def checkpoint_cosign(
+    checkpoint: Annotated[Path, typer.Argument(help="File with the signed checkpoint note.")],
+    key: Annotated[Path, typer.Option(help="The witness's signing key.")],
+    log_key: Annotated[list[str], typer.Option(help="The log's verifier key (repeatable).")],
+    state: Annotated[Path, typer.Option(help="Folder where the witness remembers what it saw.")],
+    db: Db = None,
+    out: Annotated[Path | None, typer.Option(help="Write the cosigned note here too.")] = None,
+) -> None:
+    """As a witness: check consistency with the last checkpoint seen, then add a signature."""
+    witness = al.load_signing_key(key)
+    with al.open_store(db) as store:
+        rec = cosign(
+            store, checkpoint.read_text(), witness, [al.load_verifier(k) for k in log_key], state
+        )
+    if out is not None:
+        out.write_text(rec.note)
+    console.print(f"cosigned tree size {rec.tree_size} as {witness.name}")
+
+
+@app.command("export-bundle")
+@handle_errors
+def export_bundle_cmd(
+    query: Annotated[str, typer.Argument(help="Search query selecting the entries ('' for all).")],
+    out: Annotated[Path, typer.Option(help="Zip file to write.")],
+    db: Db = None,
+) -> None:
+    """Export entries with their proofs, checkpoints and keys for offline verification."""
+    with al.open_store(db) as store:
+        res = export_bundle(store, query or None, out)
+    console.print(
+        f"wrote {res.path}: {res.entries:,} entries from {len(res.organizations)} "
+        f"organization(s), sha256 {res.sha256}"
+    )
+
+
+@app.command("verify-bundle")
+@handle_errors
+def verify_bundle_cmd(
+    bundle: Annotated[Path, typer.Argument(help="The bundle zip.")],
+    key: Keys = None,
+) -> None:
+    """Check a bundle offline (no store needed). Exit 0 only if everything verifies."""
+    report = verify_bundle(bundle, keys=_trusted(key))
+    console.print(f"{report.entries:,} entries from {len(report.organizations)} organization(s)")
+    for org, signers in sorted(report.signed_by.items()):
+        console.print(f"  {org}: checkpoint signed by {', '.join(signers) or 'no trusted key'}")
+    if report.keys_source != "given":
+        console.print(
+            "[yellow]note:[/] signatures were checked against the keys inside the bundle; "
+            "pass --key with the log's key you obtained independently."
+        )
+    for p in report.problems:
+        console.print(Text(f"  {p}", style="red"))
+    console.print(
+        "[green]bundle verifies[/]"
+        if report.ok
+        else f"[bold red]bundle does NOT verify[/]: {len(report.problems)} problem(s)"
+    )
+    if not report.ok:
+        raise typer.Exit(EXIT_PROBLEM)
