@@ -588,6 +588,24 @@ class AuditStore:
                 for o, n, s, a, b in conn.execute(stmt)
             ]
 
+    # -- detection -----------------------------------------------------------------
+    def detect(
+        self,
+        name_or_all: str = "all",
+        where: Where = None,
+        *,
+        config: Mapping[str, Any] | None = None,
+        backend: str = "polars",
+        **filters: Any,
+    ) -> Any:
+        """Run one detector (``config`` = its parameters) or all of them on matching entries."""
+        from auditlens import detect
+
+        df = self.query(where, backend=backend, order="asc", **filters)
+        if name_or_all == "all":
+            return detect.run_all(df, config)
+        return detect.run(name_or_all, df, **dict(config or {}))
+
     # -- tamper evidence -----------------------------------------------------------
     def checkpoint(
         self, organization_id: str, signing_key: Any, *, origin: str | None = None

@@ -1,0 +1,85 @@
+"""Security detectors over a dataframe of entries (pandas or polars in, the same kind out).
+
+Each returns a findings frame (:data:`~auditlens.detect.findings.FINDING_SCHEMA`).
+
+Example:
+    >>> import auditlens as al
+    >>> from auditlens import detect
+    >>> store = al.open_store("sqlite://")
+    >>> detect.run_all(store.query(backend="polars")).height
+    0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import polars as pl
+
+from auditlens.detect.behaviour import off_hours, unusual_access
+from auditlens.detect.bursts import (
+    brute_force_success,
+    bulk_deletions,
+    failed_login_spikes,
+    password_spray,
+)
+from auditlens.detect.findings import (
+    FINDING_SCHEMA,
+    SEVERITIES,
+    as_polars,
+    empty_findings,
+    return_like,
+)
+from auditlens.errors import FilterError
+
+__all__ = [
+    "DETECTORS",
+    "FINDING_SCHEMA",
+    "SEVERITIES",
+    "brute_force_success",
+    "bulk_deletions",
+    "failed_login_spikes",
+    "off_hours",
+    "password_spray",
+    "run",
+    "run_all",
+    "unusual_access",
+]
+
+#: detector name → function.
+DETECTORS: dict[str, Callable[..., Any]] = {
+    "failed_login_spikes": failed_login_spikes,
+    "brute_force_success": brute_force_success,
+    "password_spray": password_spray,
+    "off_hours": off_hours,
+    "bulk_deletions": bulk_deletions,
+    "unusual_access": unusual_access,
+}
+
+
+def run(name: str, df: Any, **params: Any) -> Any:
+    """Run one detector by name, with clear errors for unknown names or parameters."""
+    if name not in DETECTORS:
+        raise FilterError(f"unknown detector {name!r}; known: {', '.join(DETECTORS)}")
+    try:
+        return DETECTORS[name](df, **params)
+    except TypeError as exc:
+        raise FilterError(f"detector {name}: {exc}") from None
+
+
+def run_all(df: Any, config: Mapping[str, Mapping[str, Any] | bool] | None = None) -> Any:
+    """Run every detector (``config[name] = False`` disables one, a dict sets its parameters)."""
+    frame, kind = as_polars(df)
+    config = dict(config or {})
+    unknown = set(config) - set(DETECTORS)
+    if unknown:
+        raise FilterError(f"unknown detector(s) in config: {', '.join(sorted(unknown))}")
+    parts = []
+    for name in DETECTORS:
+        params = config.get(name, {})
+        if params is False:
+            continue
+        parts.append(run(name, frame, **(params if isinstance(params, Mapping) else {})))
+    out = pl.concat(parts) if parts else empty_findings()
+    return return_like(out, kind)

@@ -1,0 +1,402 @@
+"""Behaviour detectors: activity outside business hours, and unusual access
+(new network or user-agent family, a dormant account waking up, any activity
+after a suspension or removal).
+
+Example:
+    >>> import polars as pl
+    >>> from datetime import datetime, UTC
+    >>> at = datetime(2025, 1, 7, 2, 40, tzinfo=UTC)
+    >>> df = pl.DataFrame({"audit_id": ["a"], "timestamp": [at],
+    ...     "action": ["user.role_changed"], "result": ["success"], "organization_id": ["o"],
+    ...     "actor_email": ["admin@x.io"], "actor_type": ["user"]})
+    >>> off_hours(df, timezone="Europe/Berlin")[["severity", "count"]].rows()
+    [('high', 1)]
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import date, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import polars as pl
+
+from auditlens.detect.findings import (
+    as_polars,
+    build_findings,
+    empty_findings,
+    parse_window,
+    positive_int,
+    return_like,
+    subject_expr,
+)
+from auditlens.errors import FilterError
+from auditlens.schema import ACTIONS
+
+__all__ = ["off_hours", "unusual_access", "user_agent_family"]
+
+SENSITIVE = sorted(a for a, info in ACTIONS.items() if info.sensitive)
+_ROUTINE_AUTH = ["auth.login", "auth.logout", "auth.failed"]
+
+
+def _hours(spec: str) -> tuple[time, time]:
+    try:
+        a, b = spec.split("-")
+        start, end = time.fromisoformat(a.strip()), time.fromisoformat(b.strip())
+    except ValueError:
+        raise FilterError(f"business_hours must look like '08:00-18:00', got {spec!r}") from None
+    if start >= end:
+        raise FilterError(f"business_hours {spec!r}: the start must be before the end")
+    return start, end
+
+
+def _zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise FilterError(
+            f"unknown time zone {name!r}; use an IANA name like 'Europe/Berlin'"
+        ) from None
+    return name
+
+
+def off_hours(
+    df: Any,
+    business_hours: str = "08:00-18:00",
+    timezone: str = "UTC",
+    timezones: Mapping[str, str] | None = None,
+    weekends: bool = True,
+    holidays: Iterable[date | str] = (),
+    actor_types: Iterable[str] = ("user",),
+) -> Any:
+    """People acting outside business hours, one finding per person and local day.
+
+    Local time uses, in order: ``timezones[actor email]``, ``timezones[actor user id]``,
+    ``timezones[organization id]``, then ``timezone``. Weekends (Saturday, Sunday) and
+    ``holidays`` count as off hours. Severity: ``high`` when a sensitive action (role
+    changes, deletions, billing, settings…) is among them, ``medium`` for other
+    changes, ``low`` for sign-ins only. Machines (service accounts, the system) are
+    left out by default: they work at night by design.
+    """
+    frame, kind = as_polars(df)
+    start, end = _hours(business_hours)
+    default = _zone(timezone)
+    mapping = {k.lower() if "@" in k else k: _zone(v) for k, v in (timezones or {}).items()}
+    off_days = {d if isinstance(d, date) else date.fromisoformat(d) for d in holidays}
+    key, _ = subject_expr("actor")
+    ev = frame.filter(pl.col("actor_type").is_in(list(actor_types))).with_columns(
+        key.alias("key"),
+        pl.coalesce(
+            pl.col("actor_email")
+            .str.to_lowercase()
+            .replace_strict(mapping, default=None, return_dtype=pl.Utf8),
+            pl.col("actor_user_id").replace_strict(mapping, default=None, return_dtype=pl.Utf8),
+            pl.col("organization_id").replace_strict(mapping, default=None, return_dtype=pl.Utf8),
+            pl.lit(default),
+        ).alias("tz"),
+    )
+    if ev.is_empty():
+        return return_like(empty_findings(), kind)
+    parts = []
+    for (tz,), group in ev.group_by(["tz"]):
+        local = pl.col("timestamp").dt.convert_time_zone(str(tz))
+        parts.append(
+            group.with_columns(
+                local.dt.time().alias("_t"),
+                local.dt.weekday().alias("_wd"),
+                local.dt.date().alias("_day"),
+            )
+        )
+    ev = pl.concat(parts)
+    off = (pl.col("_t") < start) | (pl.col("_t") >= end)
+    if weekends:
+        off = off | (pl.col("_wd") >= 6)
+    if off_days:
+        off = off | pl.col("_day").is_in(sorted(off_days))
+    hits = ev.filter(off)
+    if hits.is_empty():
+        return return_like(empty_findings(), kind)
+    rows = (
+        hits.sort("timestamp")
+        .group_by(["organization_id", "key", "_day", "tz"])
+        .agg(
+            pl.col("timestamp").min().alias("window_start"),
+            pl.col("timestamp").max().alias("window_end"),
+            pl.len().alias("count"),
+            pl.col("audit_id").alias("audit_ids"),
+            pl.col("action").is_in(SENSITIVE).any().alias("_sensitive"),
+            (~pl.col("action").is_in(_ROUTINE_AUTH)).any().alias("_change"),
+            pl.col("action")
+            .filter(pl.col("action").is_in(SENSITIVE))
+            .unique()
+            .sort()
+            .alias("_acts"),
+        )
+    )
+    out = build_findings(
+        rows,
+        "off_hours",
+        pl.when(pl.col("_sensitive"))
+        .then(pl.lit("high"))
+        .when(pl.col("_change"))
+        .then(pl.lit("medium"))
+        .otherwise(pl.lit("low")),
+        "actor",
+        pl.format(
+            "{} acted {} time(s) outside business hours on {} ({}){}",
+            pl.col("key"),
+            pl.col("count"),
+            pl.col("_day").cast(pl.Utf8),
+            pl.col("tz"),
+            pl.when(pl.col("_sensitive"))
+            .then(pl.lit(", including ") + pl.col("_acts").list.join(", "))
+            .otherwise(pl.lit("")),
+        ),
+        pl.format(
+            '{{"timezone": "{}", "local_date": "{}", "business_hours": "{}"}}',
+            pl.col("tz"),
+            pl.col("_day").cast(pl.Utf8),
+            pl.lit(business_hours),
+        ),
+    )
+    return return_like(out, kind)
+
+
+_FAMILIES = [
+    ("curl", "curl"),
+    ("python-requests", "python-requests"),
+    ("Go-http-client", "go"),
+    ("PostmanRuntime", "postman"),
+    ("okhttp", "okhttp"),
+    ("Edg/", "edge"),
+    ("Chrome/", "chrome"),
+    ("Firefox/", "firefox"),
+    ("Safari/", "safari"),
+]
+
+
+def user_agent_family(col: str = "user_agent") -> pl.Expr:
+    """A coarse family (chrome, firefox, safari, curl, python-requests…) of a user agent."""
+    expr: Any = pl.when(pl.col(col).is_null()).then(pl.lit(None, pl.Utf8))
+    for needle, fam in _FAMILIES:
+        expr = expr.when(pl.col(col).str.contains(needle, literal=True)).then(pl.lit(fam))
+    family: pl.Expr = expr.otherwise(pl.col(col).str.split("/").list.first().str.to_lowercase())
+    return family
+
+
+def unusual_access(
+    df: Any,
+    min_history: int = 20,
+    dormant: str | timedelta = "14d",
+    new_network: bool = True,
+    new_agent: bool = True,
+    after_suspension: bool = True,
+) -> Any:
+    """Access that does not fit an actor's history.
+
+    * a successful action from a network (/24 for IPv4, the address for IPv6) or a
+      user-agent family never seen before for an actor with ``min_history`` earlier
+      actions (``high`` when both are new, else ``medium``);
+    * an actor with history acting again after ``dormant`` of silence (``medium``);
+    * any successful action by a user after they were suspended or removed (``critical``).
+    """
+    frame, kind = as_polars(df)
+    min_history = positive_int(min_history, "min_history")
+    quiet = parse_window(dormant, "dormant")
+    key, _ = subject_expr("actor")
+    users = frame.filter((pl.col("actor_type") == "user") & (pl.col("result") != "failure"))
+    parts = []
+    if not users.is_empty():
+        ev = (
+            users.with_columns(
+                key.alias("key"),
+                pl.coalesce(
+                    pl.col("ip_address").str.extract(r"^(\d+\.\d+\.\d+)\.\d+$"),
+                    pl.col("ip_address"),
+                ).alias("net"),
+                user_agent_family().alias("family"),
+            )
+            .sort(["organization_id", "key", "timestamp"])
+            .with_columns(
+                pl.int_range(pl.len()).over(["organization_id", "key"]).alias("_prior"),
+                pl.col("timestamp").diff().over(["organization_id", "key"]).alias("_gap"),
+            )
+        )
+        enough = pl.col("_prior") >= min_history
+        new_net = (
+            (
+                pl.col("net").is_not_null()
+                & pl.col("net").is_first_distinct().over(["organization_id", "key", "net"])
+                & enough
+            )
+            if new_network
+            else pl.lit(False)
+        )
+        new_fam = (
+            (
+                pl.col("family").is_not_null()
+                & pl.col("family").is_first_distinct().over(["organization_id", "key", "family"])
+                & enough
+            )
+            if new_agent
+            else pl.lit(False)
+        )
+        ev = ev.with_columns(new_net.alias("_nn"), new_fam.alias("_nf"))
+        flagged = ev.filter(pl.col("_nn") | pl.col("_nf"))
+        if not flagged.is_empty():
+            # the flagged action and what the actor did from there in the next hour
+            seeds = flagged.select(
+                "organization_id", "key", "timestamp", "net", "family", "_nn", "_nf"
+            )
+            follow = ev.join(seeds, on=["organization_id", "key"], suffix="_s").filter(
+                (pl.col("timestamp") >= pl.col("timestamp_s"))
+                & (pl.col("timestamp") <= pl.col("timestamp_s") + timedelta(hours=1))
+                & ((pl.col("net") == pl.col("net_s")) | (pl.col("family") == pl.col("family_s")))
+            )
+            rows = follow.group_by(["organization_id", "key", "timestamp_s"]).agg(
+                pl.col("timestamp").min().alias("window_start"),
+                pl.col("timestamp").max().alias("window_end"),
+                pl.len().alias("count"),
+                pl.col("audit_id").sort_by("timestamp").alias("audit_ids"),
+                pl.col("_nn_s").first().alias("nn"),
+                pl.col("_nf_s").first().alias("nf"),
+                pl.col("net_s").first().alias("net"),
+                pl.col("family_s").first().alias("fam"),
+            )
+            # a seed inside an earlier seed's hour belongs to that finding
+            rows = (
+                rows.sort("window_start")
+                .with_columns(
+                    pl.col("window_end")
+                    .shift(1)
+                    .over(["organization_id", "key"])
+                    .alias("_prev_end")
+                )
+                .filter(
+                    pl.col("_prev_end").is_null() | (pl.col("window_start") > pl.col("_prev_end"))
+                )
+            )
+            parts.append(
+                build_findings(
+                    rows,
+                    "unusual_access",
+                    pl.when(pl.col("nn") & pl.col("nf"))
+                    .then(pl.lit("high"))
+                    .otherwise(pl.lit("medium")),
+                    "actor",
+                    pl.format(
+                        "{} acted from {}",
+                        pl.col("key"),
+                        pl.when(pl.col("nn") & pl.col("nf"))
+                        .then(
+                            pl.format(
+                                "a new network ({}) with a new client ({})",
+                                pl.col("net"),
+                                pl.col("fam"),
+                            )
+                        )
+                        .when(pl.col("nn"))
+                        .then(pl.format("a new network ({})", pl.col("net")))
+                        .otherwise(pl.format("a new client ({})", pl.col("fam"))),
+                    ),
+                    pl.format(
+                        '{{"reason": "{}"}}',
+                        pl.when(pl.col("nn") & pl.col("nf"))
+                        .then(pl.lit("new_network_and_agent"))
+                        .when(pl.col("nn"))
+                        .then(pl.lit("new_network"))
+                        .otherwise(pl.lit("new_agent")),
+                    ),
+                )
+            )
+        woke = ev.filter((pl.col("_gap") >= quiet) & (pl.col("_prior") >= min_history))
+        if not woke.is_empty():
+            rows = woke.select(
+                "organization_id",
+                "key",
+                (pl.col("timestamp") - pl.col("_gap")).alias("window_start"),
+                pl.col("timestamp").alias("window_end"),
+                pl.lit(1).alias("count"),
+                pl.concat_list(pl.col("audit_id")).alias("audit_ids"),
+                (pl.col("_gap").dt.total_days()).alias("days"),
+            )
+            parts.append(
+                build_findings(
+                    rows,
+                    "unusual_access",
+                    "medium",
+                    "actor",
+                    pl.format(
+                        "{} acted again after {} days of silence", pl.col("key"), pl.col("days")
+                    ),
+                    pl.lit(json.dumps({"reason": "dormant_account"})),
+                )
+            )
+    if after_suspension:
+        parts.append(_after_suspension(frame, key))
+    out = pl.concat(parts) if parts else empty_findings()
+    return return_like(out, kind)
+
+
+def _after_suspension(frame: pl.DataFrame, key: pl.Expr) -> pl.DataFrame:
+    stops = frame.filter(
+        pl.col("action").is_in(["user.suspended", "user.removed"]) & (pl.col("result") == "success")
+    ).select(
+        "organization_id",
+        pl.col("timestamp").alias("stopped_at"),
+        pl.col("audit_id").alias("stop_id"),
+        pl.col("action").alias("stop_action"),
+        pl.col("resource_id").alias("target_id"),
+        pl.col("resource_name").str.to_lowercase().alias("target_email"),
+    )
+    if stops.is_empty():
+        return empty_findings()
+    acts = frame.filter((pl.col("actor_type") == "user") & (pl.col("result") != "failure")).select(
+        "organization_id",
+        "timestamp",
+        "audit_id",
+        key.alias("key"),
+        pl.col("actor_user_id"),
+        pl.col("actor_email").str.to_lowercase().alias("email"),
+    )
+    hits = acts.join(stops, on="organization_id").filter(
+        (pl.col("timestamp") > pl.col("stopped_at"))
+        & (
+            (pl.col("actor_user_id") == pl.col("target_id"))
+            | (pl.col("email") == pl.col("target_email"))
+        )
+    )
+    if hits.is_empty():
+        return empty_findings()
+    rows = (
+        hits.sort("timestamp")
+        .group_by(["organization_id", "key", "stop_id"])
+        .agg(
+            pl.col("timestamp").min().alias("window_start"),
+            pl.col("timestamp").max().alias("window_end"),
+            pl.len().alias("count"),
+            pl.col("audit_id").alias("audit_ids"),
+            pl.col("stop_action").first(),
+            pl.col("stopped_at").first(),
+        )
+    )
+    return build_findings(
+        rows,
+        "unusual_access",
+        "critical",
+        "actor",
+        pl.format(
+            "{} performed {} action(s) after {} at {}",
+            pl.col("key"),
+            pl.col("count"),
+            pl.col("stop_action"),
+            pl.col("stopped_at").dt.strftime("%Y-%m-%d %H:%M UTC"),
+        ),
+        pl.format(
+            '{{"reason": "activity_after_{}", "stop_audit_id": "{}"}}',
+            pl.col("stop_action").str.replace("user.", "", literal=True),
+            pl.col("stop_id"),
+        ),
+    )

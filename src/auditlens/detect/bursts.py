@@ -1,0 +1,255 @@
+"""Burst detectors: failed-login spikes, brute force ending in success, password spray,
+bulk deletions. All use true sliding windows ("more than N in any W"), computed with
+polars rolling windows per subject; overlapping windows of one burst merge into one finding.
+
+Example:
+    >>> import polars as pl
+    >>> from datetime import datetime, timedelta, UTC
+    >>> t0 = datetime(2025, 1, 1, 9, tzinfo=UTC)
+    >>> df = pl.DataFrame({"audit_id": [str(i) for i in range(7)],
+    ...     "timestamp": [t0 + timedelta(seconds=30 * i) for i in range(7)],
+    ...     "action": ["auth.failed"] * 7, "result": ["failure"] * 7,
+    ...     "organization_id": ["o"] * 7, "actor_email": ["jane@x.io"] * 7})
+    >>> failed_login_spikes(df)[["subject", "count"]].rows()
+    [('jane@x.io', 7)]
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import polars as pl
+
+from auditlens.detect.findings import (
+    as_polars,
+    build_findings,
+    empty_findings,
+    human,
+    merge_flagged_windows,
+    parse_window,
+    positive_int,
+    return_like,
+    subject_expr,
+)
+from auditlens.errors import FilterError
+
+__all__ = ["brute_force_success", "bulk_deletions", "failed_login_spikes", "password_spray"]
+
+
+def _rolling_count(ev: pl.DataFrame, window: timedelta) -> pl.DataFrame:
+    """Add ``_n``: events of the same (organization, key) in (t − window, t]."""
+    return _rolling(ev, window, pl.len().alias("_n"))
+
+
+def _rolling(ev: pl.DataFrame, window: timedelta, agg: pl.Expr) -> pl.DataFrame:
+    """Add one column: ``agg`` over each row's window (t − window, t] within its subject.
+
+    Rows with equal (organization, key, time) have identical windows, so sorting the
+    rolling output the same way as the input lines the values up row for row.
+    """
+    order = ["organization_id", "key", "timestamp"]
+    ev = ev.sort(order)
+    out = (
+        ev.rolling(
+            index_column="timestamp",
+            period=window,
+            closed="right",
+            group_by=["organization_id", "key"],
+        )
+        .agg(agg)
+        .sort(order)
+    )
+    name = out.columns[-1]
+    return ev.with_columns(out[name])
+
+
+def failed_login_spikes(
+    df: Any, threshold: int = 5, window: str | timedelta = "5m", by: str = "actor"
+) -> Any:
+    """More than ``threshold`` failed sign-ins in any ``window`` for one actor, IP or organization.
+
+    Default 5 in 5 minutes: a person mistyping a password fails once or twice; five
+    quick failures is a script or someone guessing.
+    """
+    frame, kind = as_polars(df)
+    threshold = positive_int(threshold, "threshold")
+    span = parse_window(window)
+    key, subject_type = subject_expr(by)
+    ev = frame.filter(pl.col("action") == "auth.failed").select(
+        "organization_id", key.alias("key"), "timestamp", "audit_id"
+    )
+    if ev.is_empty():
+        return return_like(empty_findings(), kind)
+    ev = _rolling_count(ev, span)
+    rows = merge_flagged_windows(ev, pl.col("_n") > threshold, span)
+    out = build_findings(
+        rows,
+        "failed_login_spikes",
+        pl.when(pl.col("count") >= 4 * threshold)
+        .then(pl.lit("critical"))
+        .otherwise(pl.lit("high")),
+        subject_type,
+        pl.format(
+            "{} failed sign-ins for {} {} within {} (more than {} in {})",
+            pl.col("count"),
+            pl.lit(subject_type),
+            pl.col("key"),
+            (pl.col("window_end") - pl.col("window_start")).dt.total_seconds().cast(pl.Utf8)
+            + pl.lit(" s"),
+            pl.lit(threshold),
+            pl.lit(human(span)),
+        ),
+    )
+    return return_like(out, kind)
+
+
+def bulk_deletions(df: Any, threshold: int = 10, window: str | timedelta = "10m") -> Any:
+    """More than ``threshold`` deletions by one actor in any ``window``.
+
+    Deletions are ``*.deleted`` actions and ``user.removed`` that did not fail.
+    """
+    frame, kind = as_polars(df)
+    threshold = positive_int(threshold, "threshold")
+    span = parse_window(window)
+    key, _ = subject_expr("actor")
+    ev = frame.filter(
+        (pl.col("action").str.ends_with(".deleted") | (pl.col("action") == "user.removed"))
+        & (pl.col("result") != "failure")
+    ).select("organization_id", key.alias("key"), "timestamp", "audit_id")
+    if ev.is_empty():
+        return return_like(empty_findings(), kind)
+    ev = _rolling_count(ev, span)
+    rows = merge_flagged_windows(ev, pl.col("_n") > threshold, span)
+    out = build_findings(
+        rows,
+        "bulk_deletions",
+        pl.when(pl.col("count") >= 3 * threshold)
+        .then(pl.lit("critical"))
+        .otherwise(pl.lit("high")),
+        "actor",
+        pl.format(
+            "{} deleted {} resources between {} and {}",
+            pl.col("key"),
+            pl.col("count"),
+            pl.col("window_start").dt.strftime("%H:%M"),
+            pl.col("window_end").dt.strftime("%H:%M UTC"),
+        ),
+    )
+    return return_like(out, kind)
+
+
+def password_spray(df: Any, accounts: int = 10, window: str | timedelta = "10m") -> Any:
+    """One IP failing to sign in as at least ``accounts`` different accounts within ``window``."""
+    frame, kind = as_polars(df)
+    accounts = positive_int(accounts, "accounts")
+    span = parse_window(window)
+    actor, _ = subject_expr("actor")
+    ev = frame.filter(
+        (pl.col("action") == "auth.failed") & pl.col("ip_address").is_not_null()
+    ).select(
+        "organization_id",
+        pl.col("ip_address").alias("key"),
+        "timestamp",
+        "audit_id",
+        actor.alias("account"),
+    )
+    if ev.is_empty():
+        return return_like(empty_findings(), kind)
+    ev = _rolling(ev, span, pl.col("account").n_unique().alias("_u"))
+    rows = merge_flagged_windows(ev, pl.col("_u") >= accounts, span)
+    if rows.is_empty():
+        return return_like(empty_findings(), kind)
+    n_accounts = (
+        ev.join(
+            rows.explode("audit_ids").rename({"audit_ids": "audit_id"}),
+            on=["organization_id", "key", "audit_id"],
+        )
+        .group_by(["organization_id", "key", "window_start"])
+        .agg(pl.col("account").n_unique().alias("accounts"))
+    )
+    rows = rows.join(n_accounts, on=["organization_id", "key", "window_start"])
+    out = build_findings(
+        rows,
+        "password_spray",
+        "high",
+        "ip",
+        pl.format(
+            "{} failed to sign in as {} different accounts ({} attempts)",
+            pl.col("key"),
+            pl.col("accounts"),
+            pl.col("count"),
+        ),
+    )
+    return return_like(out, kind)
+
+
+def brute_force_success(
+    df: Any,
+    failures: int = 5,
+    window: str | timedelta = "30m",
+    by: tuple[str, ...] | str = ("actor", "ip"),
+) -> Any:
+    """A successful sign-in preceded by at least ``failures`` failures within ``window``,
+    for the same account or from the same IP: the guess worked (critical)."""
+    frame, kind = as_polars(df)
+    failures = positive_int(failures, "failures")
+    span = parse_window(window)
+    keys = (by,) if isinstance(by, str) else tuple(by)
+    if not keys:
+        raise FilterError("by needs at least one of 'actor', 'ip'")
+    parts = []
+    seen_success: set[str] = set()
+    for b in keys:
+        if b not in ("actor", "ip"):
+            raise FilterError(f"by must be 'actor' and/or 'ip', got {b!r}")
+        key, subject_type = subject_expr(b)
+        auth = frame.filter(pl.col("action").is_in(["auth.failed", "auth.login"])).select(
+            "organization_id", key.alias("key"), "timestamp", "audit_id", "action", "result"
+        )
+        fails = auth.filter(pl.col("action") == "auth.failed")
+        wins = auth.filter((pl.col("action") == "auth.login") & (pl.col("result") == "success"))
+        if fails.is_empty() or wins.is_empty():
+            continue
+        pairs = wins.join(fails, on=["organization_id", "key"], suffix="_f").filter(
+            (pl.col("timestamp_f") < pl.col("timestamp"))
+            & (pl.col("timestamp_f") >= pl.col("timestamp") - span)
+        )
+        hits = (
+            pairs.group_by(["organization_id", "key", "audit_id", "timestamp"])
+            .agg(
+                pl.len().alias("fails"),
+                pl.col("timestamp_f").min().alias("window_start"),
+                pl.col("audit_id_f").sort_by("timestamp_f").alias("fail_ids"),
+            )
+            .filter(pl.col("fails") >= failures)
+        )
+        hits = hits.filter(~pl.col("audit_id").is_in(list(seen_success)))
+        seen_success.update(hits["audit_id"].to_list())
+        if hits.is_empty():
+            continue
+        rows = hits.select(
+            "organization_id",
+            "key",
+            "window_start",
+            pl.col("timestamp").alias("window_end"),
+            (pl.col("fails") + 1).alias("count"),
+            pl.concat_list("fail_ids", pl.concat_list(pl.col("audit_id"))).alias("audit_ids"),
+        )
+        parts.append(
+            build_findings(
+                rows,
+                "brute_force_success",
+                "critical",
+                subject_type,
+                pl.format(
+                    "successful sign-in for {} {} after {} failures within {}",
+                    pl.lit(subject_type),
+                    pl.col("key"),
+                    pl.col("count") - 1,
+                    pl.lit(human(span)),
+                ),
+            )
+        )
+    out = pl.concat(parts) if parts else empty_findings()
+    return return_like(out, kind)

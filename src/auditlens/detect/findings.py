@@ -1,0 +1,229 @@
+"""The findings frame every detector returns, and the helpers detectors share.
+
+Columns: ``finding_id`` (deterministic: the same evidence gives the same id),
+``detector``, ``severity`` (low/medium/high/critical), ``organization_id``,
+``subject_type``, ``subject``, ``window_start``, ``window_end``, ``count``,
+``audit_ids`` (the evidence, a list), ``summary`` (one sentence), ``details`` (JSON).
+
+Example:
+    >>> empty_findings().columns[:3]
+    ['finding_id', 'detector', 'severity']
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from typing import Any
+
+import polars as pl
+
+from auditlens.errors import FilterError
+
+__all__ = [
+    "FINDING_SCHEMA",
+    "SEVERITIES",
+    "as_polars",
+    "empty_findings",
+    "finding_id",
+    "merge_flagged_windows",
+    "parse_window",
+    "return_like",
+    "subject_expr",
+]
+
+SEVERITIES = ("low", "medium", "high", "critical")
+
+FINDING_SCHEMA: dict[str, Any] = {
+    "finding_id": pl.Utf8,
+    "detector": pl.Utf8,
+    "severity": pl.Utf8,
+    "organization_id": pl.Utf8,
+    "subject_type": pl.Utf8,
+    "subject": pl.Utf8,
+    "window_start": pl.Datetime("ms", "UTC"),
+    "window_end": pl.Datetime("ms", "UTC"),
+    "count": pl.Int64,
+    "audit_ids": pl.List(pl.Utf8),
+    "summary": pl.Utf8,
+    "details": pl.Utf8,
+}
+
+_REQUIRED = ("audit_id", "timestamp", "action", "result", "organization_id")
+
+
+def empty_findings() -> pl.DataFrame:
+    """A findings frame with no rows."""
+    return pl.DataFrame(schema=FINDING_SCHEMA)
+
+
+def finding_id(detector: str, organization_id: str, subject: str, window_start_ms: int) -> str:
+    """Deterministic id of a finding."""
+    raw = f"{detector}|{organization_id}|{subject}|{window_start_ms}".encode()
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def parse_window(window: str | timedelta, name: str = "window") -> timedelta:
+    """A positive duration from ``"5m"`` or a timedelta, with a clear error otherwise."""
+    from auditlens.query.filters import parse_duration
+
+    span = parse_duration(window) if isinstance(window, str) else window
+    if not isinstance(span, timedelta) or span.total_seconds() <= 0:
+        raise FilterError(f"{name} must be a positive duration like '5m', got {window!r}")
+    return span
+
+
+def positive_int(value: object, name: str) -> int:
+    """Validate a count parameter."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise FilterError(f"{name} must be a whole number ≥ 1, got {value!r}")
+    return value
+
+
+def as_polars(df: Any) -> tuple[pl.DataFrame, str]:
+    """The frame as polars (and which kind it was) with the columns detectors need."""
+    kind = type(df).__module__.split(".")[0]
+    if kind == "pandas":
+        frame = pl.from_pandas(df)
+    elif isinstance(df, pl.DataFrame):
+        frame = df
+    else:
+        raise FilterError(f"detectors take a pandas or polars DataFrame, got {type(df).__name__}")
+    missing = [c for c in _REQUIRED if c not in frame.columns]
+    if missing:
+        raise FilterError(
+            f"the entries frame lacks column(s) {', '.join(missing)}; "
+            "use store.query(...) to load entries"
+        )
+    for col in (
+        "actor_email",
+        "actor_user_id",
+        "actor_type",
+        "ip_address",
+        "user_agent",
+        "resource_type",
+        "resource_id",
+        "resource_name",
+    ):
+        if col not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, pl.Utf8).alias(col))
+        elif frame.schema[col] != pl.Utf8:
+            frame = frame.with_columns(pl.col(col).cast(pl.Utf8))
+    if frame.schema["timestamp"] != pl.Datetime("ms", "UTC"):
+        frame = frame.with_columns(pl.col("timestamp").cast(pl.Datetime("ms", "UTC")))
+    return frame, kind
+
+
+def return_like(findings: pl.DataFrame, kind: str) -> Any:
+    """Findings as the kind of frame the caller passed in."""
+    findings = findings.select(list(FINDING_SCHEMA)).sort(["window_start", "detector", "subject"])
+    return findings.to_pandas() if kind == "pandas" else findings
+
+
+def subject_expr(by: str) -> tuple[pl.Expr, str]:
+    """Grouping key for ``by`` = actor | ip | organization, and its subject type."""
+    if by == "actor":
+        return pl.coalesce("actor_email", "actor_user_id", pl.lit("(unknown)")), "actor"
+    if by == "ip":
+        return pl.coalesce("ip_address", pl.lit("(no ip)")), "ip"
+    if by == "organization":
+        return pl.col("organization_id"), "organization"
+    raise FilterError(f"by must be 'actor', 'ip' or 'organization', got {by!r}")
+
+
+def merge_flagged_windows(events: pl.DataFrame, flag: pl.Expr, window: timedelta) -> pl.DataFrame:
+    """Merge the flagged sliding windows of each (organization, key) into bursts.
+
+    ``events`` has ``organization_id``, ``key``, ``timestamp``, ``audit_id`` and is sorted by
+    key then time; ``flag`` marks the rows whose window (t − window, t] crossed the
+    threshold. Overlapping windows of one burst become one row with the evidence of
+    every event inside them: ``organization_id, key, window_start, window_end, count, audit_ids``.
+    """
+    ev = events.with_columns(flag.alias("_flag"))
+    flagged = ev.filter(pl.col("_flag")).with_columns((pl.col("timestamp") - window).alias("_lo"))
+    if flagged.is_empty():
+        return pl.DataFrame(
+            schema={
+                "organization_id": pl.Utf8,
+                "key": pl.Utf8,
+                "window_start": pl.Datetime("ms", "UTC"),
+                "window_end": pl.Datetime("ms", "UTC"),
+                "count": pl.UInt32,
+                "audit_ids": pl.List(pl.Utf8),
+            }
+        )
+    # intervals (lo, t] of flagged rows; a new burst starts where lo passes the running end
+    iv = (
+        flagged.sort(["organization_id", "key", "timestamp"])
+        .with_columns(
+            pl.col("timestamp").shift(1).over(["organization_id", "key"]).alias("_prev_end")
+        )
+        .with_columns(
+            (pl.col("_prev_end").is_null() | (pl.col("_lo") >= pl.col("_prev_end")))
+            .cast(pl.Int32)
+            .cum_sum()
+            .over(["organization_id", "key"])
+            .alias("_burst")
+        )
+    )
+    bursts = iv.group_by(["organization_id", "key", "_burst"]).agg(
+        pl.col("_lo").min().alias("lo"), pl.col("timestamp").max().alias("hi")
+    )
+    joined = ev.join(bursts, on=["organization_id", "key"]).filter(
+        (pl.col("timestamp") > pl.col("lo")) & (pl.col("timestamp") <= pl.col("hi"))
+    )
+    return (
+        joined.group_by(["organization_id", "key", "_burst"])
+        .agg(
+            pl.col("timestamp").min().alias("window_start"),
+            pl.col("timestamp").max().alias("window_end"),
+            pl.len().alias("count"),
+            pl.col("audit_id").sort_by("timestamp").alias("audit_ids"),
+        )
+        .drop("_burst")
+    )
+
+
+def build_findings(
+    rows: pl.DataFrame,
+    detector: str,
+    severity: str | pl.Expr,
+    subject_type: str,
+    summary: pl.Expr,
+    details: pl.Expr | None = None,
+) -> pl.DataFrame:
+    """Turn rows of ``organization_id, key, window_start, window_end, count, audit_ids``
+    into a findings frame."""
+    if rows.is_empty():
+        return empty_findings()
+    sev = pl.lit(severity) if isinstance(severity, str) else severity
+    out = rows.with_columns(
+        pl.lit(detector).alias("detector"),
+        sev.alias("severity"),
+        pl.lit(subject_type).alias("subject_type"),
+        pl.col("key").alias("subject"),
+        pl.col("count").cast(pl.Int64),
+        summary.alias("summary"),
+        (details if details is not None else pl.lit("{}")).alias("details"),
+    )
+    ids = [
+        finding_id(detector, o, s, int(w.timestamp() * 1000))
+        for o, s, w in zip(out["organization_id"], out["subject"], out["window_start"], strict=True)
+    ]
+    return (
+        out.with_columns(pl.Series("finding_id", ids, pl.Utf8))
+        .select(list(FINDING_SCHEMA))
+        .cast(
+            FINDING_SCHEMA  # type: ignore[arg-type]
+        )
+    )
+
+
+def human(span: timedelta) -> str:
+    """``timedelta(minutes=5)`` → ``"5 minutes"``."""
+    secs = int(span.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if secs % size == 0 and secs >= size:
+            n = secs // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{secs} seconds"

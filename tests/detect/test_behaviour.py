@@ -1,0 +1,107 @@
+"""Off-hours and unusual-access detectors on small timelines."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+import auditlens as al
+from auditlens.detect import off_hours, run_all, unusual_access
+from tests.detect.timeline import timeline
+
+ROLE = ("user", "u-1", "x@x.io")
+
+
+def test_off_hours_by_local_time_and_sensitivity() -> None:
+    # T0 is Monday 12:00 UTC: 19:00 in Bangkok, 07:00 in New York
+    tl = timeline(
+        (0, "auth.login", "success", "a@x.io", "1.1.1.1"),
+        (1, "user.role_changed", "success", "a@x.io", "1.1.1.1", None, ROLE),
+        (0, "auth.login", "success", "b@x.io", "1.1.1.2"),
+    )
+    assert off_hours(tl).height == 0  # noon UTC
+    f = off_hours(tl, timezones={"a@x.io": "Asia/Bangkok", "b@x.io": "America/New_York"})
+    rows = {r["subject"]: r for r in f.iter_rows(named=True)}
+    assert rows["a@x.io"]["severity"] == "high" and "user.role_changed" in rows["a@x.io"]["summary"]
+    assert rows["b@x.io"]["severity"] == "low" and rows["b@x.io"]["count"] == 1
+
+
+def test_off_hours_weekends_holidays_and_machines() -> None:
+    saturday = timeline((5 * 24 * 60, "webhook.updated", "success", "a@x.io", "1.1.1.1"))
+    assert off_hours(saturday)["severity"].to_list() == ["medium"]
+    assert off_hours(saturday, weekends=False).height == 0
+    assert (
+        off_hours(
+            timeline((0, "auth.login", "success", "a@x.io", "1.1.1.1")), holidays=["2025-01-06"]
+        ).height
+        == 1
+    )
+    machine = timeline((600, "webhook.tested", "success", None, None))  # 22:00 UTC, system actor
+    assert off_hours(machine).height == 0
+    with pytest.raises(al.FilterError, match="unknown time zone"):
+        off_hours(saturday, timezone="Mars/Olympus")
+    with pytest.raises(al.FilterError, match="business_hours"):
+        off_hours(saturday, business_hours="18:00-08:00")
+
+
+def history(n: int, actor: str = "a@x.io", ip: str = "10.0.0.5") -> list[tuple]:
+    return [(i, "webhook.tested", "success", actor, ip) for i in range(n)]
+
+
+def test_new_network_and_agent_after_enough_history() -> None:
+    tl = timeline(
+        *history(25),
+        (30, "auth.login", "success", "a@x.io", "102.1.1.1", "curl/8.5.0"),
+        (31, "webhook.updated", "success", "a@x.io", "102.1.1.1", "curl/8.5.0"),
+    )
+    f = unusual_access(tl)
+    assert f.height == 1 and f["severity"][0] == "high" and f["count"][0] == 2
+    assert "new network (102.1.1)" in f["summary"][0] and "curl" in f["summary"][0]
+    same_net = timeline(*history(25), (30, "auth.login", "success", "a@x.io", "10.0.0.77"))
+    assert unusual_access(same_net).height == 0  # same /24
+    short = timeline(*history(5), (30, "auth.login", "success", "a@x.io", "102.1.1.1"))
+    assert unusual_access(short).height == 0  # not enough history to call it unusual
+    failed = timeline(*history(25), (30, "auth.failed", "failure", "a@x.io", "102.1.1.1"))
+    assert unusual_access(failed).height == 0  # a failed attempt is not access
+
+
+def test_dormant_account_waking_up() -> None:
+    tl = timeline(*history(25), (25 + 20 * 24 * 60, "auth.login", "success", "a@x.io", "10.0.0.5"))
+    f = unusual_access(tl)
+    assert f.height == 1 and "after 20 days" in f["summary"][0]
+
+
+def test_activity_after_suspension_is_critical() -> None:
+    tl = timeline(
+        (
+            0,
+            "user.suspended",
+            "success",
+            "admin@x.io",
+            "1.1.1.1",
+            None,
+            ("user", "u-9", "Eve@x.io"),
+        ),
+        (-5, "webhook.updated", "success", "eve@x.io", "2.2.2.2"),  # before: fine
+        (90, "auth.failed", "failure", "eve@x.io", "2.2.2.2"),  # a failed try is not activity
+        (95, "auth.login", "success", "eve@x.io", "2.2.2.2"),
+    )
+    f = unusual_access(tl)
+    assert f["severity"].to_list() == ["critical"]
+    assert f["audit_ids"].to_list() == [["e003"]]
+    assert "after user.suspended" in f["summary"][0]
+
+
+def test_run_all_with_config() -> None:
+    tl = timeline((0, "auth.login", "success", "a@x.io", "1.1.1.1"))
+    out = run_all(
+        tl, {"off_hours": {"timezones": {"a@x.io": "Asia/Bangkok"}}, "unusual_access": False}
+    )
+    assert out["detector"].to_list() == ["off_hours"]
+    with pytest.raises(al.FilterError, match="unknown detector"):
+        run_all(tl, {"nope": {}})
+    with pytest.raises(al.FilterError, match="detector off_hours"):
+        run_all(tl, {"off_hours": {"colour": "red"}})
+    assert isinstance(run_all(tl.to_pandas()), type(tl.to_pandas()))
+    assert set(out.columns) >= {"finding_id", "audit_ids", "summary", "window_start"}
+    assert out.schema["audit_ids"] == pl.List(pl.Utf8)
