@@ -1,8 +1,8 @@
 """The ``auditlens`` command: options are gathered here, work is done by the public API.
 
 Exit codes: 0 success; 1 the command ran but found a problem (rejected lines,
-no such entry); 2 bad usage or a malformed query/filter; 3 the store or a
-configuration could not be used.
+no such entry, a log that does not verify); 2 bad usage or a malformed
+query, filter or rules file; 3 the store or a configuration could not be used.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import typer
 
+from auditlens.alerts.rules import RuleError
 from auditlens.cli.output import err_console
 from auditlens.errors import (
     AuditLensError,
@@ -49,7 +50,7 @@ def handle_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (QuerySyntaxError, FilterError, ValidationError) as exc:
+        except (QuerySyntaxError, FilterError, ValidationError, RuleError) as exc:
             err_console.print(f"[red]error:[/] {_escape(exc)}")
             raise typer.Exit(EXIT_USAGE) from None
         except (StoreError, ConfigError, IngestError) as exc:

@@ -30,6 +30,8 @@ from sqlalchemy import (
 
 __all__ = [
     "SCHEMA_VERSION",
+    "alert_deliveries",
+    "alert_state",
     "checkpoints",
     "entries",
     "meta",
@@ -118,6 +120,35 @@ signing_keys = Table(
     Column("name", String(128), nullable=False),
     Column("role", String(16), nullable=False),  # log | witness
     Column("first_seen_ms", BigInteger, nullable=False),
+)
+
+
+alert_state = Table(
+    "alert_state",
+    metadata,
+    Column("rule", String(200), primary_key=True),
+    Column("group_key", String(300), primary_key=True),
+    Column("last_alert_id", String(32), nullable=False),
+    Column("last_window_end_ms", BigInteger, nullable=False),
+    Column("fired_at_ms", BigInteger, nullable=False),
+)
+
+alert_deliveries = Table(
+    "alert_deliveries",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("alert_id", String(32), nullable=False),
+    Column("rule", String(200), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | sent | failed
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text),
+    Column("next_attempt_ms", BigInteger, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("sent_ms", BigInteger),
+    UniqueConstraint("alert_id", "channel", "target", name="uq_alert_delivery"),
 )
 
 
