@@ -99,8 +99,10 @@ def off_hours(
     )
     if ev.is_empty():
         return return_like(empty_findings(), kind)
+    zones = ev["tz"].unique().to_list()
     parts = []
-    for (tz,), group in ev.group_by(["tz"]):
+    for tz in zones:  # one conversion per time zone in use (usually a handful)
+        group = ev if len(zones) == 1 else ev.filter(pl.col("tz") == tz)
         local = pl.col("timestamp").dt.convert_time_zone(str(tz))
         parts.append(
             group.with_columns(
@@ -109,7 +111,7 @@ def off_hours(
                 local.dt.date().alias("_day"),
             )
         )
-    ev = pl.concat(parts)
+    ev = pl.concat(parts) if len(parts) > 1 else parts[0]
     off = (pl.col("_t") < start) | (pl.col("_t") >= end)
     if weekends:
         off = off | (pl.col("_wd") >= 6)
@@ -210,7 +212,10 @@ def unusual_access(
     parts = []
     if not users.is_empty():
         ev = (
-            users.with_columns(
+            users.select(
+                "organization_id",
+                "timestamp",
+                "audit_id",
                 key.alias("key"),
                 pl.coalesce(
                     pl.col("ip_address").str.extract(r"^(\d+\.\d+\.\d+)\.\d+$"),
@@ -218,78 +223,79 @@ def unusual_access(
                 ).alias("net"),
                 user_agent_family().alias("family"),
             )
-            .sort(["organization_id", "key", "timestamp"])
+            .sort("timestamp")  # time order is enough: over() keeps each actor's rows in it
             .with_columns(
                 pl.int_range(pl.len()).over(["organization_id", "key"]).alias("_prior"),
                 pl.col("timestamp").diff().over(["organization_id", "key"]).alias("_gap"),
             )
         )
-        enough = pl.col("_prior") >= min_history
-        new_net = (
-            (
-                pl.col("net").is_not_null()
-                & pl.col("net").is_first_distinct().over(["organization_id", "key", "net"])
-                & enough
+        # first use of each network / client family per actor: group_by, then a small join back
+        hour = timedelta(hours=1)
+        episodes = []
+        for col, enabled, is_net in (("net", new_network, True), ("family", new_agent, False)):
+            if not enabled:
+                continue
+            firsts = (
+                ev.filter(pl.col(col).is_not_null())
+                .group_by(["organization_id", "key", col])
+                .agg(pl.col("timestamp").min().alias("_first"), pl.col("_prior").min().alias("_p"))
+                .filter(pl.col("_p") >= min_history)
+                .drop("_p")
             )
-            if new_network
-            else pl.lit(False)
-        )
-        new_fam = (
-            (
-                pl.col("family").is_not_null()
-                & pl.col("family").is_first_distinct().over(["organization_id", "key", "family"])
-                & enough
+            if firsts.is_empty():
+                continue
+            episodes.append(
+                ev.join(firsts, on=["organization_id", "key", col])
+                .filter(pl.col("timestamp") <= pl.col("_first") + hour)
+                .select(
+                    "organization_id",
+                    "key",
+                    "timestamp",
+                    "audit_id",
+                    "net",
+                    "family",
+                    pl.lit(is_net).alias("_in_nn"),
+                    pl.lit(not is_net).alias("_in_nf"),
+                )
             )
-            if new_agent
-            else pl.lit(False)
-        )
-        ev = ev.with_columns(new_net.alias("_nn"), new_fam.alias("_nf"))
-        flagged = ev.filter(pl.col("_nn") | pl.col("_nf"))
-        if not flagged.is_empty():
-            # the flagged action and what the actor did from there in the next hour
-            seeds = flagged.select(
-                "organization_id", "key", "timestamp", "net", "family", "_nn", "_nf"
+        if episodes:
+            hits = (
+                pl.concat(episodes)
+                .group_by(["organization_id", "key", "timestamp", "audit_id", "net", "family"])
+                .agg(pl.col("_in_nn").any(), pl.col("_in_nf").any())
+                .sort(["organization_id", "key", "timestamp"])
             )
-            follow = ev.join(seeds, on=["organization_id", "key"], suffix="_s").filter(
-                (pl.col("timestamp") >= pl.col("timestamp_s"))
-                & (pl.col("timestamp") <= pl.col("timestamp_s") + timedelta(hours=1))
-                & ((pl.col("net") == pl.col("net_s")) | (pl.col("family") == pl.col("family_s")))
+            hits = hits.with_columns(
+                (
+                    pl.col("timestamp").diff().over(["organization_id", "key"]).fill_null(hour * 2)
+                    > hour
+                )
+                .cast(pl.Int32)
+                .cum_sum()
+                .over(["organization_id", "key"])
+                .alias("_episode")
             )
-            rows = follow.group_by(["organization_id", "key", "timestamp_s"]).agg(
+            rows = hits.group_by(["organization_id", "key", "_episode"]).agg(
                 pl.col("timestamp").min().alias("window_start"),
                 pl.col("timestamp").max().alias("window_end"),
                 pl.len().alias("count"),
-                pl.col("audit_id").sort_by("timestamp").alias("audit_ids"),
-                pl.col("_nn_s").first().alias("nn"),
-                pl.col("_nf_s").first().alias("nf"),
-                pl.col("net_s").first().alias("net"),
-                pl.col("family_s").first().alias("fam"),
+                pl.col("audit_id").alias("audit_ids"),
+                pl.col("_in_nn").any().alias("nn"),
+                pl.col("_in_nf").any().alias("nf"),
+                pl.col("net").filter(pl.col("_in_nn")).first().alias("net"),
+                pl.col("family").filter(pl.col("_in_nf")).first().alias("fam"),
             )
-            # a seed inside an earlier seed's hour belongs to that finding
-            rows = (
-                rows.sort("window_start")
-                .with_columns(
-                    pl.col("window_end")
-                    .shift(1)
-                    .over(["organization_id", "key"])
-                    .alias("_prev_end")
-                )
-                .filter(
-                    pl.col("_prev_end").is_null() | (pl.col("window_start") > pl.col("_prev_end"))
-                )
-            )
+            both = pl.col("nn") & pl.col("nf")
             parts.append(
                 build_findings(
                     rows,
                     "unusual_access",
-                    pl.when(pl.col("nn") & pl.col("nf"))
-                    .then(pl.lit("high"))
-                    .otherwise(pl.lit("medium")),
+                    pl.when(both).then(pl.lit("high")).otherwise(pl.lit("medium")),
                     "actor",
                     pl.format(
                         "{} acted from {}",
                         pl.col("key"),
-                        pl.when(pl.col("nn") & pl.col("nf"))
+                        pl.when(both)
                         .then(
                             pl.format(
                                 "a new network ({}) with a new client ({})",
@@ -303,7 +309,7 @@ def unusual_access(
                     ),
                     pl.format(
                         '{{"reason": "{}"}}',
-                        pl.when(pl.col("nn") & pl.col("nf"))
+                        pl.when(both)
                         .then(pl.lit("new_network_and_agent"))
                         .when(pl.col("nn"))
                         .then(pl.lit("new_network"))

@@ -207,22 +207,65 @@ def brute_force_success(
         auth = frame.filter(pl.col("action").is_in(["auth.failed", "auth.login"])).select(
             "organization_id", key.alias("key"), "timestamp", "audit_id", "action", "result"
         )
-        fails = auth.filter(pl.col("action") == "auth.failed")
+        fails = auth.filter(pl.col("action") == "auth.failed").sort(
+            ["organization_id", "key", "timestamp"]
+        )
         wins = auth.filter((pl.col("action") == "auth.login") & (pl.col("result") == "success"))
         if fails.is_empty() or wins.is_empty():
             continue
-        pairs = wins.join(fails, on=["organization_id", "key"], suffix="_f").filter(
-            (pl.col("timestamp_f") < pl.col("timestamp"))
-            & (pl.col("timestamp_f") >= pl.col("timestamp") - span)
+        # failures in [t - window, t) = (failures before t) - (failures before t - window),
+        # both found with as-of joins on running counts: no pairing of every success with
+        # every failure of the account
+        fails = fails.with_columns(
+            pl.int_range(1, pl.len() + 1).over(["organization_id", "key"]).alias("_cum")
         )
-        hits = (
-            pairs.group_by(["organization_id", "key", "audit_id", "timestamp"])
-            .agg(
-                pl.len().alias("fails"),
-                pl.col("timestamp_f").min().alias("window_start"),
-                pl.col("audit_id_f").sort_by("timestamp_f").alias("fail_ids"),
+        counts = fails.select("organization_id", "key", "timestamp", "_cum")
+        wins = wins.with_columns((pl.col("timestamp") - span).alias("_from")).sort("timestamp")
+        upto = wins.join_asof(
+            counts.sort("timestamp"),
+            on="timestamp",
+            by=["organization_id", "key"],
+            strategy="backward",
+            allow_exact_matches=False,
+            check_sortedness=False,
+        ).rename({"_cum": "_before_t"})
+        upto = (
+            upto.sort("_from")
+            .join_asof(
+                counts.rename({"timestamp": "_from"}).sort("_from"),
+                on="_from",
+                by=["organization_id", "key"],
+                strategy="backward",
+                allow_exact_matches=False,
+                check_sortedness=False,
             )
-            .filter(pl.col("fails") >= failures)
+            .rename({"_cum": "_before_from"})
+        )
+        flagged = upto.with_columns(
+            (pl.col("_before_t").fill_null(0) - pl.col("_before_from").fill_null(0)).alias("fails")
+        ).filter(pl.col("fails") >= failures)
+        if flagged.is_empty():
+            continue
+        pairs = (
+            flagged.select("organization_id", "key", "audit_id", "timestamp", "_from")
+            .join(
+                fails.select(
+                    "organization_id",
+                    "key",
+                    pl.col("timestamp").alias("timestamp_f"),
+                    pl.col("audit_id").alias("audit_id_f"),
+                ),
+                on=["organization_id", "key"],
+            )
+            .filter(
+                (pl.col("timestamp_f") < pl.col("timestamp"))
+                & (pl.col("timestamp_f") >= pl.col("_from"))
+            )
+        )
+        hits = pairs.group_by(["organization_id", "key", "audit_id", "timestamp"]).agg(
+            pl.len().alias("fails"),
+            pl.col("timestamp_f").min().alias("window_start"),
+            pl.col("audit_id_f").sort_by("timestamp_f").alias("fail_ids"),
         )
         hits = hits.filter(~pl.col("audit_id").is_in(list(seen_success)))
         seen_success.update(hits["audit_id"].to_list())
