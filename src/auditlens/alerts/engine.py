@@ -109,7 +109,7 @@ def _save_state(
     store: AuditStore, changed: dict[tuple[str, str], int], ids: dict[tuple[str, str], str]
 ) -> None:
     now = int(time.time() * 1000)
-    with store.engine.begin() as conn:
+    with store._write() as conn:
         for (rule, group), end in changed.items():
             exists = conn.execute(
                 select(func.count())
@@ -150,7 +150,7 @@ def notify(
     changed = {k: v for k, v in state.items() if before.get(k) != v}
     ids = {(a.rule, f"{a.organization_id}|{a.group}"): a.alert_id for a in fresh}
     now = int(time.time() * 1000)
-    with store.engine.begin() as conn:
+    with store._write() as conn:
         for a in fresh:
             note = by_name[a.rule].notification
             for channel, targets in (
@@ -233,7 +233,7 @@ def retry_pending(
         except (DeliveryError, ConfigError) as exc:
             status, error, sent_ms = "failed", str(exc), None
         wait = _RETRY_AFTER[min(attempts, len(_RETRY_AFTER) - 1)] * 1000
-        with store.engine.begin() as conn:
+        with store._write() as conn:
             conn.execute(
                 update(alert_deliveries)
                 .where(_D.id == row_id)

@@ -198,7 +198,7 @@ def recorded_keys(store: AuditStore) -> list[tuple[VerifierKey, str]]:
 
 
 def _remember_key(store: AuditStore, key: VerifierKey, role: str) -> None:
-    with store.engine.begin() as conn:
+    with store._write() as conn:
         exists = conn.execute(
             select(func.count()).select_from(signing_keys).where(signing_keys.c.vkey == key.vkey)
         ).scalar_one()
@@ -214,7 +214,7 @@ def _store_note(
     store: AuditStore, organization_id: str, size: int, root: bytes, note: str
 ) -> CheckpointRecord:
     now = int(time.time() * 1000)
-    with store.engine.begin() as conn:
+    with store._write() as conn:
         res = conn.execute(
             checkpoints.insert().values(
                 organization_id=organization_id,

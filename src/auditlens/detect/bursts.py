@@ -39,7 +39,15 @@ __all__ = ["brute_force_success", "bulk_deletions", "failed_login_spikes", "pass
 
 def _rolling_count(ev: pl.DataFrame, window: timedelta) -> pl.DataFrame:
     """Add ``_n``: events of the same (organization, key) in (t − window, t]."""
-    return _rolling(ev, window, pl.len().alias("_n"))
+    # rows in time order are in time order within every subject too, so a rolling sum per
+    # subject (over) needs no sort by subject — the slow part on string keys
+    ev = ev.sort("timestamp")
+    ones = pl.col("timestamp").dt.epoch("ms") * 0 + 1
+    return ev.with_columns(
+        ones.rolling_sum_by("timestamp", window_size=window, closed="right")
+        .over(["organization_id", "key"])
+        .alias("_n")
+    )
 
 
 def _rolling(ev: pl.DataFrame, window: timedelta, agg: pl.Expr) -> pl.DataFrame:

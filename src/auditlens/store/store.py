@@ -182,7 +182,12 @@ class AuditStore:
     # -- schema --------------------------------------------------------------
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        """A write transaction holding the store-wide append lock."""
+        """A write transaction holding the store-wide append lock.
+
+        Every write auditlens makes goes through here: on SQLite it starts with
+        ``BEGIN IMMEDIATE``, so a transaction that reads before it writes waits for
+        other writers (busy timeout) instead of failing with "database is locked".
+        """
         try:
             with self.engine.connect() as conn:
                 conn = conn.execution_options(**{WRITE_OPTION: True})
