@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from auditlens.alerts.rules import Rule
-from auditlens.detect.findings import merge_flagged_windows
+from auditlens.detect.findings import merge_flagged_windows, rolling_count
 from auditlens.query.filters import parse_duration
 
 if TYPE_CHECKING:
@@ -131,18 +131,7 @@ def _count_alerts(store: AuditStore, rule: Rule, start: datetime, end: datetime)
     ev = df.select("organization_id", _key(t.group_by).alias("key"), "timestamp", "audit_id")
     alerts: list[Alert] = []
     if t.op in (">", ">=", "=="):
-        ev = ev.sort(["organization_id", "key", "timestamp"])
-        counts = (
-            ev.rolling(
-                index_column="timestamp",
-                period=t.window,
-                closed="right",
-                group_by=["organization_id", "key"],
-            )
-            .agg(pl.len().alias("_n"))
-            .sort(["organization_id", "key", "timestamp"])
-        )
-        ev = ev.with_columns(counts["_n"])
+        ev = rolling_count(ev, t.window)
         cond = {
             ">": pl.col("_n") > t.count,
             ">=": pl.col("_n") >= t.count,

@@ -9,7 +9,6 @@ from typing import Annotated
 
 import orjson
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
 import auditlens as al
@@ -18,7 +17,7 @@ from auditlens.chain.checkpoints import cosign, create_checkpoint
 from auditlens.chain.notes import generate_keys
 from auditlens.cli.app import EXIT_PROBLEM, app, handle_errors
 from auditlens.cli.commands import Db
-from auditlens.cli.output import console, err_console
+from auditlens.cli.output import console, progress_bar
 
 Keys = Annotated[
     list[str] | None,
@@ -45,18 +44,6 @@ def _trusted(keys: list[str] | None) -> list[al.VerifierKey] | None:
     return [al.load_verifier(k.strip()) for k in sources] or None
 
 
-def _bar(label: str) -> Progress:
-    return Progress(
-        TextColumn(f"[bold]{label}[/]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-        disable=not err_console.is_terminal,
-    )
-
-
 @app.command("verify")
 @handle_errors
 def verify_cmd(
@@ -69,7 +56,7 @@ def verify_cmd(
     """Re-compute every hash link and check every signed checkpoint. Exit 0 only if all verifies."""
     with al.open_store(db) as store:
         total = store.count(organization_id=org) if org else store.count()
-        with _bar("verify") as bar:
+        with progress_bar("verify") as bar:
             task = bar.add_task("verify", total=total)
             report = al.verify(
                 store,

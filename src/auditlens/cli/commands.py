@@ -10,13 +10,19 @@ from typing import Annotated
 
 import orjson
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
 import auditlens as al
 from auditlens.cli.app import EXIT_PROBLEM, EXIT_USAGE, app, handle_errors
-from auditlens.cli.output import FORMATS, console, err_console, print_entries, render_entry
+from auditlens.cli.output import (
+    FORMATS,
+    console,
+    err_console,
+    print_entries,
+    progress_bar,
+    render_entry,
+)
 from auditlens.config import redact_url, resolve_url
 
 Db = Annotated[
@@ -73,15 +79,7 @@ def ingest(
         total = _count_lines(Path(source))
     with (
         al.open_store(db) as store,
-        Progress(
-            TextColumn("[bold]ingest[/]"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=err_console,
-            transient=True,
-            disable=not err_console.is_terminal,
-        ) as bar,
+        progress_bar("ingest") as bar,
     ):
         task = bar.add_task("ingest", total=total)
         report = run_ingest(
@@ -262,15 +260,7 @@ def demo(
 
     end_day = date.fromisoformat(end) if end else None
     data = generate(orgs=orgs, days=days, seed=seed, end=end_day)
-    store = al.open_store(db)
-    with Progress(
-        TextColumn("[bold]demo[/]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=err_console,
-        transient=True,
-        disable=not err_console.is_terminal,
-    ) as bar:
+    with al.open_store(db) as store, progress_bar("demo") as bar:
         task = bar.add_task("append", total=len(data.entries))
         for i in range(0, len(data.entries), 10_000):
             chunk = data.entries[i : i + 10_000]

@@ -10,10 +10,11 @@ from typing import Any
 
 import orjson
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["FORMATS", "console", "err_console", "print_entries", "render_entry"]
+__all__ = ["FORMATS", "console", "err_console", "print_entries", "progress_bar", "render_entry"]
 
 FORMATS = ("table", "json", "jsonl", "csv")
 console = Console(highlight=False)
@@ -39,6 +40,19 @@ _CSV_FIELDS = (
     "entry_hash",
 )
 _RESULT_STYLE = {"success": "green", "failure": "bold red", "partial": "yellow"}
+
+
+def progress_bar(label: str) -> Progress:
+    """A progress bar on stderr (shown only on a terminal, so scripts and pipes stay clean)."""
+    return Progress(
+        TextColumn(f"[bold]{label}[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,
+    )
 
 
 def _get(entry: dict[str, Any], path: str) -> Any:

@@ -30,24 +30,12 @@ from auditlens.detect.findings import (
     parse_window,
     positive_int,
     return_like,
+    rolling_count,
     subject_expr,
 )
 from auditlens.errors import FilterError
 
 __all__ = ["brute_force_success", "bulk_deletions", "failed_login_spikes", "password_spray"]
-
-
-def _rolling_count(ev: pl.DataFrame, window: timedelta) -> pl.DataFrame:
-    """Add ``_n``: events of the same (organization, key) in (t − window, t]."""
-    # rows in time order are in time order within every subject too, so a rolling sum per
-    # subject (over) needs no sort by subject — the slow part on string keys
-    ev = ev.sort("timestamp")
-    ones = pl.col("timestamp").dt.epoch("ms") * 0 + 1
-    return ev.with_columns(
-        ones.rolling_sum_by("timestamp", window_size=window, closed="right")
-        .over(["organization_id", "key"])
-        .alias("_n")
-    )
 
 
 def _rolling(ev: pl.DataFrame, window: timedelta, agg: pl.Expr) -> pl.DataFrame:
@@ -72,6 +60,30 @@ def _rolling(ev: pl.DataFrame, window: timedelta, agg: pl.Expr) -> pl.DataFrame:
     return ev.with_columns(out[name])
 
 
+def _bursts(
+    frame: pl.DataFrame, condition: pl.Expr, key: pl.Expr, span: timedelta, threshold: int
+) -> pl.DataFrame | None:
+    """Bursts of more than ``threshold`` matching events per subject in any ``span``.
+
+    None when no event matches at all.
+    """
+    ev = frame.filter(condition).select(
+        "organization_id", key.alias("key"), "timestamp", "audit_id"
+    )
+    if ev.is_empty():
+        return None
+    return merge_flagged_windows(rolling_count(ev, span), pl.col("_n") > threshold, span)
+
+
+def _escalate(threshold: int, factor: int) -> pl.Expr:
+    """``critical`` from ``factor`` × the threshold, else ``high``."""
+    return (
+        pl.when(pl.col("count") >= factor * threshold)
+        .then(pl.lit("critical"))
+        .otherwise(pl.lit("high"))
+    )
+
+
 def failed_login_spikes(
     df: Any, threshold: int = 5, window: str | timedelta = "5m", by: str = "actor"
 ) -> Any:
@@ -84,19 +96,13 @@ def failed_login_spikes(
     threshold = positive_int(threshold, "threshold")
     span = parse_window(window)
     key, subject_type = subject_expr(by)
-    ev = frame.filter(pl.col("action") == "auth.failed").select(
-        "organization_id", key.alias("key"), "timestamp", "audit_id"
-    )
-    if ev.is_empty():
+    rows = _bursts(frame, pl.col("action") == "auth.failed", key, span, threshold)
+    if rows is None:
         return return_like(empty_findings(), kind)
-    ev = _rolling_count(ev, span)
-    rows = merge_flagged_windows(ev, pl.col("_n") > threshold, span)
     out = build_findings(
         rows,
         "failed_login_spikes",
-        pl.when(pl.col("count") >= 4 * threshold)
-        .then(pl.lit("critical"))
-        .otherwise(pl.lit("high")),
+        _escalate(threshold, 4),
         subject_type,
         pl.format(
             "{} failed sign-ins for {} {} within {} (more than {} in {})",
@@ -121,20 +127,16 @@ def bulk_deletions(df: Any, threshold: int = 10, window: str | timedelta = "10m"
     threshold = positive_int(threshold, "threshold")
     span = parse_window(window)
     key, _ = subject_expr("actor")
-    ev = frame.filter(
-        (pl.col("action").str.ends_with(".deleted") | (pl.col("action") == "user.removed"))
-        & (pl.col("result") != "failure")
-    ).select("organization_id", key.alias("key"), "timestamp", "audit_id")
-    if ev.is_empty():
+    deletion = (
+        pl.col("action").str.ends_with(".deleted") | (pl.col("action") == "user.removed")
+    ) & (pl.col("result") != "failure")
+    rows = _bursts(frame, deletion, key, span, threshold)
+    if rows is None:
         return return_like(empty_findings(), kind)
-    ev = _rolling_count(ev, span)
-    rows = merge_flagged_windows(ev, pl.col("_n") > threshold, span)
     out = build_findings(
         rows,
         "bulk_deletions",
-        pl.when(pl.col("count") >= 3 * threshold)
-        .then(pl.lit("critical"))
-        .otherwise(pl.lit("high")),
+        _escalate(threshold, 3),
         "actor",
         pl.format(
             "{} deleted {} resources between {} and {}",

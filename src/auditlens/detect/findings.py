@@ -29,6 +29,7 @@ __all__ = [
     "merge_flagged_windows",
     "parse_window",
     "return_like",
+    "rolling_count",
     "subject_expr",
 ]
 
@@ -181,6 +182,19 @@ def merge_flagged_windows(events: pl.DataFrame, flag: pl.Expr, window: timedelta
             pl.col("audit_id").sort_by("timestamp").alias("audit_ids"),
         )
         .drop("_burst")
+    )
+
+
+def rolling_count(ev: pl.DataFrame, window: timedelta) -> pl.DataFrame:
+    """Add ``_n``: events of the same (organization, key) in (t − window, t]."""
+    # rows in time order are in time order within every subject too, so a rolling sum per
+    # subject (over) needs no sort by subject — the slow part on string keys
+    ev = ev.sort("timestamp")
+    ones = pl.col("timestamp").dt.epoch("ms") * 0 + 1
+    return ev.with_columns(
+        ones.rolling_sum_by("timestamp", window_size=window, closed="right")
+        .over(["organization_id", "key"])
+        .alias("_n")
     )
 
 
