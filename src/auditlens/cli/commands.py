@@ -282,3 +282,37 @@ def demo(
         f"{len(data.organizations)} organizations, {len(data.incidents)} injected incidents "
         f"(ground truth in {incidents})"
     )
+
+
+@app.command("export")
+@handle_errors
+def export_cmd(
+    query: Annotated[str, typer.Argument(help="Search query selecting the entries ('' for all).")],
+    out: Annotated[str, typer.Option(help="File to write, or - for standard output.")],
+    db: Db = None,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="csv, json, jsonl or parquet.")
+    ] = "csv",
+    fields: Annotated[
+        str | None, typer.Option(help="Comma-separated fields, e.g. timestamp,actor.email,action.")
+    ] = None,
+    gzip: Annotated[
+        bool | None,
+        typer.Option("--gzip/--no-gzip", help="Compress (default: when OUT ends in .gz)."),
+    ] = None,
+    record: Annotated[
+        bool, typer.Option("--record/--no-record", help="Record the export in the audit trail.")
+    ] = True,
+) -> None:
+    """Export matching entries (streamed), with a manifest beside the file."""
+    from auditlens.export import export
+
+    with al.open_store(db) as store:
+        res = export(
+            store, out, format=fmt, fields=fields, where=query or None, gzip=gzip, record=record
+        )
+    if res.path is not None:
+        err_console.print(
+            f"wrote {res.rows:,} entries to {res.path} ({res.bytes:,} bytes, sha256 {res.sha256})"
+        )
+        console.print(f"{res.rows:,} entries exported; manifest {res.manifest}")

@@ -1,0 +1,411 @@
+"""Exports of matching entries to CSV, JSON, JSON Lines or Parquet, streamed in chunks.
+
+Rows flow from the database in Arrow record batches straight into the writer, so an
+export of any size holds one batch in memory. Each export also writes a manifest
+(``<file>.manifest.json``: query, fields, rows, time range, SHA-256 of the file) and,
+unless told not to, appends an ``audit_log.exported`` entry per organization to the
+audit trail itself — who took out what, and when, is an ordinary search.
+
+Fields are flat columns (``actor_email``) or dotted paths of the interchange shape
+(``actor.email``, ``resource.name``, ``details.conditions``), in the order given.
+
+Example:
+    >>> import auditlens as al, tempfile, pathlib
+    >>> store = al.open_store("sqlite://")
+    >>> _ = store.append({"actor": {"email": "jane@company.com", "type": "user"},
+    ...     "action": "webhook.created", "result": "success", "details": {"url": "=HYPERLINK()"},
+    ...     "organization_id": "2b6f0cc9-4b8a-4bd8-9d5e-0a1f6f2f4a11"})
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "x.csv"
+    >>> res = export(store, out, format="csv", fields=["actor.email", "action", "details.url"],
+    ...              record=False)
+    >>> out.read_text().splitlines()
+    ['actor.email,action,details.url', "jane@company.com,webhook.created,'=HYPERLINK()"]
+"""
+
+from __future__ import annotations
+
+import getpass
+import gzip as gzip_module
+import hashlib
+import io
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import polars as pl
+
+from auditlens.errors import ConfigError, FilterError
+
+if TYPE_CHECKING:
+    from auditlens.store.store import AuditStore
+
+__all__ = ["FORMATS", "ExportResult", "export", "resolve_fields"]
+
+FORMATS = ("csv", "json", "jsonl", "parquet")
+
+#: dotted interchange paths → flat columns.
+_PATHS = {
+    "audit_id": "audit_id",
+    "timestamp": "timestamp",
+    "actor.user_id": "actor_user_id",
+    "actor.email": "actor_email",
+    "actor.type": "actor_type",
+    "action": "action",
+    "category": "category",
+    "resource.type": "resource_type",
+    "resource.id": "resource_id",
+    "resource.name": "resource_name",
+    "organization_id": "organization_id",
+    "application_id": "application_id",
+    "ip_address": "ip_address",
+    "user_agent": "user_agent",
+    "details": "details",
+    "result": "result",
+    "seq": "seq",
+    "prev_hash": "prev_hash",
+    "entry_hash": "entry_hash",
+}
+_FLAT = {v: k for k, v in _PATHS.items()}
+_DEFAULT = [
+    "audit_id",
+    "timestamp",
+    "actor.user_id",
+    "actor.email",
+    "actor.type",
+    "action",
+    "resource.type",
+    "resource.id",
+    "resource.name",
+    "organization_id",
+    "application_id",
+    "ip_address",
+    "user_agent",
+    "details",
+    "result",
+]
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote."""
+
+    path: Path | None
+    format: str
+    rows: int
+    bytes: int
+    sha256: str
+    fields: list[str]
+    first: str | None = None
+    last: str | None = None
+    organizations: dict[str, int] = field(default_factory=dict)
+    manifest: Path | None = None
+
+
+def resolve_fields(fields: Sequence[str] | str | None) -> list[tuple[str, str, str | None]]:
+    """``(output name, flat column, details JSON path or None)`` for each requested field."""
+    if fields is None:
+        names = list(_DEFAULT)
+    elif isinstance(fields, str):
+        names = [f.strip() for f in fields.split(",") if f.strip()]
+    else:
+        names = list(fields)
+    if not names:
+        raise FilterError("fields: name at least one field, e.g. timestamp,actor.email,action")
+    out: list[tuple[str, str, str | None]] = []
+    for name in names:
+        if name in _PATHS:
+            out.append((name, _PATHS[name], None))
+        elif name in _FLAT:
+            out.append((name, name, None))
+        elif name.startswith("details.") and len(name) > 8:
+            out.append((name, "details", "$." + name[8:]))
+        else:
+            known = ", ".join([*_PATHS, "details.<path>"])
+            raise FilterError(f"fields: unknown field {name!r}; known: {known}")
+    return out
+
+
+def _columns(batch: pl.DataFrame, spec: list[tuple[str, str, str | None]]) -> pl.DataFrame:
+    exprs = []
+    for name, col, path in spec:
+        if path is not None:
+            exprs.append(pl.col("details").str.json_path_match(path).alias(name))
+        else:
+            exprs.append(pl.col(col).alias(name))
+    return batch.select(exprs)
+
+
+def _neutralise(frame: pl.DataFrame) -> pl.DataFrame:
+    """Prefix ``'`` to text cells a spreadsheet would run as a formula."""
+    text_cols = [c for c, t in frame.schema.items() if t == pl.Utf8]
+    return frame.with_columns(
+        pl.when(pl.any_horizontal([pl.col(c).str.starts_with(ch) for ch in _FORMULA_START]))
+        .then(pl.lit("'") + pl.col(c))
+        .otherwise(pl.col(c))
+        .alias(c)
+        for c in text_cols
+    )
+
+
+def _json_lines(frame: pl.DataFrame, spec: list[tuple[str, str, str | None]]) -> list[str]:
+    """JSON objects in the interchange shape (only the chosen fields), built column-wise."""
+    nested: dict[str, Any] = {}
+    raw_details = False
+    for name, col, path in spec:
+        if name == "details":
+            raw_details = True
+            continue
+        expr = pl.col("details").str.json_path_match(path) if path else pl.col(col)
+        if col == "timestamp":
+            expr = expr.dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+        parts = name.split(".", 1) if path is None else [name]
+        if len(parts) == 2:
+            nested.setdefault(parts[0], {})[parts[1]] = expr
+        else:
+            nested[name] = expr
+    fields = []
+    for key, value in nested.items():
+        if isinstance(value, dict):
+            struct = pl.struct([v.alias(k) for k, v in value.items()])
+            if key == "resource" and "type" in value:
+                struct = pl.when(pl.col("resource_type").is_null()).then(None).otherwise(struct)
+            fields.append(struct.alias(key))
+        else:
+            fields.append(value.alias(key))
+    if fields:
+        encoded = frame.select(pl.struct(fields).struct.json_encode().alias("j"))["j"]
+    else:
+        encoded = pl.Series("j", ["{}"] * frame.height)
+    if raw_details:  # splice the stored JSON text in, byte for byte, as the last key
+        encoded = frame.select(
+            pl.when(pl.lit(bool(fields)))
+            .then(
+                pl.lit(encoded).str.slice(0, pl.lit(encoded).str.len_chars() - 1)
+                + pl.lit(',"details":')
+            )
+            .otherwise(pl.lit('{"details":'))
+            + pl.col("details")
+            + pl.lit("}")
+        ).to_series()
+    return encoded.to_list()
+
+
+def _actor() -> dict[str, Any]:
+    who = os.environ.get("AUDITLENS_ACTOR", "").strip()
+    if "@" in who:
+        return {"email": who, "type": "user"}
+    return {"type": "system"}
+
+
+def export(
+    store: AuditStore,
+    out: str | os.PathLike[str] | IO[bytes],
+    *,
+    format: str = "csv",
+    fields: Sequence[str] | str | None = None,
+    where: Any = None,
+    gzip: bool | None = None,
+    record: bool = True,
+    manifest: bool = True,
+    batch_size: int = 50_000,
+    **filters: Any,
+) -> ExportResult:
+    """Export matching entries (``where`` = search string or filters, plus keyword filters).
+
+    Args:
+        out: a file path, ``"-"`` for standard output, or a binary stream.
+        format: ``csv``, ``json`` (an array), ``jsonl`` or ``parquet``.
+        fields: output fields in order (default: every field of the interchange shape).
+        gzip: compress (text formats); default: when the path ends with ``.gz``.
+        record: append an ``audit_log.exported`` entry per organization.
+        manifest: write ``<path>.manifest.json`` beside a file export.
+    """
+    if format not in FORMATS:
+        raise FilterError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+    spec = resolve_fields(fields)
+    path: Path | None = None
+    if isinstance(out, str | os.PathLike) and os.fspath(out) != "-":
+        path = Path(out)
+        if not path.parent.is_dir():
+            raise ConfigError(f"cannot write {path}: folder {path.parent} does not exist")
+    compress = gzip if gzip is not None else bool(path and path.suffix == ".gz")
+    if compress and format == "parquet":
+        raise FilterError("gzip applies to text formats; Parquet is compressed already (zstd)")
+    sink: IO[bytes]
+    if path is not None:
+        sink = path.open("wb")
+    elif out == "-" or isinstance(out, str | os.PathLike):
+        sink = sys.stdout.buffer
+    else:
+        sink = out
+    hasher = _HashingWriter(sink)
+    try:
+        stats = _write(store, hasher, format, spec, compress, where, filters, batch_size)
+    finally:
+        if path is not None:
+            sink.close()
+        else:
+            sink.flush()
+    names = [name for name, _, _ in spec]
+    result = ExportResult(
+        path,
+        format,
+        stats["rows"],
+        hasher.size,
+        hasher.sha256.hexdigest(),
+        names,
+        stats["first"],
+        stats["last"],
+        stats["orgs"],
+    )
+    if manifest and path is not None:
+        mpath = path.with_name(path.name + ".manifest.json")
+        mpath.write_text(
+            json.dumps(
+                {
+                    "file": path.name,
+                    "format": format,
+                    "gzip": compress,
+                    "fields": names,
+                    "query": where if isinstance(where, str) else None,
+                    "filters": {k: str(v) for k, v in filters.items() if v is not None} or None,
+                    "rows": result.rows,
+                    "first": result.first,
+                    "last": result.last,
+                    "organizations": result.organizations,
+                    "bytes": result.bytes,
+                    "sha256": result.sha256,
+                    "created_at_ms": int(time.time() * 1000),
+                },
+                indent=2,
+            )
+        )
+        result = ExportResult(**{**result.__dict__, "manifest": mpath})
+    if record:
+        _record(store, result, where, filters, path)
+    return result
+
+
+class _HashingWriter(io.RawIOBase):
+    """Counts and hashes what goes through to the sink."""
+
+    def __init__(self, sink: IO[bytes]) -> None:
+        self.sink, self.sha256, self.size = sink, hashlib.sha256(), 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        b = bytes(data)
+        self.sha256.update(b)
+        self.size += len(b)
+        self.sink.write(b)
+        return len(b)
+
+
+def _write(
+    store: AuditStore,
+    sink: _HashingWriter,
+    fmt: str,
+    spec: list[tuple[str, str, str | None]],
+    compress: bool,
+    where: Any,
+    filters: dict[str, Any],
+    batch_size: int,
+) -> dict[str, Any]:
+    stats: dict[str, Any] = {"rows": 0, "first": None, "last": None, "orgs": {}}
+    text: IO[bytes] = gzip_module.GzipFile(fileobj=sink, mode="wb", mtime=0) if compress else sink  # type: ignore[assignment]
+    writer: Any = None
+    first = True
+    try:
+        if fmt == "json":
+            text.write(b"[")
+        for rb in store.batches(where, order="asc", batch_size=batch_size, **filters):
+            batch = pl.from_arrow(rb)
+            assert isinstance(batch, pl.DataFrame)
+            if batch.is_empty():
+                continue
+            _tally(stats, batch)
+            if fmt == "csv":
+                frame = _neutralise(
+                    _columns(batch, spec).with_columns(
+                        pl.col(pl.Datetime).dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+                    )
+                )
+                buf = io.BytesIO()
+                frame.write_csv(buf, include_header=first)
+                text.write(buf.getvalue())
+            elif fmt in ("json", "jsonl"):
+                lines = _json_lines(batch, spec)
+                if fmt == "jsonl":
+                    text.write(("\n".join(lines) + "\n").encode())
+                else:
+                    text.write(((",\n" if not first else "\n") + ",\n".join(lines)).encode())
+            else:
+                import pyarrow.parquet as pq
+
+                table = _columns(batch, spec).to_arrow()
+                if writer is None:
+                    writer = pq.ParquetWriter(sink, table.schema, compression="zstd")
+                writer.write_table(table)
+            first = False
+        if fmt == "json":
+            text.write(b"\n]\n" if not first else b"]\n")
+        if fmt == "csv" and first:  # no rows: still a header
+            text.write((",".join(name for name, _, _ in spec) + "\n").encode())
+        if fmt == "parquet" and writer is None:
+            import pyarrow.parquet as pq
+
+            empty = _columns(pl.from_arrow(store.to_arrow(limit=0)), spec).to_arrow()  # type: ignore[arg-type]
+            writer = pq.ParquetWriter(sink, empty.schema, compression="zstd")
+    finally:
+        if writer is not None:
+            writer.close()
+        if compress:
+            text.close()
+    return stats
+
+
+def _tally(stats: dict[str, Any], batch: pl.DataFrame) -> None:
+    stats["rows"] += batch.height
+    lo, hi = batch["timestamp"].min(), batch["timestamp"].max()
+    fmt = "%Y-%m-%dT%H:%M:%S.%f"
+    lo_s = lo.strftime(fmt)[:-3] + "Z"  # type: ignore[union-attr]
+    hi_s = hi.strftime(fmt)[:-3] + "Z"  # type: ignore[union-attr]
+    stats["first"] = lo_s if stats["first"] is None or lo_s < stats["first"] else stats["first"]
+    stats["last"] = hi_s if stats["last"] is None or hi_s > stats["last"] else stats["last"]
+    for org, n in batch.group_by("organization_id").len().iter_rows():
+        stats["orgs"][org] = stats["orgs"].get(org, 0) + n
+
+
+def _record(
+    store: AuditStore, result: ExportResult, where: Any, filters: dict[str, Any], path: Path | None
+) -> None:
+    actor = _actor()
+    entries = [
+        {
+            "actor": actor,
+            "action": "audit_log.exported",
+            "organization_id": org,
+            "result": "success",
+            "resource": {"type": "audit_log", "id": org, "name": path.name if path else "stdout"},
+            "details": {
+                "format": result.format,
+                "fields": result.fields,
+                "rows": n,
+                "query": where if isinstance(where, str) else None,
+                "filters": {k: str(v) for k, v in filters.items() if v is not None},
+                "sha256": result.sha256,
+                "os_user": getpass.getuser(),
+            },
+        }
+        for org, n in sorted(result.organizations.items())
+    ]
+    if entries:
+        store.append(entries)
