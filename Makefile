@@ -27,6 +27,12 @@ demo: install
 	$(BIN)/auditlens search --db out/demo.db "failed" --limit 8
 	@echo; echo '$$ auditlens search "action:webhook.* -result:success" --limit 5'
 	$(BIN)/auditlens search --db out/demo.db "action:webhook.* -result:success" --limit 5
+	@echo; echo '$$ auditlens detect --timezones out/incidents.json   # the injected incidents, found'
+	$(BIN)/auditlens detect --db out/demo.db --timezones out/incidents.json
+	@echo; echo '$$ auditlens checkpoint && auditlens verify   # sign the chain heads, then check everything'
+	rm -rf out/keys && $(BIN)/auditlens keys generate --out out/keys --name demo.local/log > /dev/null
+	AUDITLENS_SIGNING_KEY=out/keys/signing.key $(BIN)/auditlens checkpoint --db out/demo.db
+	$(BIN)/auditlens verify --db out/demo.db --key out/keys/signing.vkey
 	@echo; echo "Try: $(BIN)/auditlens search --db out/demo.db 'category:user_management last:30d'"
 
 ## Install what the tests need (Python and Debian packages), then run the whole suite.

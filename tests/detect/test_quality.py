@@ -47,3 +47,36 @@ def test_store_detect_one_detector_with_filters(store: al.AuditStore) -> None:
     assert f.height == 1 and set(f["organization_id"]) == {org}
     with pytest.raises(al.FilterError, match="unknown detector"):
         store.detect("astrology")
+
+
+def test_cli_detect_lists_the_demo_incidents(tmp_path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from auditlens.cli import app
+
+    runner = CliRunner()
+    db = f"sqlite:///{tmp_path / 'd.db'}"
+    truth = tmp_path / "inc.json"
+    assert (
+        runner.invoke(
+            app, ["demo", "--db", db, "--orgs", "1", "--days", "14", "--incidents", str(truth)]
+        ).exit_code
+        == 0
+    )
+    res = runner.invoke(
+        app, ["detect", "--db", db, "--timezones", str(truth), "--format", "json", "--since", "60d"]
+    )
+    assert res.exit_code == 0, res.output
+    kinds = {f["detector"] for f in json.loads(res.stdout)}
+    assert kinds == {
+        "failed_login_spikes",
+        "brute_force_success",
+        "password_spray",
+        "off_hours",
+        "bulk_deletions",
+        "unusual_access",
+    }
+    res = runner.invoke(app, ["detect", "--db", db, "--timezones", str(truth), "--exit-code"])
+    assert res.exit_code == 1 and "brute_force_success" in res.stdout

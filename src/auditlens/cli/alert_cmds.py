@@ -121,3 +121,73 @@ def retry_cmd(db: Db = None) -> None:
     with al.open_store(db) as store:
         n = alerts.retry_pending(store, force=True)
     console.print(f"{n} delivery(ies) sent")
+
+
+def _zones(path: Path | None) -> dict[str, str]:
+    """Time zones from a JSON file: {"email": "Zone"} or an incidents.json from `auditlens demo`."""
+    if path is None:
+        return {}
+    import json
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise al.ConfigError(f"{path}: cannot read time zones ({exc})") from None
+    if isinstance(data, dict) and "organizations" in data:
+        zones = {}
+        for org in data["organizations"]:
+            zones[org["organization_id"]] = org["timezone"]
+            zones.update({u["email"]: u["timezone"] for u in org.get("users", [])})
+        return zones
+    if not isinstance(data, dict):
+        raise al.ConfigError(
+            f"{path}: expected a JSON object mapping emails or org ids to time zones"
+        )
+    return {str(k): str(v) for k, v in data.items()}
+
+
+@app.command("detect")
+@handle_errors
+def detect_cmd(
+    query: Annotated[
+        str, typer.Argument(help="Optional search query restricting the entries.")
+    ] = "",
+    db: Db = None,
+    detector: Annotated[str, typer.Option(help="A detector name, or all.")] = "all",
+    since: Annotated[str, typer.Option(help="How far back, e.g. 24h, 30d.")] = "30d",
+    timezones: Annotated[
+        Path | None,
+        typer.Option(help="JSON of email/org → IANA time zone (or a demo incidents.json)."),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+    exit_code: Annotated[
+        bool, typer.Option("--exit-code", help="Exit 1 when anything was found (for cron).")
+    ] = False,
+) -> None:
+    """Run the security detectors and list their findings."""
+    import json
+
+    config = {"off_hours": {"timezones": _zones(timezones)}} if timezones else None
+    with al.open_store(db) as store:
+        if detector != "all" and config is not None and detector != "off_hours":
+            config = None
+        params = (config or {}).get(detector, {}) if detector != "all" else config
+        findings = store.detect(detector, query or None, config=params, last=since)
+    rows = findings.sort(["window_start"]).to_dicts()
+    if fmt == "json":
+        for r in rows:
+            r["window_start"], r["window_end"] = (
+                r["window_start"].isoformat(),
+                r["window_end"].isoformat(),
+            )
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        style = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
+        console.print(f"{len(rows)} finding(s) over the last {since}")
+        for r in rows:
+            line = Text(f"{r['severity'].upper():8} ", style=style.get(r["severity"], ""))
+            line.append(f"{r['window_start']:%Y-%m-%d %H:%M} UTC  {r['detector']:20} ")
+            line.append(r["summary"])
+            console.print(line, soft_wrap=True)
+    if rows and exit_code:
+        raise typer.Exit(1)
