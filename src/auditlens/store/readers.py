@@ -175,6 +175,7 @@ class _SqliteWorker:
                 [sys.executable, str(Path(__file__).with_name("_adbc_worker.py"))],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
+                bufsize=1 << 20,  # large reads: fewer, bigger pipe reads
             )
             atexit.register(_stop, proc)
         assert proc.stdin is not None and proc.stdout is not None
