@@ -27,7 +27,7 @@ def main() -> None:
     import pyarrow as pa
 
     open_files: dict[str, tuple[object, object]] = {}
-    out = open(sys.stdout.fileno(), "wb", buffering=1 << 20, closefd=False)  # noqa: SIM115
+    out = open(sys.stdout.fileno(), "wb", buffering=1 << 20, closefd=False)
     for line in sys.stdin.buffer:
         req = json.loads(line)
         path = req["path"]
