@@ -147,6 +147,7 @@ def verify(
     keys: list[VerifierKey] | None = None,
     progress: Callable[[int], None] | None = None,
     chunk_size: int = 100_000,
+    include_archive: bool = False,
 ) -> VerificationReport:
     """Re-compute every link of every (or one) organization's chain and check checkpoints.
 
@@ -157,6 +158,9 @@ def verify(
         keys: verifier keys you trust (log and witnesses). Without them, the keys
             recorded in the store are used and the report says so.
         progress: called with the number of entries checked since the last call.
+        include_archive: also re-verify every archived range against its manifest
+            (file hashes and every link); without it the archive is only read for the
+            leaves that checkpoints need.
     """
     started = time.time()
     t0 = time.perf_counter()
@@ -179,7 +183,9 @@ def verify(
     try:
         fast: dict[str, OrganizationResult] = {}
         if organization_id is None and not since_seq:
-            fast = _fast_pass(store, reader, orgs, checkpoint, trusted, progress, chunk_size)
+            fast = _fast_pass(
+                store, reader, orgs, checkpoint, trusted, progress, chunk_size, include_archive
+            )
         for org in orgs:
             if org in fast:
                 results.append(fast[org])
@@ -194,6 +200,7 @@ def verify(
                     trusted,
                     None if fast else progress,
                     chunk_size,
+                    include_archive,
                 )
             )
     finally:
@@ -219,6 +226,7 @@ def _fast_pass(
     trusted: list[VerifierKey],
     progress: Callable[[int], None] | None,
     chunk: int,
+    include_archive: bool = False,
 ) -> dict[str, OrganizationResult]:
     """Check every organization in one sequential read of the table, column-wise.
 
@@ -235,6 +243,15 @@ def _fast_pass(
         {r.organization_id for r in list_checkpoints(store)} if checkpoint is None else set(orgs)
     )
     state = {org: _OrgState(leaves=[] if org in with_checkpoints else None) for org in orgs}
+    for org, org_state in state.items():
+        holder = OrganizationResult(org)
+        arch = _archived(store, org, holder, include_archive)
+        if arch is not None:
+            org_state.last_seq, org_state.last_hash = arch[0], arch[1]
+            if org_state.leaves is not None:
+                org_state.leaves.extend(arch[2])
+            if holder.problems:
+                org_state.suspicious = True
     cols = [_C[c] for c in _COLUMNS]
     stmt = select(*cols).order_by(_C.id)
     for batch in reader.batches(stmt, chunk):
@@ -326,6 +343,8 @@ def _fast_pass(
         if st.suspicious:
             continue
         res = OrganizationResult(org, st.entries, st.first_seq, st.last_seq if st.entries else None)
+        if st.entries == 0:
+            res.last_seq = None
         tree = MerkleTree(st.leaves or [])
         _check_checkpoints(store, res, tree, checkpoint, trusted)
         out[org] = res
@@ -357,6 +376,7 @@ def _verify_org(
     trusted: list[VerifierKey],
     progress: Callable[[int], None] | None,
     chunk: int,
+    include_archive: bool = False,
 ) -> OrganizationResult:
     import polars as pl
 
@@ -364,15 +384,26 @@ def _verify_org(
     problems = res.problems
     start = max(1, since_seq or 1)
     tree = MerkleTree()
-    if start > 1:  # leaves before the range still make up the tree
+    arch = _archived(store, org, res, include_archive)
+    if arch is not None and start <= arch[0] + 1:
+        # the chain starts at the archived boundary; the archive holds the leaves before it
+        start = arch[0] + 1
+        tree.extend(arch[2])
+        prev_seq, prev_hash = arch[0], arch[1]
+    elif start > 1:  # leaves before the range still make up the tree
         with store.engine.connect() as conn:
             head = conn.execute(
                 select(_C.entry_hash)
                 .where(_C.organization_id == org, _C.seq < start)
                 .order_by(_C.seq)
             ).all()
+        if arch is not None:
+            tree.extend(arch[2])
         tree.extend([leaf_hash(bytes.fromhex(h)) for (h,) in head])
-        prev_seq, prev_hash = start - 1, head[-1][0] if head else GENESIS_HASH
+        prev_seq, prev_hash = (
+            start - 1,
+            head[-1][0] if head else (arch[1] if arch else GENESIS_HASH),
+        )
     else:
         prev_seq, prev_hash = 0, GENESIS_HASH
     prev_bad = False
@@ -440,6 +471,42 @@ def _verify_org(
     _check_checkpoints(store, res, tree, checkpoint, trusted)
     problems.sort(key=lambda p: (p.seq is None, p.seq or 0))
     return res
+
+
+def _archived(
+    store: AuditStore, org: str, res: OrganizationResult, include_archive: bool
+) -> tuple[int, str, list[bytes]] | None:
+    """``(through_seq, last entry_hash, archived leaves)`` of an organization's archive, if any.
+
+    Problems with the archive (missing files, changed bytes with ``include_archive``)
+    are added to ``res``.
+    """
+    from auditlens.retention import ArchiveError, read_archive
+    from auditlens.store.tables import retention_log
+
+    r = retention_log.c
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(r.through_seq, r.last_entry_hash, r.manifest)
+            .where(r.organization_id == org)
+            .order_by(r.through_seq)
+        ).all()
+    if not rows:
+        return None
+    leaves: list[bytes] = []
+    for through, _last, manifest in rows:
+        try:
+            frame = read_archive(manifest, verify=include_archive)
+            leaves.extend(leaf_hash(bytes.fromhex(h)) for h in frame["entry_hash"].to_list())
+        except ArchiveError as exc:
+            res.problems.append(Problem(org, int(through), None, "archive", None, None, str(exc)))
+        except Exception as exc:
+            res.problems.append(
+                Problem(
+                    org, int(through), None, "archive", None, None, f"archive unreadable: {exc}"
+                )
+            )
+    return int(rows[-1][0]), str(rows[-1][1]), leaves
 
 
 def _classify_link(

@@ -36,8 +36,10 @@ __all__ = [
     "entries",
     "meta",
     "metadata",
+    "org_plans",
     "postgres_ddl",
     "retention_authorizations",
+    "retention_log",
     "search_text_expr",
     "signing_keys",
     "sqlite_ddl",
@@ -122,6 +124,29 @@ signing_keys = Table(
     Column("first_seen_ms", BigInteger, nullable=False),
 )
 
+
+org_plans = Table(
+    "org_plans",
+    metadata,
+    Column("organization_id", String(36), primary_key=True),
+    Column("plan", String(16), nullable=False),  # free | starter | pro | enterprise
+    Column("retention_days", Integer),  # enterprise: custom days, or NULL for unlimited
+    Column("updated_ms", BigInteger, nullable=False),
+)
+
+retention_log = Table(
+    "retention_log",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("organization_id", String(36), nullable=False),
+    Column("first_seq", BigInteger, nullable=False),
+    Column("through_seq", BigInteger, nullable=False),
+    Column("last_entry_hash", String(64), nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("manifest", Text, nullable=False),  # path of the archive manifest
+    Column("manifest_sha256", String(64), nullable=False),
+    Column("applied_ms", BigInteger, nullable=False),
+)
 
 alert_state = Table(
     "alert_state",

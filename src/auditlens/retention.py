@@ -1,0 +1,336 @@
+"""Retention per plan, through a verified Parquet archive — the one controlled way entries leave.
+
+Plans: ``free`` keeps 7 days, ``starter`` 30, ``pro`` 365, ``enterprise`` a custom number of
+days or everything. Organizations without a plan are never touched.
+
+For each organization, :func:`apply_retention` takes the oldest entries older than the
+plan allows — always a prefix of the chain, so what stays is still one unbroken chain —
+and, in this order:
+
+1. writes them to Hive-partitioned Parquet (``organization_id=…/month=YYYY-MM/``, files
+   named by their seq range, written to a temporary name and renamed);
+2. writes a manifest (seq range, prev_hash of the first entry, last entry_hash, Merkle
+   root of the archived leaves, SHA-256 and rows of every file), also atomically;
+3. reads the archive back and checks every file hash and every chain link;
+4. only then, in one transaction, deletes the range through the
+   ``retention_authorizations`` path and records the boundary in ``retention_log``;
+5. appends an ``audit_log.retention_applied`` entry.
+
+A crash anywhere loses nothing: before step 4 the entries are still in the store and a
+rerun rewrites the same files; step 4 is one transaction. Verification afterwards starts
+at the recorded boundary (the first remaining entry must chain to the archived last hash).
+
+Example:
+    >>> RETENTION_DAYS["starter"]
+    30
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import delete, func, select
+
+from auditlens.chain.canonical import CONTENT_FIELDS, content_hashes, link_hash
+from auditlens.errors import AuditLensError, ConfigError, StoreError
+from auditlens.frames import FRAME_SCHEMA
+from auditlens.merkle import MerkleTree, leaf_hash
+from auditlens.store.tables import entries, org_plans, retention_authorizations, retention_log
+
+if TYPE_CHECKING:
+    from auditlens.store.store import AuditStore
+
+__all__ = [
+    "PLANS",
+    "RETENTION_DAYS",
+    "ArchiveError",
+    "RetentionResult",
+    "apply_retention",
+    "archive_boundary",
+    "read_archive",
+    "set_plan",
+]
+
+PLANS = ("free", "starter", "pro", "enterprise")
+RETENTION_DAYS: dict[str, int | None] = {"free": 7, "starter": 30, "pro": 365, "enterprise": None}
+_C = entries.c
+
+
+class ArchiveError(AuditLensError, RuntimeError):
+    """An archive does not match its manifest (or the manifest is missing)."""
+
+
+@dataclass(frozen=True)
+class RetentionResult:
+    """What retention did (or, with ``dry_run``, would do) for one organization."""
+
+    organization_id: str
+    plan: str
+    retention_days: int | None
+    first_seq: int | None
+    through_seq: int | None
+    rows: int
+    manifest: Path | None
+    dry_run: bool
+
+
+def set_plan(
+    store: AuditStore, organization_id: str, plan: str, retention_days: int | None = None
+) -> None:
+    """Give an organization a plan.
+
+    ``retention_days`` is for the enterprise plan only; None there keeps everything.
+    """
+    if plan not in PLANS:
+        raise ConfigError(f"plan must be one of {', '.join(PLANS)}, got {plan!r}")
+    if retention_days is not None and (plan != "enterprise" or retention_days < 1):
+        raise ConfigError("custom retention_days (≥ 1) is for the enterprise plan only")
+    with store._write() as conn:
+        conn.execute(delete(org_plans).where(org_plans.c.organization_id == organization_id))
+        conn.execute(
+            org_plans.insert().values(
+                organization_id=organization_id,
+                plan=plan,
+                retention_days=retention_days,
+                updated_ms=int(time.time() * 1000),
+            )
+        )
+
+
+def archive_boundary(store: AuditStore, organization_id: str) -> tuple[int, str] | None:
+    """``(through_seq, last entry_hash)`` of the organization's archived prefix, if any."""
+    r = retention_log.c
+    with store.engine.connect() as conn:
+        row = conn.execute(
+            select(r.through_seq, r.last_entry_hash)
+            .where(r.organization_id == organization_id)
+            .order_by(r.through_seq.desc())
+            .limit(1)
+        ).first()
+    return (int(row[0]), str(row[1])) if row is not None else None
+
+
+def _plans(store: AuditStore) -> dict[str, tuple[str, int | None]]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(org_plans.c.organization_id, org_plans.c.plan, org_plans.c.retention_days)
+        )
+        return {o: (p, d if p == "enterprise" else RETENTION_DAYS[p]) for o, p, d in rows}
+
+
+def _sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _rows(store: AuditStore, org: str, first: int, through: int) -> pl.DataFrame:
+    from auditlens.store.store import _FRAME_COLUMNS
+
+    stmt = (
+        select(*_FRAME_COLUMNS)
+        .where(_C.organization_id == org, _C.seq >= first, _C.seq <= through)
+        .order_by(_C.seq)
+    )
+    batches = list(store._reader.batches(stmt))
+    table = pa.Table.from_batches(batches, schema=FRAME_SCHEMA)
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def _write_archive(root: Path, org: str, frame: pl.DataFrame, first: int, through: int) -> Path:
+    base = root / f"organization_id={org}"
+    files = []
+    monthly = frame.with_columns(pl.col("timestamp").dt.strftime("%Y-%m").alias("_month"))
+    for (month,), part in monthly.group_by(["_month"], maintain_order=True):
+        folder = base / f"month={month}"
+        folder.mkdir(parents=True, exist_ok=True)
+        lo, hi = int(part["seq"].min()), int(part["seq"].max())  # type: ignore[arg-type]
+        path = folder / f"seq-{lo:012d}-{hi:012d}.parquet"
+        data = part.drop("_month").to_arrow()
+        _atomic_write(path, lambda p, d=data: pq.write_table(d, p, compression="zstd"))
+        files.append(
+            {
+                "path": str(path.relative_to(root)),
+                "rows": part.height,
+                "sha256": _sha(path),
+                "first_seq": lo,
+                "last_seq": hi,
+            }
+        )
+    tree = MerkleTree([leaf_hash(bytes.fromhex(h)) for h in frame["entry_hash"].to_list()])
+    manifest = {
+        "format": "auditlens.archive.v1",
+        "organization_id": org,
+        "first_seq": first,
+        "through_seq": through,
+        "rows": frame.height,
+        "first_prev_hash": frame["prev_hash"][0],
+        "last_entry_hash": frame["entry_hash"][-1],
+        "merkle_root": tree.root().hex(),
+        "files": files,
+        "created_at_ms": int(time.time() * 1000),
+    }
+    mpath = base / f"manifest-{first:012d}-{through:012d}.json"
+    _atomic_write(mpath, lambda p: p.write_text(json.dumps(manifest, indent=2)))
+    return mpath
+
+
+def read_archive(manifest: str | Path, *, verify: bool = True) -> pl.DataFrame:
+    """The entries of one archive (a manifest file), checked against it unless ``verify=False``.
+
+    Raises:
+        ArchiveError: a file is missing or changed, or a chain link does not hold.
+    """
+    mpath = Path(manifest)
+    try:
+        meta = json.loads(mpath.read_text())
+    except (OSError, ValueError) as exc:
+        raise ArchiveError(f"{mpath}: unreadable manifest ({exc})") from None
+    root = mpath.parent.parent
+    parts = []
+    for f in meta["files"]:
+        path = root / f["path"]
+        if not path.exists():
+            raise ArchiveError(f"{path}: listed in {mpath.name} but missing")
+        if verify and _sha(path) != f["sha256"]:
+            raise ArchiveError(f"{path}: SHA-256 does not match the manifest")
+        parts.append(pl.read_parquet(path))
+    frame = pl.concat(parts).sort("seq") if parts else pl.DataFrame()
+    if verify:
+        _check_chain(frame, meta, mpath)
+    return frame
+
+
+def _check_chain(frame: pl.DataFrame, meta: dict[str, Any], where: Path) -> None:
+    if frame.height != meta["rows"] or frame["seq"].to_list() != list(
+        range(meta["first_seq"], meta["through_seq"] + 1)
+    ):
+        raise ArchiveError(f"{where}: rows or seq range differ from the manifest")
+    rows = frame.rename({"timestamp": "ts"}).with_columns(pl.col("ts").dt.epoch("ms"))
+    contents = content_hashes(rows.select(list(CONTENT_FIELDS)))
+    prev = meta["first_prev_hash"]
+    for stored, content, seq in zip(
+        frame["entry_hash"].to_list(), contents, frame["seq"].to_list(), strict=True
+    ):
+        if link_hash(prev, content) != stored:
+            raise ArchiveError(f"{where}: the chain breaks at seq {seq}")
+        prev = stored
+    if prev != meta["last_entry_hash"]:
+        raise ArchiveError(f"{where}: the last entry hash differs from the manifest")
+
+
+def apply_retention(
+    store: AuditStore,
+    archive_dir: str | os.PathLike[str],
+    *,
+    organization_id: str | None = None,
+    now: datetime | None = None,
+    dry_run: bool = False,
+) -> list[RetentionResult]:
+    """Archive, verify, then remove entries older than each organization's plan allows."""
+    now = now or datetime.now(UTC)
+    root = Path(archive_dir)
+    plans = _plans(store)
+    results = []
+    for org in sorted(plans if organization_id is None else [organization_id]):
+        if org not in plans:
+            raise ConfigError(f"organization {org} has no plan; set one with set_plan()")
+        plan, days = plans[org]
+        if days is None:
+            results.append(RetentionResult(org, plan, None, None, None, 0, None, dry_run))
+            continue
+        cutoff = int((now - timedelta(days=days)).timestamp() * 1000)
+        boundary = archive_boundary(store, org)
+        first = (boundary[0] + 1) if boundary else 1
+        with store.engine.connect() as conn:
+            keep_from = conn.execute(
+                select(func.min(_C.seq)).where(_C.organization_id == org, _C.ts >= cutoff)
+            ).scalar()
+            last = conn.execute(select(func.max(_C.seq)).where(_C.organization_id == org)).scalar()
+        through = (
+            (int(keep_from) - 1)
+            if keep_from is not None
+            else (int(last) if last is not None else 0)
+        )
+        if through < first:
+            results.append(RetentionResult(org, plan, days, None, None, 0, None, dry_run))
+            continue
+        if dry_run:
+            results.append(
+                RetentionResult(org, plan, days, first, through, through - first + 1, None, True)
+            )
+            continue
+        frame = _rows(store, org, first, through)
+        if boundary is not None and frame["prev_hash"][0] != boundary[1]:
+            raise StoreError(
+                f"organization {org}: seq {first} does not chain to the archived boundary; "
+                "run `auditlens verify` before applying retention"
+            )
+        manifest = _write_archive(root, org, frame, first, through)
+        read_archive(manifest)  # every file and link, read back before anything is deleted
+        with store._write() as conn:
+            conn.execute(
+                retention_authorizations.insert().values(
+                    organization_id=org, through_seq=through, reason=f"retention {plan} {days}d"
+                )
+            )
+            conn.execute(delete(entries).where(_C.organization_id == org, _C.seq <= through))
+            conn.execute(
+                delete(retention_authorizations).where(
+                    retention_authorizations.c.organization_id == org
+                )
+            )
+            conn.execute(
+                retention_log.insert().values(
+                    organization_id=org,
+                    first_seq=first,
+                    through_seq=through,
+                    last_entry_hash=frame["entry_hash"][-1],
+                    rows=frame.height,
+                    manifest=str(manifest),
+                    manifest_sha256=_sha(manifest),
+                    applied_ms=int(time.time() * 1000),
+                )
+            )
+        store.__dict__.pop("_merkle_trees", None)
+        store.append(
+            {
+                "actor": {"type": "system"},
+                "action": "audit_log.retention_applied",
+                "organization_id": org,
+                "result": "success",
+                "resource": {"type": "audit_log", "id": org, "name": manifest.name},
+                "details": {
+                    "plan": plan,
+                    "retention_days": days,
+                    "first_seq": first,
+                    "through_seq": through,
+                    "rows": frame.height,
+                    "manifest": str(manifest),
+                },
+            }
+        )
+        results.append(
+            RetentionResult(org, plan, days, first, through, frame.height, manifest, False)
+        )
+    return results

@@ -1,0 +1,131 @@
+"""Retention per plan through a verified Parquet archive, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+import auditlens as al
+from auditlens.chain.notes import SigningKey
+from auditlens.retention import (
+    ArchiveError,
+    apply_retention,
+    archive_boundary,
+    read_archive,
+    set_plan,
+)
+from tests.helpers import ORG, ORG2, make_entry
+
+NOW = datetime(2025, 3, 1, tzinfo=UTC)
+
+
+def days_ago(n: float) -> str:
+    return (NOW - timedelta(days=n)).isoformat()
+
+
+@pytest.fixture
+def aged(store: al.AuditStore) -> al.AuditStore:
+    # ORG: 40 entries from 60 to 21 days ago, then 10 recent ones; ORG2 the same, no plan
+    for org in (ORG, ORG2):
+        store.append(
+            [
+                make_entry(organization_id=org, timestamp=days_ago(60 - i), details={"i": i})
+                for i in range(40)
+            ]
+        )
+        store.append(
+            [make_entry(organization_id=org, timestamp=days_ago(5 - i * 0.1)) for i in range(10)]
+        )
+    set_plan(store, ORG, "starter")  # 30 days
+    return store
+
+
+def test_old_entries_are_archived_verified_and_removed(aged: al.AuditStore, tmp_path: Path) -> None:
+    key = SigningKey.generate("t/log")
+    aged.checkpoint(ORG, key)  # a checkpoint that covers what will be archived
+    dry = apply_retention(aged, tmp_path, now=NOW, dry_run=True)
+    assert [(r.organization_id, r.first_seq, r.through_seq, r.rows) for r in dry] == [
+        (ORG, 1, 30, 30)
+    ]
+    assert aged.count(organization_id=ORG) == 50  # a dry run changes nothing
+    [res] = apply_retention(aged, tmp_path, now=NOW)
+    assert (res.first_seq, res.through_seq, res.rows) == (1, 30, 30)
+    assert aged.count(organization_id=ORG, action="webhook.created") == 20
+    assert aged.count(organization_id=ORG2) == 50  # no plan: never touched
+    # the archive is Hive-partitioned by organization and month, with a manifest
+    files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.parquet"))
+    assert [f.split("/")[1] for f in files] == ["month=2024-12", "month=2025-01"]
+    assert all(f.startswith(f"organization_id={ORG}/") for f in files)
+    archived = read_archive(res.manifest)  # type: ignore[arg-type]
+    assert archived["seq"].to_list() == list(range(1, 31))
+    assert archive_boundary(aged, ORG)[0] == 30  # type: ignore[index]
+    # the log still verifies: the chain starts at the archived boundary, the checkpoint's
+    # tree is rebuilt from the archive's leaves plus the live ones
+    report = al.verify(aged, keys=[key.verifier], include_archive=True)
+    assert report.ok, report.problems
+    org = next(o for o in report.organizations if o.organization_id == ORG)
+    assert org.first_seq == 31 and org.latest_checkpoint_size == 50
+    # who did it is in the trail
+    [entry] = aged.entries("action:audit_log.retention_applied")
+    assert entry["details"]["through_seq"] == 30 and entry["organization_id"] == ORG
+    # ad-hoc DELETE is still refused
+    with pytest.raises(Exception, match="append-only"), aged.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_entries WHERE seq = 31"))
+
+
+def test_rerun_is_idempotent_and_later_runs_continue(aged: al.AuditStore, tmp_path: Path) -> None:
+    apply_retention(aged, tmp_path, now=NOW)
+    [again] = apply_retention(aged, tmp_path, now=NOW)
+    assert again.rows == 0
+    [later] = apply_retention(aged, tmp_path, now=NOW + timedelta(days=8))
+    assert (later.first_seq, later.through_seq) == (31, 38)  # older than 22 days by then
+    assert al.verify(aged, include_archive=True).ok
+
+
+def test_a_crash_before_the_delete_loses_nothing(
+    aged: al.AuditStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import auditlens.retention as ret
+
+    real = ret.read_archive
+
+    def crash(*args: object, **kwargs: object) -> object:
+        real(*args, **kwargs)  # type: ignore[arg-type]
+        raise KeyboardInterrupt("power cut after the archive was written")
+
+    monkeypatch.setattr(ret, "read_archive", crash)
+    with pytest.raises(KeyboardInterrupt):
+        apply_retention(aged, tmp_path, now=NOW)
+    assert aged.count(organization_id=ORG) == 50 and archive_boundary(aged, ORG) is None
+    monkeypatch.setattr(ret, "read_archive", real)
+    [res] = apply_retention(aged, tmp_path, now=NOW)  # the rerun completes the job
+    assert res.rows == 30 and al.verify(aged).ok
+
+
+def test_a_tampered_archive_is_refused_and_reported(aged: al.AuditStore, tmp_path: Path) -> None:
+    [res] = apply_retention(aged, tmp_path, now=NOW)
+    manifest = json.loads(res.manifest.read_text())  # type: ignore[union-attr]
+    victim = tmp_path / manifest["files"][0]["path"]
+    victim.write_bytes(victim.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(ArchiveError, match="SHA-256"):
+        read_archive(res.manifest)  # type: ignore[arg-type]
+    report = al.verify(aged, include_archive=True)
+    assert [p.kind for p in report.problems] == ["archive"]
+
+
+def test_plans() -> None:
+    store = al.open_store("sqlite://")
+    with pytest.raises(al.ConfigError, match="plan must be one of"):
+        set_plan(store, ORG, "platinum")
+    with pytest.raises(al.ConfigError, match="enterprise plan only"):
+        set_plan(store, ORG, "pro", retention_days=10)
+    set_plan(store, ORG, "enterprise")  # unlimited
+    store.append(make_entry(timestamp=days_ago(3000)))
+    [res] = apply_retention(store, "/nonexistent", now=NOW)
+    assert res.rows == 0 and res.retention_days is None
+    with pytest.raises(al.ConfigError, match="has no plan"):
+        apply_retention(store, "/tmp", organization_id=ORG2, now=NOW)
