@@ -129,3 +129,36 @@ def test_plans() -> None:
     assert res.rows == 0 and res.retention_days is None
     with pytest.raises(al.ConfigError, match="has no plan"):
         apply_retention(store, "/tmp", organization_id=ORG2, now=NOW)
+
+
+def test_cli_plan_retention_archive_and_verify(store_url: str, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from auditlens.cli import app
+
+    recent = datetime.now(UTC)
+    with al.open_store(store_url) as s:
+        s.append(
+            [make_entry(timestamp=(recent - timedelta(days=20 - i)).isoformat()) for i in range(20)]
+        )
+    run = CliRunner().invoke
+    archive = str(tmp_path / "archive")
+    assert run(app, ["plan", "set", ORG, "free", "--db", store_url]).exit_code == 0
+    res = run(app, ["retention", "apply", "--db", store_url, "--archive", archive, "--dry-run"])
+    assert res.exit_code == 0 and "would archive seq 1..14" in res.stdout
+    res = run(app, ["retention", "apply", "--db", store_url, "--archive", archive])
+    assert res.exit_code == 0 and "archived and removed seq 1..14" in res.stdout
+    res = run(app, ["archive", "list", "--db", store_url])
+    assert "1..14" in res.stdout
+    res = run(app, ["verify", "--db", store_url, "--include-archive"])
+    assert res.exit_code == 0, res.stdout
+    out = tmp_path / "restored.parquet"
+    res = run(app, ["archive", "restore", "--org", ORG, "--out", str(out), "--db", store_url])
+    assert res.exit_code == 0 and "restored 14 verified entries" in res.stdout
+    import polars as pl
+
+    assert pl.read_parquet(out)["seq"].to_list() == list(range(1, 15))
+    with al.open_store(store_url) as s:
+        assert s.count("action:audit_log.restored") == 1
+    res = run(app, ["retention", "apply", "--db", store_url])
+    assert res.exit_code == 3 and "no archive folder" in res.stderr

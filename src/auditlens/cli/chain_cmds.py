@@ -52,6 +52,9 @@ def verify_cmd(
     since_seq: Annotated[int | None, typer.Option(help="Start at this seq.")] = None,
     key: Keys = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    include_archive: Annotated[
+        bool, typer.Option("--include-archive", help="Also re-verify the Parquet archive.")
+    ] = False,
 ) -> None:
     """Re-compute every hash link and check every signed checkpoint. Exit 0 only if all verifies."""
     with al.open_store(db) as store:
@@ -64,6 +67,7 @@ def verify_cmd(
                 since_seq=since_seq,
                 keys=_trusted(key),
                 progress=lambda n: bar.advance(task, n),
+                include_archive=include_archive,
             )
     if as_json:
         sys.stdout.write(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode() + "\n")

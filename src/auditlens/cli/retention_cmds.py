@@ -1,0 +1,161 @@
+"""Plans, retention and the archive: plan set, retention apply, archive list/restore."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy import select
+
+import auditlens as al
+from auditlens import retention
+from auditlens.cli.app import app, handle_errors
+from auditlens.cli.commands import Db
+from auditlens.cli.output import console
+
+plan_app = typer.Typer(help="Organization plans (they set retention).", no_args_is_help=True)
+retention_app = typer.Typer(
+    help="Apply retention: archive to Parquet, verify, then remove.", no_args_is_help=True
+)
+archive_app = typer.Typer(
+    help="The Parquet archive of entries past retention.", no_args_is_help=True
+)
+app.add_typer(plan_app, name="plan")
+app.add_typer(retention_app, name="retention")
+app.add_typer(archive_app, name="archive")
+
+Archive = Annotated[
+    Path | None,
+    typer.Option("--archive", help="Archive folder (default: $AUDITLENS_ARCHIVE)."),
+]
+
+
+def _archive_dir(path: Path | None) -> Path:
+    where = path or (
+        Path(os.environ["AUDITLENS_ARCHIVE"]) if os.environ.get("AUDITLENS_ARCHIVE") else None
+    )
+    if where is None:
+        raise al.ConfigError("no archive folder: pass --archive DIR or set AUDITLENS_ARCHIVE")
+    return where
+
+
+@plan_app.command("set")
+@handle_errors
+def plan_set(
+    organization_id: Annotated[str, typer.Argument(help="Organization id.")],
+    plan: Annotated[
+        str, typer.Argument(help="free (7 d), starter (30 d), pro (365 d) or enterprise.")
+    ],
+    days: Annotated[
+        int | None, typer.Option(help="Enterprise only: custom retention in days.")
+    ] = None,
+    db: Db = None,
+) -> None:
+    """Set an organization's plan."""
+    with al.open_store(db) as store:
+        retention.set_plan(store, organization_id, plan, days)
+    console.print(f"{organization_id}: plan {plan}" + (f" ({days} days)" if days else ""))
+
+
+@retention_app.command("apply")
+@handle_errors
+def retention_apply(
+    db: Db = None,
+    archive: Archive = None,
+    org: Annotated[str | None, typer.Option(help="Only this organization.")] = None,
+    dry_run: Annotated[
+        bool, typer.Option(help="Show what would be archived; change nothing.")
+    ] = False,
+) -> None:
+    """Archive entries past each plan's retention, verify the archive, then remove them."""
+    with al.open_store(db) as store:
+        results = retention.apply_retention(
+            store, _archive_dir(archive), organization_id=org, dry_run=dry_run
+        )
+    for r in results:
+        if r.rows == 0:
+            console.print(f"{r.organization_id} ({r.plan}): nothing past retention")
+        else:
+            verb = "would archive" if r.dry_run else "archived and removed"
+            console.print(
+                f"{r.organization_id} ({r.plan}, {r.retention_days} d): {verb} seq "
+                f"{r.first_seq}..{r.through_seq} ({r.rows:,} entries)"
+                + (f" → {r.manifest}" if r.manifest else "")
+            )
+
+
+@archive_app.command("list")
+@handle_errors
+def archive_list(db: Db = None) -> None:
+    """Archived ranges recorded in the store."""
+    from auditlens.store.tables import retention_log
+
+    r = retention_log.c
+    with al.open_store(db) as store, store.engine.connect() as conn:
+        rows = conn.execute(
+            select(r.organization_id, r.first_seq, r.through_seq, r.rows, r.manifest).order_by(
+                r.organization_id, r.first_seq
+            )
+        ).all()
+    t = Table(header_style="bold")
+    for col in ("organization", "seq", "entries", "manifest"):
+        t.add_column(col)
+    for org, first, through, n, manifest in rows:
+        t.add_row(org, f"{first}..{through}", f"{n:,}", Text(manifest))
+    console.print(t)
+
+
+@archive_app.command("restore")
+@handle_errors
+def archive_restore(
+    org: Annotated[str, typer.Option(help="Organization id.")],
+    out: Annotated[Path, typer.Option(help="Parquet file to write the verified entries to.")],
+    start: Annotated[str | None, typer.Option(help="From this date (inclusive).")] = None,
+    end: Annotated[str | None, typer.Option(help="Until this date (inclusive).")] = None,
+    db: Db = None,
+) -> None:
+    """Read archived entries back, verified against their manifests, into a Parquet file."""
+    frame = _restore(db, org, start, end)
+    frame.write_parquet(out)
+    console.print(f"restored {frame.height:,} verified entries of {org} to {out}")
+
+
+def _restore(db: str | None, org: str, start: str | None, end: str | None):  # type: ignore[no-untyped-def]
+    import polars as pl
+
+    from auditlens.query.filters import parse_when
+    from auditlens.store.tables import retention_log
+
+    r = retention_log.c
+    with al.open_store(db) as store:
+        with store.engine.connect() as conn:
+            manifests = [
+                m
+                for (m,) in conn.execute(
+                    select(r.manifest).where(r.organization_id == org).order_by(r.first_seq)
+                )
+            ]
+        frames = [retention.read_archive(m) for m in manifests]
+        frame = pl.concat(frames) if frames else pl.DataFrame()
+        if not frame.is_empty():
+            if start:
+                frame = frame.filter(pl.col("timestamp").dt.epoch("ms") >= parse_when(start))
+            if end:
+                frame = frame.filter(
+                    pl.col("timestamp").dt.epoch("ms") <= parse_when(end, end_of_day=True)
+                )
+        store.append(
+            {
+                "actor": {"type": "system"},
+                "action": "audit_log.restored",
+                "organization_id": org,
+                "result": "success",
+                "resource": {"type": "audit_log", "id": org, "name": "archive"},
+                "details": {"rows": frame.height, "start": start, "end": end},
+            }
+        )
+    return frame
