@@ -6,6 +6,7 @@ from auditlens.cli import alert_cmds as _alert_cmds  # noqa: F401 - registers th
 from auditlens.cli import chain_cmds as _chain_cmds  # noqa: F401
 from auditlens.cli import commands as _commands  # noqa: F401
 from auditlens.cli import retention_cmds as _retention_cmds  # noqa: F401
+from auditlens.cli import schedule_cmds as _schedule_cmds  # noqa: F401
 from auditlens.cli.app import app, main
 
 __all__ = ["app", "main"]

@@ -388,6 +388,10 @@ def _record(
     store: AuditStore, result: ExportResult, where: Any, filters: dict[str, Any], path: Path | None
 ) -> None:
     actor = _actor()
+    counts = dict(result.organizations)
+    org_filter = filters.get("organization_id")
+    if not counts and isinstance(org_filter, str):
+        counts = {org_filter.lower(): 0}  # an empty export of one organization is still an export
     entries = [
         {
             "actor": actor,
@@ -405,7 +409,7 @@ def _record(
                 "os_user": getpass.getuser(),
             },
         }
-        for org, n in sorted(result.organizations.items())
+        for org, n in sorted(counts.items())
     ]
     if entries:
         store.append(entries)

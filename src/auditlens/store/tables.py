@@ -34,6 +34,8 @@ __all__ = [
     "alert_state",
     "checkpoints",
     "entries",
+    "export_runs",
+    "export_schedules",
     "meta",
     "metadata",
     "org_plans",
@@ -146,6 +148,42 @@ retention_log = Table(
     Column("manifest", Text, nullable=False),  # path of the archive manifest
     Column("manifest_sha256", String(64), nullable=False),
     Column("applied_ms", BigInteger, nullable=False),
+)
+
+export_schedules = Table(
+    "export_schedules",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("organization_id", String(36), nullable=False),
+    Column("every", String(16), nullable=False),
+    Column("at", String(8), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("query", Text),
+    Column("format", String(16), nullable=False),
+    Column("fields", Text),
+    Column("destination", Text, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+export_runs = Table(
+    "export_runs",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("schedule", String(200), nullable=False),
+    Column("period_start_ms", BigInteger, nullable=False),
+    Column("period_end_ms", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),  # running | succeeded | failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_ms", BigInteger, nullable=False),
+    Column("started_ms", BigInteger),
+    Column("finished_ms", BigInteger),
+    Column("rows", BigInteger),
+    Column("bytes", BigInteger),
+    Column("sha256", String(64)),
+    Column("destination", Text, nullable=False),
+    Column("location", Text),
+    Column("error", Text),
+    UniqueConstraint("schedule", "period_start_ms", name="uq_export_run_period"),
 )
 
 alert_state = Table(

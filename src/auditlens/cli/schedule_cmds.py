@@ -1,0 +1,122 @@
+"""Scheduled exports: schedule add, list, remove, run-due (the last one from cron)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+import auditlens as al
+from auditlens.cli.app import EXIT_PROBLEM, app, handle_errors
+from auditlens.cli.commands import Db
+from auditlens.cli.output import console
+from auditlens.export import schedules
+
+schedule_app = typer.Typer(
+    help="Scheduled exports (pro and enterprise plans).", no_args_is_help=True
+)
+app.add_typer(schedule_app, name="schedule")
+
+
+@schedule_app.command("add")
+@handle_errors
+def schedule_add(
+    name: Annotated[str, typer.Argument(help="A name for the schedule.")],
+    org: Annotated[str, typer.Option(help="Organization id (on the pro or enterprise plan).")],
+    every: Annotated[str, typer.Option(help="daily, weekly or monthly.")],
+    to: Annotated[str, typer.Option("--to", help="file:///folder/ or mailto:a@x.io,b@x.io.")],
+    query: Annotated[str | None, typer.Option(help="Search query restricting the entries.")] = None,
+    at: Annotated[str, typer.Option(help="Run time after the period ends (local).")] = "02:00",
+    timezone: Annotated[str, typer.Option(help="IANA time zone of the periods.")] = "UTC",
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="csv, json, jsonl or parquet.")
+    ] = "csv",
+    fields: Annotated[str | None, typer.Option(help="Comma-separated fields.")] = None,
+    db: Db = None,
+) -> None:
+    """Export the previous complete period on a schedule."""
+    with al.open_store(db) as store:
+        schedules.add_schedule(
+            store,
+            name,
+            organization_id=org,
+            every=every,
+            destination=to,
+            at=at,
+            timezone=timezone,
+            query=query,
+            format=fmt,
+            fields=fields,
+        )
+    console.print(f"schedule {name}: {every} at {at} {timezone} → {to}")
+
+
+@schedule_app.command("list")
+@handle_errors
+def schedule_list(
+    db: Db = None, runs: Annotated[int, typer.Option(help="Recent runs to show.")] = 10
+) -> None:
+    """Schedules and their recent runs (period, status, rows, bytes, checksum, error)."""
+    with al.open_store(db) as store:
+        items = schedules.list_schedules(store)
+        history = schedules.list_runs(store)
+    t = Table(header_style="bold", title="schedules")
+    for col in ("name", "organization", "every", "query", "format", "to"):
+        t.add_column(col)
+    for s in items:
+        t.add_row(
+            s.name,
+            s.organization_id,
+            f"{s.every} {s.at} {s.timezone}",
+            Text(s.query or ""),
+            s.format,
+            Text(s.destination),
+        )
+    console.print(t)
+    r = Table(header_style="bold", title="recent runs")
+    for col in ("schedule", "period", "status", "attempts", "rows", "bytes", "sha256 / error"):
+        r.add_column(col)
+    for run in history[:runs]:
+        r.add_row(
+            run.schedule,
+            f"{run.period_start:%Y-%m-%d}",
+            run.status,
+            str(run.attempts),
+            "" if run.rows is None else f"{run.rows:,}",
+            "" if run.bytes is None else f"{run.bytes:,}",
+            Text((run.sha256 or "")[:16] if run.status == "succeeded" else (run.error or "")),
+        )
+    console.print(r)
+
+
+@schedule_app.command("remove")
+@handle_errors
+def schedule_remove(name: Annotated[str, typer.Argument()], db: Db = None) -> None:
+    """Remove a schedule (its run history stays)."""
+    with al.open_store(db) as store:
+        found = schedules.remove_schedule(store, name)
+    if not found:
+        console.print(f"no schedule named {name}")
+        raise typer.Exit(EXIT_PROBLEM)
+    console.print(f"removed {name}")
+
+
+@schedule_app.command("run-due")
+@handle_errors
+def schedule_run_due(db: Db = None) -> None:
+    """Run whatever is due (call from cron every few minutes). Exit 1 if a run failed."""
+    with al.open_store(db) as store:
+        made = schedules.run_due(store)
+    for run in made:
+        console.print(
+            f"{run.schedule} {run.period_start:%Y-%m-%d}: {run.status}"
+            + (
+                f", {run.rows:,} rows → {run.location}"
+                if run.status == "succeeded"
+                else f" ({run.error})"
+            )
+        )
+    if any(r.status == "failed" for r in made):
+        raise typer.Exit(EXIT_PROBLEM)

@@ -1,0 +1,211 @@
+"""Scheduled exports: plan gating, the previous complete period, exactly once, catch-up,
+failures retried and visible, delivery to a folder and by email (real SMTP on loopback)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import auditlens as al
+from auditlens.export import add_schedule, list_runs, previous_period, run_due
+from auditlens.retention import set_plan
+from tests.alerts.servers import smtp_server
+from tests.helpers import ORG, ORG2, make_entry
+
+NOW = datetime(2025, 3, 12, 3, 0, tzinfo=UTC)  # a Wednesday, after the 02:00 run time
+
+
+@pytest.fixture
+def pro(store: al.AuditStore) -> al.AuditStore:
+    set_plan(store, ORG, "pro")
+    days = [NOW - timedelta(days=d, hours=12) for d in range(11)]  # one a day, at 15:00 UTC
+    store.append(
+        [make_entry(timestamp=t.isoformat(), details={"d": i}) for i, t in enumerate(days)]
+    )
+    store.append([make_entry(organization_id=ORG2, timestamp=days[0].isoformat())])
+    return store
+
+
+def _created(store: al.AuditStore, name: str, when: datetime) -> None:
+    from sqlalchemy import update
+
+    from auditlens.store.tables import export_schedules
+
+    with store._write() as conn:
+        conn.execute(
+            update(export_schedules)
+            .where(export_schedules.c.name == name)
+            .values(created_ms=int(when.timestamp() * 1000))
+        )
+
+
+def test_periods_are_the_previous_complete_ones() -> None:
+    at = datetime(2025, 3, 1, 12, tzinfo=UTC)  # a Saturday
+    assert previous_period("daily", "UTC", at) == (
+        datetime(2025, 2, 28, tzinfo=UTC),
+        datetime(2025, 3, 1, tzinfo=UTC),
+    )
+    start, end = previous_period("weekly", "UTC", at)
+    assert (start.weekday(), (end - start).days, end.date().isoformat()) == (0, 7, "2025-02-24")
+    start, end = previous_period("monthly", "America/New_York", at)
+    assert (start.isoformat(), end.isoformat()) == (
+        "2025-02-01T00:00:00-05:00",
+        "2025-03-01T00:00:00-05:00",
+    )
+
+
+def test_scheduling_needs_pro_or_enterprise(store: al.AuditStore, tmp_path: Path) -> None:
+    with pytest.raises(al.ConfigError, match="need the pro or enterprise plan"):
+        add_schedule(
+            store, "x", organization_id=ORG, every="daily", destination=f"file://{tmp_path}/"
+        )
+    set_plan(store, ORG, "starter")
+    with pytest.raises(al.ConfigError, match="is on starter"):
+        add_schedule(
+            store, "x", organization_id=ORG, every="daily", destination=f"file://{tmp_path}/"
+        )
+    set_plan(store, ORG, "enterprise")
+    with pytest.raises(al.ConfigError, match="--every"):
+        add_schedule(
+            store, "x", organization_id=ORG, every="hourly", destination=f"file://{tmp_path}/"
+        )
+    with pytest.raises(al.ConfigError, match="--to"):
+        add_schedule(store, "x", organization_id=ORG, every="daily", destination="ftp://x")
+
+
+def test_daily_runs_once_per_period_and_catches_up(pro: al.AuditStore, tmp_path: Path) -> None:
+    add_schedule(
+        pro,
+        "daily-csv",
+        organization_id=ORG,
+        every="daily",
+        destination=f"file://{tmp_path}/",
+        fields="timestamp,actor.email,action",
+        format="csv",
+    )
+    _created(pro, "daily-csv", NOW - timedelta(days=3, hours=12))
+    runs = run_due(pro, now=NOW)  # created mid-day on the 8th: the 8th to the 11th are due
+    assert len(runs) == 4 and {r.status for r in runs} == {"succeeded"}
+    assert all(r.rows == 1 for r in runs)  # one entry per day, the other org's left out
+    files = sorted(p.name for p in tmp_path.glob("*.csv"))
+    assert files == [
+        "daily-csv-20250308.csv",
+        "daily-csv-20250309.csv",
+        "daily-csv-20250310.csv",
+        "daily-csv-20250311.csv",
+    ]
+    assert pl.read_csv(tmp_path / files[-1]).columns == ["timestamp", "actor.email", "action"]
+    assert run_due(pro, now=NOW) == []  # called again: nothing twice
+    assert run_due(pro, now=NOW + timedelta(days=1)) != []  # the next day brings one more
+    assert len([r for r in list_runs(pro) if r.status == "succeeded"]) == 5
+    assert pro.count("action:audit_log.exported") == 5
+
+
+def test_concurrent_callers_do_not_run_a_period_twice(pro: al.AuditStore, tmp_path: Path) -> None:
+    add_schedule(pro, "d", organization_id=ORG, every="daily", destination=f"file://{tmp_path}/")
+    _created(pro, "d", NOW - timedelta(days=2, hours=12))
+    results: list[int] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(len(run_due(pro, now=NOW))))
+        for _ in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(results) == 3 and len(list_runs(pro)) == 3  # each period ran in exactly one caller
+    assert pro.count("action:audit_log.exported") == 3
+
+
+def test_failures_are_recorded_retried_and_end_visible(pro: al.AuditStore, tmp_path: Path) -> None:
+    missing = tmp_path / "not-yet"
+    add_schedule(pro, "f", organization_id=ORG, every="daily", destination=f"file://{missing}/")
+    _created(pro, "f", NOW - timedelta(days=1))
+    [run] = run_due(pro, now=NOW)
+    assert run.status == "failed" and "does not exist" in (run.error or "") and run.attempts == 1
+    assert run_due(pro, now=NOW + timedelta(minutes=1)) == []  # backoff: not yet
+    missing.mkdir()
+    [run] = run_due(pro, now=NOW + timedelta(minutes=6))
+    assert run.status == "succeeded" and run.attempts == 2
+
+
+def test_mailto_delivers_the_file_as_an_attachment(
+    pro: al.AuditStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with smtp_server() as (box, port):
+        monkeypatch.setenv("AUDITLENS_SMTP_HOST", "127.0.0.1")
+        monkeypatch.setenv("AUDITLENS_SMTP_PORT", str(port))
+        add_schedule(
+            pro,
+            "weekly-mail",
+            organization_id=ORG,
+            every="weekly",
+            format="jsonl",
+            destination="mailto:auditor@company.com,ciso@company.com",
+        )
+        _created(pro, "weekly-mail", NOW - timedelta(days=9))
+        [run] = run_due(pro, now=NOW)
+        assert run.status == "succeeded", run.error
+        [mail] = box.messages
+        assert box.recipients == [["auditor@company.com", "ciso@company.com"]]
+        names = [part.get_filename() for part in mail.iter_attachments()]
+        assert names == ["weekly-mail-20250303.jsonl", "weekly-mail-20250303.jsonl.manifest.json"]
+        body = next(mail.iter_attachments()).get_payload(decode=True)
+        assert len(body.splitlines()) == run.rows == 7
+
+
+def test_cli_schedule_flow(store_url: str, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from auditlens.cli import app
+
+    run = CliRunner().invoke
+    with al.open_store(store_url) as s:
+        set_plan(s, ORG, "pro")
+        s.append(make_entry(timestamp=(datetime.now(UTC) - timedelta(days=1)).isoformat()))
+    res = run(
+        app,
+        [
+            "schedule",
+            "add",
+            "nightly",
+            "--org",
+            ORG,
+            "--every",
+            "daily",
+            "--to",
+            f"file://{tmp_path}/",
+            "--db",
+            store_url,
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    with al.open_store(store_url) as s:
+        _created(s, "nightly", datetime.now(UTC) - timedelta(days=2))
+    res = run(app, ["schedule", "run-due", "--db", store_url])
+    assert res.exit_code == 0 and "succeeded" in res.stdout
+    res = run(app, ["schedule", "list", "--db", store_url])
+    assert "nightly" in res.stdout and "succeeded" in res.stdout
+    res = run(
+        app,
+        [
+            "schedule",
+            "add",
+            "x",
+            "--org",
+            ORG2,
+            "--every",
+            "daily",
+            "--to",
+            f"file://{tmp_path}/",
+            "--db",
+            store_url,
+        ],
+    )
+    assert res.exit_code == 3 and "pro or enterprise" in res.stderr
+    assert run(app, ["schedule", "remove", "nightly", "--db", store_url]).exit_code == 0
+    assert run(app, ["schedule", "remove", "nightly", "--db", store_url]).exit_code == 1
