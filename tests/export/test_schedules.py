@@ -209,3 +209,56 @@ def test_cli_schedule_flow(store_url: str, tmp_path: Path) -> None:
     assert res.exit_code == 3 and "pro or enterprise" in res.stderr
     assert run(app, ["schedule", "remove", "nightly", "--db", store_url]).exit_code == 0
     assert run(app, ["schedule", "remove", "nightly", "--db", store_url]).exit_code == 1
+
+
+def test_s3_destination_against_moto_over_http(
+    pro: al.AuditStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from tests.alerts.servers import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        for var, value in {
+            "AUDITLENS_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+            "AUDITLENS_S3_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+        }.items():
+            monkeypatch.setenv(var, value)
+        s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1")
+        s3.create_bucket(Bucket="audit-exports")
+        add_schedule(
+            pro,
+            "to-s3",
+            organization_id=ORG,
+            every="daily",
+            format="jsonl",
+            destination="s3://audit-exports/acme/daily/",
+        )
+        _created(pro, "to-s3", NOW - timedelta(days=1))
+        [run] = run_due(pro, now=NOW)
+        assert run.status == "succeeded", run.error
+        assert run.location == "s3://audit-exports/acme/daily/to-s3-20250311.jsonl"
+        body = s3.get_object(Bucket="audit-exports", Key="acme/daily/to-s3-20250311.jsonl")[
+            "Body"
+        ].read()
+        assert len(body.splitlines()) == run.rows == 1
+        manifest = s3.get_object(
+            Bucket="audit-exports", Key="acme/daily/to-s3-20250311.jsonl.manifest.json"
+        )
+        import hashlib
+        import json
+
+        assert (
+            json.loads(manifest["Body"].read())["sha256"]
+            == hashlib.sha256(body).hexdigest()
+            == run.sha256
+        )
+        s3.close()
+    finally:
+        server.stop()

@@ -10,9 +10,11 @@ and delivers it. Missed periods are caught up; a run that failed is retried with
 backoff (5, 15, 60 minutes, then every 4 hours) and stays visibly ``failed`` after five
 attempts; a run left ``running`` by a crash is taken over after an hour.
 
-Destinations: ``file:///folder/`` and ``mailto:a@x.io,b@x.io`` (SMTP settings as for
-alerts; attachments above 10 MB are refused with a clear error). ``s3://`` and
-``sftp://`` are recognised and refused with a clear message until they are built.
+Destinations: ``file:///folder/``, ``mailto:a@x.io,b@x.io`` (SMTP settings as for
+alerts; attachments above 10 MB are refused with a clear error) and
+``s3://bucket/prefix/`` (any S3-compatible store: ``AUDITLENS_S3_ENDPOINT_URL``,
+``AUDITLENS_S3_REGION`` and the usual ``AWS_*`` credentials). ``sftp://`` is
+recognised and refused with a clear message until it is built.
 
 Example:
     >>> from datetime import datetime, UTC
@@ -355,8 +357,38 @@ def _deliver(s: Schedule, path: Path, period: str) -> str:
                 server.login(cfg.smtp_user, cfg.smtp_password or "")
             server.send_message(msg)
         return dest
+    if dest.startswith("s3://"):
+        return _to_s3(dest, path)
     scheme = dest.split(":", 1)[0]
     raise ConfigError(f"{scheme}:// destinations are not available in this version of auditlens")
+
+
+def _to_s3(dest: str, path: Path) -> str:
+    """Upload the file and its manifest to ``s3://bucket/prefix/``.
+
+    Endpoint, region and credentials come from the environment (``AUDITLENS_S3_ENDPOINT_URL``
+    for S3-compatible stores, then the usual ``AWS_*`` variables or profiles), so any
+    S3-compatible store works.
+    """
+    import os
+
+    try:
+        import boto3
+    except ImportError:
+        raise ConfigError("s3:// destinations need boto3: pip install 'auditlens[s3]'") from None
+    bucket, _, prefix = dest[len("s3://") :].partition("/")
+    if not bucket:
+        raise ConfigError(f"{dest}: no bucket name")
+    client = boto3.client(
+        "s3",
+        endpoint_url=os.environ.get("AUDITLENS_S3_ENDPOINT_URL") or None,
+        region_name=os.environ.get("AUDITLENS_S3_REGION") or None,
+    )
+    key = f"{prefix.rstrip('/')}/{path.name}".lstrip("/")
+    manifest = path.with_name(path.name + ".manifest.json")
+    client.upload_file(str(path), bucket, key)
+    client.upload_file(str(manifest), bucket, key + ".manifest.json")
+    return f"s3://{bucket}/{key}"
 
 
 def run_due(store: AuditStore, *, now: datetime | None = None) -> list[Run]:
