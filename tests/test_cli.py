@@ -35,20 +35,20 @@ def test_init_ingest_search_show_stats(db: str, tmp_path: Path) -> None:
     code, out, _ = run("ingest", str(path), "--db", db)
     assert code == 0 and "appended 2" in out
 
-    code, out, _ = run("search", "failed", "--db", db, "--format", "jsonl")
+    code, out, _ = run("search", "failed", "--db", db, "--format", "jsonl", "--no-record")
     assert code == 0
     [line] = out.splitlines()
     assert orjson.loads(line)["audit_id"] == entries[1]["audit_id"]
 
-    code, out, _ = run("search", "action:webhook.*", "--db", db, "--format", "json")
+    code, out, _ = run("search", "action:webhook.*", "--db", db, "--format", "json", "--no-record")
     assert [e["action"] for e in orjson.loads(out)] == ["webhook.created"]
 
-    code, out, _ = run("search", "", "--db", db, "--format", "csv")
+    code, out, _ = run("search", "", "--db", db, "--format", "csv", "--no-record")
     rows = out.splitlines()
     assert rows[0].startswith("timestamp,audit_id,")
     assert len(rows) == 3
 
-    code, out, _ = run("search", "jane@company.com", "--db", db)
+    code, out, _ = run("search", "jane@company.com", "--db", db, "--no-record")
     assert code == 0 and "webhook.created" in out and "2 entries" in out
 
     code, out, _ = run("show", entries[0]["audit_id"], "--db", db, "--format", "json")
@@ -139,3 +139,18 @@ def test_demo_command_writes_store_and_ground_truth(tmp_path: Path) -> None:
     assert len(data["incidents"]) == 7
     code, out, _ = run("stats", "--db", db, "--format", "json")
     assert orjson.loads(out)["total"] > 100
+
+
+def test_searches_are_recorded_as_reviews(db: str, monkeypatch) -> None:
+    import auditlens as al
+
+    with al.open_store(db) as s:
+        s.append([make_entry(), make_entry(result="failure")])
+    monkeypatch.setenv("AUDITLENS_ACTOR", "auditor@company.com")
+    code, out, _ = run("search", "result:failure", "--db", db, "--format", "json")
+    assert code == 0 and len(orjson.loads(out)) == 1
+    with al.open_store(db) as s:
+        [seen] = s.entries("action:audit_log.viewed")
+        assert seen["actor"]["email"] == "auditor@company.com"
+        assert seen["details"]["query"] == "result:failure" and seen["details"]["rows"] == 1
+        assert s.count("auditor@company.com") == 1  # who looked at what: an ordinary search

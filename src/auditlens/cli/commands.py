@@ -124,8 +124,11 @@ def search(
     limit: Annotated[int, typer.Option(min=1, help="Most entries to show.")] = 50,
     fmt: Format = "table",
     order: Annotated[str, typer.Option(help="desc (newest first) or asc.")] = "desc",
+    record: Annotated[
+        bool, typer.Option("--record/--no-record", help="Record this search in the audit trail.")
+    ] = True,
 ) -> None:
-    """Find entries with the search syntax.
+    """Find entries with the search syntax (recorded as audit_log.viewed unless --no-record).
 
     Qualifiers: actor: action: result: created: last: resource: type: name: ip: org: app:
     category: actor_type: id: text:. Same qualifier twice = OR, different = AND, - negates,
@@ -134,6 +137,19 @@ def search(
     _format(fmt)
     with al.open_store(db) as store:
         entries = store.entries(query or None, limit=limit, order=order)  # type: ignore[arg-type]
+        if record:
+            from collections import Counter
+
+            from auditlens.review import record_review
+
+            counts = Counter(e["organization_id"] for e in entries)
+            record_review(
+                store,
+                "audit_log.viewed",
+                counts,
+                {"query": query, "limit": limit, "via": "auditlens search"},
+                "search",
+            )
     print_entries(entries, fmt, title=f"{len(entries)} entries" if fmt == "table" else None)
 
 

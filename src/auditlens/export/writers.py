@@ -24,7 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import getpass
 import gzip as gzip_module
 import hashlib
 import io
@@ -194,13 +193,6 @@ def _json_lines(frame: pl.DataFrame, spec: list[tuple[str, str, str | None]]) ->
             + pl.lit("}")
         ).to_series()
     return encoded.to_list()
-
-
-def _actor() -> dict[str, Any]:
-    who = os.environ.get("AUDITLENS_ACTOR", "").strip()
-    if "@" in who:
-        return {"email": who, "type": "user"}
-    return {"type": "system"}
 
 
 def export(
@@ -387,29 +379,22 @@ def _tally(stats: dict[str, Any], batch: pl.DataFrame) -> None:
 def _record(
     store: AuditStore, result: ExportResult, where: Any, filters: dict[str, Any], path: Path | None
 ) -> None:
-    actor = _actor()
+    from auditlens.review import record_review
+
     counts = dict(result.organizations)
     org_filter = filters.get("organization_id")
     if not counts and isinstance(org_filter, str):
         counts = {org_filter.lower(): 0}  # an empty export of one organization is still an export
-    entries = [
+    record_review(
+        store,
+        "audit_log.exported",
+        counts,
         {
-            "actor": actor,
-            "action": "audit_log.exported",
-            "organization_id": org,
-            "result": "success",
-            "resource": {"type": "audit_log", "id": org, "name": path.name if path else "stdout"},
-            "details": {
-                "format": result.format,
-                "fields": result.fields,
-                "rows": n,
-                "query": where if isinstance(where, str) else None,
-                "filters": {k: str(v) for k, v in filters.items() if v is not None},
-                "sha256": result.sha256,
-                "os_user": getpass.getuser(),
-            },
-        }
-        for org, n in sorted(counts.items())
-    ]
-    if entries:
-        store.append(entries)
+            "format": result.format,
+            "fields": result.fields,
+            "query": where if isinstance(where, str) else None,
+            "filters": {k: str(v) for k, v in filters.items() if v is not None},
+            "sha256": result.sha256,
+        },
+        path.name if path else "stdout",
+    )
