@@ -45,6 +45,7 @@ from auditlens.chain.canonical import CONTENT_FIELDS, content_hashes, link_hash
 from auditlens.errors import AuditLensError, ConfigError, StoreError
 from auditlens.frames import FRAME_SCHEMA
 from auditlens.merkle import MerkleTree, leaf_hash
+from auditlens.review import record_review
 from auditlens.store.tables import entries, org_plans, retention_authorizations, retention_log
 
 if TYPE_CHECKING:
@@ -313,22 +314,18 @@ def apply_retention(
                 )
             )
         store.__dict__.pop("_merkle_trees", None)
-        store.append(
+        record_review(
+            store,
+            "audit_log.retention_applied",
+            {org: frame.height},
             {
-                "actor": {"type": "system"},
-                "action": "audit_log.retention_applied",
-                "organization_id": org,
-                "result": "success",
-                "resource": {"type": "audit_log", "id": org, "name": manifest.name},
-                "details": {
-                    "plan": plan,
-                    "retention_days": days,
-                    "first_seq": first,
-                    "through_seq": through,
-                    "rows": frame.height,
-                    "manifest": str(manifest),
-                },
-            }
+                "plan": plan,
+                "retention_days": days,
+                "first_seq": first,
+                "through_seq": through,
+                "manifest": str(manifest),
+            },
+            manifest.name,
         )
         results.append(
             RetentionResult(org, plan, days, first, through, frame.height, manifest, False)

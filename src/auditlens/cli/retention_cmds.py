@@ -148,14 +148,13 @@ def _restore(db: str | None, org: str, start: str | None, end: str | None):  # t
                 frame = frame.filter(
                     pl.col("timestamp").dt.epoch("ms") <= parse_when(end, end_of_day=True)
                 )
-        store.append(
-            {
-                "actor": {"type": "system"},
-                "action": "audit_log.restored",
-                "organization_id": org,
-                "result": "success",
-                "resource": {"type": "audit_log", "id": org, "name": "archive"},
-                "details": {"rows": frame.height, "start": start, "end": end},
-            }
+        from auditlens.review import record_review
+
+        record_review(
+            store,
+            "audit_log.restored",
+            {org: frame.height},
+            {"start": start, "end": end},
+            "archive",
         )
     return frame
