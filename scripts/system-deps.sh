@@ -4,6 +4,8 @@
 set -euo pipefail
 needed=(
   "pg_isready:postgresql-client"
+  "sshd:openssh-server"
+  "ssh-keygen:openssh-client"
 )
 missing=()
 for item in "${needed[@]}"; do

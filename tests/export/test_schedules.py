@@ -262,3 +262,88 @@ def test_s3_destination_against_moto_over_http(
         s3.close()
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory):
+    """A real OpenSSH server on a loopback port, with a fresh host key and a client key."""
+    import getpass
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import time as _time
+
+    from tests.alerts.servers import free_port
+
+    sshd_bin = shutil.which("sshd") or "/usr/sbin/sshd"
+    if not os.path.exists(sshd_bin):
+        pytest.fail("openssh-server is missing: `make test` installs it (scripts/system-deps.sh)")
+    d = tmp_path_factory.mktemp("sshd")
+    for name in ("host_key", "client_key"):
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)], check=True
+        )
+    (d / "authorized_keys").write_text((d / "client_key.pub").read_text())
+    os.chmod(d / "authorized_keys", 0o600)
+    port = free_port()
+    (d / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n"
+        f"AuthorizedKeysFile {d}/authorized_keys\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+        "PubkeyAuthentication yes\nPermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\n"
+        "Subsystem sftp internal-sftp\n"
+    )
+    os.makedirs("/run/sshd", exist_ok=True)
+    proc = subprocess.Popen(
+        [sshd_bin, "-D", "-e", "-f", str(d / "sshd_config")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = _time.time() + 10
+    while _time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        _time.sleep(0.05)
+    host_pub = (d / "host_key.pub").read_text().split()
+    (d / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
+    (d / "empty_known_hosts").write_text("")
+    yield {
+        "port": port,
+        "key": d / "client_key",
+        "known": d / "known_hosts",
+        "unknown": d / "empty_known_hosts",
+        "user": getpass.getuser(),
+    }
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_sftp_upload_to_a_real_sshd_and_unknown_host_keys_refused(
+    pro: al.AuditStore, sshd: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    monkeypatch.setenv("AUDITLENS_SFTP_KEY", str(sshd["key"]))
+    monkeypatch.setenv("AUDITLENS_SFTP_KNOWN_HOSTS", str(sshd["unknown"]))
+    add_schedule(
+        pro,
+        "to-sftp",
+        organization_id=ORG,
+        every="daily",
+        format="csv",
+        destination=f"sftp://{sshd['user']}@127.0.0.1:{sshd['port']}{inbox}/",
+    )
+    _created(pro, "to-sftp", NOW - timedelta(days=1))
+    [run] = run_due(pro, now=NOW)
+    assert run.status == "failed" and "not found in known_hosts" in (run.error or "")
+    assert list(inbox.iterdir()) == []
+    monkeypatch.setenv("AUDITLENS_SFTP_KNOWN_HOSTS", str(sshd["known"]))
+    [run] = run_due(pro, now=NOW + timedelta(minutes=6))
+    assert run.status == "succeeded", run.error
+    received = inbox / "to-sftp-20250311.csv"
+    import hashlib
+
+    assert hashlib.sha256(received.read_bytes()).hexdigest() == run.sha256
+    assert len(received.read_text().splitlines()) == 2  # header + the day's entry
+    assert (inbox / "to-sftp-20250311.csv.manifest.json").exists()

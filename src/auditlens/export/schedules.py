@@ -13,8 +13,9 @@ attempts; a run left ``running`` by a crash is taken over after an hour.
 Destinations: ``file:///folder/``, ``mailto:a@x.io,b@x.io`` (SMTP settings as for
 alerts; attachments above 10 MB are refused with a clear error) and
 ``s3://bucket/prefix/`` (any S3-compatible store: ``AUDITLENS_S3_ENDPOINT_URL``,
-``AUDITLENS_S3_REGION`` and the usual ``AWS_*`` credentials). ``sftp://`` is
-recognised and refused with a clear message until it is built.
+``AUDITLENS_S3_REGION`` and the usual ``AWS_*`` credentials) and
+``sftp://user@host:port/folder/`` (key auth with ``AUDITLENS_SFTP_KEY``; the host key
+must be in ``AUDITLENS_SFTP_KNOWN_HOSTS`` — unknown keys are refused).
 
 Example:
     >>> from datetime import datetime, UTC
@@ -359,8 +360,66 @@ def _deliver(s: Schedule, path: Path, period: str) -> str:
         return dest
     if dest.startswith("s3://"):
         return _to_s3(dest, path)
+    if dest.startswith("sftp://"):
+        return _to_sftp(dest, path)
     scheme = dest.split(":", 1)[0]
     raise ConfigError(f"{scheme}:// destinations are not available in this version of auditlens")
+
+
+def _to_sftp(dest: str, path: Path) -> str:
+    """Upload the file and its manifest to ``sftp://user@host:port/folder/`` with key auth.
+
+    The server's host key must be in ``AUDITLENS_SFTP_KNOWN_HOSTS`` (default
+    ``~/.ssh/known_hosts``): an unknown key is refused, never accepted silently. The private
+    key comes from ``AUDITLENS_SFTP_KEY``.
+    """
+    import os
+    from urllib.parse import urlparse
+
+    try:
+        import paramiko
+    except ImportError:
+        raise ConfigError(
+            "sftp:// destinations need paramiko: pip install 'auditlens[sftp]'"
+        ) from None
+    url = urlparse(dest)
+    if not url.hostname or not url.username:
+        raise ConfigError(f"{dest}: use sftp://user@host[:port]/folder/")
+    key = os.environ.get("AUDITLENS_SFTP_KEY")
+    if not key:
+        raise ConfigError("sftp:// destinations need AUDITLENS_SFTP_KEY (a private key file)")
+    known = os.environ.get("AUDITLENS_SFTP_KNOWN_HOSTS") or str(
+        Path.home() / ".ssh" / "known_hosts"
+    )
+    client = paramiko.SSHClient()
+    try:
+        client.load_host_keys(known)
+    except OSError:
+        raise ConfigError(
+            f"cannot read known hosts {known}; the server's key must be listed there"
+        ) from None
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    try:
+        client.connect(
+            url.hostname,
+            port=url.port or 22,
+            username=url.username,
+            key_filename=key,
+            look_for_keys=False,
+            allow_agent=False,
+            timeout=30,
+        )
+        sftp = client.open_sftp()
+        folder = url.path.rstrip("/") or "."
+        target = f"{folder}/{path.name}"
+        sftp.put(str(path), target)
+        sftp.put(str(path.with_name(path.name + ".manifest.json")), target + ".manifest.json")
+        sftp.close()
+    except paramiko.SSHException as exc:
+        raise ConfigError(f"SFTP to {url.hostname}:{url.port or 22}: {exc}") from None
+    finally:
+        client.close()
+    return f"sftp://{url.username}@{url.hostname}:{url.port or 22}{target}"
 
 
 def _to_s3(dest: str, path: Path) -> str:
