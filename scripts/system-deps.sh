@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs, when they are missing.
-# Each entry is "command-to-look-for:debian-package". Runs as root here; uses sudo elsewhere.
+# Each entry is "command-to-look-for:debian-package" ("-" as the command: check the package
+# itself, for libraries). Runs as root here; uses sudo elsewhere.
 set -euo pipefail
 needed=(
   "pg_isready:postgresql-client"
   "sshd:openssh-server"
   "ssh-keygen:openssh-client"
+  "-:libharfbuzz-subset0"
+  "-:libpango-1.0-0"
+  "-:fonts-dejavu-core"
 )
 missing=()
 for item in "${needed[@]}"; do
   cmd=${item%%:*}; pkg=${item##*:}
-  command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("$pkg")
+  if [ "$cmd" = "-" ]; then
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+  else
+    command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("$pkg")
+  fi
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing Debian packages: ${missing[*]}"

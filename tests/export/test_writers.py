@@ -162,3 +162,34 @@ def test_cli_export(filled: al.AuditStore, store_url: str, tmp_path: Path) -> No
         app, ["export", "", "--db", store_url, "--fields", "nope", "--out", str(out)]
     )
     assert res.exit_code == 2 and "unknown field" in res.stderr
+
+
+def test_pdf_export_is_readable_escaped_and_numbered(filled: al.AuditStore, tmp_path: Path) -> None:
+    import pypdf
+
+    out = tmp_path / "report.pdf"
+    filled.append(
+        [make_entry(resource={"type": "webhook", "id": "x", "name": "<script>alert(1)</script>"})]
+    )
+    filled.append(
+        [
+            make_entry(
+                resource={"type": "webhook", "id": "y", "name": "<img src=file:///etc/passwd>"}
+            )
+        ]
+    )
+    res = export(
+        filled,
+        out,
+        format="pdf",
+        fields="timestamp,actor.email,action,resource.name,result",
+        where="action:webhook.*",
+        record=False,
+    )
+    reader = pypdf.PdfReader(out)
+    text = "\n".join(page.extract_text() for page in reader.pages)
+    assert res.rows == 28 and "Entries" in text and "28" in text
+    assert "<script>alert(1)</script>" in text  # shown as text, not run
+    assert "<img src=file:///etc/passwd>" in text and "root:" not in text
+    assert f"Page 1 of {len(reader.pages)}" in text
+    assert reader.metadata.title == "Audit log export"

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMATS", "ExportResult", "export", "resolve_fields"]
 
-FORMATS = ("csv", "json", "jsonl", "parquet")
+FORMATS = ("csv", "json", "jsonl", "parquet", "pdf")
 
 #: dotted interchange paths → flat columns.
 _PATHS = {
@@ -227,8 +227,8 @@ def export(
         if not path.parent.is_dir():
             raise ConfigError(f"cannot write {path}: folder {path.parent} does not exist")
     compress = gzip if gzip is not None else bool(path and path.suffix == ".gz")
-    if compress and format == "parquet":
-        raise FilterError("gzip applies to text formats; Parquet is compressed already (zstd)")
+    if compress and format in ("parquet", "pdf"):
+        raise FilterError("gzip applies to text formats (csv, json, jsonl)")
     sink: IO[bytes]
     if path is not None:
         sink = path.open("wb")
@@ -316,6 +316,8 @@ def _write(
     writer: Any = None
     first = True
     try:
+        if fmt == "pdf":
+            return _write_pdf(store, text, spec, where, filters, stats)
         if fmt == "json":
             text.write(b"[")
         for rb in store.batches(where, order="asc", batch_size=batch_size, **filters):
@@ -361,6 +363,36 @@ def _write(
             writer.close()
         if compress:
             text.close()
+    return stats
+
+
+def _write_pdf(
+    store: AuditStore,
+    sink: IO[bytes],
+    spec: list[tuple[str, str, str | None]],
+    where: Any,
+    filters: dict[str, Any],
+    stats: dict[str, Any],
+) -> dict[str, Any]:
+    from auditlens.export.pdf import MAX_PDF_ROWS, render_pdf
+
+    table = store.to_arrow(where, order="asc", limit=MAX_PDF_ROWS + 1, **filters)
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    if not frame.is_empty():
+        _tally(stats, frame)
+    shown = _columns(frame, spec).with_columns(
+        pl.col(pl.Datetime).dt.strftime("%Y-%m-%d %H:%M:%S UTC")
+    )
+    names = [name for name, _, _ in spec]
+    meta = {
+        "Query": where if isinstance(where, str) and where else "(all entries)",
+        "Filters": ", ".join(f"{k}={v}" for k, v in filters.items() if v is not None) or "(none)",
+        "Entries": f"{frame.height:,}",
+        "Time range": f"{stats['first'] or '-'} → {stats['last'] or '-'}",
+        "Organizations": ", ".join(f"{o} ({n:,})" for o, n in sorted(stats["orgs"].items())) or "-",
+    }
+    sink.write(render_pdf(shown.to_dicts(), names, meta))
     return stats
 
 
