@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
 from email.message import EmailMessage
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import and_, delete, select, update
@@ -450,6 +450,14 @@ def _to_s3(dest: str, path: Path) -> str:
     return f"s3://{bucket}/{key}"
 
 
+def _finish(store: AuditStore, key: Any, **values: Any) -> None:
+    """Record how a claimed run ended."""
+    with store._write() as conn:
+        conn.execute(
+            update(export_runs).where(key).values(finished_ms=int(time.time() * 1000), **values)
+        )
+
+
 def run_due(store: AuditStore, *, now: datetime | None = None) -> list[Run]:
     """Run every due period of every schedule (exactly once per period); returns the runs made."""
     now = now or datetime.now(UTC)
@@ -479,32 +487,24 @@ def run_due(store: AuditStore, *, now: datetime | None = None) -> list[Run]:
                         end=(end - timedelta(milliseconds=1)).astimezone(UTC),
                     )
                     location = _deliver(s, path, period)
-                with store._write() as conn:
-                    conn.execute(
-                        update(export_runs)
-                        .where(key)
-                        .values(
-                            status="succeeded",
-                            rows=res.rows,
-                            bytes=res.bytes,
-                            sha256=res.sha256,
-                            location=location,
-                            finished_ms=int(time.time() * 1000),
-                        )
-                    )
+                _finish(
+                    store,
+                    key,
+                    status="succeeded",
+                    rows=res.rows,
+                    bytes=res.bytes,
+                    sha256=res.sha256,
+                    location=location,
+                )
             except Exception as exc:
                 wait = _RETRY_MIN[min(attempt - 1, len(_RETRY_MIN) - 1)] * 60_000
-                with store._write() as conn:
-                    conn.execute(
-                        update(export_runs)
-                        .where(key)
-                        .values(
-                            status="failed",
-                            error=f"{type(exc).__name__}: {exc}"[:2000],
-                            next_attempt_ms=now_ms + wait,
-                            finished_ms=int(time.time() * 1000),
-                        )
-                    )
+                _finish(
+                    store,
+                    key,
+                    status="failed",
+                    error=f"{type(exc).__name__}: {exc}"[:2000],
+                    next_attempt_ms=now_ms + wait,
+                )
             made.extend(
                 r for r in list_runs(store, s.name) if r.period_start == start.astimezone(UTC)
             )
