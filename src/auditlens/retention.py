@@ -59,6 +59,7 @@ __all__ = [
     "apply_retention",
     "archive_boundary",
     "read_archive",
+    "require_plan",
     "set_plan",
 ]
 
@@ -106,6 +107,20 @@ def set_plan(
                 updated_ms=int(time.time() * 1000),
             )
         )
+
+
+def require_plan(store: AuditStore, organization_id: str, plans: tuple[str, ...], what: str) -> str:
+    """The organization's plan, or a ConfigError naming the plans that allow ``what``."""
+    with store.engine.connect() as conn:
+        plan = conn.execute(
+            select(org_plans.c.plan).where(org_plans.c.organization_id == organization_id)
+        ).scalar()
+    if plan not in plans:
+        raise ConfigError(
+            f"{what} requires the {' or '.join(plans)} plan; organization "
+            f"{organization_id} is on {plan or 'no plan'} (`auditlens plan set`)"
+        )
+    return str(plan)
 
 
 def archive_boundary(store: AuditStore, organization_id: str) -> tuple[int, str] | None:

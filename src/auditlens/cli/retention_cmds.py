@@ -132,6 +132,7 @@ def _restore(db: str | None, org: str, start: str | None, end: str | None):  # t
 
     r = retention_log.c
     with al.open_store(db) as store:
+        retention.require_plan(store, org, ("enterprise",), "restoring archived entries")
         with store.engine.connect() as conn:
             manifests = [
                 m

@@ -43,7 +43,7 @@ from sqlalchemy.exc import IntegrityError
 
 from auditlens.errors import ConfigError
 from auditlens.export.writers import FORMATS, export, resolve_fields
-from auditlens.store.tables import export_runs, export_schedules, org_plans
+from auditlens.store.tables import export_runs, export_schedules
 
 if TYPE_CHECKING:
     from auditlens.store.store import AuditStore
@@ -158,15 +158,9 @@ def add_schedule(
     _validate(every, at, timezone, format, destination)
     if fields:
         resolve_fields(fields)
-    with store.engine.connect() as conn:
-        plan = conn.execute(
-            select(org_plans.c.plan).where(org_plans.c.organization_id == organization_id)
-        ).scalar()
-    if plan not in ("pro", "enterprise"):
-        raise ConfigError(
-            f"scheduled exports need the pro or enterprise plan; organization {organization_id} "
-            f"is on {plan or 'no plan'} (set one with `auditlens plan set`)"
-        )
+    from auditlens.retention import require_plan
+
+    require_plan(store, organization_id, ("pro", "enterprise"), "scheduled exports")
     sched = Schedule(
         name,
         organization_id,
