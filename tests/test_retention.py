@@ -154,7 +154,7 @@ def test_cli_plan_retention_archive_and_verify(store_url: str, tmp_path: Path) -
     assert res.exit_code == 0, res.stdout
     out = tmp_path / "restored.parquet"
     res = run(app, ["archive", "restore", "--org", ORG, "--out", str(out), "--db", store_url])
-    assert res.exit_code == 3 and "needs the enterprise plan" in res.stderr
+    assert res.exit_code == 3 and "requires the enterprise plan" in res.stderr
     assert (
         run(app, ["plan", "set", ORG, "enterprise", "--days", "7", "--db", store_url]).exit_code
         == 0

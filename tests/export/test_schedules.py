@@ -59,7 +59,7 @@ def test_periods_are_the_previous_complete_ones() -> None:
 
 
 def test_scheduling_needs_pro_or_enterprise(store: al.AuditStore, tmp_path: Path) -> None:
-    with pytest.raises(al.ConfigError, match="need the pro or enterprise plan"):
+    with pytest.raises(al.ConfigError, match="requires the pro or enterprise plan"):
         add_schedule(
             store, "x", organization_id=ORG, every="daily", destination=f"file://{tmp_path}/"
         )
