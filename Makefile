@@ -52,6 +52,9 @@ typecheck: install
 ## Speed targets: prints a table with ratios against baselines measured in the same run.
 bench: install
 	$(BIN)/python benchmarks/bench_store.py
+	$(BIN)/python benchmarks/bench_chain.py
+	$(BIN)/python benchmarks/bench_detect.py
+	$(BIN)/python benchmarks/bench_export.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
