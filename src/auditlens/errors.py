@@ -12,8 +12,11 @@ keeps working in code that does not know auditlens::
     ├── ConfigError (ValueError)            a setting or URL is malformed
     ├── IngestError (ValueError)            an input file cannot be read at all
     └── StoreError (RuntimeError)           the database refused or is unusable
-        ├── StoreVersionError               the store was made by another schema version
-        └── ImmutableEntryError             UPDATE/DELETE of an audit entry was refused
+        └── StoreVersionError               the store was made by another schema version
+
+Feature modules add their own, under the same root: ``alerts.RuleError`` (ValueError),
+``alerts.DeliveryError`` (RuntimeError), ``chain.checkpoints.WitnessError`` (ValueError),
+``retention.ArchiveError`` (RuntimeError).
 
 Messages say what was wrong, where (entry index or file line, field), and end
 with a hint of what to do.
@@ -35,7 +38,6 @@ __all__ = [
     "DuplicateEntryError",
     "EntryProblem",
     "FilterError",
-    "ImmutableEntryError",
     "IngestError",
     "QuerySyntaxError",
     "StoreError",
@@ -149,7 +151,3 @@ class StoreError(AuditLensError, RuntimeError):
 
 class StoreVersionError(StoreError):
     """The store was created by an incompatible auditlens schema version."""
-
-
-class ImmutableEntryError(StoreError):
-    """The database refused to UPDATE or DELETE an audit entry (append-only)."""

@@ -36,12 +36,12 @@ from email.message import EmailMessage
 from typing import Any
 
 from auditlens.alerts.evaluate import Alert
-from auditlens.errors import ConfigError
+from auditlens.errors import AuditLensError, ConfigError
 
 __all__ = ["DeliveryError", "NotifierConfig", "send", "sign_payload"]
 
 
-class DeliveryError(Exception):
+class DeliveryError(AuditLensError, RuntimeError):
     """One delivery attempt failed (the message never contains secrets)."""
 
 
