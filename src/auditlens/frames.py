@@ -11,7 +11,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 import pyarrow as pa
@@ -25,13 +25,11 @@ if TYPE_CHECKING:
 __all__ = [
     "COLUMNS",
     "FRAME_SCHEMA",
-    "Backend",
     "batches_to_backend",
     "expand_details",
     "to_backend",
 ]
 
-Backend: TypeAlias = Literal["pandas", "polars", "arrow"]
 
 #: the columns of every entries dataframe, in order.
 FRAME_SCHEMA = pa.schema(

@@ -13,7 +13,7 @@ from rich.text import Text
 import auditlens as al
 from auditlens import alerts
 from auditlens.cli.app import app, handle_errors
-from auditlens.cli.commands import Db
+from auditlens.cli.commands import Db, Query
 from auditlens.cli.output import console, err_console
 
 alerts_app = typer.Typer(
@@ -149,9 +149,7 @@ def _zones(path: Path | None) -> dict[str, str]:
 @app.command("detect")
 @handle_errors
 def detect_cmd(
-    query: Annotated[
-        str, typer.Argument(help="Optional search query restricting the entries.")
-    ] = "",
+    query: Query = "",
     db: Db = None,
     detector: Annotated[str, typer.Option(help="A detector name, or all.")] = "all",
     since: Annotated[str, typer.Option(help="How far back, e.g. 24h, 30d.")] = "30d",

@@ -16,7 +16,7 @@ from auditlens.chain.bundle import export_bundle, verify_bundle
 from auditlens.chain.checkpoints import cosign, create_checkpoint
 from auditlens.chain.notes import generate_keys
 from auditlens.cli.app import EXIT_PROBLEM, app, handle_errors
-from auditlens.cli.commands import Db
+from auditlens.cli.commands import Db, Selection
 from auditlens.cli.output import console, progress_bar
 
 Keys = Annotated[
@@ -165,7 +165,7 @@ def checkpoint_cosign(
 @app.command("export-bundle")
 @handle_errors
 def export_bundle_cmd(
-    query: Annotated[str, typer.Argument(help="Search query selecting the entries ('' for all).")],
+    query: Selection,
     out: Annotated[Path, typer.Option(help="Zip file to write.")],
     db: Db = None,
 ) -> None:

@@ -37,6 +37,16 @@ Db = Annotated[
 Format = Annotated[
     str, typer.Option("--format", "-f", help=f"Output format: {', '.join(FORMATS)}.")
 ]
+#: an optional search query narrowing what a command looks at ("" or nothing = everything)
+Query = Annotated[
+    str,
+    typer.Argument(
+        help="Search query, e.g. 'actor:jane@company.com action:webhook.* -result:success' "
+        "('' or nothing for every entry)."
+    ),
+]
+#: the search query selecting what an export takes out (required; '' = everything)
+Selection = Annotated[str, typer.Argument(help="Search query selecting the entries ('' for all).")]
 
 
 def _format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> str:
@@ -114,12 +124,7 @@ def _count_lines(path: Path) -> int | None:
 @app.command()
 @handle_errors
 def search(
-    query: Annotated[
-        str,
-        typer.Argument(
-            help="Search syntax, e.g. 'actor:jane@company.com action:webhook.* -result:success'."
-        ),
-    ] = "",
+    query: Query = "",
     db: Db = None,
     limit: Annotated[int, typer.Option(min=1, help="Most entries to show.")] = 50,
     fmt: Format = "table",
@@ -176,9 +181,7 @@ def show(
 @app.command()
 @handle_errors
 def stats(
-    query: Annotated[
-        str, typer.Argument(help="Optional search query to restrict the counts.")
-    ] = "",
+    query: Query = "",
     db: Db = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
     days: Annotated[
@@ -214,9 +217,7 @@ def _counts(title: str, rows: list[tuple[str, int]]) -> Table:
 @app.command()
 @handle_errors
 def tail(
-    query: Annotated[
-        str, typer.Argument(help="Optional search query; only matching entries are shown.")
-    ] = "",
+    query: Query = "",
     db: Db = None,
     since: Annotated[
         str | None, typer.Option(help="Catch up first: a duration like 1h, or 'beginning'.")
@@ -303,7 +304,7 @@ def demo(
 @app.command("export")
 @handle_errors
 def export_cmd(
-    query: Annotated[str, typer.Argument(help="Search query selecting the entries ('' for all).")],
+    query: Selection,
     out: Annotated[str, typer.Option(help="File to write, or - for standard output.")],
     db: Db = None,
     fmt: Annotated[
