@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export TZ := UTC
+export JUPYTER_PLATFORM_DIRS := 1
 
 .PHONY: demo test bench lint typecheck install system-deps clean
 
@@ -38,13 +39,15 @@ demo: install
 ## Install what the tests need (Python and Debian packages), then run the whole suite.
 test: install system-deps lint typecheck
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2 --dist loadfile -p no:cacheprovider \
+	  --nbval-lax --nbval-sanitize-with notebooks/nbval_sanitize.cfg notebooks
 
 system-deps:
 	@bash scripts/system-deps.sh
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools notebooks
+	$(BIN)/ruff format --check src tests benchmarks tools notebooks
 
 typecheck: install
 	$(BIN)/mypy

@@ -10,6 +10,7 @@ needed=(
   "-:libharfbuzz-subset0"
   "-:libpango-1.0-0"
   "-:fonts-dejavu-core"
+  "chromium:chromium"
 )
 missing=()
 for item in "${needed[@]}"; do

@@ -137,7 +137,7 @@ def main():
     ap.add_argument("bundle")
     ap.add_argument("--key", help="the log's verifier key string or a .vkey file", required=True)
     args = ap.parse_args()
-    vkey = open(args.key).read() if not "+" in args.key else args.key
+    vkey = open(args.key).read() if "+" not in args.key else args.key
     failures, skipped = [], []
     with zipfile.ZipFile(args.bundle) as zf:
         manifest = json.loads(zf.read("manifest.json"))

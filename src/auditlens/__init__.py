@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+from auditlens import export, plots, reports, troubleshoot
 from auditlens.chain.notes import SigningKey, VerifierKey, load_signing_key, load_verifier
 from auditlens.chain.verify import VerificationReport, verify
 from auditlens.compat import query_audit_trail, stream_audit_events
@@ -30,8 +31,11 @@ from auditlens.errors import (
     StoreVersionError,
     ValidationError,
 )
+from auditlens.explorer import explore
 from auditlens.frames import COLUMNS, expand_details
 from auditlens.query import Filter, parse_search
+from auditlens.reports import build_report
+from auditlens.resources import open_store_or_sample
 from auditlens.schema import ACTIONS, CATEGORIES, ActorType, Result
 from auditlens.store import AppendedEntry, AuditStore, Page, Stats, open_store
 
@@ -61,12 +65,19 @@ __all__ = [
     "VerificationReport",
     "VerifierKey",
     "__version__",
+    "build_report",
     "expand_details",
+    "explore",
+    "export",
     "load_signing_key",
     "load_verifier",
     "open_store",
+    "open_store_or_sample",
     "parse_search",
+    "plots",
     "query_audit_trail",
+    "reports",
     "stream_audit_events",
+    "troubleshoot",
     "verify",
 ]

@@ -41,7 +41,8 @@ from typing import Any
 
 import yaml
 
-from auditlens.errors import AuditLensError, FilterError, QuerySyntaxError
+from auditlens.errors import FilterError, QuerySyntaxError
+from auditlens.yamlnodes import NodeReader, YamlFileError, compose_documents, plain
 
 __all__ = [
     "AlertRuleWarning",
@@ -63,13 +64,8 @@ _UNQUOTED_CHANNEL = re.compile(r"^(\s*(?:slack|channel)\s*:\s*)(#[\w.\-]+)\s*$")
 _UNQUOTED_CHANNEL_ITEM = re.compile(r"^(\s*-\s*)(#[\w.\-]+)\s*$")
 
 
-class RuleError(AuditLensError, ValueError):
+class RuleError(YamlFileError):
     """A rules file is invalid; the message names the file, line and field."""
-
-    def __init__(self, source: str, line: int | None, field_name: str, message: str) -> None:
-        self.source, self.line, self.field = source, line, field_name
-        where = f"{source}:{line}" if line else source
-        super().__init__(f"{where}: {field_name}: {message}")
 
 
 class AlertRuleWarning(UserWarning):
@@ -140,49 +136,9 @@ def _tolerate(text: str, source: str) -> tuple[str, list[str]]:
     return "\n".join(out) + ("\n" if text.endswith("\n") else ""), notes
 
 
-def _plain(node: yaml.Node) -> Any:
-    return yaml.safe_load(yaml.serialize(node)) if node is not None else None
-
-
-class _Reader:
+class _Reader(NodeReader):
     def __init__(self, source: str) -> None:
-        self.source = source
-
-    def fail(self, node: yaml.Node | None, field_name: str, message: str) -> RuleError:
-        line = node.start_mark.line + 1 if node is not None else None
-        return RuleError(self.source, line, field_name, message)
-
-    def mapping(
-        self, node: yaml.Node, field_name: str, allowed: tuple[str, ...]
-    ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
-        if not isinstance(node, yaml.MappingNode):
-            raise self.fail(node, field_name, "must be a mapping of keys to values")
-        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
-        for k, v in node.value:
-            key = str(k.value)
-            if key not in allowed:
-                raise self.fail(
-                    k,
-                    f"{field_name}.{key}" if field_name else key,
-                    f"unknown key; expected one of {', '.join(allowed)}",
-                )
-            out[key] = (k, v)
-        return out
-
-    def text(self, node: yaml.Node, field_name: str) -> str:
-        value = _plain(node)
-        if (
-            not isinstance(value, str | int | float)
-            or isinstance(value, bool)
-            or str(value).strip() == ""
-        ):
-            raise self.fail(node, field_name, "must be a non-empty text")
-        return str(value).strip()
-
-    def texts(self, node: yaml.Node, field_name: str) -> list[str]:
-        if isinstance(node, yaml.SequenceNode):
-            return [self.text(item, field_name) for item in node.value]
-        return [self.text(node, field_name)]
+        super().__init__(source, RuleError)
 
     def duration(self, node: yaml.Node, field_name: str) -> timedelta:
         from auditlens.query.filters import parse_duration
@@ -238,7 +194,7 @@ class _Reader:
                     "trigger.detector",
                     f"unknown detector; known: {', '.join(DETECTORS)}",
                 )
-            params = _plain(t["params"][1]) if "params" in t else {}
+            params = plain(t["params"][1]) if "params" in t else {}
             if not isinstance(params, dict):
                 raise self.fail(t["params"][1], "trigger.params", "must be a mapping")
             return Trigger(detector=det, params=params, window=window)
@@ -258,7 +214,7 @@ class _Reader:
             raise self.fail(node, "trigger", "needs action, query or detector")
         if "count" not in t:
             raise self.fail(node, "trigger.count", 'is required, e.g. count: "> 5"')
-        raw = _plain(t["count"][1])
+        raw = plain(t["count"][1])
         m = _COUNT_RE.match(str(raw)) if not isinstance(raw, bool) else None
         if m is None:
             raise self.fail(
@@ -312,13 +268,7 @@ def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
     for note in notes:
         warnings.warn(note, AlertRuleWarning, stacklevel=2)
     reader = _Reader(source)
-    try:
-        docs = [d for d in yaml.compose_all(fixed) if d is not None]
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise RuleError(
-            source, mark.line + 1 if mark else None, "yaml", str(getattr(exc, "problem", exc))
-        ) from None
+    docs = compose_documents(fixed, source, RuleError)
     nodes: list[yaml.Node] = []
     for doc in docs:
         nodes.extend(doc.value if isinstance(doc, yaml.SequenceNode) else [doc])

@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 
 import typer
 
-from auditlens.alerts.rules import RuleError
 from auditlens.cli.output import err_console
 from auditlens.errors import (
     AuditLensError,
@@ -24,6 +23,7 @@ from auditlens.errors import (
     StoreError,
     ValidationError,
 )
+from auditlens.yamlnodes import YamlFileError
 
 __all__ = ["app", "handle_errors", "main"]
 
@@ -50,7 +50,7 @@ def handle_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (QuerySyntaxError, FilterError, ValidationError, RuleError) as exc:
+        except (QuerySyntaxError, FilterError, ValidationError, YamlFileError) as exc:
             err_console.print(f"[red]error:[/] {_escape(exc)}")
             raise typer.Exit(EXIT_USAGE) from None
         except (StoreError, ConfigError, IngestError) as exc:

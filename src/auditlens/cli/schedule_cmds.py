@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -26,17 +27,28 @@ def schedule_add(
     name: Annotated[str, typer.Argument(help="A name for the schedule.")],
     org: Annotated[str, typer.Option(help="Organization id (on the pro or enterprise plan).")],
     every: Annotated[str, typer.Option(help="daily, weekly or monthly.")],
-    to: Annotated[str, typer.Option("--to", help="file:///folder/ or mailto:a@x.io,b@x.io.")],
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="file:///folder/, mailto:a@x.io,b@x.io, s3://bucket/prefix/ or "
+            "sftp://user@host:port/folder/.",
+        ),
+    ],
     query: Annotated[str | None, typer.Option(help="Search query restricting the entries.")] = None,
     at: Annotated[str, typer.Option(help="Run time after the period ends (local).")] = "02:00",
     timezone: Annotated[str, typer.Option(help="IANA time zone of the periods.")] = "UTC",
     fmt: Annotated[
-        str, typer.Option("--format", "-f", help="csv, json, jsonl or parquet.")
+        str, typer.Option("--format", "-f", help="csv, json, jsonl, parquet or pdf.")
     ] = "csv",
     fields: Annotated[str | None, typer.Option(help="Comma-separated fields.")] = None,
+    report: Annotated[
+        str | None,
+        typer.Option(help="Deliver this compliance report (soc2, iso27001, gdpr or a YAML path)."),
+    ] = None,
     db: Db = None,
 ) -> None:
-    """Export the previous complete period on a schedule."""
+    """Export the previous complete period on a schedule (or deliver a compliance report)."""
     with al.open_store(db) as store:
         schedules.add_schedule(
             store,
@@ -49,8 +61,10 @@ def schedule_add(
             query=query,
             format=fmt,
             fields=fields,
+            report=report,
         )
-    console.print(f"schedule {name}: {every} at {at} {timezone} → {to}")
+    what = f"{report} report" if report else "export"
+    console.print(f"schedule {name}: {what} {every} at {at} {timezone} → {to}")
 
 
 @schedule_app.command("list")
@@ -71,7 +85,7 @@ def schedule_list(
             s.organization_id,
             f"{s.every} {s.at} {s.timezone}",
             Text(s.query or ""),
-            s.format,
+            f"{Path(s.report).name} report (pdf)" if s.report else s.format,
             Text(s.destination),
         )
     console.print(t)

@@ -1,4 +1,5 @@
-"""Exports of audit entries (CSV, JSON, JSON Lines, Parquet), streamed in chunks."""
+"""Exports of audit entries (CSV, JSON, JSON Lines, Parquet, PDF), streamed in chunks;
+scheduled exports and their destinations."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from auditlens.export.schedules import (
     Run,
     Schedule,
     add_schedule,
+    deliver,
     list_runs,
     list_schedules,
     previous_period,
@@ -20,6 +22,7 @@ __all__ = [
     "Run",
     "Schedule",
     "add_schedule",
+    "deliver",
     "export",
     "list_runs",
     "list_schedules",

@@ -17,6 +17,10 @@ alerts; attachments above 10 MB are refused with a clear error) and
 ``sftp://user@host:port/folder/`` (key auth with ``AUDITLENS_SFTP_KEY``; the host key
 must be in ``AUDITLENS_SFTP_KNOWN_HOSTS`` — unknown keys are refused).
 
+A schedule made with ``report="soc2"`` (or ``iso27001``, ``gdpr``, a framework YAML path)
+delivers that compliance report for the period as a PDF, with a manifest, instead of a
+data export. :func:`deliver` sends any file to these destinations.
+
 Example:
     >>> from datetime import datetime, UTC
     >>> now = datetime(2025, 1, 15, 9, tzinfo=UTC)
@@ -42,7 +46,7 @@ from sqlalchemy import and_, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from auditlens.errors import ConfigError
-from auditlens.export.writers import FORMATS, export, resolve_fields
+from auditlens.export.writers import FORMATS, ExportResult, export, resolve_fields
 from auditlens.store.tables import export_runs, export_schedules
 
 if TYPE_CHECKING:
@@ -52,6 +56,7 @@ __all__ = [
     "Run",
     "Schedule",
     "add_schedule",
+    "deliver",
     "list_runs",
     "list_schedules",
     "previous_period",
@@ -81,6 +86,8 @@ class Schedule:
     fields: str | None
     destination: str
     created_ms: int
+    #: a framework name or YAML path: the schedule delivers that compliance report (PDF)
+    report: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,7 +128,9 @@ def previous_period(every: str, timezone: str, now: datetime) -> tuple[datetime,
     )
 
 
-def _validate(every: str, at: str, timezone: str, fmt: str, destination: str) -> None:
+def _validate(
+    every: str, at: str, timezone: str, fmt: str, destination: str, report: str | None
+) -> None:
     if every not in EVERY:
         raise ConfigError(f"--every must be one of {', '.join(EVERY)}, got {every!r}")
     try:
@@ -134,6 +143,10 @@ def _validate(every: str, at: str, timezone: str, fmt: str, destination: str) ->
         raise ConfigError(f"unknown time zone {timezone!r}") from None
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}")
+    if report is not None:
+        from auditlens.reports.frameworks import load_framework
+
+        load_framework(report)  # a typo or an invalid YAML fails now, not at 02:00
     if not destination.startswith(("file://", "mailto:", "s3://", "sftp://")):
         raise ConfigError(
             "--to must be file:///folder/, mailto:a@x.io, s3://bucket/prefix/ or "
@@ -153,9 +166,19 @@ def add_schedule(
     query: str | None = None,
     format: str = "csv",
     fields: str | None = None,
+    report: str | None = None,
 ) -> Schedule:
-    """Create a schedule (the organization must be on the pro or enterprise plan)."""
-    _validate(every, at, timezone, format, destination)
+    """Create a schedule (the organization must be on the pro or enterprise plan).
+
+    With ``report`` (``soc2``, ``iso27001``, ``gdpr`` or a framework YAML path) each
+    period delivers that compliance report as a PDF instead of a data export.
+    """
+    if report is not None:
+        format, fields, query = "pdf", None, None
+        report = report if report.lower() not in ("soc2", "iso27001", "gdpr") else report.lower()
+        if report not in ("soc2", "iso27001", "gdpr"):
+            report = str(Path(report).resolve())
+    _validate(every, at, timezone, format, destination, report)
     if fields:
         resolve_fields(fields)
     from auditlens.retention import require_plan
@@ -172,6 +195,7 @@ def add_schedule(
         fields,
         destination,
         int(time.time() * 1000),
+        report,
     )
     try:
         with store._write() as conn:
@@ -210,6 +234,7 @@ def list_schedules(store: AuditStore) -> list[Schedule]:
                     _S.fields,
                     _S.destination,
                     _S.created_ms,
+                    _S.report,
                 ).order_by(_S.name)
             )
         ]
@@ -304,17 +329,23 @@ def _claim(
         return int(attempts) + 1
 
 
-def _deliver(s: Schedule, path: Path, period: str) -> str:
-    dest = s.destination
+def deliver(path: Path, destination: str, *, subject: str, text: str) -> str:
+    """Send a file (and its ``.manifest.json`` beside it, when there is one) to a destination.
+
+    ``destination`` is ``file:///folder/``, ``mailto:a@x.io,b@x.io``, ``s3://bucket/prefix/``
+    or ``sftp://user@host:port/folder/``; ``subject``/``text`` are the email's. Returns
+    where the file now is.
+    """
+    dest = destination
+    manifest = path.with_name(path.name + ".manifest.json")
     if dest.startswith("file://"):
         folder = Path(dest[len("file://") :])
         if not folder.is_dir():
             raise ConfigError(f"destination folder {folder} does not exist")
         target = folder / path.name
         target.write_bytes(path.read_bytes())
-        (folder / (path.name + ".manifest.json")).write_bytes(
-            path.with_name(path.name + ".manifest.json").read_bytes()
-        )
+        if manifest.is_file():
+            (folder / manifest.name).write_bytes(manifest.read_bytes())
         return str(target)
     if dest.startswith("mailto:"):
         from auditlens.alerts.channels import NotifierConfig
@@ -329,22 +360,20 @@ def _deliver(s: Schedule, path: Path, period: str) -> str:
                 f"{_MAIL_LIMIT:,}: use a file://, s3:// or sftp:// destination"
             )
         msg = EmailMessage()
-        msg["Subject"] = f"[auditlens] {s.name}: audit log export for {period}"
+        msg["Subject"] = f"[auditlens] {subject}"
         msg["From"] = cfg.smtp_from
         msg["To"] = ", ".join(dest[len("mailto:") :].split(","))
-        msg.set_content(
-            f"Scheduled export {s.name} of organization {s.organization_id} for {period}.\n"
-            f"Attached: {path.name} and its manifest (SHA-256 and row count).\n"
-        )
+        msg.set_content(text)
         msg.add_attachment(
             path.read_bytes(), maintype="application", subtype="octet-stream", filename=path.name
         )
-        msg.add_attachment(
-            path.with_name(path.name + ".manifest.json").read_bytes(),
-            maintype="application",
-            subtype="json",
-            filename=path.name + ".manifest.json",
-        )
+        if manifest.is_file():
+            msg.add_attachment(
+                manifest.read_bytes(),
+                maintype="application",
+                subtype="json",
+                filename=manifest.name,
+            )
         with smtplib.SMTP(cfg.smtp_host, cfg.smtp_port or 25, timeout=cfg.timeout) as server:
             if cfg.smtp_security == "starttls":
                 server.starttls()
@@ -358,6 +387,23 @@ def _deliver(s: Schedule, path: Path, period: str) -> str:
         return _to_sftp(dest, path)
     scheme = dest.split(":", 1)[0]
     raise ConfigError(f"{scheme}:// destinations are not available in this version of auditlens")
+
+
+def _deliver(s: Schedule, path: Path, period: str) -> str:
+    what = (
+        f"{s.report.upper()} compliance report"
+        if s.report and "/" not in s.report
+        else ("compliance report" if s.report else "audit log export")
+    )
+    return deliver(
+        path,
+        s.destination,
+        subject=f"{s.name}: {what} for {period}",
+        text=(
+            f"Scheduled {what} {s.name} of organization {s.organization_id} for {period}.\n"
+            f"Attached: {path.name} and its manifest (SHA-256 and row count).\n"
+        ),
+    )
 
 
 def _to_sftp(dest: str, path: Path) -> str:
@@ -444,6 +490,51 @@ def _to_s3(dest: str, path: Path) -> str:
     return f"s3://{bucket}/{key}"
 
 
+def _report_pdf(
+    store: AuditStore, s: Schedule, start: datetime, end: datetime, path: Path
+) -> ExportResult:
+    """Render the schedule's compliance report for the period, with a manifest beside it."""
+    import hashlib
+    import json
+
+    from auditlens.reports import build_report
+
+    report = build_report(
+        store,
+        s.report or "soc2",
+        s.organization_id,
+        start.astimezone(UTC),
+        (end - timedelta(milliseconds=1)).astimezone(UTC),
+    )
+    report.to_pdf(path)
+    data = path.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    manifest = {
+        "kind": "compliance_report",
+        "framework": report.framework.framework,
+        "summary": report.summary,
+        "provenance": report.provenance,
+        "file": path.name,
+        "bytes": len(data),
+        "sha256": sha,
+    }
+    path.with_name(path.name + ".manifest.json").write_text(
+        json.dumps(manifest, indent=2, default=str), encoding="utf-8"
+    )
+    return ExportResult(
+        path=path,
+        format="pdf",
+        rows=report.provenance["rows"],
+        bytes=len(data),
+        sha256=sha,
+        fields=[],
+        first=report.provenance["parameters"]["start"],
+        last=report.provenance["parameters"]["end"],
+        organizations={s.organization_id: report.provenance["rows"]},
+        manifest=path.with_name(path.name + ".manifest.json"),
+    )
+
+
 def _finish(store: AuditStore, key: Any, **values: Any) -> None:
     """Record how a claimed run ended."""
     with store._write() as conn:
@@ -464,22 +555,29 @@ def run_due(store: AuditStore, *, now: datetime | None = None) -> list[Run]:
                 continue
             key = and_(_R.schedule == s.name, _R.period_start_ms == int(start.timestamp() * 1000))
             period = f"{start:%Y-%m-%d}..{(end - timedelta(seconds=1)):%Y-%m-%d}"
-            suffix = {"csv": "csv", "json": "json", "jsonl": "jsonl", "parquet": "parquet"}[
-                s.format
-            ]
+            suffix = {
+                "csv": "csv",
+                "json": "json",
+                "jsonl": "jsonl",
+                "parquet": "parquet",
+                "pdf": "pdf",
+            }[s.format]
             try:
                 with tempfile.TemporaryDirectory() as tmp:
                     path = Path(tmp) / f"{s.name}-{start:%Y%m%d}.{suffix}"
-                    res = export(
-                        store,
-                        path,
-                        format=s.format,
-                        fields=s.fields,
-                        where=s.query,
-                        organization_id=s.organization_id,
-                        start=start.astimezone(UTC),
-                        end=(end - timedelta(milliseconds=1)).astimezone(UTC),
-                    )
+                    if s.report:
+                        res = _report_pdf(store, s, start, end, path)
+                    else:
+                        res = export(
+                            store,
+                            path,
+                            format=s.format,
+                            fields=s.fields,
+                            where=s.query,
+                            organization_id=s.organization_id,
+                            start=start.astimezone(UTC),
+                            end=(end - timedelta(milliseconds=1)).astimezone(UTC),
+                        )
                     location = _deliver(s, path, period)
                 _finish(
                     store,

@@ -611,6 +611,34 @@ class AuditStore:
             return detect.run_all(df, config)
         return detect.run(name_or_all, df, **dict(config or {}))
 
+    # -- output ----------------------------------------------------------------------
+    def export(
+        self,
+        out: Any,
+        *,
+        format: str = "csv",
+        fields: Any = None,
+        query: Where = None,
+        **options: Any,
+    ) -> Any:
+        """Export matching entries to a file, ``"-"`` or a binary stream.
+
+        ``query`` is a search string or :class:`~auditlens.query.Filter`; keyword filters
+        and the options of :func:`auditlens.export.export` (``gzip``, ``record``,
+        ``manifest``) pass through. Returns an :class:`~auditlens.export.ExportResult`.
+
+        Example:
+            >>> import auditlens as al, io
+            >>> buf = io.BytesIO()
+            >>> al.open_store("sqlite://").export(buf, format="csv", fields="action,result").rows
+            0
+            >>> buf.getvalue()
+            b'action,result\\n'
+        """
+        from auditlens.export.writers import export
+
+        return export(self, out, format=format, fields=fields, where=query, **options)
+
     # -- tamper evidence -----------------------------------------------------------
     def checkpoint(
         self, organization_id: str, signing_key: Any, *, origin: str | None = None

@@ -163,6 +163,7 @@ export_schedules = Table(
     Column("fields", Text),
     Column("destination", Text, nullable=False),
     Column("created_ms", BigInteger, nullable=False),
+    Column("report", Text),  # a framework (soc2, iso27001, gdpr or a YAML path): deliver its PDF
 )
 
 export_runs = Table(

@@ -1,0 +1,77 @@
+"""``auditlens report``: a compliance report PDF, made by running the notebook with papermill."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from auditlens.cli.app import EXIT_PROBLEM, app, handle_errors
+from auditlens.cli.commands import Db
+from auditlens.cli.output import console, err_console
+
+
+@app.command("report")
+@handle_errors
+def report(
+    framework: Annotated[
+        str, typer.Argument(help="soc2, iso27001, gdpr, or the path of a framework YAML.")
+    ],
+    org: Annotated[str | None, typer.Option(help="Organization id (default: the first).")] = None,
+    start: Annotated[str | None, typer.Option(help="First day (default: first entry).")] = None,
+    end: Annotated[
+        str | None, typer.Option(help="Last day, inclusive (default: last entry).")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="The PDF to write.")] = Path(
+        "report.pdf"
+    ),
+    html: Annotated[
+        Path | None, typer.Option(help="Also write the interactive HTML version here.")
+    ] = None,
+    timeout: Annotated[int, typer.Option(help="Seconds each notebook cell may run.")] = 1800,
+    kernel: Annotated[str, typer.Option(help="Jupyter kernel name.")] = "python3",
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit with 1 when a requirement fails.")
+    ] = False,
+    db: Db = None,
+) -> None:
+    """Assess a framework on one organization's period and write the PDF report.
+
+    Runs notebooks/compliance_report.ipynb with papermill; the executed notebook
+    (<out>.ipynb) and the results (<out>.json) are kept beside the PDF.
+    """
+    from auditlens.config import resolve_url
+    from auditlens.reports.frameworks import BUILTIN, load_framework
+    from auditlens.reports.notebook import run_notebook
+
+    load_framework(framework)  # a bad YAML fails here with its line and field
+    if framework.lower() not in BUILTIN:
+        framework = str(Path(framework).resolve())
+    pdf = out.resolve()
+    results = pdf.with_suffix(".json")
+    executed = pdf.with_suffix(".ipynb")
+    with err_console.status(f"running compliance_report.ipynb for {framework} …"):
+        run_notebook(
+            "compliance_report",
+            executed,
+            {
+                "framework": framework,
+                "organization_id": org or "",
+                "start": start or "",
+                "end": end or "",
+                "output_pdf": str(pdf),
+                "output_html": str(html.resolve()) if html else "",
+                "results_json": str(results),
+            },
+            store_url=resolve_url(db),
+            timeout=timeout,
+            kernel_name=kernel,
+        )
+    summary = json.loads(results.read_text(encoding="utf-8"))
+    counts = ", ".join(f"{n} {s}" for s, n in summary["summary"].items() if n)
+    console.print(f"{pdf}: {summary['framework']} for {summary['organization_name']} — {counts}")
+    console.print(f"executed notebook: {executed}; results: {results}")
+    if check and summary["summary"].get("fail"):
+        raise typer.Exit(EXIT_PROBLEM)
