@@ -347,3 +347,53 @@ def test_sftp_upload_to_a_real_sshd_and_unknown_host_keys_refused(
     assert hashlib.sha256(received.read_bytes()).hexdigest() == run.sha256
     assert len(received.read_text().splitlines()) == 2  # header + the day's entry
     assert (inbox / "to-sftp-20250311.csv.manifest.json").exists()
+
+
+def test_a_schedule_can_deliver_a_compliance_report(
+    pro: al.AuditStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from pypdf import PdfReader
+
+    with pytest.raises(al.AuditLensError, match="no such file"):
+        add_schedule(
+            pro,
+            "bad",
+            organization_id=ORG,
+            every="weekly",
+            destination=f"file://{tmp_path}/",
+            report="nope.yaml",
+        )
+    with smtp_server() as (box, port):
+        monkeypatch.setenv("AUDITLENS_SMTP_HOST", "127.0.0.1")
+        monkeypatch.setenv("AUDITLENS_SMTP_PORT", str(port))
+        sched = add_schedule(
+            pro,
+            "soc2-weekly",
+            organization_id=ORG,
+            every="weekly",
+            destination="mailto:auditor@company.com",
+            report="SOC2",
+        )
+        assert (sched.report, sched.format) == ("soc2", "pdf")
+        _created(pro, "soc2-weekly", NOW - timedelta(days=9))
+        [run] = run_due(pro, now=NOW)
+        assert run.status == "succeeded", run.error
+        week = pro.count(organization_id=ORG, start="2025-03-03", end="2025-03-09")
+        assert run.rows == week == 7
+        [mail] = box.messages
+        assert "SOC2 compliance report for 2025-03-03..2025-03-09" in mail["Subject"]
+        pdf, manifest = list(mail.iter_attachments())
+        assert pdf.get_filename() == "soc2-weekly-20250303.pdf"
+        path = tmp_path / "r.pdf"
+        path.write_bytes(pdf.get_payload(decode=True))
+        text = "".join(p.extract_text() for p in PdfReader(str(path)).pages)
+        assert "CC6.1" in text and "2025-03-03 00:00" in text
+        meta = json.loads(manifest.get_payload(decode=True))
+        assert meta["provenance"]["rows"] == 7 and meta["framework"] == "SOC2"
+        import hashlib
+
+        assert meta["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest() == run.sha256
+    # the report run is in the trail like any export
+    assert pro.count(actions="audit_log.exported", organization_id=ORG) == 1
