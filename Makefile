@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-## Build a demo SQLite store in out/ and show what is in it.
-demo: install
+## Build a demo SQLite store in out/, show what is in it, find the incidents, write a report.
+demo: install system-deps
 	mkdir -p out
 	rm -f out/demo.db out/demo.db-wal out/demo.db-shm
 	$(BIN)/auditlens demo --db out/demo.db --orgs 3 --days 30 --incidents out/incidents.json
@@ -34,6 +34,8 @@ demo: install
 	rm -rf out/keys && $(BIN)/auditlens keys generate --out out/keys --name demo.local/log > /dev/null
 	AUDITLENS_SIGNING_KEY=out/keys/signing.key $(BIN)/auditlens checkpoint --db out/demo.db
 	$(BIN)/auditlens verify --db out/demo.db --key out/keys/signing.vkey
+	@echo; echo '$$ auditlens report soc2 --out out/soc2-report.pdf   # the notebook, run by papermill'
+	$(BIN)/auditlens report soc2 --db out/demo.db --out out/soc2-report.pdf --html out/soc2-report.html
 	@echo; echo "Try: $(BIN)/auditlens search --db out/demo.db 'category:user_management last:30d'"
 
 ## Install what the tests need (Python and Debian packages), then run the whole suite.
@@ -58,6 +60,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_chain.py
 	$(BIN)/python benchmarks/bench_detect.py
 	$(BIN)/python benchmarks/bench_export.py
+	$(BIN)/python benchmarks/bench_report.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

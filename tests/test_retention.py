@@ -167,4 +167,69 @@ def test_cli_plan_retention_archive_and_verify(store_url: str, tmp_path: Path) -
     with al.open_store(store_url) as s:
         assert s.count("action:audit_log.restored") == 1
     res = run(app, ["retention", "apply", "--db", store_url])
-    assert res.exit_code == 3 and "no archive folder" in res.stderr
+    assert res.exit_code == 3 and "no archive location" in res.stderr
+
+
+def test_archive_on_s3_is_verified_from_the_bucket(
+    aged: al.AuditStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.alerts.servers import s3_server
+
+    with s3_server(monkeypatch, "audit-archive") as s3:
+        [res] = apply_retention(aged, "s3://audit-archive/prod", now=NOW)
+        assert res.rows == 30
+        assert str(res.manifest).startswith(f"s3://audit-archive/prod/organization_id={ORG}/")
+        keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="audit-archive")["Contents"])
+        assert [k.split("/")[2] for k in keys if k.endswith(".parquet")] == [
+            "month=2024-12",
+            "month=2025-01",
+        ]
+        assert aged.count(organization_id=ORG) == 20 + 1  # + the retention_applied entry
+        # reading back, verification and --include-archive go to the bucket
+        assert read_archive(str(res.manifest))["seq"].to_list() == list(range(1, 31))
+        assert al.verify(aged, include_archive=True).ok
+        # a changed object in the bucket is found
+        part = next(k for k in keys if k.endswith(".parquet"))
+        s3.put_object(Bucket="audit-archive", Key=part, Body=b"not parquet")
+        with pytest.raises(ArchiveError, match="SHA-256 does not match"):
+            read_archive(str(res.manifest))
+        report = al.verify(aged, include_archive=True)
+        assert not report.ok
+
+
+def test_an_unreachable_bucket_loses_nothing(
+    aged: al.AuditStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.alerts.servers import s3_server
+
+    with s3_server(monkeypatch):  # no bucket created
+        with pytest.raises(Exception, match="NoSuchBucket|does not exist"):
+            apply_retention(aged, "s3://missing-bucket/x", now=NOW)
+    assert aged.count(organization_id=ORG) == 50
+    assert archive_boundary(aged, ORG) is None
+
+
+def test_restore_into_a_queryable_side_store(aged: al.AuditStore, tmp_path: Path) -> None:
+    from auditlens.retention import restore_archive
+
+    apply_retention(aged, tmp_path / "archive", now=NOW)
+    with pytest.raises(al.ConfigError, match="enterprise"):
+        restore_archive(aged, ORG)
+    set_plan(aged, ORG, "enterprise")
+    side = f"sqlite:///{tmp_path / 'side.db'}"
+    # a window in the middle of the archive: its seq range is restored whole
+    frame = restore_archive(aged, ORG, start=days_ago(50), end=days_ago(41), into=side)
+    assert frame["seq"].to_list() == list(range(11, 21))
+    with al.open_store(side) as s:
+        assert s.count(organization_id=ORG) == 10
+        # every query works there: search (full text too), detectors, verification
+        assert s.search('"webhook" i', backend="polars").height == 10
+        assert s.count(text="Production Webhook") == 10
+        report = al.verify(s)
+        assert report.ok, report.problems
+        got = s.entries(order="asc")
+        assert [e["seq"] for e in got] == list(range(11, 21))
+        assert got[0]["entry_hash"] == frame["entry_hash"][0]
+    with pytest.raises(al.StoreError, match="already holds entries"):
+        restore_archive(aged, ORG, into=side)
+    assert aged.count("action:audit_log.restored") == 1  # the refused one is not recorded

@@ -60,6 +60,7 @@ __all__ = [
     "archive_boundary",
     "read_archive",
     "require_plan",
+    "restore_archive",
     "set_plan",
 ]
 
@@ -82,7 +83,7 @@ class RetentionResult:
     first_seq: int | None
     through_seq: int | None
     rows: int
-    manifest: Path | None
+    manifest: Path | str | None  #: a local path, or the s3:// URL of the manifest
     dry_run: bool
 
 
@@ -217,6 +218,8 @@ def read_archive(manifest: str | Path, *, verify: bool = True) -> pl.DataFrame:
     Raises:
         ArchiveError: a file is missing or changed, or a chain link does not hold.
     """
+    if str(manifest).startswith("s3://"):
+        return _read_remote(str(manifest), verify=verify)
     mpath = Path(manifest)
     try:
         meta = json.loads(mpath.read_text())
@@ -235,6 +238,44 @@ def read_archive(manifest: str | Path, *, verify: bool = True) -> pl.DataFrame:
     if verify:
         _check_chain(frame, meta, mpath)
     return frame
+
+
+def _remote_root(manifest_url: str) -> str:
+    """``s3://b/p/organization_id=X/manifest-….json`` → ``s3://b/p`` (what file paths are under)."""
+    return manifest_url.rsplit("/", 2)[0]
+
+
+def _read_remote(manifest_url: str, *, verify: bool) -> pl.DataFrame:
+    """Download an archive from S3 (manifest, then every file it lists) and read it."""
+    import tempfile
+
+    from auditlens import s3
+
+    conn = s3.client()
+    root_url = _remote_root(manifest_url)
+    with tempfile.TemporaryDirectory(prefix="auditlens-archive-") as tmp:
+        rel = manifest_url[len(root_url) + 1 :]
+        local = s3.download(manifest_url, Path(tmp) / rel, s3=conn)
+        try:
+            meta = json.loads(local.read_text())
+        except ValueError as exc:
+            raise ArchiveError(f"{manifest_url}: unreadable manifest ({exc})") from None
+        for f in meta["files"]:
+            s3.download(f"{root_url}/{f['path']}", Path(tmp) / f["path"], s3=conn)
+        return read_archive(local, verify=verify)
+
+
+def _publish(root: Path, manifest: Path, url: str) -> str:
+    """Upload a verified local archive to ``s3://bucket/prefix``; the manifest goes last, so
+    a manifest in the bucket always has its files. Returns the manifest's URL."""
+    from auditlens import s3
+
+    conn = s3.client()
+    meta = json.loads(manifest.read_text())
+    base = url.rstrip("/")
+    for f in meta["files"]:
+        s3.upload(root / f["path"], base, f["path"], s3=conn)
+    return s3.upload(manifest, base, str(manifest.relative_to(root)), s3=conn)
 
 
 def _check_chain(frame: pl.DataFrame, meta: dict[str, Any], where: Path) -> None:
@@ -263,9 +304,34 @@ def apply_retention(
     now: datetime | None = None,
     dry_run: bool = False,
 ) -> list[RetentionResult]:
-    """Archive, verify, then remove entries older than each organization's plan allows."""
+    """Archive, verify, then remove entries older than each organization's plan allows.
+
+    ``archive_dir`` is a folder or ``s3://bucket/prefix`` (see :mod:`auditlens.s3` for the
+    settings). An S3 archive is written and verified locally first, uploaded (manifest
+    last), then downloaded and verified again before anything is removed.
+    """
+    remote = str(archive_dir).startswith("s3://")
+    if remote:
+        import shutil
+        import tempfile
+
+        staging = Path(tempfile.mkdtemp(prefix="auditlens-archive-"))
+        try:
+            return _apply(store, staging, str(archive_dir), organization_id, now, dry_run)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return _apply(store, Path(archive_dir), None, organization_id, now, dry_run)
+
+
+def _apply(
+    store: AuditStore,
+    root: Path,
+    remote: str | None,
+    organization_id: str | None,
+    now: datetime | None,
+    dry_run: bool,
+) -> list[RetentionResult]:
     now = now or datetime.now(UTC)
-    root = Path(archive_dir)
     plans = _plans(store)
     results = []
     for org in sorted(plans if organization_id is None else [organization_id]):
@@ -304,6 +370,10 @@ def apply_retention(
             )
         manifest = _write_archive(root, org, frame, first, through)
         read_archive(manifest)  # every file and link, read back before anything is deleted
+        location = str(manifest)
+        if remote is not None:
+            location = _publish(root, manifest, remote)
+            read_archive(location)  # and read back from the bucket too
         with store._write() as conn:
             conn.execute(
                 retention_authorizations.insert().values(
@@ -323,7 +393,7 @@ def apply_retention(
                     through_seq=through,
                     last_entry_hash=frame["entry_hash"][-1],
                     rows=frame.height,
-                    manifest=str(manifest),
+                    manifest=location,
                     manifest_sha256=_sha(manifest),
                     applied_ms=int(time.time() * 1000),
                 )
@@ -338,11 +408,132 @@ def apply_retention(
                 "retention_days": days,
                 "first_seq": first,
                 "through_seq": through,
-                "manifest": str(manifest),
+                "manifest": location,
             },
             manifest.name,
         )
         results.append(
-            RetentionResult(org, plan, days, first, through, frame.height, manifest, False)
+            RetentionResult(
+                org,
+                plan,
+                days,
+                first,
+                through,
+                frame.height,
+                location if remote else manifest,
+                False,
+            )
         )
     return results
+
+
+def restore_archive(
+    store: AuditStore,
+    organization_id: str,
+    *,
+    start: Any = None,
+    end: Any = None,
+    into: str | None = None,
+) -> pl.DataFrame:
+    """Archived entries of an organization (enterprise plan), verified against their manifests.
+
+    Returns them as a polars frame (the entries layout, with their chain fields). With
+    ``into`` (a store URL or SQLite path of a new or empty store) they are also loaded,
+    with their original seq and hashes, into that *side store*, where every auditlens
+    query, search, detector and report works on them — and ``verify`` checks their
+    chain, anchored at the first restored entry. The restore is recorded as
+    ``audit_log.restored``.
+    """
+    from auditlens.query.filters import parse_when
+
+    require_plan(store, organization_id, ("enterprise",), "restoring archived entries")
+    r = retention_log.c
+    with store.engine.connect() as conn:
+        manifests = [
+            m
+            for (m,) in conn.execute(
+                select(r.manifest).where(r.organization_id == organization_id).order_by(r.first_seq)
+            )
+        ]
+    frames = [read_archive(m) for m in manifests]
+    empty = pl.DataFrame(pl.from_arrow(FRAME_SCHEMA.empty_table()))
+    frame = pl.concat(frames) if frames else empty
+    if frame.height and (start is not None or end is not None):
+        ms = pl.col("timestamp").dt.epoch("ms")
+        cond = pl.lit(True)
+        if start is not None:
+            cond = cond & (ms >= parse_when(start, field="start"))
+        if end is not None:
+            cond = cond & (ms <= parse_when(end, end_of_day=True, field="end"))
+        chosen = frame.filter(cond)["seq"]
+        if chosen.len():  # keep the seq range whole, so the restored chain has no holes
+            lo, hi = chosen.min(), chosen.max()
+            frame = frame.filter(pl.col("seq").is_between(lo, hi))
+        else:
+            frame = frame.clear()
+    if into is not None and frame.height:
+        _load_side_store(frame, organization_id, into, manifests[0])
+    record_review(
+        store,
+        "audit_log.restored",
+        {organization_id: frame.height},
+        {
+            "start": None if start is None else str(start),
+            "end": None if end is None else str(end),
+            "into": None if into is None else _redacted(into),
+        },
+        "archive",
+    )
+    return frame
+
+
+def _redacted(url: str) -> str:
+    from auditlens.config import redact_url, resolve_url
+
+    return redact_url(resolve_url(url))
+
+
+def _load_side_store(frame: pl.DataFrame, org: str, url: str, manifest: str) -> None:
+    """Insert verified entries with their chain fields into an empty store."""
+    from auditlens.schema import ip_key
+    from auditlens.store import open_store
+    from auditlens.store.store import _FTS_FILL
+
+    side = open_store(url)
+    try:
+        if side.count(organization_id=org):
+            raise StoreError(
+                f"{_redacted(url)} already holds entries of organization {org}; "
+                "restore into a new store"
+            )
+        rows = (
+            frame.with_columns(pl.col("timestamp").dt.epoch("ms").alias("ts"))
+            .drop("timestamp")
+            .with_columns(
+                pl.col("ip_address")
+                .map_elements(ip_key, return_dtype=pl.Utf8)  # one per distinct row: a restore
+                .alias("ip_key")
+            )
+            .to_dicts()
+        )
+        first = int(frame["seq"][0])
+        with side._write() as conn:
+            first_id = (conn.execute(select(func.coalesce(func.max(_C.id), 0))).scalar_one()) + 1
+            conn.execute(entries.insert(), rows)
+            if side.dialect == "sqlite":
+                conn.execute(_FTS_FILL, {"first": first_id})
+            if first > 1:  # anchor verification at the first restored entry
+                conn.execute(
+                    retention_log.insert().values(
+                        organization_id=org,
+                        first_seq=1,
+                        through_seq=first - 1,
+                        last_entry_hash=frame["prev_hash"][0],
+                        rows=first - 1,
+                        manifest=manifest,
+                        manifest_sha256="",
+                        applied_ms=int(time.time() * 1000),
+                    )
+                )
+    finally:
+        side.close()

@@ -79,3 +79,32 @@ def http_server() -> Iterator[tuple[Recorder, str]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def s3_server(monkeypatch: Any, *buckets: str) -> Iterator[Any]:
+    """moto's S3 server over HTTP on loopback; the environment points auditlens at it.
+
+    Yields a boto3 client for checking what arrived.
+    """
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        for var, value in {
+            "AUDITLENS_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+            "AUDITLENS_S3_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+        }.items():
+            monkeypatch.setenv(var, value)
+        s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1")
+        for bucket in buckets:
+            s3.create_bucket(Bucket=bucket)
+        yield s3
+        s3.close()
+    finally:
+        server.stop()

@@ -214,24 +214,12 @@ def test_cli_schedule_flow(store_url: str, tmp_path: Path) -> None:
 def test_s3_destination_against_moto_over_http(
     pro: al.AuditStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import boto3
-    from moto.server import ThreadedMotoServer
+    import hashlib
+    import json
 
-    from tests.alerts.servers import free_port
+    from tests.alerts.servers import s3_server
 
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        for var, value in {
-            "AUDITLENS_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-            "AUDITLENS_S3_REGION": "us-east-1",
-            "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test",
-        }.items():
-            monkeypatch.setenv(var, value)
-        s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1")
-        s3.create_bucket(Bucket="audit-exports")
+    with s3_server(monkeypatch, "audit-exports") as s3:
         add_schedule(
             pro,
             "to-s3",
@@ -251,17 +239,11 @@ def test_s3_destination_against_moto_over_http(
         manifest = s3.get_object(
             Bucket="audit-exports", Key="acme/daily/to-s3-20250311.jsonl.manifest.json"
         )
-        import hashlib
-        import json
-
         assert (
             json.loads(manifest["Body"].read())["sha256"]
             == hashlib.sha256(body).hexdigest()
             == run.sha256
         )
-        s3.close()
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

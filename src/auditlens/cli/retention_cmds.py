@@ -16,6 +16,7 @@ from auditlens import retention
 from auditlens.cli.app import app, handle_errors
 from auditlens.cli.commands import Db
 from auditlens.cli.output import console
+from auditlens.config import redact_url
 
 plan_app = typer.Typer(help="Organization plans (they set retention).", no_args_is_help=True)
 retention_app = typer.Typer(
@@ -29,17 +30,20 @@ app.add_typer(retention_app, name="retention")
 app.add_typer(archive_app, name="archive")
 
 Archive = Annotated[
-    Path | None,
-    typer.Option("--archive", help="Archive folder (default: $AUDITLENS_ARCHIVE)."),
+    str | None,
+    typer.Option(
+        "--archive",
+        help="Archive folder or s3://bucket/prefix (default: $AUDITLENS_ARCHIVE).",
+    ),
 ]
 
 
-def _archive_dir(path: Path | None) -> Path:
-    where = path or (
-        Path(os.environ["AUDITLENS_ARCHIVE"]) if os.environ.get("AUDITLENS_ARCHIVE") else None
-    )
+def _archive_dir(where: str | None) -> str:
+    where = where or os.environ.get("AUDITLENS_ARCHIVE") or None
     if where is None:
-        raise al.ConfigError("no archive folder: pass --archive DIR or set AUDITLENS_ARCHIVE")
+        raise al.ConfigError(
+            "no archive location: pass --archive DIR|s3://bucket/prefix or set AUDITLENS_ARCHIVE"
+        )
     return where
 
 
@@ -113,49 +117,28 @@ def archive_list(db: Db = None) -> None:
 @handle_errors
 def archive_restore(
     org: Annotated[str, typer.Option(help="Organization id.")],
-    out: Annotated[Path, typer.Option(help="Parquet file to write the verified entries to.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Parquet file to write the verified entries to.")
+    ] = None,
+    into: Annotated[
+        str | None,
+        typer.Option(help="A new store (URL or SQLite file) to load them into, for querying."),
+    ] = None,
     start: Annotated[str | None, typer.Option(help="From this date (inclusive).")] = None,
     end: Annotated[str | None, typer.Option(help="Until this date (inclusive).")] = None,
     db: Db = None,
 ) -> None:
-    """Read archived entries back, verified against their manifests, into a Parquet file."""
-    frame = _restore(db, org, start, end)
-    frame.write_parquet(out)
-    console.print(f"restored {frame.height:,} verified entries of {org} to {out}")
-
-
-def _restore(db: str | None, org: str, start: str | None, end: str | None):  # type: ignore[no-untyped-def]
-    import polars as pl
-
-    from auditlens.query.filters import parse_when
-    from auditlens.store.tables import retention_log
-
-    r = retention_log.c
+    """Read archived entries back, verified against their manifests, into a Parquet file
+    and/or a queryable side store (enterprise plan)."""
+    if out is None and into is None:
+        raise al.ConfigError("say where to restore to: --out FILE.parquet and/or --into STORE")
     with al.open_store(db) as store:
-        retention.require_plan(store, org, ("enterprise",), "restoring archived entries")
-        with store.engine.connect() as conn:
-            manifests = [
-                m
-                for (m,) in conn.execute(
-                    select(r.manifest).where(r.organization_id == org).order_by(r.first_seq)
-                )
-            ]
-        frames = [retention.read_archive(m) for m in manifests]
-        frame = pl.concat(frames) if frames else pl.DataFrame()
-        if not frame.is_empty():
-            if start:
-                frame = frame.filter(pl.col("timestamp").dt.epoch("ms") >= parse_when(start))
-            if end:
-                frame = frame.filter(
-                    pl.col("timestamp").dt.epoch("ms") <= parse_when(end, end_of_day=True)
-                )
-        from auditlens.review import record_review
-
-        record_review(
-            store,
-            "audit_log.restored",
-            {org: frame.height},
-            {"start": start, "end": end},
-            "archive",
+        frame = retention.restore_archive(store, org, start=start, end=end, into=into)
+    if out is not None:
+        frame.write_parquet(out)
+        console.print(f"restored {frame.height:,} verified entries of {org} to {out}")
+    if into is not None:
+        console.print(
+            f"restored {frame.height:,} verified entries of {org} into {redact_url(into)}; "
+            f"query them with --db {redact_url(into)}"
         )
-    return frame

@@ -463,31 +463,15 @@ def _to_sftp(dest: str, path: Path) -> str:
 
 
 def _to_s3(dest: str, path: Path) -> str:
-    """Upload the file and its manifest to ``s3://bucket/prefix/``.
+    """Upload the file and its manifest to ``s3://bucket/prefix/`` (see :mod:`auditlens.s3`)."""
+    from auditlens import s3
 
-    Endpoint, region and credentials come from the environment (``AUDITLENS_S3_ENDPOINT_URL``
-    for S3-compatible stores, then the usual ``AWS_*`` variables or profiles), so any
-    S3-compatible store works.
-    """
-    import os
-
-    try:
-        import boto3
-    except ImportError:
-        raise ConfigError("s3:// destinations need boto3: pip install 'auditlens[s3]'") from None
-    bucket, _, prefix = dest[len("s3://") :].partition("/")
-    if not bucket:
-        raise ConfigError(f"{dest}: no bucket name")
-    client = boto3.client(
-        "s3",
-        endpoint_url=os.environ.get("AUDITLENS_S3_ENDPOINT_URL") or None,
-        region_name=os.environ.get("AUDITLENS_S3_REGION") or None,
-    )
-    key = f"{prefix.rstrip('/')}/{path.name}".lstrip("/")
+    conn = s3.client()
+    location = s3.upload(path, dest, s3=conn)
     manifest = path.with_name(path.name + ".manifest.json")
-    client.upload_file(str(path), bucket, key)
-    client.upload_file(str(manifest), bucket, key + ".manifest.json")
-    return f"s3://{bucket}/{key}"
+    if manifest.is_file():
+        s3.upload(manifest, dest, s3=conn)
+    return location
 
 
 def _report_pdf(
