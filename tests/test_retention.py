@@ -202,9 +202,11 @@ def test_an_unreachable_bucket_loses_nothing(
 ) -> None:
     from tests.alerts.servers import s3_server
 
-    with s3_server(monkeypatch):  # no bucket created
-        with pytest.raises(Exception, match="NoSuchBucket|does not exist"):
-            apply_retention(aged, "s3://missing-bucket/x", now=NOW)
+    with (
+        s3_server(monkeypatch),  # no bucket created
+        pytest.raises(Exception, match=r"NoSuchBucket|does not exist"),
+    ):
+        apply_retention(aged, "s3://missing-bucket/x", now=NOW)
     assert aged.count(organization_id=ORG) == 50
     assert archive_boundary(aged, ORG) is None
 
