@@ -59,6 +59,36 @@ def run_child(*args: str) -> dict[str, float] | None:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def build_large(db: Path, entries: int) -> None:
+    """A store of many demo tenants, generated and ingested a million entries at a time
+    (the generator holds its entries in memory)."""
+    from datetime import date
+
+    import orjson
+
+    import auditlens as al
+    from auditlens.demo import generate
+    from auditlens.ingest import ingest
+
+    tmp = db.with_suffix(".tmp")
+    done, seed = 0, 100
+    with al.open_store(f"sqlite:///{tmp}") as store:
+        while done < entries:
+            data = generate(orgs=50, days=300, seed=seed, end=date(2025, 12, 31))
+            chunk = data.entries[: entries - done]
+            src = db.with_suffix(f".{seed}.jsonl")
+            with src.open("wb") as fh:
+                for e in chunk:
+                    fh.write(orjson.dumps(e) + b"\n")
+            del data
+            ingest(store, src, batch_size=50_000)
+            src.unlink()
+            done += len(chunk)
+            seed += 1
+            print(f"built {done:,} / {entries:,}", file=sys.stderr, flush=True)
+    tmp.rename(db)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--entries", type=int, default=1_000_000)
@@ -73,6 +103,8 @@ def main() -> None:
     from rich.table import Table
 
     db = HERE / ".data" / f"demo-{args.entries}.db"
+    if not db.exists() and args.entries > 1_000_000:
+        build_large(db, args.entries)
     if not db.exists():
         raise SystemExit(f"{db} is missing: run `python benchmarks/bench_store.py` first")
     csv_r = run_child("export", str(db), "csv")

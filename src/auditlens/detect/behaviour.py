@@ -367,12 +367,22 @@ def _after_suspension(frame: pl.DataFrame, key: pl.Expr) -> pl.DataFrame:
         pl.col("actor_user_id"),
         pl.col("actor_email").str.to_lowercase().alias("email"),
     )
-    hits = acts.join(stops, on="organization_id").filter(
-        (pl.col("timestamp") > pl.col("stopped_at"))
-        & (
-            (pl.col("actor_user_id") == pl.col("target_id"))
-            | (pl.col("email") == pl.col("target_email"))
-        )
+    # equi-joins on the stopped identity (by user id, then by email), never a per-organization
+    # cross product: one organization may hold millions of actions and thousands of stops
+    by_id = acts.join(
+        stops.drop("target_email"),
+        left_on=["organization_id", "actor_user_id"],
+        right_on=["organization_id", "target_id"],
+    )
+    by_email = acts.join(
+        stops.drop("target_id"),
+        left_on=["organization_id", "email"],
+        right_on=["organization_id", "target_email"],
+    )
+    hits = (
+        pl.concat([by_id, by_email], how="diagonal")
+        .filter(pl.col("timestamp") > pl.col("stopped_at"))
+        .unique(["audit_id", "stop_id"])
     )
     if hits.is_empty():
         return empty_findings()

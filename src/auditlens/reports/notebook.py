@@ -62,6 +62,7 @@ def run_notebook(
     """
     try:
         import papermill as pm
+        from nbclient.exceptions import DeadKernelError
         from papermill.exceptions import PapermillExecutionError
     except ImportError:
         raise ConfigError(
@@ -96,6 +97,11 @@ def run_notebook(
         raise NotebookError(
             f"{source.name}: cell {exc.exec_count} (index {exc.cell_index}) failed: "
             f"{exc.ename}: {exc.evalue}. The executed notebook is {out}"
+        ) from None
+    except DeadKernelError:
+        raise NotebookError(
+            f"{source.name}: the kernel died while running (out of memory?). "
+            f"The executed notebook so far is {out}"
         ) from None
     finally:
         if store_url is not None:
