@@ -19,7 +19,7 @@ import os
 
 from auditlens.errors import ConfigError
 
-__all__ = ["DEFAULT_URL", "redact_url", "resolve_url"]
+__all__ = ["DEFAULT_URL", "absolute_url", "redact_url", "resolve_url"]
 
 DEFAULT_URL = "sqlite:///auditlens.db"
 
@@ -47,6 +47,26 @@ def resolve_url(url: str | os.PathLike[str] | None = None) -> str:
             f"use the psycopg 3 driver for PostgreSQL: postgresql+psycopg://… (got {scheme}://…)"
         )
     return text
+
+
+def absolute_url(url: str | os.PathLike[str] | None = None) -> str:
+    """:func:`resolve_url`, with a relative SQLite file made absolute — for handing the store
+    to another process that may run in another folder (a notebook kernel, say).
+
+    Example:
+        >>> absolute_url("sqlite://")
+        'sqlite://'
+        >>> absolute_url("/srv/audit.db")
+        'sqlite:////srv/audit.db'
+    """
+    text = resolve_url(url)
+    scheme, _, rest = text.partition("://")
+    if not scheme.startswith("sqlite") or not rest.startswith("/") or rest.startswith("//"):
+        return text
+    path, sep, query = rest[1:].partition("?")
+    if not path or path == ":memory:":
+        return text
+    return f"{scheme}:///{os.path.abspath(path)}{sep}{query}"
 
 
 def redact_url(url: str) -> str:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from auditlens.errors import AuditLensError, ConfigError
+from auditlens.export.writers import DEFAULT_FIELDS
 from auditlens.schema import CATEGORIES
 
 if TYPE_CHECKING:
@@ -44,19 +45,6 @@ _TABLE_COLUMNS = (
     "resource_name",
     "result",
     "ip_address",
-)
-_EXPORT_FIELDS = (
-    "timestamp",
-    "actor.email",
-    "actor.type",
-    "action",
-    "resource.type",
-    "resource.id",
-    "resource.name",
-    "organization_id",
-    "ip_address",
-    "result",
-    "details",
 )
 
 
@@ -121,7 +109,7 @@ class Explorer:
             options=["csv", "json", "jsonl", "parquet", "pdf"], value="csv", description="Format"
         )
         self.export_fields = w.SelectMultiple(
-            options=_EXPORT_FIELDS, value=_EXPORT_FIELDS[:6], description="Fields", rows=6
+            options=DEFAULT_FIELDS, value=tuple(DEFAULT_FIELDS[1:7]), description="Fields", rows=6
         )
         self.export_button = w.Button(description="Export", icon="download")
         self.export_status = w.HTML()

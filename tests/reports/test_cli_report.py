@@ -24,23 +24,21 @@ def test_report_command_writes_pdf_notebook_and_results(store_url: str, tmp_path
         scenario.seed(store)
         rows = store.count(organization_id=ORG, start=scenario.START, end=scenario.END)
     out = tmp_path / "reports" / "soc2-jan.pdf"
-    res = runner.invoke(
-        app,
-        [
-            "report",
-            "soc2",
-            "--org",
-            ORG,
-            "--start",
-            scenario.START,
-            "--end",
-            scenario.END,
-            "--out",
-            str(out),
-            "--db",
-            store_url,
-        ],
-    )
+    args = [
+        "report",
+        "soc2",
+        "--org",
+        ORG,
+        "--start",
+        scenario.START,
+        "--end",
+        scenario.END,
+        "--out",
+        str(out),
+        "--db",
+        store_url,
+    ]
+    res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "soc2-jan.pdf: SOC2" in res.output
     text = "".join(p.extract_text() for p in PdfReader(str(out)).pages)
@@ -52,24 +50,7 @@ def test_report_command_writes_pdf_notebook_and_results(store_url: str, tmp_path
     executed = json.loads(out.with_suffix(".ipynb").read_text())
     assert executed["metadata"]["papermill"]["parameters"]["framework"] == "soc2"
     # --check turns failing requirements into exit code 1 (CC6.2 fails here)
-    res = runner.invoke(
-        app,
-        [
-            "report",
-            "soc2",
-            "--org",
-            ORG,
-            "--start",
-            scenario.START,
-            "--end",
-            scenario.END,
-            "--out",
-            str(out),
-            "--db",
-            store_url,
-            "--check",
-        ],
-    )
+    res = runner.invoke(app, [*args, "--check"])
     assert res.exit_code == 1
 
 

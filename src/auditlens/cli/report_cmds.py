@@ -42,7 +42,7 @@ def report(
     Runs notebooks/compliance_report.ipynb with papermill; the executed notebook
     (<out>.ipynb) and the results (<out>.json) are kept beside the PDF.
     """
-    from auditlens.config import resolve_url
+    from auditlens.config import absolute_url
     from auditlens.reports.frameworks import BUILTIN, load_framework
     from auditlens.reports.notebook import run_notebook
 
@@ -65,7 +65,7 @@ def report(
                 "output_html": str(html.resolve()) if html else "",
                 "results_json": str(results),
             },
-            store_url=resolve_url(db),
+            store_url=absolute_url(db),
             timeout=timeout,
             kernel_name=kernel,
         )

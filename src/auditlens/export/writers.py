@@ -70,7 +70,8 @@ _PATHS = {
     "entry_hash": "entry_hash",
 }
 _FLAT = {v: k for k, v in _PATHS.items()}
-_DEFAULT = [
+#: the fields of an export when none are chosen (the interchange shape, flattened)
+DEFAULT_FIELDS = [
     "audit_id",
     "timestamp",
     "actor.user_id",
@@ -109,7 +110,7 @@ class ExportResult:
 def resolve_fields(fields: Sequence[str] | str | None) -> list[tuple[str, str, str | None]]:
     """``(output name, flat column, details JSON path or None)`` for each requested field."""
     if fields is None:
-        names = list(_DEFAULT)
+        names = list(DEFAULT_FIELDS)
     elif isinstance(fields, str):
         names = [f.strip() for f in fields.split(",") if f.strip()]
     else:

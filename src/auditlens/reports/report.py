@@ -206,6 +206,19 @@ def period(
     )
 
 
+def _input(
+    store: AuditStore, organization_id: str | None, start: Any, end: Any, charts: bool
+) -> ReportInput:
+    """The period's entries of one organization (default: the store's first)."""
+    if organization_id is None:
+        orgs = store.organizations()
+        if not orgs:
+            raise FilterError("the store holds no entries")
+        organization_id = orgs[0]["organization_id"]
+    lo, hi = period(store, organization_id, start, end)
+    return load_input(store, organization_id, lo, hi, charts=charts)
+
+
 def _grade(check: Check, ev: Evidence) -> CheckResult:
     if ev.unavailable:
         return CheckResult(check, "unavailable", (ev.unavailable,))
@@ -253,13 +266,8 @@ def build_report(
     from auditlens.config import redact_url
 
     fw = framework if isinstance(framework, Framework) else load_framework(framework)
-    if organization_id is None:
-        orgs = store.organizations()
-        if not orgs:
-            raise FilterError("the store holds no entries")
-        organization_id = orgs[0]["organization_id"]
-    lo, hi = period(store, organization_id, start, end)
-    inp = load_input(store, organization_id, lo, hi, charts=charts)
+    inp = _input(store, organization_id, start, end, charts)
+    organization_id, lo, hi = inp.organization_id, inp.start, inp.end
     names = list(dict.fromkeys(c.evidence for r in fw.requirements for c in r.checks))
     evidence = {name: compute(inp, name) for name in names}
     results = []
@@ -331,13 +339,7 @@ def collect_evidence(
     """
     from auditlens.reports.evidence import EVIDENCE
 
-    if organization_id is None:
-        orgs = store.organizations()
-        if not orgs:
-            raise FilterError("the store holds no entries")
-        organization_id = orgs[0]["organization_id"]
-    lo, hi = period(store, organization_id, start, end)
-    inp = load_input(store, organization_id, lo, hi, charts=charts)
+    inp = _input(store, organization_id, start, end, charts)
     unknown = [n for n in names or [] if n not in EVIDENCE]
     if unknown:
         raise FilterError(f"unknown evidence {', '.join(unknown)}; known: {', '.join(EVIDENCE)}")

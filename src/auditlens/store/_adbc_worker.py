@@ -17,10 +17,14 @@ closes that file and is answered by ``{"ok": true}``.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 
 
 def main() -> None:
+    # Ctrl-C (or a notebook kernel being interrupted) reaches the whole process group;
+    # the parent decides when this helper ends, by closing its stdin.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # the low-level driver API: adbc_driver_manager.dbapi would import pandas (~1.5 s)
     import adbc_driver_manager as adbc
     import adbc_driver_sqlite
