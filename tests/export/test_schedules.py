@@ -379,3 +379,37 @@ def test_a_schedule_can_deliver_a_compliance_report(
         assert meta["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest() == run.sha256
     # the report run is in the trail like any export
     assert pro.count(actions="audit_log.exported", organization_id=ORG) == 1
+
+
+def test_cli_schedule_add_report(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from auditlens.cli import app
+
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    with al.open_store(db) as s:
+        set_plan(s, ORG, "enterprise")
+    run = CliRunner().invoke
+    base = [
+        "schedule",
+        "add",
+        "q",
+        "--org",
+        ORG,
+        "--every",
+        "monthly",
+        "--to",
+        f"file://{tmp_path}/",
+        "--db",
+        db,
+    ]
+    res = run(app, [*base, "--report", str(tmp_path / "missing.yaml")])
+    assert res.exit_code == 2 and "missing.yaml" in res.output
+    res = run(app, [*base, "--report", "gdpr"])
+    assert res.exit_code == 0, res.output
+    assert "gdpr report monthly" in res.output
+    res = run(app, ["schedule", "list", "--db", db])
+    assert res.exit_code == 0 and "gdpr" in res.output
+    with al.open_store(db) as s:
+        [sched] = al.export.list_schedules(s)
+    assert (sched.report, sched.format, sched.every) == ("gdpr", "pdf", "monthly")

@@ -92,6 +92,8 @@ def run_notebook(
                 cwd=str(cwd or out.parent),
                 progress_bar=False,
                 log_output=False,
+                # the kernel is ours, on loopback, for one run: keep its startup notices quiet
+                extra_arguments=["--IPKernelApp.log_level=ERROR"],
             )
     except PapermillExecutionError as exc:
         raise NotebookError(
