@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Investigation",
     "access_investigation",
+    "describe_change",
     "diff",
     "resource_history",
     "webhook_diagnosis",
@@ -77,7 +78,15 @@ def diff(before: Any, after: Any) -> list[str]:
 _MISSING = object()
 
 
-def _changes(details: str | None) -> str:
+def describe_change(details: str | None) -> str:
+    """What a change entry's ``details`` say changed: ``path: old → new; …`` ("" if nothing).
+
+    Example:
+        >>> describe_change('{"before": {"url": "a"}, "after": {"url": "b"}}')
+        'url: a → b'
+        >>> describe_change('{"setting": "allowed_domains", "before": "30", "after": "60"}')
+        'allowed_domains: 30 → 60'
+    """
     if not details:
         return ""
     try:
@@ -102,7 +111,7 @@ def _timeline(frame: pl.DataFrame) -> pl.DataFrame:
         "resource_name",
         "ip_address",
         # one call per change entry (a resource's history, not a whole table)
-        pl.col("details").map_elements(_changes, return_dtype=pl.Utf8).alias("changes"),
+        pl.col("details").map_elements(describe_change, return_dtype=pl.Utf8).alias("changes"),
         "details",
         "audit_id",
     )

@@ -86,13 +86,18 @@ class EvidenceTable:
     total: int
 
     @classmethod
-    def of(cls, title: str, frame: pl.DataFrame, limit: int = MAX_ROWS) -> EvidenceTable:
-        """Render a frame's first rows as text cells (timestamps in UTC minutes)."""
+    def of(
+        cls, title: str, frame: pl.DataFrame, limit: int = MAX_ROWS, total: int | None = None
+    ) -> EvidenceTable:
+        """Render a frame's first rows as text cells (timestamps in UTC minutes).
+
+        ``total`` is the number of rows the frame was taken from, when it is a head.
+        """
         shown = frame.head(limit).with_columns(
             pl.col(pl.Datetime).dt.strftime(_FMT),
         )
         rows = [[_cell(v) for v in r] for r in shown.iter_rows()]
-        return cls(title, list(frame.columns), rows, frame.height)
+        return cls(title, list(frame.columns), rows, frame.height if total is None else total)
 
 
 def _cell(value: Any) -> str:
@@ -547,13 +552,16 @@ def change_management(inp: ReportInput) -> Evidence:
     with_diff = updates.filter(has_diff).height
     deletions = ch.filter(pl.col("action").str.ends_with(".deleted")).height
     bulk = inp.findings.filter(pl.col("detector") == "bulk_deletions").height
-    table = updates.select(
+    from auditlens.troubleshoot import describe_change
+
+    # what changed, as "path: old → new", for the rows the report shows (a per-row reading
+    # of the JSON, so only for those rows)
+    shown = updates.head(MAX_ROWS).select(
         "timestamp",
         _who(),
         "action",
         "resource_name",
-        _details_field("$.before").alias("before"),
-        _details_field("$.after").alias("after"),
+        pl.col("details").map_elements(describe_change, return_dtype=pl.Utf8).alias("changes"),
     )
     by_action = ch.group_by("action").agg(pl.len().alias("entries")).sort("action")
     return Evidence(
@@ -568,7 +576,10 @@ def change_management(inp: ReportInput) -> Evidence:
             "deletions": deletions,
             "bulk_deletions": bulk,
         },
-        [EvidenceTable.of("Changes by action", by_action), EvidenceTable.of("Updates", table)],
+        [
+            EvidenceTable.of("Changes by action", by_action),
+            EvidenceTable.of("Updates", shown, total=updates.height),
+        ],
     )
 
 
