@@ -219,6 +219,19 @@ def _input(
     return load_input(store, organization_id, lo, hi, charts=charts)
 
 
+def _compute_all(inp: ReportInput, names: list[str], progress: bool) -> dict[str, Evidence]:
+    if not progress:
+        return {name: compute(inp, name) for name in names}
+    from tqdm.auto import tqdm
+
+    out: dict[str, Evidence] = {}
+    with tqdm(names, desc="evidence", unit="item") as bar:
+        for name in bar:
+            bar.set_postfix_str(name)
+            out[name] = compute(inp, name)
+    return out
+
+
 def _grade(check: Check, ev: Evidence) -> CheckResult:
     if ev.unavailable:
         return CheckResult(check, "unavailable", (ev.unavailable,))
@@ -252,6 +265,7 @@ def build_report(
     *,
     charts: bool = True,
     record: bool = True,
+    progress: bool = False,
 ) -> Report:
     """Assess ``framework`` (``soc2``, ``iso27001``, ``gdpr``, a YAML path or a
     :class:`Framework`) on one organization over ``[start, end]``.
@@ -261,6 +275,7 @@ def build_report(
         start, end: dates or ISO times; default: the organization's whole history.
         charts: build plotly charts (needs plotly).
         record: append an ``audit_log.exported`` entry saying who produced the report.
+        progress: show a progress bar over the evidence items (tqdm: a widget in notebooks).
     """
     from auditlens import __version__
     from auditlens.config import redact_url
@@ -269,7 +284,7 @@ def build_report(
     inp = _input(store, organization_id, start, end, charts)
     organization_id, lo, hi = inp.organization_id, inp.start, inp.end
     names = list(dict.fromkeys(c.evidence for r in fw.requirements for c in r.checks))
-    evidence = {name: compute(inp, name) for name in names}
+    evidence = _compute_all(inp, names, progress)
     results = []
     for req in fw.requirements:
         checks = tuple(_grade(c, evidence[c.evidence]) for c in req.checks)
@@ -323,6 +338,7 @@ def collect_evidence(
     names: list[str] | None = None,
     *,
     charts: bool = True,
+    progress: bool = False,
 ) -> dict[str, Evidence]:
     """Evidence items (default: all of them) for one organization and period, without a
     framework — what the weekly security review shows.
@@ -343,4 +359,4 @@ def collect_evidence(
     unknown = [n for n in names or [] if n not in EVIDENCE]
     if unknown:
         raise FilterError(f"unknown evidence {', '.join(unknown)}; known: {', '.join(EVIDENCE)}")
-    return {name: compute(inp, name) for name in (names or list(EVIDENCE))}
+    return _compute_all(inp, names or list(EVIDENCE), progress)
