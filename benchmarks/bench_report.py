@@ -12,9 +12,7 @@ report must at least do), and the in-process steps, to show where the time goes.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -22,15 +20,13 @@ import time
 from datetime import date
 from pathlib import Path
 
+from _children import answer_child, rss_mb, run_child
+
 HERE = Path(__file__).resolve().parent
 DATA = HERE / ".data"
 ORG = "9a1c7e52-3f0b-4d5e-8a6b-2c4d6e8f0a1b"
 START, END = "2025-01-01", "2025-03-31"
 TARGET_S = 60.0
-
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def build(entries: int) -> str:
@@ -78,7 +74,7 @@ def child_read_sql(db: str) -> dict[str, float]:
         engine,
         params=(ORG, parse_when(START), parse_when(END, end_of_day=True)),
     )
-    return {"seconds": time.perf_counter() - t, "rows": len(df), "rss_mb": _rss_mb()}
+    return {"seconds": time.perf_counter() - t, "rows": len(df), "rss_mb": rss_mb()}
 
 
 def child_steps(db: str) -> dict[str, float]:
@@ -98,18 +94,8 @@ def child_steps(db: str) -> dict[str, float]:
         t = time.perf_counter()
         report.to_pdf(Path(tmp) / "r.pdf")
         out["pdf"] = time.perf_counter() - t
-    out["rss_mb"] = _rss_mb()
+    out["rss_mb"] = rss_mb()
     return out
-
-
-def run_child(*args: str) -> dict[str, float] | None:
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=False
-    )
-    if out.returncode != 0:
-        sys.stderr.write(out.stderr[-2000:])
-        return None
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def end_to_end(db: str) -> tuple[float, int]:
@@ -149,8 +135,7 @@ def main() -> None:
     ap.add_argument("--child", nargs="+")
     args = ap.parse_args()
     if args.child:
-        name, *rest = args.child
-        print(json.dumps(CHILDREN[name](*rest)))
+        answer_child(CHILDREN, args.child)
         return
     from rich.console import Console
     from rich.table import Table
@@ -160,8 +145,8 @@ def main() -> None:
     db = build(args.entries)
     console.print(f"store: {db} (ready in {time.perf_counter() - t:.0f} s)")
     total, size = end_to_end(db)
-    steps = run_child("steps", db)
-    base = run_child("read_sql", db)
+    steps = run_child(__file__, "steps", db)
+    base = run_child(__file__, "read_sql", db)
     t = Table(
         title=f"SOC 2 report, one organization, a quarter ({args.entries:,} entries, "
         f"SQLite, {os.cpu_count()} cores)"

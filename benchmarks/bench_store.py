@@ -8,22 +8,16 @@ Prints a table of figures and ratios against the baselines; the targets are in d
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import statistics
-import subprocess
-import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
+from _children import answer_child, rss_mb, run_child
+
 HERE = Path(__file__).resolve().parent
 DATA = HERE / ".data"
-
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _jsonl(entries: int) -> Path:
@@ -60,7 +54,7 @@ def child_ingest(db: str, src: str) -> dict[str, float]:
     t = time.perf_counter()
     report = ingest(store, src, batch_size=20_000)
     dt = time.perf_counter() - t
-    return {"seconds": dt, "rows": report.appended, "rss_mb": _rss_mb()}
+    return {"seconds": dt, "rows": report.appended, "rss_mb": rss_mb()}
 
 
 def child_polars(db: str) -> dict[str, float]:
@@ -72,7 +66,7 @@ def child_polars(db: str) -> dict[str, float]:
     store = al.open_store(db)
     t = time.perf_counter()
     df = store.query(backend="polars")
-    return {"seconds": time.perf_counter() - t, "rows": df.height, "rss_mb": _rss_mb()}
+    return {"seconds": time.perf_counter() - t, "rows": df.height, "rss_mb": rss_mb()}
 
 
 def child_pandas(db: str) -> dict[str, float]:
@@ -84,7 +78,7 @@ def child_pandas(db: str) -> dict[str, float]:
     store = al.open_store(db)
     t = time.perf_counter()
     df = store.query(backend="pandas")
-    return {"seconds": time.perf_counter() - t, "rows": len(df), "rss_mb": _rss_mb()}
+    return {"seconds": time.perf_counter() - t, "rows": len(df), "rss_mb": rss_mb()}
 
 
 def child_baseline_read_sql(db: str) -> dict[str, float]:
@@ -94,7 +88,7 @@ def child_baseline_read_sql(db: str) -> dict[str, float]:
     engine = create_engine(f"sqlite:///{db}")
     t = time.perf_counter()
     df = pd.read_sql("SELECT * FROM audit_entries", engine)
-    return {"seconds": time.perf_counter() - t, "rows": len(df), "rss_mb": _rss_mb()}
+    return {"seconds": time.perf_counter() - t, "rows": len(df), "rss_mb": rss_mb()}
 
 
 TEXT_TERMS = ["exfil", "invalid_password", "partner3", "rate_limit", "Production Webhook"]
@@ -143,16 +137,6 @@ CHILDREN = {
 }
 
 
-def run_child(name: str, *args: str) -> dict[str, float]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", name, *args],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--entries", type=int, default=1_000_000)
@@ -162,8 +146,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     if args.child:
-        name, *rest = args.child
-        print(json.dumps(CHILDREN[name](*rest)))
+        answer_child(CHILDREN, args.child)
         return
 
     from rich.console import Console
@@ -176,11 +159,11 @@ def main() -> None:
     if args.reuse and Path(db).exists():
         ing = {"seconds": float("nan"), "rows": 0, "rss_mb": 0.0}
     else:
-        ing = run_child("ingest", db, str(src))
-    pol = run_child("polars", db)
-    pan = run_child("pandas", db)
-    base = run_child("baseline_read_sql", db)
-    lat = run_child("latency", db)
+        ing = run_child(__file__, "ingest", db, str(src))
+    pol = run_child(__file__, "polars", db)
+    pan = run_child(__file__, "pandas", db)
+    base = run_child(__file__, "baseline_read_sql", db)
+    lat = run_child(__file__, "latency", db)
 
     title = f"auditlens store benchmarks ({args.entries:,} entries, SQLite, {os.cpu_count()} cores)"
     t = Table(title=title)

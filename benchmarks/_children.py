@@ -1,0 +1,37 @@
+"""What every benchmark script shares: each measurement runs in a child process of its
+own (so its peak memory, ``ru_maxrss``, is its own), and reports one JSON line."""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+
+def rss_mb() -> float:
+    """Peak resident memory of this process, in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_child(script: str, name: str, *args: str) -> dict[str, Any] | None:
+    """Run ``script --child name args`` and return its JSON answer; None when it failed
+    (killed for lack of memory, say — reported as such by the caller)."""
+    out = subprocess.run(
+        [sys.executable, script, "--child", name, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        sys.stderr.write(out.stderr[-2000:])
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def answer_child(children: dict[str, Callable[..., dict[str, Any]]], child: list[str]) -> None:
+    """In the child: run the named measurement and print its JSON line."""
+    name, *rest = child
+    print(json.dumps(children[name](*rest)))
