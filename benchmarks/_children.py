@@ -12,7 +12,12 @@ from typing import Any
 
 
 def rss_mb() -> float:
-    """Peak resident memory of this process, in MB."""
+    """Peak resident memory of this process, in MB.
+
+    Linux keeps ``ru_maxrss`` across ``execve``: a child started by a parent that is
+    already large reports the parent's size. Keep the parent small (build data in a
+    child, or in an earlier run).
+    """
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -9,20 +9,15 @@ in the same run. Each measurement runs in its own child process (its own ru_maxr
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _children import answer_child, rss_mb, run_child
+
 HERE = Path(__file__).resolve().parent
-
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def child_export(db: str, fmt: str) -> dict[str, float]:
@@ -34,7 +29,7 @@ def child_export(db: str, fmt: str) -> dict[str, float]:
         t = time.perf_counter()
         res = export(store, Path(tmp) / f"x.{fmt}", format=fmt, record=False)
         dt = time.perf_counter() - t
-    return {"seconds": dt, "rows": res.rows, "bytes": res.bytes, "rss_mb": _rss_mb()}
+    return {"seconds": dt, "rows": res.rows, "bytes": res.bytes, "rss_mb": rss_mb()}
 
 
 def child_baseline(db: str) -> dict[str, float]:
@@ -47,16 +42,12 @@ def child_baseline(db: str) -> dict[str, float]:
         df = pd.read_sql("SELECT * FROM audit_entries", engine)
         df.to_csv(Path(tmp) / "x.csv", index=False)
         dt = time.perf_counter() - t
-    return {"seconds": dt, "rows": len(df), "rss_mb": _rss_mb()}
+    return {"seconds": dt, "rows": len(df), "rss_mb": rss_mb()}
 
 
-def run_child(*args: str) -> dict[str, float] | None:
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=False
-    )
-    if out.returncode != 0:
-        return None  # e.g. killed for lack of memory: reported as such
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def child_build(db_path: str, count: str) -> dict[str, float]:
+    build_large(Path(db_path), int(count))
+    return {}
 
 
 def build_large(db: Path, entries: int) -> None:
@@ -95,21 +86,22 @@ def main() -> None:
     ap.add_argument("--child", nargs="+")
     args = ap.parse_args()
     if args.child:
-        name, *rest = args.child
-        fn = {"export": child_export, "baseline": child_baseline}[name]
-        print(json.dumps(fn(*rest)))
+        answer_child(
+            {"export": child_export, "baseline": child_baseline, "build": child_build}, args.child
+        )
         return
     from rich.console import Console
     from rich.table import Table
 
     db = HERE / ".data" / f"demo-{args.entries}.db"
     if not db.exists() and args.entries > 1_000_000:
-        build_large(db, args.entries)
+        # in a child: the generator is large, and a large parent inflates children's ru_maxrss
+        run_child(__file__, "build", str(db), str(args.entries))
     if not db.exists():
         raise SystemExit(f"{db} is missing: run `python benchmarks/bench_store.py` first")
-    csv_r = run_child("export", str(db), "csv")
-    pq_r = run_child("export", str(db), "parquet")
-    base = run_child("baseline", str(db))
+    csv_r = run_child(__file__, "export", str(db), "csv")
+    pq_r = run_child(__file__, "export", str(db), "parquet")
+    base = run_child(__file__, "baseline", str(db))
     t = Table(title=f"auditlens exports ({args.entries:,} entries, SQLite, {os.cpu_count()} cores)")
     for col in ("measure", "result", "baseline / ratio", "target", "met"):
         t.add_column(col)
