@@ -58,6 +58,7 @@ __all__ = [
     "RetentionResult",
     "apply_retention",
     "archive_boundary",
+    "plan_of",
     "read_archive",
     "require_plan",
     "restore_archive",
@@ -110,12 +111,35 @@ def set_plan(
         )
 
 
+def plan_of(store: AuditStore, organization_id: str) -> tuple[str, int | None] | None:
+    """``(plan, retention days)`` of an organization (days None: keeps everything), or None
+    when it has no plan.
+
+    Example:
+        >>> import auditlens as al
+        >>> store = al.open_store("sqlite://")
+        >>> set_plan(store, "2b6f0cc9-4b8a-4bd8-9d5e-0a1f6f2f4a11", "starter")
+        >>> plan_of(store, "2b6f0cc9-4b8a-4bd8-9d5e-0a1f6f2f4a11")
+        ('starter', 30)
+    """
+    with store.engine.connect() as conn:
+        row = conn.execute(
+            select(org_plans.c.plan, org_plans.c.retention_days).where(
+                org_plans.c.organization_id == organization_id
+            )
+        ).first()
+    return None if row is None else _effective(row[0], row[1])
+
+
+def _effective(plan: str, days: int | None) -> tuple[str, int | None]:
+    """Custom days are the enterprise plan's only; the others keep their plan's days."""
+    return plan, days if plan == "enterprise" else RETENTION_DAYS[plan]
+
+
 def require_plan(store: AuditStore, organization_id: str, plans: tuple[str, ...], what: str) -> str:
     """The organization's plan, or a ConfigError naming the plans that allow ``what``."""
-    with store.engine.connect() as conn:
-        plan = conn.execute(
-            select(org_plans.c.plan).where(org_plans.c.organization_id == organization_id)
-        ).scalar()
+    found = plan_of(store, organization_id)
+    plan = found[0] if found else None
     if plan not in plans:
         raise ConfigError(
             f"{what} requires the {' or '.join(plans)} plan; organization "
@@ -142,7 +166,7 @@ def _plans(store: AuditStore) -> dict[str, tuple[str, int | None]]:
         rows = conn.execute(
             select(org_plans.c.organization_id, org_plans.c.plan, org_plans.c.retention_days)
         )
-        return {o: (p, d if p == "enterprise" else RETENTION_DAYS[p]) for o, p, d in rows}
+        return {o: _effective(p, d) for o, p, d in rows}
 
 
 def _sha(path: Path) -> str:
@@ -506,12 +530,14 @@ def _load_side_store(frame: pl.DataFrame, org: str, url: str, manifest: str) -> 
                 f"{_redacted(url)} already holds entries of organization {org}; "
                 "restore into a new store"
             )
+        ips = frame["ip_address"].drop_nulls().unique().to_list()
+        keys = {ip: ip_key(ip) for ip in ips}  # once per distinct address, not per row
         rows = (
             frame.with_columns(pl.col("timestamp").dt.epoch("ms").alias("ts"))
             .drop("timestamp")
             .with_columns(
                 pl.col("ip_address")
-                .map_elements(ip_key, return_dtype=pl.Utf8)  # one per distinct row: a restore
+                .replace_strict(keys, default=None, return_dtype=pl.Utf8)
                 .alias("ip_key")
             )
             .to_dicts()

@@ -108,3 +108,12 @@ def s3_server(monkeypatch: Any, *buckets: str) -> Iterator[Any]:
         s3.close()
     finally:
         server.stop()
+
+
+@contextmanager
+def smtp_env(monkeypatch: Any) -> Iterator[Mailbox]:
+    """An SMTP server on loopback with the environment pointing auditlens at it."""
+    with smtp_server() as (box, port):
+        monkeypatch.setenv("AUDITLENS_SMTP_HOST", "127.0.0.1")
+        monkeypatch.setenv("AUDITLENS_SMTP_PORT", str(port))
+        yield box

@@ -22,7 +22,7 @@ from auditlens.alerts import (
     retry_pending,
     watch,
 )
-from tests.alerts.servers import http_server, smtp_server
+from tests.alerts.servers import http_server, smtp_env, smtp_server
 from tests.helpers import make_entry
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -104,9 +104,7 @@ def test_email_slack_and_signed_webhook_carry_the_evidence(
     store: al.AuditStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store.append(failures(7, NOW - timedelta(minutes=20)))
-    with smtp_server() as (box, port), http_server() as (rec, base):
-        monkeypatch.setenv("AUDITLENS_SMTP_HOST", "127.0.0.1")
-        monkeypatch.setenv("AUDITLENS_SMTP_PORT", str(port))
+    with smtp_env(monkeypatch) as box, http_server() as (rec, base):
         monkeypatch.setenv(
             "AUDITLENS_SLACK_WEBHOOKS", f"#security-alerts={base}/slack/T000/B000/secretpath"
         )

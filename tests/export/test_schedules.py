@@ -13,7 +13,7 @@ import pytest
 import auditlens as al
 from auditlens.export import add_schedule, list_runs, previous_period, run_due
 from auditlens.retention import set_plan
-from tests.alerts.servers import smtp_server
+from tests.alerts.servers import smtp_env
 from tests.helpers import ORG, ORG2, make_entry
 
 NOW = datetime(2025, 3, 12, 3, 0, tzinfo=UTC)  # a Wednesday, after the 02:00 run time
@@ -136,9 +136,7 @@ def test_failures_are_recorded_retried_and_end_visible(pro: al.AuditStore, tmp_p
 def test_mailto_delivers_the_file_as_an_attachment(
     pro: al.AuditStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with smtp_server() as (box, port):
-        monkeypatch.setenv("AUDITLENS_SMTP_HOST", "127.0.0.1")
-        monkeypatch.setenv("AUDITLENS_SMTP_PORT", str(port))
+    with smtp_env(monkeypatch) as box:
         add_schedule(
             pro,
             "weekly-mail",
@@ -347,9 +345,7 @@ def test_a_schedule_can_deliver_a_compliance_report(
             destination=f"file://{tmp_path}/",
             report="nope.yaml",
         )
-    with smtp_server() as (box, port):
-        monkeypatch.setenv("AUDITLENS_SMTP_HOST", "127.0.0.1")
-        monkeypatch.setenv("AUDITLENS_SMTP_PORT", str(port))
+    with smtp_env(monkeypatch) as box:
         sched = add_schedule(
             pro,
             "soc2-weekly",

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +23,7 @@ from jinja2 import Environment, select_autoescape
 
 from auditlens.errors import ConfigError
 
-__all__ = ["MAX_PDF_ROWS", "render_html", "render_pdf"]
+__all__ = ["MAX_PDF_ROWS", "fetch_inside_only", "render_html", "render_pdf", "write_pdf"]
 
 MAX_PDF_ROWS = 20_000
 
@@ -51,10 +52,28 @@ def render_html(
     )
 
 
-def _no_fetch(url: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+def fetch_inside_only(url: str, *args: Any, **kwargs: Any) -> Any:
+    """weasyprint's URL fetcher for every auditlens PDF: ``data:`` URLs (content inside the
+    document, e.g. a chart's raster) load; every other URL is refused."""
+    if url.startswith("data:"):
+        from weasyprint import default_url_fetcher
+
+        return default_url_fetcher(url, *args, **kwargs)
     raise ValueError(
         f"auditlens PDFs load nothing from outside the document (refused {url[:60]!r})"
     )
+
+
+def write_pdf(html: str) -> bytes:
+    """HTML → PDF bytes through weasyprint, with :func:`fetch_inside_only`."""
+    try:
+        import weasyprint
+    except ImportError:
+        raise ConfigError("PDF output needs weasyprint: pip install 'auditlens[reports]'") from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # fontTools / weasyprint notices about fonts
+        pdf: bytes = weasyprint.HTML(string=html, url_fetcher=fetch_inside_only).write_pdf()
+    return pdf
 
 
 def render_pdf(
@@ -64,16 +83,9 @@ def render_pdf(
     title: str = "Audit log export",
 ) -> bytes:
     """The PDF bytes of the report."""
-    try:
-        import weasyprint
-    except ImportError:
-        raise ConfigError("PDF output needs weasyprint: pip install 'auditlens[reports]'") from None
     if len(rows) > MAX_PDF_ROWS:
         raise ConfigError(
             f"{len(rows):,} entries are too many for a readable PDF (limit {MAX_PDF_ROWS:,}); "
             "narrow the query or export CSV, JSON Lines or Parquet"
         )
-    html = render_html(rows, fields, meta, title)
-    doc = weasyprint.HTML(string=html, url_fetcher=_no_fetch)
-    pdf: bytes = doc.write_pdf()
-    return pdf
+    return write_pdf(render_html(rows, fields, meta, title))

@@ -591,13 +591,14 @@ def change_management(inp: ReportInput) -> Evidence:
 )
 def log_integrity(inp: ReportInput) -> Evidence:
     """The hash chain re-verified, and the latest signed checkpoint."""
-    from auditlens.chain.checkpoints import latest_checkpoint, list_checkpoints
+    from auditlens.chain.checkpoints import list_checkpoints
     from auditlens.chain.notes import parse_note
 
     report = inp.verification
     problems = report.problems
-    latest = latest_checkpoint(inp.store, inp.organization_id)
-    count = len(list_checkpoints(inp.store, inp.organization_id))
+    stored = list_checkpoints(inp.store, inp.organization_id)  # by tree size, then id
+    latest = stored[-1] if stored else None
+    count = len(stored)
     hours: float | None = None
     rows: list[list[str]] = []
     if latest is not None:
@@ -651,23 +652,16 @@ def retention(inp: ReportInput) -> Evidence:
     """Whether the whole period is still held, live or in the verified archive."""
     from sqlalchemy import func, select
 
-    from auditlens.store.tables import org_plans, retention_log
+    from auditlens.retention import plan_of
+    from auditlens.store.tables import retention_log
 
     with inp.store.engine.connect() as conn:
-        plan = conn.execute(
-            select(org_plans.c.plan, org_plans.c.retention_days).where(
-                org_plans.c.organization_id == inp.organization_id
-            )
-        ).first()
         archived = conn.execute(
             select(func.coalesce(func.sum(retention_log.c.rows), 0)).where(
                 retention_log.c.organization_id == inp.organization_id
             )
         ).scalar_one()
-    from auditlens.retention import RETENTION_DAYS
-
-    name = plan[0] if plan else None
-    days = (plan[1] or RETENTION_DAYS.get(plan[0])) if plan else None
+    name, days = plan_of(inp.store, inp.organization_id) or (None, None)
     gap = 0.0
     if days is not None and not int(archived):
         kept_from = inp.extracted_at - timedelta(days=days)

@@ -3,8 +3,8 @@
 Entry fields are attacker-controlled, so the environment autoescapes everything; the
 only markup marked safe is what plotly and kaleido produce from numbers and labels
 (labels in SVG are escaped by plotly). weasyprint may fetch nothing outside the
-document: its URL fetcher accepts ``data:`` URLs (charts embed their rasters so) and
-refuses every other URL.
+document: PDFs go through :func:`auditlens.export.pdf.write_pdf`, whose URL fetcher
+accepts ``data:`` URLs (charts embed their rasters so) and refuses every other URL.
 
 Charts become SVG through kaleido, which drives a headless Chromium; one browser
 session serves the whole report (starting one per chart costs seconds each). When no
@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from auditlens.errors import ConfigError
 from auditlens.resources import templates_dir
 
 if TYPE_CHECKING:
@@ -174,25 +173,8 @@ def render_html(r: Report, *, interactive: bool = True) -> str:
     return _env().get_template("report.html.j2").render(**_context(r, charts, note))
 
 
-def _fetch_data_only(url: str, *args: Any, **kwargs: Any) -> Any:
-    if url.startswith("data:"):
-        from weasyprint import default_url_fetcher
-
-        return default_url_fetcher(url, *args, **kwargs)
-    raise ValueError(
-        f"auditlens reports load nothing from outside the document (refused {url[:60]!r})"
-    )
-
-
 def render_pdf(r: Report) -> bytes:
     """The paged PDF: cover, contents with page numbers, summary, requirements, appendix."""
-    try:
-        import weasyprint
-    except ImportError:
-        raise ConfigError(
-            "PDF reports need weasyprint: pip install 'auditlens[notebooks]'"
-        ) from None
-    html = render_html(r, interactive=False)
-    with _quiet():
-        pdf: bytes = weasyprint.HTML(string=html, url_fetcher=_fetch_data_only).write_pdf()
-    return pdf
+    from auditlens.export.pdf import write_pdf
+
+    return write_pdf(render_html(r, interactive=False))

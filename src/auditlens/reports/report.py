@@ -193,11 +193,19 @@ def period(
     lo = parse_when(start, field="start") if start is not None else None
     hi = parse_when(end, end_of_day=True, field="end") + 1 if end is not None else None
     if lo is None or hi is None:
-        orgs = {o["organization_id"]: o for o in store.organizations()}
-        if organization_id not in orgs:
+        from sqlalchemy import func, select
+
+        from auditlens.store.tables import entries
+
+        c = entries.c
+        with store.engine.connect() as conn:  # one organization's bounds, from the index
+            first, last = conn.execute(
+                select(func.min(c.ts), func.max(c.ts)).where(c.organization_id == organization_id)
+            ).one()
+        if first is None:
             raise FilterError(f"organization {organization_id} has no entries in this store")
-        lo = orgs[organization_id]["first_ts"] if lo is None else lo
-        hi = orgs[organization_id]["last_ts"] + 1 if hi is None else hi
+        lo = int(first) if lo is None else lo
+        hi = int(last) + 1 if hi is None else hi
     if hi <= lo:
         raise FilterError(f"the period ends before it starts ({start} … {end})")
     return (
