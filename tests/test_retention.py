@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 import auditlens as al
 from auditlens.chain.notes import SigningKey
@@ -73,7 +74,7 @@ def test_old_entries_are_archived_verified_and_removed(aged: al.AuditStore, tmp_
     [entry] = aged.entries("action:audit_log.retention_applied")
     assert entry["details"]["through_seq"] == 30 and entry["organization_id"] == ORG
     # ad-hoc DELETE is still refused
-    with pytest.raises(Exception, match="append-only"), aged.engine.begin() as conn:
+    with pytest.raises(DBAPIError, match="append-only"), aged.engine.begin() as conn:
         conn.execute(text("DELETE FROM audit_entries WHERE seq = 31"))
 
 
@@ -152,20 +153,41 @@ def test_cli_plan_retention_archive_and_verify(store_url: str, tmp_path: Path) -
     assert "1..14" in res.stdout
     res = run(app, ["verify", "--db", store_url, "--include-archive"])
     assert res.exit_code == 0, res.stdout
+    assert "14 archived entries: every archive file and link re-verified" in res.stdout
+    assert "archived seq 1..14: not covered by a signed checkpoint" in res.stdout
     out = tmp_path / "restored.parquet"
-    res = run(app, ["archive", "restore", "--org", ORG, "--out", str(out), "--db", store_url])
+    restore = ["archive", "restore", "--org", ORG, "--out", str(out), "--db", store_url]
+    res = run(app, restore)
     assert res.exit_code == 3 and "requires the enterprise plan" in res.stderr
     assert (
         run(app, ["plan", "set", ORG, "enterprise", "--days", "7", "--db", store_url]).exit_code
         == 0
     )
-    res = run(app, ["archive", "restore", "--org", ORG, "--out", str(out), "--db", store_url])
+    # no signed checkpoint covers the archive: refused, unless asked, then loudly warned
+    res = run(app, restore)
+    assert res.exit_code == 1 and "no signed checkpoint covers seq 1..14" in res.stderr
+    assert "--allow-unanchored" in res.stderr and not out.exists()
+    res = run(app, [*restore, "--allow-unanchored"])
     assert res.exit_code == 0 and "restored 14 verified entries" in res.stdout
+    assert "WARNING: no signed checkpoint covers seq 1..14" in res.stderr
+    key = SigningKey.generate("t/log")
+    with al.open_store(store_url) as s:
+        cp = s.checkpoint(ORG, key)  # after retention, its tree starts with the archived leaves
+    res = run(app, [*restore, "--key", key.verifier.vkey])
+    assert res.exit_code == 0 and "restored 14 verified entries" in res.stdout
+    assert f"seq 1..14 covered by the signed checkpoint of tree size {cp.tree_size}" in res.stdout
+    assert "WARNING" not in res.stderr
+    res = run(app, ["verify", "--db", store_url, "--key", key.verifier.vkey])
+    assert (
+        res.exit_code == 0
+        and f"archived seq 1..14: covered by checkpoint {cp.tree_size}" in res.stdout
+    )
+    assert "14 archived entries: manifests and boundaries checked" in res.stdout
     import polars as pl
 
     assert pl.read_parquet(out)["seq"].to_list() == list(range(1, 15))
     with al.open_store(store_url) as s:
-        assert s.count("action:audit_log.restored") == 1
+        assert s.count("action:audit_log.restored") == 2  # the refused one is not recorded
     res = run(app, ["retention", "apply", "--db", store_url])
     assert res.exit_code == 3 and "no archive location" in res.stderr
 
@@ -176,6 +198,9 @@ def test_archive_on_s3_is_verified_from_the_bucket(
     from tests.alerts.servers import s3_server
 
     with s3_server(monkeypatch, "audit-archive") as s3:
+        # what an upload killed a week ago left: a longer range, never listed by a manifest
+        orphan = f"prod/organization_id={ORG}/month=2025-01/seq-000000000013-000000000038.parquet"
+        s3.put_object(Bucket="audit-archive", Key=orphan, Body=b"half an upload")
         [res] = apply_retention(aged, "s3://audit-archive/prod", now=NOW)
         assert res.rows == 30
         assert str(res.manifest).startswith(f"s3://audit-archive/prod/organization_id={ORG}/")
@@ -184,6 +209,11 @@ def test_archive_on_s3_is_verified_from_the_bucket(
             "month=2024-12",
             "month=2025-01",
         ]
+        assert orphan not in keys  # set aside, not deleted
+        assert (
+            f"prod/organization_id={ORG}/_orphaned/seq-000000000013-000000000038.parquet.orphaned"
+            in keys
+        )
         assert aged.count(organization_id=ORG) == 20 + 1  # + the retention_applied entry
         # reading back, verification and --include-archive go to the bucket
         assert read_archive(str(res.manifest))["seq"].to_list() == list(range(1, 31))
@@ -204,7 +234,7 @@ def test_an_unreachable_bucket_loses_nothing(
 
     with (
         s3_server(monkeypatch),  # no bucket created
-        pytest.raises(Exception, match=r"NoSuchBucket|does not exist"),
+        pytest.raises(ArchiveError, match=r"cannot publish .*NoSuchBucket.*nothing was removed"),
     ):
         apply_retention(aged, "s3://missing-bucket/x", now=NOW)
     assert aged.count(organization_id=ORG) == 50
@@ -214,24 +244,50 @@ def test_an_unreachable_bucket_loses_nothing(
 def test_restore_into_a_queryable_side_store(aged: al.AuditStore, tmp_path: Path) -> None:
     from auditlens.retention import restore_archive
 
+    key = SigningKey.generate("t/log")
+    cp = aged.checkpoint(ORG, key)  # signed before retention: it vouches for the archive
     apply_retention(aged, tmp_path / "archive", now=NOW)
     with pytest.raises(al.ConfigError, match="enterprise"):
         restore_archive(aged, ORG)
     set_plan(aged, ORG, "enterprise")
     side = f"sqlite:///{tmp_path / 'side.db'}"
     # a window in the middle of the archive: its seq range is restored whole
-    frame = restore_archive(aged, ORG, start=days_ago(50), end=days_ago(41), into=side)
+    res = restore_archive(
+        aged, ORG, start=days_ago(50), end=days_ago(41), into=side, keys=[key.verifier]
+    )
+    frame = res.entries
     assert frame["seq"].to_list() == list(range(11, 21))
+    assert (res.first_seq, res.last_seq, res.checkpoint_size) == (11, 20, cp.tree_size)
     with al.open_store(side) as s:
         assert s.count(organization_id=ORG) == 10
         # every query works there: search (full text too), detectors, verification
         assert s.search('"webhook" i', backend="polars").height == 10
         assert s.count(text="Production Webhook") == 10
-        report = al.verify(s)
+        # verification starts at the first restored entry: seq 1..10 are the archive's
+        report = al.verify(s, include_archive=True)
         assert report.ok, report.problems
+        assert (report.checked, report.archived) == (10, 10)
         got = s.entries(order="asc")
         assert [e["seq"] for e in got] == list(range(11, 21))
         assert got[0]["entry_hash"] == frame["entry_hash"][0]
     with pytest.raises(al.StoreError, match="already holds entries"):
-        restore_archive(aged, ORG, into=side)
+        restore_archive(aged, ORG, into=side, keys=[key.verifier])
     assert aged.count("action:audit_log.restored") == 1  # the refused one is not recorded
+    [restored] = aged.entries("action:audit_log.restored")
+    assert restored["details"]["checkpoint"] == cp.tree_size
+
+
+def test_restore_across_two_archived_ranges(aged: al.AuditStore, tmp_path: Path) -> None:
+    from auditlens.retention import restore_archive
+
+    apply_retention(aged, tmp_path, organization_id=ORG, now=NOW)  # seq 1..30
+    apply_retention(aged, tmp_path, organization_id=ORG, now=NOW + timedelta(days=8))  # 31..38
+    set_plan(aged, ORG, "enterprise")
+    side = f"sqlite:///{tmp_path / 'side.db'}"
+    # the window starts where the second range starts: the first range anchors it as it is
+    res = restore_archive(aged, ORG, start=days_ago(30), into=side, allow_unanchored=True)
+    assert (res.first_seq, res.last_seq, res.checkpoint_size) == (31, 38, None)
+    with al.open_store(side) as s:
+        report = al.verify(s, include_archive=True)
+        assert report.ok, report.problems
+        assert (report.checked, report.archived) == (8, 30)

@@ -16,9 +16,20 @@ and, in this order:
    ``retention_authorizations`` path and records the boundary in ``retention_log``;
 5. appends an ``audit_log.retention_applied`` entry.
 
-A crash anywhere loses nothing: before step 4 the entries are still in the store and a
-rerun rewrites the same files; step 4 is one transaction. Verification afterwards starts
-at the recorded boundary (the first remaining entry must chain to the archived last hash).
+A crash anywhere loses nothing: before step 4 the entries are still in the store, and
+the rerun removes what the killed run left (files of ranges no recorded manifest lists,
+temporary files) before it writes its own; step 4 is one transaction. The archive folder
+is recorded as an absolute path. New entries continue the chain from the boundary even
+when every live entry was archived.
+
+The boundary is checked, never trusted (:func:`check_archive`, used by ``verify``,
+checkpoints and :func:`restore_archive`): archived ranges must follow each other without
+gap or overlap, each manifest must have the SHA-256 recorded at retention time and name
+the same organization, seq range and last entry hash as its ``retention_log`` row, and
+the first live entry must continue the last one. Only a signed checkpoint whose tree
+covers the archived range vouches for its content against someone who can rewrite both
+the archive and the database; a restore says which one does, and refuses when none does
+unless told otherwise.
 
 Example:
     >>> RETENTION_DAYS["starter"]
@@ -30,8 +41,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,7 +53,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import delete, func, select
 
-from auditlens.chain.canonical import CONTENT_FIELDS, content_hashes, link_hash
+from auditlens.chain.canonical import CONTENT_FIELDS, GENESIS_HASH, content_hashes, link_hash
 from auditlens.errors import AuditLensError, ConfigError, StoreError
 from auditlens.frames import FRAME_SCHEMA
 from auditlens.merkle import MerkleTree, leaf_hash
@@ -49,17 +61,25 @@ from auditlens.review import record_review
 from auditlens.store.tables import entries, org_plans, retention_authorizations, retention_log
 
 if TYPE_CHECKING:
+    from auditlens.chain.notes import VerifierKey
     from auditlens.store.store import AuditStore
 
 __all__ = [
     "PLANS",
     "RETENTION_DAYS",
+    "ArchiveCheck",
     "ArchiveError",
+    "ArchivedRange",
+    "RestoreResult",
     "RetentionResult",
     "apply_retention",
     "archive_boundary",
+    "archived_leaves",
+    "archived_ranges",
+    "check_archive",
     "plan_of",
     "read_archive",
+    "read_manifest",
     "require_plan",
     "restore_archive",
     "set_plan",
@@ -86,6 +106,75 @@ class RetentionResult:
     rows: int
     manifest: Path | str | None  #: a local path, or the s3:// URL of the manifest
     dry_run: bool
+
+
+@dataclass(frozen=True)
+class ArchivedRange:
+    """One archived range as retention recorded it: a ``retention_log`` row."""
+
+    organization_id: str
+    first_seq: int
+    through_seq: int
+    last_entry_hash: str  #: entry_hash of seq ``through_seq``: what the next entry chains to
+    rows: int
+    manifest: str  #: absolute path or s3:// URL of the manifest
+    manifest_sha256: str  #: SHA-256 of the manifest's bytes when retention wrote it
+
+
+@dataclass
+class ArchiveCheck:
+    """What :func:`check_archive` found about an organization's archived prefix.
+
+    ``problems`` are ``(seq, kind, detail)``: kind ``boundary`` when a ``retention_log``
+    row does not hold (against its manifest, or the row before it), ``archive`` when the
+    archive cannot be read or its files and links do not match their manifest.
+    """
+
+    organization_id: str
+    ranges: list[ArchivedRange]
+    problems: list[tuple[int, str, str]] = field(default_factory=list)
+    #: the archived entries up to the boundary, when read (None otherwise)
+    frame: pl.DataFrame | None = None
+
+    @property
+    def through_seq(self) -> int:
+        """The last archived seq (0 when nothing is archived)."""
+        return self.ranges[-1].through_seq if self.ranges else 0
+
+    @property
+    def last_entry_hash(self) -> str:
+        """What the first live entry must chain to (the genesis hash when nothing is archived)."""
+        return self.ranges[-1].last_entry_hash if self.ranges else GENESIS_HASH
+
+    @property
+    def entries(self) -> int:
+        """Archived entries, as ``retention_log`` counts them."""
+        return sum(r.rows for r in self.ranges)
+
+    def leaves(self) -> list[bytes]:
+        """Merkle leaves of the archived entries (read with ``read=True``)."""
+        if self.frame is None:
+            return []
+        return [leaf_hash(bytes.fromhex(h)) for h in self.frame["entry_hash"].to_list()]
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    """What :func:`restore_archive` restored, and what vouches for it."""
+
+    organization_id: str
+    entries: pl.DataFrame  #: the restored entries (entries layout, with their chain fields)
+    first_seq: int | None
+    last_seq: int | None
+    #: tree size of the signed checkpoint whose root covers the restored range, or None
+    checkpoint_size: int | None
+    signed_by: list[str]  #: who signed the covering checkpoint (trusted keys only)
+    keys_source: str  #: "given" | "store" | "none": where the trusted keys came from
+
+    @property
+    def anchored(self) -> bool:
+        """True when a signed checkpoint covers the restored range."""
+        return self.checkpoint_size is not None
 
 
 def set_plan(
@@ -149,16 +238,174 @@ def require_plan(store: AuditStore, organization_id: str, plans: tuple[str, ...]
 
 
 def archive_boundary(store: AuditStore, organization_id: str) -> tuple[int, str] | None:
-    """``(through_seq, last entry_hash)`` of the organization's archived prefix, if any."""
+    """``(through_seq, last entry_hash)`` of the organization's archived prefix, if any
+    (as recorded; :func:`check_archive` checks it)."""
+    ranges = archived_ranges(store, organization_id)
+    return (ranges[-1].through_seq, ranges[-1].last_entry_hash) if ranges else None
+
+
+def archived_ranges(store: AuditStore, organization_id: str) -> list[ArchivedRange]:
+    """The organization's ``retention_log`` rows, in seq order (as recorded, not checked)."""
     r = retention_log.c
     with store.engine.connect() as conn:
-        row = conn.execute(
-            select(r.through_seq, r.last_entry_hash)
+        rows = conn.execute(
+            select(
+                r.organization_id,
+                r.first_seq,
+                r.through_seq,
+                r.last_entry_hash,
+                r.rows,
+                r.manifest,
+                r.manifest_sha256,
+            )
             .where(r.organization_id == organization_id)
-            .order_by(r.through_seq.desc())
-            .limit(1)
-        ).first()
-    return (int(row[0]), str(row[1])) if row is not None else None
+            .order_by(r.through_seq, r.id)
+        ).all()
+    return [
+        ArchivedRange(o, int(a), int(b), str(h), int(n), str(m), str(sha))
+        for o, a, b, h, n, m, sha in rows
+    ]
+
+
+def check_archive(
+    store: AuditStore, organization_id: str, *, read: bool = False, verify: bool = False
+) -> ArchiveCheck:
+    """Check an organization's archived prefix against what retention recorded.
+
+    Always (manifests only): the ``retention_log`` rows follow each other from seq 1 with
+    no gap or overlap; each manifest has the SHA-256 recorded at retention time and names
+    the same organization, first seq, last seq and last entry hash as its row, and starts
+    from the row before it (``first_prev_hash``). With ``read``, the archived entries are
+    read too (their seq range and Merkle root checked against the manifest), and with
+    ``verify`` every file's SHA-256 and every chain link as well.
+
+    The first live entry continuing the boundary is the caller's to check (``verify``
+    does); so is what a signed checkpoint says about the archived leaves.
+    """
+    ranges = archived_ranges(store, organization_id)
+    check = ArchiveCheck(organization_id, ranges)
+    frames = []
+    prev_seq, prev_hash = 0, GENESIS_HASH
+    for rng in ranges:
+        where = f"retention_log range {rng.first_seq}..{rng.through_seq} ({rng.manifest})"
+        if rng.first_seq != prev_seq + 1 or rng.through_seq < rng.first_seq:
+            check.problems.append(
+                (
+                    rng.first_seq,
+                    "boundary",
+                    f"{where} does not follow the archived range that ends at seq {prev_seq}: "
+                    "archived ranges overlap or leave a gap",
+                )
+            )
+        try:
+            meta, sha = read_manifest(rng.manifest)
+        except ArchiveError as exc:
+            check.problems.append((rng.first_seq, "archive", f"{where}: {exc}"))
+            prev_seq, prev_hash = rng.through_seq, rng.last_entry_hash
+            continue
+        found = _compare(rng, meta, sha, prev_hash)
+        check.problems.extend((seq, "boundary", f"{where}: {what}") for seq, what in found)
+        partial = rng.through_seq != meta.get("through_seq")
+        if read or partial:
+            try:
+                frame = read_archive(rng.manifest, verify=verify)
+            except ArchiveError as exc:
+                check.problems.append((rng.first_seq, "archive", str(exc)))
+            except Exception as exc:  # a file that is not Parquet, a bucket out of reach
+                check.problems.append(
+                    (rng.first_seq, "archive", f"{rng.manifest}: archive unreadable ({exc})")
+                )
+            else:
+                frame = frame.filter(pl.col("seq") <= rng.through_seq)
+                if frame.height == 0 or frame["entry_hash"][-1] != rng.last_entry_hash:
+                    check.problems.append(
+                        (
+                            rng.through_seq,
+                            "boundary",
+                            f"{where}: the archived entry seq {rng.through_seq} does not have "
+                            "the last entry hash retention_log recorded",
+                        )
+                    )
+                frames.append(frame)
+        prev_seq, prev_hash = rng.through_seq, rng.last_entry_hash
+    if read:
+        check.frame = pl.concat(frames) if frames else _empty_frame()
+    return check
+
+
+def _compare(
+    rng: ArchivedRange, meta: dict[str, Any], sha: str, prev_hash: str
+) -> list[tuple[int, str]]:
+    """Where a manifest departs from its retention_log row: ``(seq, what)``."""
+    found = []
+    if sha != rng.manifest_sha256:
+        found.append(
+            (
+                rng.first_seq,
+                f"the manifest's SHA-256 {sha[:16]}… is not the one recorded at retention "
+                f"time ({rng.manifest_sha256[:16] or '-'}…): the manifest was changed",
+            )
+        )
+    if meta.get("organization_id") != rng.organization_id:
+        found.append(
+            (
+                rng.first_seq,
+                f"the manifest is organization {meta.get('organization_id')}'s archive, "
+                f"not organization {rng.organization_id}'s",
+            )
+        )
+    first, through = meta.get("first_seq"), meta.get("through_seq")
+    if (
+        first != rng.first_seq
+        or not isinstance(through, int)
+        or not rng.first_seq <= rng.through_seq <= through
+    ):
+        found.append(
+            (rng.first_seq, f"the manifest covers seq {first}..{through}, not the recorded range")
+        )
+    elif through == rng.through_seq and meta.get("last_entry_hash") != rng.last_entry_hash:
+        found.append(
+            (
+                rng.through_seq,
+                "the manifest's last entry hash is not the boundary hash retention_log recorded",
+            )
+        )
+    if meta.get("first_prev_hash") != prev_hash:
+        found.append(
+            (
+                rng.first_seq,
+                f"the archive's seq {rng.first_seq} does not chain to the archived range before it",
+            )
+        )
+    return found
+
+
+def archived_leaves(store: AuditStore, organization_id: str) -> list[bytes]:
+    """Merkle leaves of an organization's archived entries (seq 1 up to the boundary), read
+    back and checked against ``retention_log`` — what a checkpoint's tree starts with.
+
+    Raises:
+        ArchiveError: the archive does not match what retention recorded (the message
+            lists where); a checkpoint signed over it would vouch for it.
+    """
+    check = check_archive(store, organization_id, read=True)
+    if check.problems:
+        raise ArchiveError(_summary(check, "its archive cannot be read back as recorded"))
+    return check.leaves()
+
+
+def _summary(check: ArchiveCheck, what: str) -> str:
+    seq, _kind, detail = check.problems[0]
+    more = len(check.problems) - 1
+    return (
+        f"organization {check.organization_id}: {what}: seq {seq}: {detail}"
+        + (f" (and {more} more problem(s))" if more else "")
+        + f"; run `auditlens verify --org {check.organization_id} --include-archive`"
+    )
+
+
+def _empty_frame() -> pl.DataFrame:
+    return pl.DataFrame(pl.from_arrow(FRAME_SCHEMA.empty_table()))
 
 
 def _plans(store: AuditStore) -> dict[str, tuple[str, int | None]]:
@@ -196,6 +443,30 @@ def _rows(store: AuditStore, org: str, first: int, through: int) -> pl.DataFrame
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     return frame
+
+
+_RANGE_FILE = re.compile(r"(?:seq|manifest)-(\d+)-\d+\.(?:parquet|json)")
+_ORPHANS = "_orphaned"  # readers of Hive layouts skip folders starting with "_"
+
+
+def _remove_orphans(root: Path, org: str, first: int) -> None:
+    """Move aside what a killed run left in the organization's folder.
+
+    Files of ranges from ``first`` on are listed by no manifest ``retention_log`` records
+    (every recorded range ends before ``first``); left in place, a folder read would count
+    their entries twice. They go to ``_orphaned/`` as ``<name>.orphaned`` — not deleted, in
+    case another store shares the folder. Temporary files are deleted.
+    """
+    base = root / f"organization_id={org}"
+    if not base.is_dir():
+        return
+    for path in [p for p in base.rglob("*") if p.is_file() and _ORPHANS not in p.parts]:
+        m = _RANGE_FILE.fullmatch(path.name)
+        if path.suffix == ".tmp":
+            path.unlink()
+        elif m and int(m[1]) >= first:
+            (base / _ORPHANS).mkdir(exist_ok=True)
+            path.replace(base / _ORPHANS / f"{path.name}.orphaned")
 
 
 def _write_archive(root: Path, org: str, frame: pl.DataFrame, first: int, through: int) -> Path:
@@ -236,8 +507,38 @@ def _write_archive(root: Path, org: str, frame: pl.DataFrame, first: int, throug
     return mpath
 
 
+def read_manifest(manifest: str | Path) -> tuple[dict[str, Any], str]:
+    """An archive manifest (a path or s3:// URL) and the SHA-256 of its bytes.
+
+    Raises:
+        ArchiveError: the manifest is missing or is not a manifest.
+    """
+    if str(manifest).startswith("s3://"):
+        import tempfile
+
+        from auditlens import s3
+
+        with tempfile.TemporaryDirectory(prefix="auditlens-manifest-") as tmp:
+            return _load_manifest(s3.download(str(manifest), Path(tmp) / "manifest.json"))
+    return _load_manifest(Path(manifest))
+
+
+def _load_manifest(mpath: Path) -> tuple[dict[str, Any], str]:
+    try:
+        data = mpath.read_bytes()
+        meta = json.loads(data)
+        if not isinstance(meta, dict) or not isinstance(meta.get("files"), list):
+            raise ValueError("not an auditlens archive manifest")
+    except (OSError, ValueError) as exc:
+        raise ArchiveError(f"{mpath}: unreadable manifest ({exc})") from None
+    return meta, hashlib.sha256(data).hexdigest()
+
+
 def read_archive(manifest: str | Path, *, verify: bool = True) -> pl.DataFrame:
     """The entries of one archive (a manifest file), checked against it unless ``verify=False``.
+
+    Without ``verify``, only the rows' seq range and Merkle root are compared with the
+    manifest; with it, every file's SHA-256 and every chain link too.
 
     Raises:
         ArchiveError: a file is missing or changed, or a chain link does not hold.
@@ -245,10 +546,7 @@ def read_archive(manifest: str | Path, *, verify: bool = True) -> pl.DataFrame:
     if str(manifest).startswith("s3://"):
         return _read_remote(str(manifest), verify=verify)
     mpath = Path(manifest)
-    try:
-        meta = json.loads(mpath.read_text())
-    except (OSError, ValueError) as exc:
-        raise ArchiveError(f"{mpath}: unreadable manifest ({exc})") from None
+    meta, _ = _load_manifest(mpath)
     root = mpath.parent.parent
     parts = []
     for f in meta["files"]:
@@ -258,7 +556,8 @@ def read_archive(manifest: str | Path, *, verify: bool = True) -> pl.DataFrame:
         if verify and _sha(path) != f["sha256"]:
             raise ArchiveError(f"{path}: SHA-256 does not match the manifest")
         parts.append(pl.read_parquet(path))
-    frame = pl.concat(parts).sort("seq") if parts else pl.DataFrame()
+    frame = pl.concat(parts).sort("seq") if parts else _empty_frame()
+    _check_rows(frame, meta, mpath)
     if verify:
         _check_chain(frame, meta, mpath)
     return frame
@@ -297,16 +596,51 @@ def _publish(root: Path, manifest: Path, url: str) -> str:
     conn = s3.client()
     meta = json.loads(manifest.read_text())
     base = url.rstrip("/")
-    for f in meta["files"]:
-        s3.upload(root / f["path"], base, f["path"], s3=conn)
-    return s3.upload(manifest, base, str(manifest.relative_to(root)), s3=conn)
+    try:
+        _remove_remote_orphans(conn, base, meta["organization_id"], meta["first_seq"])
+        for f in meta["files"]:
+            s3.upload(root / f["path"], base, f["path"], s3=conn)
+        return s3.upload(manifest, base, str(manifest.relative_to(root)), s3=conn)
+    except Exception as exc:  # boto3's errors: no bucket, no access, no network
+        raise ArchiveError(
+            f"{base}: cannot publish the archive ({type(exc).__name__}: {exc}); nothing was removed"
+        ) from None
 
 
-def _check_chain(frame: pl.DataFrame, meta: dict[str, Any], where: Path) -> None:
+def _remove_remote_orphans(conn: Any, base: str, org: str, first: int) -> None:
+    """What a killed upload left in the bucket, moved aside as :func:`_remove_orphans` does."""
+    from auditlens import s3
+
+    bucket, prefix = s3.split_url(base)
+    folder = f"{prefix}/organization_id={org}/".lstrip("/")
+    for page in conn.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder):
+        for obj in page.get("Contents", []):
+            key, name = obj["Key"], obj["Key"].rsplit("/", 1)[-1]
+            m = _RANGE_FILE.fullmatch(name)
+            if m and int(m[1]) >= first and f"/{_ORPHANS}/" not in key:
+                aside = f"{folder}{_ORPHANS}/{name}.orphaned"
+                conn.copy_object(
+                    Bucket=bucket, Key=aside, CopySource={"Bucket": bucket, "Key": key}
+                )
+                conn.delete_object(Bucket=bucket, Key=key)
+
+
+def _check_rows(frame: pl.DataFrame, meta: dict[str, Any], where: Path) -> None:
     if frame.height != meta["rows"] or frame["seq"].to_list() != list(
         range(meta["first_seq"], meta["through_seq"] + 1)
     ):
         raise ArchiveError(f"{where}: rows or seq range differ from the manifest")
+    try:
+        tree = MerkleTree([leaf_hash(bytes.fromhex(h)) for h in frame["entry_hash"].to_list()])
+    except (TypeError, ValueError):
+        raise ArchiveError(f"{where}: an entry_hash is not 64 hex digits") from None
+    if tree.root().hex() != meta.get("merkle_root"):
+        raise ArchiveError(
+            f"{where}: the Merkle root of the entry hashes differs from the manifest"
+        )
+
+
+def _check_chain(frame: pl.DataFrame, meta: dict[str, Any], where: Path) -> None:
     rows = frame.rename({"timestamp": "ts"}).with_columns(pl.col("ts").dt.epoch("ms"))
     contents = content_hashes(rows.select(list(CONTENT_FIELDS)))
     prev = meta["first_prev_hash"]
@@ -344,7 +678,9 @@ def apply_retention(
             return _apply(store, staging, str(archive_dir), organization_id, now, dry_run)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    return _apply(store, Path(archive_dir), None, organization_id, now, dry_run)
+    # recorded absolute: verify and restore run from any folder
+    root = Path(archive_dir).expanduser().resolve()
+    return _apply(store, root, None, organization_id, now, dry_run)
 
 
 def _apply(
@@ -378,6 +714,8 @@ def _apply(
             if keep_from is not None
             else (int(last) if last is not None else 0)
         )
+        if not dry_run:
+            _remove_orphans(root, org, first)
         if through < first:
             results.append(RetentionResult(org, plan, days, None, None, 0, None, dry_run))
             continue
@@ -458,30 +796,45 @@ def restore_archive(
     start: Any = None,
     end: Any = None,
     into: str | None = None,
-) -> pl.DataFrame:
-    """Archived entries of an organization (enterprise plan), verified against their manifests.
+    keys: list[VerifierKey] | None = None,
+    allow_unanchored: bool = False,
+) -> RestoreResult:
+    """Archived entries of an organization (enterprise plan), verified, and what vouches for them.
 
-    Returns them as a polars frame (the entries layout, with their chain fields). With
-    ``into`` (a store URL or SQLite path of a new or empty store) they are also loaded,
-    with their original seq and hashes, into that *side store*, where every auditlens
-    query, search, detector and report works on them — and ``verify`` checks their
-    chain, anchored at the first restored entry. The restore is recorded as
-    ``audit_log.restored``.
+    Every archived range is checked against what retention recorded (see
+    :func:`check_archive`: the manifests' SHA-256, organization, seq ranges and boundary
+    hashes), every file and chain link against its manifest, and the signed checkpoints
+    against the tree of archived and live entries (``keys``: the verifier keys you trust;
+    default the store's). The result names the checkpoint that covers the restored range.
+
+    ``into`` (a store URL or SQLite path of a new or empty store) also loads them, with
+    their original seq and hashes, into that *side store*, where every auditlens query,
+    search, detector and report works on them — and ``verify`` checks their chain,
+    anchored at the first restored entry. The restore is recorded as ``audit_log.restored``.
+
+    Raises:
+        ArchiveError: the archive does not match what retention recorded or a signed
+            checkpoint; or no signed checkpoint covers the restored range and
+            ``allow_unanchored`` is False — without one, nothing tells the archive apart
+            from one rewritten together with the database.
     """
+    from auditlens.chain.verify import verify
     from auditlens.query.filters import parse_when
 
     require_plan(store, organization_id, ("enterprise",), "restoring archived entries")
-    r = retention_log.c
-    with store.engine.connect() as conn:
-        manifests = [
-            m
-            for (m,) in conn.execute(
-                select(r.manifest).where(r.organization_id == organization_id).order_by(r.first_seq)
-            )
-        ]
-    frames = [read_archive(m) for m in manifests]
-    empty = pl.DataFrame(pl.from_arrow(FRAME_SCHEMA.empty_table()))
-    frame = pl.concat(frames) if frames else empty
+    check = check_archive(store, organization_id, read=True, verify=True)
+    if check.problems:
+        raise ArchiveError(_summary(check, "its archive does not match what retention recorded"))
+    report = verify(store, organization_id, keys=keys)
+    [res] = report.organizations
+    refused = [p for p in res.problems if p.kind in ("boundary", "archive", "checkpoint_mismatch")]
+    if refused:
+        more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+        raise ArchiveError(
+            f"refusing to restore organization {organization_id}'s archive: {refused[0]}{more}; "
+            f"run `auditlens verify --org {organization_id} --include-archive`"
+        )
+    frame = check.frame if check.frame is not None else _empty_frame()
     if frame.height and (start is not None or end is not None):
         ms = pl.col("timestamp").dt.epoch("ms")
         cond = pl.lit(True)
@@ -491,12 +844,22 @@ def restore_archive(
             cond = cond & (ms <= parse_when(end, end_of_day=True, field="end"))
         chosen = frame.filter(cond)["seq"]
         if chosen.len():  # keep the seq range whole, so the restored chain has no holes
-            lo, hi = chosen.min(), chosen.max()
-            frame = frame.filter(pl.col("seq").is_between(lo, hi))
+            frame = frame.filter(pl.col("seq").is_between(chosen.min(), chosen.max()))
         else:
             frame = frame.clear()
-    if into is not None and frame.height:
-        _load_side_store(frame, organization_id, into, manifests[0])
+    lo = int(frame["seq"][0]) if frame.height else None
+    hi = int(frame["seq"][-1]) if frame.height else None
+    covered = res.archive_checkpoint
+    if frame.height and covered is None and not allow_unanchored:
+        raise ArchiveError(
+            f"no signed checkpoint covers seq {lo}..{hi} of organization {organization_id} "
+            f"(trusted keys: {report.keys_source}), so nothing tells this archive apart from "
+            "one rewritten together with the database; pass the log's key (--key), or "
+            "allow_unanchored=True (--allow-unanchored) to restore it anyway"
+        )
+    if into is not None and lo is not None:
+        anchors = _anchors(check.ranges, lo, str(frame["prev_hash"][0]))
+        _load_side_store(frame, organization_id, into, anchors)
     record_review(
         store,
         "audit_log.restored",
@@ -505,10 +868,34 @@ def restore_archive(
             "start": None if start is None else str(start),
             "end": None if end is None else str(end),
             "into": None if into is None else _redacted(into),
+            "first_seq": lo,
+            "last_seq": hi,
+            "checkpoint": covered,
         },
         "archive",
     )
-    return frame
+    return RestoreResult(
+        organization_id,
+        frame,
+        lo,
+        hi,
+        covered,
+        sorted({*res.signed_by, *res.witnesses}) if covered else [],
+        report.keys_source,
+    )
+
+
+def _anchors(ranges: list[ArchivedRange], first: int, prev_hash: str) -> list[ArchivedRange]:
+    """What a side store holding entries from seq ``first`` on records as its archived
+    prefix: the archived ranges before ``first``, the last one cut at ``first - 1`` (whose
+    entry_hash is ``prev_hash``, the first restored entry's link)."""
+    out = [r for r in ranges if r.first_seq < first]
+    if out and out[-1].through_seq >= first:
+        cut = first - 1
+        out[-1] = replace(
+            out[-1], through_seq=cut, last_entry_hash=prev_hash, rows=cut - out[-1].first_seq + 1
+        )
+    return out
 
 
 def _redacted(url: str) -> str:
@@ -517,8 +904,9 @@ def _redacted(url: str) -> str:
     return redact_url(resolve_url(url))
 
 
-def _load_side_store(frame: pl.DataFrame, org: str, url: str, manifest: str) -> None:
-    """Insert verified entries with their chain fields into an empty store."""
+def _load_side_store(frame: pl.DataFrame, org: str, url: str, anchors: list[ArchivedRange]) -> None:
+    """Insert verified entries with their chain fields into an empty store, with the
+    archived ranges before them as its ``retention_log`` (``verify`` checks them there)."""
     from auditlens.schema import ip_key
     from auditlens.store import open_store
     from auditlens.store.store import _FTS_FILL
@@ -542,22 +930,21 @@ def _load_side_store(frame: pl.DataFrame, org: str, url: str, manifest: str) -> 
             )
             .to_dicts()
         )
-        first = int(frame["seq"][0])
         with side._write() as conn:
             first_id = (conn.execute(select(func.coalesce(func.max(_C.id), 0))).scalar_one()) + 1
             conn.execute(entries.insert(), rows)
             if side.dialect == "sqlite":
                 conn.execute(_FTS_FILL, {"first": first_id})
-            if first > 1:  # anchor verification at the first restored entry
+            for rng in anchors:  # verification starts at the first restored entry
                 conn.execute(
                     retention_log.insert().values(
                         organization_id=org,
-                        first_seq=1,
-                        through_seq=first - 1,
-                        last_entry_hash=frame["prev_hash"][0],
-                        rows=first - 1,
-                        manifest=manifest,
-                        manifest_sha256="",
+                        first_seq=rng.first_seq,
+                        through_seq=rng.through_seq,
+                        last_entry_hash=rng.last_entry_hash,
+                        rows=rng.rows,
+                        manifest=rng.manifest,
+                        manifest_sha256=rng.manifest_sha256,
                         applied_ms=int(time.time() * 1000),
                     )
                 )

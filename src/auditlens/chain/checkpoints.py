@@ -140,9 +140,17 @@ class ConsistencyProof:
 
 
 def org_tree(store: AuditStore, organization_id: str) -> MerkleTree:
-    """The organization's Merkle tree over all its entries (cached, extended incrementally)."""
+    """The organization's Merkle tree over all its entries (cached, extended incrementally).
+
+    After retention, the tree starts with the archived leaves, read back and checked
+    against ``retention_log`` (an :class:`~auditlens.retention.ArchiveError` otherwise).
+    """
     cache: dict[str, MerkleTree] = store.__dict__.setdefault("_merkle_trees", {})
-    tree = cache.get(organization_id) or MerkleTree()
+    tree = cache.get(organization_id)
+    if tree is None:
+        from auditlens.retention import archived_leaves
+
+        tree = MerkleTree(archived_leaves(store, organization_id))
     stmt = (
         select(_C.entry_hash)
         .where(_C.organization_id == organization_id, _C.seq > len(tree))

@@ -7,6 +7,13 @@ the previous entry's ``entry_hash``. Checkpoints are checked for signatures (aga
 the keys you trust, else the keys recorded in the store — which an attacker with
 write access could replace, so pass your own) and for their root at their size.
 
+After retention, an organization's chain starts at its archived boundary: the
+``retention_log`` rows are checked against the archive's manifests (see
+:func:`auditlens.retention.check_archive`), the first live entry must continue the last
+one exactly, and every live entry is checked whatever the rows say. The report counts
+the archived entries apart, says how they were checked and whether a signed checkpoint
+covers them.
+
 Example:
     >>> import auditlens as al
     >>> store = al.open_store("sqlite://")
@@ -33,9 +40,10 @@ from auditlens.chain.checkpoints import list_checkpoints, recorded_keys
 from auditlens.chain.notes import VerifierKey, parse_checkpoint, parse_note
 from auditlens.merkle import MerkleTree, leaf_hash
 from auditlens.store.readers import ArrowReader
-from auditlens.store.tables import entries
+from auditlens.store.tables import entries, retention_log
 
 if TYPE_CHECKING:
+    from auditlens.retention import ArchiveCheck
     from auditlens.store.store import AuditStore
 
 __all__ = ["MAX_PROBLEMS", "OrganizationResult", "Problem", "VerificationReport", "verify"]
@@ -57,6 +65,7 @@ class Problem:
     seq: int | None
     audit_id: str | None
     #: modified | missing | inserted | reordered | truncated | bad_signature | checkpoint_mismatch
+    #: | boundary (a retention_log row that does not hold) | archive (archive files or links)
     kind: str
     expected: str | None
     found: str | None
@@ -82,6 +91,14 @@ class OrganizationResult:
     witnesses: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     omitted_problems: int = 0  #: problems past the first MAX_PROBLEMS, counted only
+    #: entries removed by retention (retention_log rows), not counted in ``entries``
+    archived_entries: int = 0
+    archived_through: int | None = None  #: last archived seq
+    #: how the archive was checked: "none" (nothing archived), "manifest" (manifests and
+    #: boundary against retention_log), "files" (also every file's SHA-256 and chain link)
+    archive_check: str = "none"
+    #: tree size of a signed checkpoint whose root covers the archived range, else None
+    archive_checkpoint: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -110,8 +127,13 @@ class VerificationReport:
 
     @property
     def checked(self) -> int:
-        """Entries checked."""
+        """Live entries checked (every one, whatever retention_log says)."""
         return sum(o.entries for o in self.organizations)
+
+    @property
+    def archived(self) -> int:
+        """Entries removed by retention; each organization says how they were checked."""
+        return sum(o.archived_entries for o in self.organizations)
 
     def first_problem(self, organization_id: str) -> Problem | None:
         """The first broken place in an organization's chain, if any."""
@@ -125,6 +147,7 @@ class VerificationReport:
         return {
             "ok": self.ok,
             "checked": self.checked,
+            "archived": self.archived,
             "seconds": round(self.seconds, 3),
             "keys_source": self.keys_source,
             "organizations": [
@@ -177,7 +200,10 @@ def verify(
             )
         ]
         cp_orgs = {r.organization_id for r in list_checkpoints(store)}
-    orgs = [organization_id] if organization_id is not None else sorted(set(orgs) | cp_orgs)
+        archived = set(conn.execute(select(retention_log.c.organization_id).distinct()).scalars())
+    orgs = (
+        [organization_id] if organization_id is not None else sorted(set(orgs) | cp_orgs | archived)
+    )
     reader = ArrowReader(store.engine, _SCHEMA)
     results = []
     try:
@@ -243,15 +269,13 @@ def _fast_pass(
         {r.organization_id for r in list_checkpoints(store)} if checkpoint is None else set(orgs)
     )
     state = {org: _OrgState(leaves=[] if org in with_checkpoints else None) for org in orgs}
+    results = {org: OrganizationResult(org) for org in orgs}
     for org, org_state in state.items():
-        holder = OrganizationResult(org)
-        arch = _archived(store, org, holder, include_archive)
-        if arch is not None:
-            org_state.last_seq, org_state.last_hash = arch[0], arch[1]
-            if org_state.leaves is not None:
-                org_state.leaves.extend(arch[2])
-            if holder.problems:
-                org_state.suspicious = True
+        arch = _archived(store, org, results[org], include_archive, org_state.leaves is not None)
+        org_state.last_seq, org_state.last_hash = arch.through_seq, arch.last_entry_hash
+        if org_state.leaves is not None:
+            org_state.leaves.extend(arch.leaves())
+        org_state.suspicious = bool(results[org].problems)
     cols = [_C[c] for c in _COLUMNS]
     stmt = select(*cols).order_by(_C.id)
     for batch in reader.batches(stmt, chunk):
@@ -342,9 +366,9 @@ def _fast_pass(
     for org, st in state.items():
         if st.suspicious:
             continue
-        res = OrganizationResult(org, st.entries, st.first_seq, st.last_seq if st.entries else None)
-        if st.entries == 0:
-            res.last_seq = None
+        res = results[org]  # with what was found about its archive
+        res.entries, res.first_seq = st.entries, st.first_seq
+        res.last_seq = st.last_seq if st.entries else None
         tree = MerkleTree(st.leaves or [])
         _check_checkpoints(store, res, tree, checkpoint, trusted)
         out[org] = res
@@ -383,29 +407,22 @@ def _verify_org(
     res = OrganizationResult(org)
     problems = res.problems
     start = max(1, since_seq or 1)
-    tree = MerkleTree()
-    arch = _archived(store, org, res, include_archive)
-    if arch is not None and start <= arch[0] + 1:
-        # the chain starts at the archived boundary; the archive holds the leaves before it
-        start = arch[0] + 1
-        tree.extend(arch[2])
-        prev_seq, prev_hash = arch[0], arch[1]
-    elif start > 1:  # leaves before the range still make up the tree
+    need_leaves = checkpoint is not None or bool(list_checkpoints(store, org))
+    arch = _archived(store, org, res, include_archive, need_leaves)
+    through = arch.through_seq
+    tree = MerkleTree(arch.leaves())
+    at_boundary = start <= through + 1  # the first live entry must continue the boundary
+    if at_boundary:
+        prev_seq, prev_hash = through, arch.last_entry_hash
+    else:  # leaves before the range still make up the tree
         with store.engine.connect() as conn:
             head = conn.execute(
                 select(_C.entry_hash)
-                .where(_C.organization_id == org, _C.seq < start)
+                .where(_C.organization_id == org, _C.seq > through, _C.seq < start)
                 .order_by(_C.seq)
             ).all()
-        if arch is not None:
-            tree.extend(arch[2])
         tree.extend([leaf_hash(bytes.fromhex(h)) for (h,) in head])
-        prev_seq, prev_hash = (
-            start - 1,
-            head[-1][0] if head else (arch[1] if arch else GENESIS_HASH),
-        )
-    else:
-        prev_seq, prev_hash = 0, GENESIS_HASH
+        prev_seq, prev_hash = start - 1, head[-1][0] if head else arch.last_entry_hash
     prev_bad = False
     lookups = 0
     sha = hashlib.sha256
@@ -421,6 +438,10 @@ def _verify_org(
         for seq, prev, stored, content, aid in zip(seqs, prevs, hashes, contents, ids, strict=True):
             if res.first_seq is None:
                 res.first_seq = seq
+                crossed = _boundary_problem(org, seq, aid, prev, arch) if at_boundary else None
+                if crossed is not None:  # named here; the live chain is checked on its own
+                    problems.append(crossed)
+                    prev_seq, prev_hash = seq - 1, prev if seq > 1 else GENESIS_HASH
             if seq != prev_seq + 1:
                 problems.append(
                     Problem(
@@ -474,39 +495,60 @@ def _verify_org(
 
 
 def _archived(
-    store: AuditStore, org: str, res: OrganizationResult, include_archive: bool
-) -> tuple[int, str, list[bytes]] | None:
-    """``(through_seq, last entry_hash, archived leaves)`` of an organization's archive, if any.
+    store: AuditStore,
+    org: str,
+    res: OrganizationResult,
+    include_archive: bool,
+    need_leaves: bool,
+) -> ArchiveCheck:
+    """The organization's archived prefix, checked against retention_log and its manifests
+    (files and links too with ``include_archive``; read for its leaves when a checkpoint
+    needs them). What does not hold is added to ``res`` with the archive counts."""
+    from auditlens.retention import check_archive
 
-    Problems with the archive (missing files, changed bytes with ``include_archive``)
-    are added to ``res``.
-    """
-    from auditlens.retention import ArchiveError, read_archive
-    from auditlens.store.tables import retention_log
+    arch = check_archive(store, org, read=include_archive or need_leaves, verify=include_archive)
+    res.problems.extend(
+        Problem(org, seq, None, kind, None, None, detail) for seq, kind, detail in arch.problems
+    )
+    if arch.ranges:
+        res.archived_entries = arch.entries
+        res.archived_through = arch.through_seq
+        res.archive_check = "files" if include_archive else "manifest"
+    return arch
 
-    r = retention_log.c
-    with store.engine.connect() as conn:
-        rows = conn.execute(
-            select(r.through_seq, r.last_entry_hash, r.manifest)
-            .where(r.organization_id == org)
-            .order_by(r.through_seq)
-        ).all()
-    if not rows:
+
+def _boundary_problem(
+    org: str, seq: int, aid: str, prev: str, arch: ArchiveCheck
+) -> Problem | None:
+    """What is wrong with the first live entry (``seq``, chained to ``prev``) as the
+    continuation of the archived boundary, if anything."""
+    if not arch.ranges:
         return None
-    leaves: list[bytes] = []
-    for through, _last, manifest in rows:
-        try:
-            frame = read_archive(manifest, verify=include_archive)
-            leaves.extend(leaf_hash(bytes.fromhex(h)) for h in frame["entry_hash"].to_list())
-        except ArchiveError as exc:
-            res.problems.append(Problem(org, int(through), None, "archive", None, None, str(exc)))
-        except Exception as exc:
-            res.problems.append(
-                Problem(
-                    org, int(through), None, "archive", None, None, f"archive unreadable: {exc}"
-                )
-            )
-    return int(rows[-1][0]), str(rows[-1][1]), leaves
+    through = arch.through_seq
+    if seq <= through:
+        return Problem(
+            org,
+            seq,
+            aid,
+            "boundary",
+            str(through + 1),
+            str(seq),
+            f"retention_log says seq 1..{through} were archived "
+            f"({arch.ranges[-1].manifest}), but live entries start at seq {seq}, at or below "
+            "that boundary: the boundary is not accepted and every live entry is checked",
+        )
+    if seq == through + 1 and prev != arch.last_entry_hash:
+        return Problem(
+            org,
+            seq,
+            aid,
+            "boundary",
+            arch.last_entry_hash,
+            prev,
+            f"seq {seq} does not chain to the archived boundary: its prev_hash is not the "
+            f"entry hash retention_log recorded for the last archived seq {through}",
+        )
+    return None
 
 
 def _classify_link(
@@ -664,6 +706,8 @@ def _check_checkpoints(
             )
         else:
             good_size = max(good_size, cp.size)
+    if res.archived_through and good_size >= res.archived_through:
+        res.archive_checkpoint = good_size
 
 
 def _vkey(keys: list[VerifierKey], name: str) -> str:

@@ -74,9 +74,16 @@ def verify_cmd(
     else:
         valid = sum(o.entries for o in report.organizations if o.ok)
         console.print(
-            f"Checked {report.checked:,} entries in {len(report.organizations)} "
+            f"Checked {report.checked:,} live entries in {len(report.organizations)} "
             f"organization(s) in {report.seconds:.1f} s"
         )
+        if report.archived:
+            how = (
+                "every archive file and link re-verified"
+                if include_archive
+                else "manifests and boundaries checked, files not re-read (--include-archive)"
+            )
+            console.print(f"{report.archived:,} archived entries: {how}")
         for o in report.organizations:
             cp = (
                 f"checkpoint {o.latest_checkpoint_size} signed by {', '.join(o.signed_by) or '-'}"
@@ -89,6 +96,15 @@ def verify_cmd(
                 f"  {o.organization_id}: seq {o.first_seq or '-'}..{o.last_seq or '-'}, "
                 f"{cp}: {mark}"
             )
+            if o.archived_through:
+                console.print(
+                    f"    archived seq 1..{o.archived_through}: "
+                    + (
+                        f"covered by checkpoint {o.archive_checkpoint}"
+                        if o.archive_checkpoint
+                        else "[yellow]not covered by a signed checkpoint[/]"
+                    )
+                )
         if report.keys_source != "given":
             console.print(
                 "[yellow]note:[/] checkpoint signatures were checked against the keys "

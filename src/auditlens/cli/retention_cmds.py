@@ -14,8 +14,9 @@ from sqlalchemy import select
 import auditlens as al
 from auditlens import retention
 from auditlens.cli.app import app, handle_errors
+from auditlens.cli.chain_cmds import Keys, _trusted
 from auditlens.cli.commands import Db
-from auditlens.cli.output import console
+from auditlens.cli.output import console, err_console
 from auditlens.config import redact_url
 
 plan_app = typer.Typer(help="Organization plans (they set retention).", no_args_is_help=True)
@@ -126,19 +127,56 @@ def archive_restore(
     ] = None,
     start: Annotated[str | None, typer.Option(help="From this date (inclusive).")] = None,
     end: Annotated[str | None, typer.Option(help="Until this date (inclusive).")] = None,
+    key: Keys = None,
+    allow_unanchored: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unanchored",
+            help="Restore even when no signed checkpoint covers the range (with a warning).",
+        ),
+    ] = False,
     db: Db = None,
 ) -> None:
-    """Read archived entries back, verified against their manifests, into a Parquet file
-    and/or a queryable side store (enterprise plan)."""
+    """Read archived entries back, verified against their manifests, retention_log and the
+    signed checkpoints, into a Parquet file and/or a queryable side store (enterprise plan)."""
     if out is None and into is None:
         raise al.ConfigError("say where to restore to: --out FILE.parquet and/or --into STORE")
     with al.open_store(db) as store:
-        frame = retention.restore_archive(store, org, start=start, end=end, into=into)
+        res = retention.restore_archive(
+            store,
+            org,
+            start=start,
+            end=end,
+            into=into,
+            keys=_trusted(key),
+            allow_unanchored=allow_unanchored,
+        )
+    n = res.entries.height
     if out is not None:
-        frame.write_parquet(out)
-        console.print(f"restored {frame.height:,} verified entries of {org} to {out}")
+        res.entries.write_parquet(out)
+        console.print(f"restored {n:,} verified entries of {org} to {out}")
     if into is not None:
         console.print(
-            f"restored {frame.height:,} verified entries of {org} into {redact_url(into)}; "
+            f"restored {n:,} verified entries of {org} into {redact_url(into)}; "
             f"query them with --db {redact_url(into)}"
+        )
+    if not n:
+        return
+    span = f"seq {res.first_seq}..{res.last_seq}"
+    if res.anchored:
+        console.print(
+            f"{span} covered by the signed checkpoint of tree size {res.checkpoint_size} "
+            f"(signed by {', '.join(res.signed_by)})"
+        )
+        if res.keys_source != "given":
+            console.print(
+                "[yellow]note:[/] checkpoint signatures were checked against the keys "
+                "recorded in the store; pass --key with a key you hold to rule out a "
+                "replaced key."
+            )
+    else:
+        err_console.print(
+            f"[bold red]WARNING:[/] no signed checkpoint covers {span} of {org}: these "
+            "entries match their manifests and retention_log, but whoever can write both the "
+            "archive and the database could have rewritten them all together."
         )

@@ -55,6 +55,7 @@ from auditlens.store.tables import (
     meta,
     metadata,
     postgres_ddl,
+    retention_log,
     sqlite_ddl,
 )
 
@@ -372,7 +373,10 @@ class AuditStore:
         return found
 
     def _heads(self, conn: Connection, orgs: Iterable[str]) -> dict[str, tuple[int, str]]:
+        """``(seq, entry_hash)`` each organization's next entry chains to: its last live entry,
+        else the boundary of its archived prefix (retention removed every live entry)."""
         heads: dict[str, tuple[int, str]] = {}
+        b = retention_log.c
         for org in orgs:
             r = conn.execute(
                 select(_C.seq, _C.entry_hash)
@@ -380,6 +384,13 @@ class AuditStore:
                 .order_by(_C.seq.desc())
                 .limit(1)
             ).first()
+            if r is None:
+                r = conn.execute(
+                    select(b.through_seq, b.last_entry_hash)
+                    .where(b.organization_id == org)
+                    .order_by(b.through_seq.desc())
+                    .limit(1)
+                ).first()
             if r is not None:
                 heads[org] = (int(r[0]), str(r[1]))
         return heads
