@@ -3,10 +3,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LOWEST := .venv-lowest
 export TZ := UTC
 export JUPYTER_PLATFORM_DIRS := 1
 
-.PHONY: demo test bench lint typecheck install system-deps clean
+.PHONY: demo test test-lowest bench lint typecheck install system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,20 +23,22 @@ install: $(STAMP)
 demo: install system-deps
 	mkdir -p out
 	rm -f out/demo.db out/demo.db-wal out/demo.db-shm
-	$(BIN)/auditlens demo --db out/demo.db --orgs 3 --days 30 --incidents out/incidents.json
+	$(BIN)/auditlens demo --db out/demo.db --orgs 3 --days 62 --incidents out/incidents.json
 	$(BIN)/auditlens stats --db out/demo.db --days 7
 	@echo; echo '$$ auditlens search "failed" --limit 8'
 	$(BIN)/auditlens search --db out/demo.db "failed" --limit 8
 	@echo; echo '$$ auditlens search "action:webhook.* -result:success" --limit 5'
 	$(BIN)/auditlens search --db out/demo.db "action:webhook.* -result:success" --limit 5
-	@echo; echo '$$ auditlens detect --timezones out/incidents.json   # the injected incidents, found'
-	$(BIN)/auditlens detect --db out/demo.db --timezones out/incidents.json
+	@echo; echo '$$ auditlens org list   # time zones, hours and people: stored as audit entries'
+	$(BIN)/auditlens org list --db out/demo.db
+	@echo; echo '$$ auditlens detect   # the injected incidents, in each person and organization time zone'
+	$(BIN)/auditlens detect --db out/demo.db
 	@echo; echo '$$ auditlens checkpoint && auditlens verify   # sign the chain heads, then check everything'
 	rm -rf out/keys && $(BIN)/auditlens keys generate --out out/keys --name demo.local/log > /dev/null
 	AUDITLENS_SIGNING_KEY=out/keys/signing.key $(BIN)/auditlens checkpoint --db out/demo.db
 	$(BIN)/auditlens verify --db out/demo.db --key out/keys/signing.vkey
-	@echo; echo '$$ auditlens report soc2 --out out/soc2-report.pdf   # the notebook, run by papermill'
-	$(BIN)/auditlens report soc2 --db out/demo.db --out out/soc2-report.pdf --html out/soc2-report.html
+	@echo; echo '$$ auditlens report soc2 --period last-month --out out/soc2-report.pdf   # the notebook, run by papermill'
+	$(BIN)/auditlens report soc2 --db out/demo.db --period last-month --out out/soc2-report.pdf --html out/soc2-report.html
 	@echo; echo "Try: $(BIN)/auditlens search --db out/demo.db 'category:user_management last:30d'"
 
 ## Install what the tests need (Python and Debian packages), then run the whole suite.
@@ -43,6 +46,18 @@ test: install system-deps lint typecheck
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 	$(BIN)/python -m pytest -n 2 --dist loadfile -p no:cacheprovider \
 	  --nbval-lax --nbval-sanitize-with notebooks/nbval_sanitize.cfg notebooks
+
+## The fast tests (detectors, store, query, chain) against the lowest versions pyproject.toml
+## allows: a second venv resolved with `uv pip install --resolution lowest-direct`.
+test-lowest: $(LOWEST)/.installed system-deps
+	$(LOWEST)/bin/python -m pytest -n 2 --dist loadgroup tests/detect tests/store tests/query tests/chain
+
+$(LOWEST)/.installed: pyproject.toml | $(BIN)/python
+	rm -rf $(LOWEST)
+	$(BIN)/uv venv --quiet --python $(BIN)/python $(LOWEST)
+	$(BIN)/uv pip install --quiet --python $(LOWEST)/bin/python --resolution lowest-direct \
+	  -e '.[postgres,dev]'
+	touch $@
 
 system-deps:
 	@bash scripts/system-deps.sh
@@ -61,6 +76,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_detect.py
 	$(BIN)/python benchmarks/bench_export.py
 	$(BIN)/python benchmarks/bench_report.py
+	$(BIN)/python benchmarks/bench_cli.py
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LOWEST) out .pytest_cache .mypy_cache .ruff_cache

@@ -11,8 +11,10 @@ from typer.testing import CliRunner
 
 from auditlens.cli import app
 from auditlens.cli.output import entries_table, render_entry
+from tests.cli.widths import terminal_width  # noqa: F401 - the fixture
 from tests.helpers import make_entry
 
+pytestmark = pytest.mark.usefixtures("terminal_width")  # every test at 40 and 200 columns
 runner = CliRunner()
 
 

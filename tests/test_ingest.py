@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
 import auditlens as al
+from auditlens.errors import IngestAbortedError
 from auditlens.ingest import ingest
 from tests.helpers import make_entry
 
 
-def _jsonl(lines: list[object]) -> bytes:
+def _jsonl(lines: Sequence[object]) -> bytes:
     out = []
     for line in lines:
         out.append(line if isinstance(line, bytes) else orjson.dumps(line))
     return b"\n".join(out) + b"\n"
 
 
-def _file(tmp_path: Path, lines: list[object]) -> Path:
+def _file(tmp_path: Path, lines: Sequence[object]) -> Path:
     path = tmp_path / "events.jsonl"
     path.write_bytes(_jsonl(lines))
     return path
@@ -91,3 +94,196 @@ def test_unreadable_inputs(store: al.AuditStore, tmp_path: Path) -> None:
     with pytest.raises(al.IngestError, match="not a valid JSON array"):
         ingest(store, io.BytesIO(b"[{"))
     assert ingest(store, io.BytesIO(b"\n\n")).read == 0
+
+
+def test_nul_in_any_text_field_is_rejected_per_line_on_every_backend(
+    store: al.AuditStore, tmp_path: Path
+) -> None:
+    lines = [
+        make_entry(),
+        make_entry(user_agent="curl\x00"),
+        make_entry(),
+        make_entry(details={"note": {"k": "a\x00"}}),
+        make_entry(),
+    ]
+    rejects = tmp_path / "rejects.jsonl"
+    report = ingest(store, _file(tmp_path, lines), batch_size=2, rejects=rejects)
+    assert [(r.line, r.reason.split(":")[0]) for r in report.rejected] == [
+        (2, "user_agent"),
+        (4, "details.note.k"),
+    ]
+    assert all("NUL" in r.reason for r in report.rejected)
+    assert report.appended == 3 and store.count() == 3
+    assert [orjson.loads(x) for x in rejects.read_bytes().splitlines()] == [lines[1], lines[3]]
+
+
+def test_out_of_range_timestamp_line_is_rejected_and_the_store_stays_readable(
+    store: al.AuditStore, tmp_path: Path
+) -> None:
+    lines = [make_entry(), make_entry(timestamp="9999-12-31T23:59:59-05:00"), make_entry()]
+    report = ingest(store, _file(tmp_path, lines))
+    assert [r.line for r in report.rejected] == [2]
+    assert "timestamp: " in report.rejected[0].reason
+    assert "outside the supported range" in report.rejected[0].reason
+    assert len(store.entries()) == 2
+    assert store.stats().total == 2
+
+
+def _unwrapped(text: str) -> str:
+    """Text without whitespace: the console may wrap long lines anywhere."""
+    return "".join(text.split())
+
+
+def _refuse_resource_id(store: al.AuditStore, value: str) -> None:
+    """Make the database itself refuse rows with this resource id (a stand-in for any
+    failure auditlens cannot foresee: a constraint added by an administrator, an outage)."""
+    with store.engine.begin() as conn:
+        if store.dialect == "sqlite":
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse_it BEFORE INSERT ON audit_entries "
+                f"WHEN NEW.resource_id = '{value}' BEGIN SELECT RAISE(ABORT, 'refused {value}'); END"
+            )
+        else:
+            conn.exec_driver_sql(
+                "CREATE FUNCTION refuse_it() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                f"IF NEW.resource_id = '{value}' THEN RAISE EXCEPTION 'refused {value}'; END IF; "
+                "RETURN NEW; END $$"
+            )
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse_it BEFORE INSERT ON audit_entries "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_it()"
+            )
+
+
+def test_a_batch_the_database_refuses_stops_ingest_with_lines_counts_and_rejects(
+    store: al.AuditStore, tmp_path: Path
+) -> None:
+    _refuse_resource_id(store, "boom")
+    lines: list[object] = [
+        make_entry(),  # 1  ┐
+        make_entry(result="maybe"),  # 2  rejected
+        make_entry(),  # 3  │ batch 1: committed
+        make_entry(),  # 4  ┘
+        make_entry(),  # 5  ┐
+        make_entry(resource={"type": "webhook", "id": "boom"}),  # 6  │ batch 2: refused
+        b"{not json",  # 7  rejected
+        make_entry(),  # 8  ┘
+        make_entry(),  # 9
+        make_entry(),  # 10
+    ]
+    rejects = tmp_path / "rejects.jsonl"
+    with pytest.raises(IngestAbortedError) as err:
+        ingest(store, _file(tmp_path, lines), batch_size=3, rejects=rejects)
+    exc = err.value
+    assert isinstance(exc, al.StoreError)
+    assert (exc.first_line, exc.last_line, exc.appended, exc.rejected) == (5, 8, 3, 2)
+    message = str(exc)
+    assert f"{tmp_path / 'events.jsonl'}:5-8:" in message
+    assert "refused boom" in message
+    assert "3 entries of earlier lines were appended" in message
+    assert "nothing from line 5 on was appended" in message
+    assert f"written to {rejects}" in message
+    assert store.count() == 3  # batch 1 stays, batch 2 was rolled back whole
+    assert rejects.read_bytes().splitlines() == [orjson.dumps(lines[1]), b"{not json"]
+
+
+def test_strict_refuses_a_resent_audit_id_with_different_content(
+    store: al.AuditStore, tmp_path: Path
+) -> None:
+    stored = make_entry()
+    store.append(stored)
+    changed = {**stored, "result": "failure"}
+    lines = [make_entry() for _ in range(50)]
+    lines.insert(20, changed)
+    rejects = tmp_path / "rejects.jsonl"
+    report = ingest(store, _file(tmp_path, lines), strict=True, batch_size=10, rejects=rejects)
+    assert report.appended == 0
+    assert [r.line for r in report.rejected] == [21]
+    assert report.rejected[0].reason.startswith(
+        f"audit_id: {stored['audit_id']} already exists with different content "
+        "(fields differ: result)"
+    )
+    assert store.count() == 1  # nothing of the file was appended
+    assert orjson.loads(rejects.read_bytes()) == changed
+    # the same id with the same content is fine: counted as already stored
+    lines[20] = stored
+    report = ingest(store, _file(tmp_path, lines), strict=True, batch_size=10)
+    assert report.ok and report.appended == 50 and report.duplicates == 1
+
+
+def test_strict_refuses_one_audit_id_twice_in_the_file_with_different_content(
+    store: al.AuditStore, tmp_path: Path
+) -> None:
+    first = make_entry()
+    lines = [first, make_entry(), make_entry(), {**first, "action": "webhook.deleted"}, first]
+    report = ingest(store, _file(tmp_path, lines), strict=True, batch_size=2)
+    assert [r.line for r in report.rejected] == [4]
+    assert f"audit_id: {first['audit_id']} is also on line 1" in report.rejected[0].reason
+    assert store.count() == 0
+
+
+def test_resent_changed_entries_are_rejected_per_line_with_one_retry_per_batch(
+    store: al.AuditStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stored = [make_entry() for _ in range(40)]
+    store.append(stored)
+    lines = [{**e, "result": "failure"} for e in stored] + [make_entry() for _ in range(10)]
+    lines[5] = stored[5]  # unchanged re-send: already stored
+    calls: list[int] = []
+    append_rows = store.append_rows
+
+    def counting(rows: list[dict[str, Any]]) -> list[al.AppendedEntry]:
+        calls.append(len(rows))
+        return append_rows(rows)
+
+    monkeypatch.setattr(store, "append_rows", counting)
+    report = ingest(store, _file(tmp_path, lines))
+    assert [r.line for r in report.rejected] == [n for n in range(1, 41) if n != 6]
+    assert report.appended == 10 and report.duplicates == 1
+    assert calls == [50, 11]  # all 39 conflicts found at once, not one round trip each
+    assert store.count() == 50
+
+
+def test_cli_strict_with_a_changed_resend_appends_nothing_and_says_so(
+    store_url: str, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from auditlens.cli import app
+
+    stored = make_entry()
+    with al.open_store(store_url) as s:
+        s.append(stored)
+    lines = [make_entry() for _ in range(50)] + [{**stored, "result": "failure"}]
+    path = _file(tmp_path, lines)
+    res = CliRunner().invoke(app, ["ingest", str(path), "--db", store_url, "--strict"])
+    assert res.exit_code == 1
+    assert _unwrapped(f"{path}:51: audit_id: {stored['audit_id']} already exists") in _unwrapped(
+        res.stderr
+    )
+    assert "appendednothing" in _unwrapped(res.stdout)
+    with al.open_store(store_url) as s:
+        assert s.count() == 1
+
+
+def test_cli_reports_a_refused_batch_with_lines_counts_and_earlier_rejects(
+    store_url: str, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from auditlens.cli import app
+
+    with al.open_store(store_url) as s:
+        _refuse_resource_id(s, "boom")
+    lines = [make_entry() for _ in range(30)]
+    lines[2] = make_entry(result="maybe")
+    lines[24] = make_entry(resource={"type": "webhook", "id": "boom"})
+    path = _file(tmp_path, lines)
+    res = CliRunner().invoke(app, ["ingest", str(path), "--db", store_url, "--batch-size", "10"])
+    assert res.exit_code == 3
+    err = _unwrapped(res.stderr)
+    assert _unwrapped(f"{path}:3: result: must be one of") in err
+    assert _unwrapped(f"{path}:22-30: the database refused the batch of lines 22-30") in err
+    assert _unwrapped("20 entries of earlier lines were appended and stay") in err
+    with al.open_store(store_url) as s:
+        assert s.count() == 20

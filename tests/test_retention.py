@@ -41,18 +41,19 @@ def aged(store: al.AuditStore) -> al.AuditStore:
         store.append(
             [make_entry(organization_id=org, timestamp=days_ago(5 - i * 0.1)) for i in range(10)]
         )
-    set_plan(store, ORG, "starter")  # 30 days
+    set_plan(store, ORG, "starter")  # 30 days; appends ORG's 51st entry, plan_changed (now)
     return store
 
 
 def test_old_entries_are_archived_verified_and_removed(aged: al.AuditStore, tmp_path: Path) -> None:
     key = SigningKey.generate("t/log")
     aged.checkpoint(ORG, key)  # a checkpoint that covers what will be archived
+    aged.checkpoint(ORG2, key)  # with a trusted key, every organization needs one
     dry = apply_retention(aged, tmp_path, now=NOW, dry_run=True)
     assert [(r.organization_id, r.first_seq, r.through_seq, r.rows) for r in dry] == [
         (ORG, 1, 30, 30)
     ]
-    assert aged.count(organization_id=ORG) == 50  # a dry run changes nothing
+    assert aged.count(organization_id=ORG) == 51  # a dry run changes nothing
     [res] = apply_retention(aged, tmp_path, now=NOW)
     assert (res.first_seq, res.through_seq, res.rows) == (1, 30, 30)
     assert aged.count(organization_id=ORG, action="webhook.created") == 20
@@ -69,7 +70,7 @@ def test_old_entries_are_archived_verified_and_removed(aged: al.AuditStore, tmp_
     report = al.verify(aged, keys=[key.verifier], include_archive=True)
     assert report.ok, report.problems
     org = next(o for o in report.organizations if o.organization_id == ORG)
-    assert org.first_seq == 31 and org.latest_checkpoint_size == 50
+    assert org.first_seq == 31 and org.latest_checkpoint_size == 51
     # who did it is in the trail
     [entry] = aged.entries("action:audit_log.retention_applied")
     assert entry["details"]["through_seq"] == 30 and entry["organization_id"] == ORG
@@ -101,7 +102,7 @@ def test_a_crash_before_the_delete_loses_nothing(
     monkeypatch.setattr(ret, "read_archive", crash)
     with pytest.raises(KeyboardInterrupt):
         apply_retention(aged, tmp_path, now=NOW)
-    assert aged.count(organization_id=ORG) == 50 and archive_boundary(aged, ORG) is None
+    assert aged.count(organization_id=ORG) == 51 and archive_boundary(aged, ORG) is None
     monkeypatch.setattr(ret, "read_archive", real)
     [res] = apply_retention(aged, tmp_path, now=NOW)  # the rerun completes the job
     assert res.rows == 30 and al.verify(aged).ok
@@ -214,7 +215,7 @@ def test_archive_on_s3_is_verified_from_the_bucket(
             f"prod/organization_id={ORG}/_orphaned/seq-000000000013-000000000038.parquet.orphaned"
             in keys
         )
-        assert aged.count(organization_id=ORG) == 20 + 1  # + the retention_applied entry
+        assert aged.count(organization_id=ORG) == 20 + 2  # + plan_changed, retention_applied
         # reading back, verification and --include-archive go to the bucket
         assert read_archive(str(res.manifest))["seq"].to_list() == list(range(1, 31))
         assert al.verify(aged, include_archive=True).ok
@@ -237,7 +238,7 @@ def test_an_unreachable_bucket_loses_nothing(
         pytest.raises(ArchiveError, match=r"cannot publish .*NoSuchBucket.*nothing was removed"),
     ):
         apply_retention(aged, "s3://missing-bucket/x", now=NOW)
-    assert aged.count(organization_id=ORG) == 50
+    assert aged.count(organization_id=ORG) == 51
     assert archive_boundary(aged, ORG) is None
 
 

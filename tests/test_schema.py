@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import auditlens as al
@@ -17,7 +19,7 @@ from auditlens.schema import (
 from tests.helpers import make_entry
 
 
-def _problems(entry: dict, **kwargs: object) -> dict[str, str]:
+def _problems(entry: dict[str, Any], **kwargs: object) -> dict[str, str]:
     with pytest.raises(al.ValidationError) as err:
         normalize_entry(entry, index=4, **kwargs)  # type: ignore[arg-type]
     return {p.field: p.message for p in err.value.problems}
@@ -52,7 +54,9 @@ def _problems(entry: dict, **kwargs: object) -> dict[str, str]:
         ({"user_agent": "x" * 5000}, "user_agent", "limit is 2048"),
     ],
 )
-def test_each_kind_of_bad_field_is_named(overrides: dict, field: str, message: str) -> None:
+def test_each_kind_of_bad_field_is_named(
+    overrides: dict[str, Any], field: str, message: str
+) -> None:
     problems = _problems(make_entry(**overrides))
     assert field in problems
     assert message in problems[field]
@@ -118,3 +122,59 @@ def test_timestamp_format_is_millisecond_utc() -> None:
     assert (
         format_timestamp(parse_timestamp("2024-02-29T23:59:59.999Z")) == "2024-02-29T23:59:59.999Z"
     )
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        "9999-12-31T23:59:59-05:00",  # year 10000 in UTC
+        "0001-01-01T00:00:00+01:00",  # year 0 in UTC
+        "9999-12-31T23:59:59.999-00:01",
+    ],
+)
+def test_timestamp_outside_years_1_to_9999_in_utc_is_refused(timestamp: str) -> None:
+    problems = _problems(make_entry(timestamp=timestamp))
+    assert "outside the supported range" in problems["timestamp"]
+    assert timestamp in problems["timestamp"]
+
+
+def test_aware_datetime_outside_the_range_is_refused() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    late = datetime(9999, 12, 31, 23, 0, tzinfo=timezone(timedelta(hours=-5)))
+    with pytest.raises(ValueError, match="outside the supported range"):
+        parse_timestamp(late)
+
+
+@pytest.mark.parametrize("timestamp", ["0001-01-01T00:00:00.000Z", "9999-12-31T23:59:59.999Z"])
+def test_extreme_timestamps_inside_the_range_round_trip(timestamp: str) -> None:
+    row = normalize_entry(make_entry(timestamp=timestamp))
+    assert format_timestamp(row["ts"]) == timestamp  # four-digit year, read back exactly
+    assert row_to_entry(row)["timestamp"] == timestamp
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"user_agent": "Mozilla\x00/5.0"}, "user_agent"),
+        ({"actor.email": "jane\x00@company.com"}, "actor.email"),
+        ({"resource": {"type": "webhook", "id": "wh\x00", "name": "x"}}, "resource.id"),
+        ({"resource": {"type": "webhook", "name": "\x00"}}, "resource.name"),
+        ({"action": "auth.login\x00"}, "action"),
+        ({"result": "success\x00"}, "result"),
+        ({"details": {"reason": "a\x00b"}}, "details.reason"),
+        ({"details": {"a": {"b": ["ok", "x\x00"]}}}, "details.a.b[1]"),
+        ({"details": {"ke\x00y": 1}}, "details"),
+    ],
+)
+def test_nul_character_in_any_text_is_refused_naming_the_field(
+    overrides: dict[str, object], field: str
+) -> None:
+    problems = _problems(make_entry(**overrides))
+    assert field in problems, problems
+    assert "NUL" in problems[field]
+
+
+def test_escaped_nul_text_that_is_not_a_nul_is_accepted() -> None:
+    row = normalize_entry(make_entry(details={"note": "\\u0000 is how JSON writes NUL"}))
+    assert row_to_entry(row)["details"] == {"note": "\\u0000 is how JSON writes NUL"}

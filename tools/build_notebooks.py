@@ -34,14 +34,16 @@ JupyterLab to look closer. With the default parameters it runs on the shipped sa
         ),
         (
             "code",
-            '''framework = "soc2"  # soc2, iso27001, gdpr, or the path of a framework YAML
+            """framework = "soc2"  # soc2, iso27001, gdpr, or the path of a framework YAML
 organization_id = ""  # empty: the store's first organization
 start = ""  # first day, YYYY-MM-DD; empty: the organization's first entry
 end = ""  # last day, inclusive; empty: its last entry
+allow_open_period = False  # accept a period that has not ended yet (labelled so)
+detectors = {}  # detector parameters over the stored context: {"off_hours": {"hours": "07:00-19:00"}}
 store_url = ""  # empty: $AUDITLENS_URL, else the shipped sample data
 output_pdf = "out/compliance_report.pdf"
 output_html = ""  # also write the interactive HTML version here
-results_json = "out/compliance_report.json"''',
+results_json = "out/compliance_report.json"  # population files go beside it""",
             ["parameters"],
         ),
         (
@@ -49,12 +51,20 @@ results_json = "out/compliance_report.json"''',
             SETUP
             + """
 report = al.build_report(
-    store, framework, organization_id or None, start or None, end or None, progress=True
+    store,
+    framework,
+    organization_id or None,
+    start or None,
+    end or None,
+    progress=True,
+    detectors=detectors,
+    allow_open_period=allow_open_period,
 )
 p = report.provenance
 print(report.framework.name)
 print(f"{report.organization_name} ({report.organization_id})")
 print(f"period {p['parameters']['start']} → {p['parameters']['end']}, {p['rows']:,} entries")
+print(f"context: {p['context']['timezone']} {p['context']['hours']} ({p['context']['source']})")
 print(f"input SHA-256 {p['input_sha256']}")""",
         ),
         ("md", "## Status per requirement"),
@@ -73,10 +83,10 @@ print(report.framework.framework, [r.requirement.id for r in report.requirements
         ("md", "## Write the PDF, the HTML and the results"),
         (
             "code",
-            """report.to_pdf(output_pdf)
+            """report.save_json(results_json)  # first: the PDF names it for rows it leaves out
+report.to_pdf(output_pdf)
 if output_html:
     report.to_html(output_html)
-report.save_json(results_json)
 print("summary:", report.summary)""",
         ),
     ],
@@ -88,11 +98,12 @@ print("summary:", report.summary)""",
 Everything the audit trail holds about one data subject: the entries where they acted,
 the entries about them, and every review or export of the log in their organizations
 (marked *targeted* when the review named them). Writes a copy of their entries (the
-copy Art. 15(3) gives them), a PDF of the same, and a results file.""",
+copy Art. 15(3) gives them), a readable PDF titled for them, and a results file. The
+default subject is in the shipped sample data and in every `auditlens demo` store.""",
         ),
         (
             "code",
-            '''subject = "zoe.garcia@globex.example"  # the data subject's email or user id
+            '''subject = "maria.rossi@acme.example"  # the data subject's email or user id
 organization_id = ""  # empty: every organization they appear in
 store_url = ""  # empty: $AUDITLENS_URL, else the shipped sample data
 export_path = "out/subject_entries.json"  # their entries (JSON, the interchange shape)
@@ -266,15 +277,18 @@ al.plots.hour_of_week(everything).show()""",
             """# Troubleshooting with the audit trail
 
 The three questions support asks most: why did this webhook stop receiving events; who
-changed this application's settings; why can't this user access that resource. Empty
-parameters pick an example from the store.""",
+changed this application's settings; why can't this user access that resource. Each
+answer is about one organization: name it, or leave it empty and a webhook id, application
+or user found in several organizations is refused with the list to choose from. Empty
+parameters pick an example from the organization of the store's latest suspension.""",
         ),
         (
             "code",
             '''webhook_id = ""  # empty: the most often changed webhook
 application_id = ""  # empty: the most often changed application
 user = ""  # email or user id; empty: a suspended user
-resource = ""  # optional: the resource the user cannot reach
+resource = ""  # optional: the resource (id or name) the user cannot reach
+organization_id = ""  # id or name; empty: the one the webhook, application or user is in
 store_url = ""  # empty: $AUDITLENS_URL, else the shipped sample data
 results_json = "out/troubleshooting.json"''',
             ["parameters"],
@@ -284,39 +298,60 @@ results_json = "out/troubleshooting.json"''',
             SETUP
             + """
 
+# examples come from one organization: the one named, else the latest suspension's
+latest = store.query(actions="user.suspended", backend="polars", limit=1)
+latest = latest if latest.height else store.query(backend="polars", limit=1)
+examples = organization_id or latest["organization_id"][0]
+
 
 def most_changed(action: str) -> str:
-    ids = store.query(actions=action, backend="polars")["resource_id"]
+    ids = store.query(actions=action, organization_id=examples, backend="polars")["resource_id"]
     return ids.value_counts(sort=True)["resource_id"][0] if ids.len() else ""
 
 
-webhook_id = webhook_id or most_changed("webhook.updated")
-application_id = application_id or most_changed("application.updated")
+# what you name is looked up in the organization you name (or its own); examples in theirs
+webhook_org = application_org = user_org = organization_id or None
+if not webhook_id:
+    webhook_id, webhook_org = most_changed("webhook.updated"), examples
+if not application_id:
+    application_id, application_org = most_changed("application.updated"), examples
 if not user:
-    suspended = store.query(actions="user.suspended", backend="polars", limit=1)
-    user = suspended["resource_name"][0] if suspended.height else ""
+    suspended = store.query(
+        actions="user.suspended", organization_id=examples, backend="polars", limit=1
+    )
+    user, user_org = (suspended["resource_name"][0] if suspended.height else ""), examples
 print("webhook:", webhook_id, "| application:", application_id, "| user:", user)""",
         ),
         ("md", "## Why did this webhook stop receiving events?"),
         (
             "code",
-            """diagnosis = al.troubleshoot.webhook_diagnosis(store, webhook_id)
-print(diagnosis)
-al.troubleshoot.resource_history(store, webhook_id).select(
-    "timestamp", "actor", "action", "result", "changes").to_pandas()""",
+            """diagnosis = al.troubleshoot.webhook_diagnosis(store, webhook_id, organization_id=webhook_org)
+print(diagnosis.summary)
+diagnosis.timeline.select("timestamp", "actor", "action", "result", "changes").to_pandas()""",
         ),
         ("md", "## Who changed this application's settings?"),
         (
             "code",
-            """changes = al.troubleshoot.who_changed(store, application_id=application_id)
-changes.select("timestamp", "actor", "action", "resource_name", "changes").to_pandas()""",
+            """changes = al.troubleshoot.who_changed(
+    store, application_id=application_id, organization_id=application_org
+)
+print(changes.summary)
+changes.timeline.select("timestamp", "actor", "action", "resource_name", "changes").to_pandas()""",
         ),
         ("md", "## Why can't this user get in?"),
         (
+            "md",
+            """`relation` says how each entry concerns the user: `to` (done to them), `self`,
+`sign-in` (their own sign-ins), `by` (what they did to others) or `resource`.""",
+        ),
+        (
             "code",
-            """inv = al.troubleshoot.access_investigation(store, user, resource=resource or None)
+            """inv = al.troubleshoot.access_investigation(
+    store, user, resource=resource or None, organization_id=user_org
+)
 print(inv.summary)
-inv.events.select("timestamp", "actor", "action", "result", "changes").to_pandas()""",
+inv.timeline.select("timestamp", "relation", "actor", "action", "result", "resource_name",
+                    "changes").to_pandas()""",
         ),
         (
             "code",
@@ -324,14 +359,15 @@ inv.events.select("timestamp", "actor", "action", "result", "changes").to_pandas
 from pathlib import Path
 
 results = {
-    "webhook": {"id": webhook_id, "diagnosis": diagnosis},
-    "application": {"id": application_id, "changes": changes.height,
-                    "changed_by": sorted(set(changes["actor"].to_list()))},
-    "user": {"id": user, "summary": inv.summary, "events": inv.events.height},
+    "organization_id": inv.organization_id,
+    "webhook": {"id": webhook_id, "diagnosis": diagnosis.summary, "cause": diagnosis.cause},
+    "application": {"id": application_id, "changes": changes.timeline.height,
+                    "changed_by": changes.actors, "summary": changes.summary},
+    "user": {"id": user, "summary": inv.summary, "found": inv.found,
+             "events": inv.timeline.height},
 }
 Path(results_json).parent.mkdir(parents=True, exist_ok=True)
-Path(results_json).write_text(json.dumps(results, indent=2))
-results["application"]""",
+Path(results_json).write_text(json.dumps(results, indent=2))""",
         ),
     ],
     "scheduled_export": [

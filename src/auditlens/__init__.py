@@ -16,13 +16,28 @@ Example:
 
 from __future__ import annotations
 
-from auditlens import export, plots, reports, troubleshoot
-from auditlens.chain.notes import SigningKey, VerifierKey, load_signing_key, load_verifier
-from auditlens.chain.verify import VerificationReport, verify
-from auditlens.compat import query_audit_trail, stream_audit_events
+import importlib as _importlib
+import typing as _typing
+
+if _typing.TYPE_CHECKING:  # the real types for mypy and IDEs; at run time they load on first use
+    from auditlens import context, export, plots, reports, troubleshoot
+    from auditlens.chain.notes import SigningKey, VerifierKey, load_signing_key, load_verifier
+    from auditlens.chain.verify import VerificationReport, verify
+    from auditlens.compat import query_audit_trail, stream_audit_events
+    from auditlens.explorer import explore
+    from auditlens.frames import COLUMNS, expand_details
+    from auditlens.query import Filter, parse_search
+    from auditlens.reports import build_report
+    from auditlens.resources import open_store_or_sample
+    from auditlens.responses import triage
+    from auditlens.schema import ACTIONS, CATEGORIES, ActorType, Result
+    from auditlens.store import AppendedEntry, AuditStore, Page, Stats, open_store
+
+# the errors are light (no third-party imports) and wanted by every caller: loaded now
 from auditlens.errors import (
     AuditLensError,
     ConfigError,
+    ContextError,
     DuplicateEntryError,
     FilterError,
     IngestError,
@@ -31,13 +46,6 @@ from auditlens.errors import (
     StoreVersionError,
     ValidationError,
 )
-from auditlens.explorer import explore
-from auditlens.frames import COLUMNS, expand_details
-from auditlens.query import Filter, parse_search
-from auditlens.reports import build_report
-from auditlens.resources import open_store_or_sample
-from auditlens.schema import ACTIONS, CATEGORIES, ActorType, Result
-from auditlens.store import AppendedEntry, AuditStore, Page, Stats, open_store
 
 __version__ = "0.1.0"
 
@@ -50,6 +58,7 @@ __all__ = [
     "AuditLensError",
     "AuditStore",
     "ConfigError",
+    "ContextError",
     "DuplicateEntryError",
     "Filter",
     "FilterError",
@@ -66,6 +75,7 @@ __all__ = [
     "VerifierKey",
     "__version__",
     "build_report",
+    "context",
     "expand_details",
     "explore",
     "export",
@@ -78,6 +88,62 @@ __all__ = [
     "query_audit_trail",
     "reports",
     "stream_audit_events",
+    "triage",
     "troubleshoot",
     "verify",
 ]
+
+#: public name → the module that defines it (``""``: the name is itself a submodule).
+#: Importing ``auditlens`` stays cheap (no polars, SQLAlchemy, pyarrow or pandas) so the
+#: ``auditlens`` command starts fast; each name is imported on first access (PEP 562).
+_LAZY: dict[str, str] = {
+    "ACTIONS": "auditlens.schema",
+    "CATEGORIES": "auditlens.schema",
+    "COLUMNS": "auditlens.frames",
+    "ActorType": "auditlens.schema",
+    "AppendedEntry": "auditlens.store",
+    "AuditStore": "auditlens.store",
+    "Filter": "auditlens.query",
+    "Page": "auditlens.store",
+    "Result": "auditlens.schema",
+    "SigningKey": "auditlens.chain.notes",
+    "Stats": "auditlens.store",
+    "VerificationReport": "auditlens.chain.verify",
+    "VerifierKey": "auditlens.chain.notes",
+    "build_report": "auditlens.reports",
+    "context": "",
+    "expand_details": "auditlens.frames",
+    "explore": "auditlens.explorer",
+    "export": "",
+    "load_signing_key": "auditlens.chain.notes",
+    "load_verifier": "auditlens.chain.notes",
+    "open_store": "auditlens.store",
+    "open_store_or_sample": "auditlens.resources",
+    "parse_search": "auditlens.query",
+    "plots": "",
+    "query_audit_trail": "auditlens.compat",
+    "reports": "",
+    "stream_audit_events": "auditlens.compat",
+    "triage": "auditlens.responses",
+    "troubleshoot": "",
+    "verify": "auditlens.chain.verify",
+}
+
+
+def __getattr__(name: str) -> object:
+    """Import a public name on first use (PEP 562) and keep it as a module attribute."""
+    try:
+        module = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'auditlens' has no attribute {name!r}") from None
+    if module:
+        value: object = getattr(_importlib.import_module(module), name)
+    else:
+        value = _importlib.import_module(f"auditlens.{name}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The module's attributes, lazy public names included."""
+    return sorted(set(globals()) | set(__all__))

@@ -37,6 +37,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from auditlens.context import PERSON_SET, OrgProfile, Person, person_entry, profile_entry
 from auditlens.schema import format_timestamp
 
 __all__ = ["DemoData", "generate"]
@@ -113,6 +114,19 @@ _AGENTS = [
 ]
 _EVENTS = ["order.created", "order.paid", "customer.updated", "invoice.sent", "shipment.delivered"]
 _PLANS = ["starter", "pro", "enterprise"]
+
+
+#: incident kind → the detector meant to find it (``detectors`` in the ground truth adds
+#: any other detector that rightly fires on the same entries).
+DETECTOR_OF_KIND: dict[str, str] = {
+    "failed_login_spike": "failed_login_spikes",
+    "brute_force_success": "brute_force_success",
+    "password_spray": "password_spray",
+    "off_hours_admin": "off_hours",
+    "bulk_deletions": "bulk_deletions",
+    "new_ip_and_agent": "unusual_access",
+    "activity_after_suspension": "unusual_access",
+}
 
 
 @dataclass
@@ -219,6 +233,7 @@ class _Gen:
         ids: list[str],
         times: list[datetime],
         note: str,
+        also: tuple[str, ...] = (),
     ) -> None:
         self.incidents.append(
             {
@@ -231,10 +246,33 @@ class _Gen:
                 "window_end": format_timestamp(int(max(times).timestamp() * 1000)),
                 "audit_ids": ids,
                 "description": note,
+                "detectors": [DETECTOR_OF_KIND[kind], *also],
             }
         )
 
     # -- tenants ----------------------------------------------------------------
+    def context(self, org: _Org, days: list[date]) -> None:
+        """The owner records the organization's context (name, time zone, business hours,
+        people) on the first workday, as ``auditlens org set`` / ``people import`` would.
+        Ids come from the organization's id, not the random stream, so adding context
+        leaves every other generated entry as it was."""
+        owner = org.users[0]
+        day = next((d for d in days if d.weekday() < 5), days[0])
+        when = datetime.combine(day, time(9, 30), tzinfo=owner.tz).astimezone(UTC)
+        actor = {"user_id": owner.user_id, "email": owner.email, "type": "user"}
+        profile = OrgProfile(org.org_id, org.name, str(org.tz), "08:00-18:00")
+        made = [profile_entry(profile, actor)]
+        for u in org.users:
+            first, last = u.email.split("@")[0].split(".")
+            person = Person(org.org_id, u.email, str(u.tz), f"{first} {last}".title(), u.role)
+            made.append(person_entry(org.org_id, PERSON_SET, person, actor, None))
+        for i, entry in enumerate(made):
+            key = f"{org.org_id}:context:{i}"
+            entry["audit_id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, key))
+            entry["timestamp"] = format_timestamp(int(when.timestamp() * 1000) + i)
+            entry.update(ip_address=owner.ip, user_agent=owner.agent)
+            self.entries.append(entry)
+
     def make_org(self, i: int) -> _Org:
         name, domain = _ORGS[i % len(_ORGS)]
         if i >= len(_ORGS):
@@ -546,6 +584,8 @@ class _Gen:
             ids,
             times,
             f"7 failures from {attacker} then a successful sign-in as {target.email}",
+            # the failures are a spike too, and the attacker's network and client are new
+            also=("failed_login_spikes", "unusual_access"),
         )
 
         day = self.weekday_in(days, 0.6, 0.8)
@@ -725,6 +765,7 @@ class _Gen:
             ids,
             times,
             f"{suspended.email} acted after being suspended by {admin.email}",
+            also=("off_hours",),  # 20:30 local: outside business hours too
         )
 
 
@@ -746,6 +787,7 @@ def generate(*, orgs: int = 3, days: int = 30, seed: int = 7, end: date | None =
         org = gen.make_org(i)
         tenants.append(org)
         plan = gen.plan(org, all_days)  # first, so a suspended user's routine stops
+        gen.context(org, all_days)
         for day in all_days:
             gen.routine_day(org, day)
         gen.inject(org, all_days, plan)

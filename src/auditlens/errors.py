@@ -9,14 +9,20 @@ keeps working in code that does not know auditlens::
     ├── DuplicateEntryError (ValueError)    same audit_id, different content
     ├── QuerySyntaxError (ValueError)       a search query cannot be parsed
     ├── FilterError (ValueError)            a filter argument is malformed
+    │   ├── AmbiguousOrganizationError      a name or id matches several organizations
+    │   └── TriageError                     a finding's triage is malformed (disposition)
     ├── ConfigError (ValueError)            a setting or URL is malformed
+    ├── ContextError (ValueError)           an organization's context (time zone, people) is bad
     ├── IngestError (ValueError)            an input file cannot be read at all
+    ├── FindingNotFoundError (ValueError)   no detector finding has this id
+    ├── DeliveryError (RuntimeError)        an email or webhook was not delivered
     └── StoreError (RuntimeError)           the database refused or is unusable
-        └── StoreVersionError               the store was made by another schema version
+        ├── StoreVersionError               the store was made by another schema version
+        └── IngestAbortedError              the database refused one batch of an ingest
 
 Feature modules add their own, under the same root: ``alerts.RuleError`` (ValueError),
-``alerts.DeliveryError`` (RuntimeError), ``chain.checkpoints.WitnessError`` (ValueError),
-``retention.ArchiveError`` (RuntimeError).
+``chain.checkpoints.WitnessError`` (ValueError), ``retention.ArchiveError``
+(RuntimeError).
 
 Messages say what was wrong, where (entry index or file line, field), and end
 with a hint of what to do.
@@ -33,15 +39,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "AmbiguousOrganizationError",
     "AuditLensError",
     "ConfigError",
+    "ContextError",
+    "DeliveryError",
+    "DuplicateConflict",
     "DuplicateEntryError",
     "EntryProblem",
     "FilterError",
+    "FindingNotFoundError",
+    "IngestAbortedError",
     "IngestError",
     "QuerySyntaxError",
     "StoreError",
     "StoreVersionError",
+    "TriageError",
     "ValidationError",
 ]
 
@@ -101,15 +114,46 @@ class ValidationError(AuditLensError, ValueError):
         )
 
 
-class DuplicateEntryError(AuditLensError, ValueError):
-    """An ``audit_id`` already exists with different content; nothing was written."""
+@dataclass(frozen=True)
+class DuplicateConflict:
+    """One entry whose ``audit_id`` is already taken by different content.
 
-    def __init__(self, audit_id: str, differing: Sequence[str]) -> None:
+    Attributes:
+        index: position of the entry in the batch (0-based), or ``None`` when unknown.
+        audit_id: the re-used id.
+        differing: the fields whose values differ from the stored (or earlier) entry.
+    """
+
+    index: int | None
+    audit_id: str
+    differing: tuple[str, ...]
+
+
+class DuplicateEntryError(AuditLensError, ValueError):
+    """An ``audit_id`` already exists with different content; nothing was written.
+
+    Attributes:
+        audit_id, differing: the first conflict of the batch.
+        conflicts: every conflict of the batch (found with one lookup), in input order.
+    """
+
+    def __init__(
+        self,
+        audit_id: str,
+        differing: Sequence[str],
+        conflicts: Sequence[DuplicateConflict] = (),
+    ) -> None:
         self.audit_id = audit_id
         self.differing = list(differing)
+        self.conflicts: list[DuplicateConflict] = list(conflicts) or [
+            DuplicateConflict(None, audit_id, tuple(differing))
+        ]
+        more = len(self.conflicts) - 1
         super().__init__(
             f"audit_id {audit_id} already exists with different content "
-            f"(fields differ: {', '.join(self.differing)}); nothing was appended. "
+            f"(fields differ: {', '.join(self.differing)})"
+            + (f" (and {more} more entries like it)" if more > 0 else "")
+            + "; nothing was appended. "
             "Audit entries are immutable: give the new event its own audit_id."
         )
 
@@ -151,3 +195,101 @@ class StoreError(AuditLensError, RuntimeError):
 
 class StoreVersionError(StoreError):
     """The store was created by an incompatible auditlens schema version."""
+
+
+class IngestAbortedError(StoreError):
+    """The database refused one batch of an ingest; that batch was rolled back and ingest stopped.
+
+    Entries of the batches committed before it stay (re-running the ingest skips
+    them as already stored); the rejected lines found so far were written to the
+    rejects file.
+
+    Attributes:
+        source: the input's name.
+        first_line, last_line: the line range of the refused batch.
+        appended, duplicates, rejected: counts of what was done before it stopped.
+        rejected_lines: ``(line, reason)`` of each line rejected before it stopped.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        first_line: int,
+        last_line: int,
+        reason: str,
+        *,
+        appended: int,
+        duplicates: int,
+        rejected: int,
+        rejects_path: str | None,
+        rejected_lines: Sequence[tuple[int, str]] = (),
+    ) -> None:
+        self.source = source
+        self.first_line = first_line
+        self.last_line = last_line
+        self.appended = appended
+        self.duplicates = duplicates
+        self.rejected = rejected
+        self.rejected_lines = list(rejected_lines)
+        written = f" (written to {rejects_path})" if rejects_path and rejected else ""
+        super().__init__(
+            f"{source}:{first_line}-{last_line}: the database refused the batch of lines "
+            f"{first_line}-{last_line}: {reason}. That batch was rolled back and ingest stopped "
+            f"there: nothing from line {first_line} on was appended; {appended:,} entries of "
+            f"earlier lines were appended and stay ({duplicates:,} already stored); "
+            f"{rejected:,} rejected line(s) so far{written}. Fix the cause and ingest the file "
+            "again: entries already stored are skipped."
+        )
+
+
+class ContextError(AuditLensError, ValueError):
+    """An organization's context (time zone, hours, workdays, people) is malformed."""
+
+
+class AmbiguousOrganizationError(FilterError):
+    """A name or id (a webhook id, an application's name, a user's email …) matches entries
+    in several organizations, and answering for all of them at once would mix tenants.
+
+    Attributes:
+        name: what was looked up.
+        organizations: the matching organization ids, sorted.
+        labels: ``Name (id)`` per organization, in the same order (the id alone when the
+            trail records no name).
+
+    Example:
+        >>> err = AmbiguousOrganizationError("wh-1", ["o-1", "o-2"], ["Acme (o-1)", "o-2"])
+        >>> str(err).split("; ")[0]
+        "'wh-1' matches entries in 2 organizations: Acme (o-1), o-2"
+    """
+
+    def __init__(
+        self, name: str, organizations: Sequence[str], labels: Sequence[str] | None = None
+    ) -> None:
+        self.name = name
+        self.organizations = list(organizations)
+        self.labels = list(labels) if labels is not None else list(organizations)
+        super().__init__(
+            f"{name!r} matches entries in {len(self.organizations)} organizations: "
+            f"{', '.join(self.labels)}; pass organization_id=… (an id or a name above) "
+            "to choose one"
+        )
+
+
+class DeliveryError(AuditLensError, RuntimeError):
+    """One delivery attempt (email, Slack, webhook) failed; the message never holds secrets.
+
+    Also available as ``auditlens.alerts.DeliveryError``.
+    """
+
+
+class TriageError(FilterError):
+    """A triage request is malformed: an unknown disposition, a missing organization.
+
+    Example:
+        >>> issubclass(TriageError, ValueError)
+        True
+    """
+
+
+class FindingNotFoundError(AuditLensError, ValueError):
+    """No detector finding has this ``finding_id`` (in the organization's entries)."""

@@ -3,9 +3,19 @@
 Valid entries are appended in batches (one transaction each) while the next batch
 is being validated, so parsing and database work overlap on two cores. Invalid
 lines are reported with their line number and reason and, if asked, written
-verbatim to a rejects file that can be fixed and ingested again. With
-``strict=True`` the whole input is validated first and nothing is appended if any
-line is invalid.
+verbatim to a rejects file that can be fixed and ingested again. A line whose
+``audit_id`` is already stored (or on an earlier line) with different content is
+rejected too; with the same content it is counted as already stored.
+
+With ``strict=True`` the whole input is checked first — validation, and duplicates
+against the store and within the file — and nothing is appended if any line is
+rejected. (The check keeps a 16-byte digest per ``audit_id`` in memory.)
+
+If the database refuses a batch (an outage, a constraint added outside auditlens),
+that batch is rolled back, the rejects found so far are written, and
+:class:`~auditlens.errors.IngestAbortedError` names the file, the line range and how
+many entries of earlier batches were appended (they stay: one transaction per
+batch, and a re-run skips them as already stored).
 
 Example:
     >>> import io, auditlens as al
@@ -21,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -31,9 +42,17 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
+from sqlalchemy.exc import SQLAlchemyError
 
-from auditlens.errors import DuplicateEntryError, IngestError, ValidationError
-from auditlens.schema import normalize_entry
+from auditlens.errors import (
+    DuplicateConflict,
+    DuplicateEntryError,
+    IngestAbortedError,
+    IngestError,
+    StoreError,
+    ValidationError,
+)
+from auditlens.schema import ROW_FIELDS, normalize_entry
 from auditlens.store.store import AppendedEntry, AuditStore
 
 __all__ = ["IngestReport", "Rejected", "ingest", "iter_entries"]
@@ -154,12 +173,17 @@ def ingest(
     Args:
         source: a path, ``"-"`` for standard input, or an open binary stream.
         batch_size: entries per transaction.
-        strict: append nothing if any line is invalid.
+        strict: append nothing if any line is rejected (invalid, or an ``audit_id``
+            already taken by different content).
         rejects: write each rejected line, verbatim, to this file (JSONL).
         progress: called with the number of entries handled since the last call.
 
     Returns:
         An :class:`IngestReport`; ``report.ok`` is False when anything was rejected.
+
+    Raises:
+        IngestAbortedError: the database refused a batch (see the module docstring).
+        IngestError: the input cannot be read at all.
     """
     if batch_size < 1:
         raise IngestError("batch_size must be at least 1")
@@ -167,14 +191,34 @@ def ingest(
     report = IngestReport(source=name)
     try:
         if strict:
-            _validate_only(store, stream, report, progress)
+            _validate_only(store, stream, report, batch_size, progress)
             if report.rejected:
+                report.rejected.sort(key=lambda r: r.line)
                 _write_rejects(rejects, report.rejected)
                 return report
             stream.seek(0)
             report.read = 0
             progress = None
         _load(store, stream, report, batch_size, progress)
+    except _BatchRefused as refused:
+        report.rejected.sort(key=lambda r: r.line)
+        _write_rejects(rejects, report.rejected)
+        raise IngestAbortedError(
+            report.source,
+            refused.first_line,
+            refused.last_line,
+            refused.reason,
+            appended=report.appended,
+            duplicates=report.duplicates,
+            rejected=len(report.rejected),
+            rejects_path=None if rejects is None else os.fspath(rejects),
+            rejected_lines=[(r.line, r.reason) for r in report.rejected],
+        ) from refused.__cause__
+    except BaseException:
+        # whatever stopped the ingest, the lines rejected so far are not lost
+        report.rejected.sort(key=lambda r: r.line)
+        _write_rejects(rejects, report.rejected)
+        raise
     finally:
         cleanup()
     report.rejected.sort(key=lambda r: r.line)
@@ -229,16 +273,78 @@ def _check(
         return None
 
 
+Item = tuple[int, bytes, dict[str, Any]]  # line number, raw line, validated row
+
+
+class _BatchRefused(Exception):
+    """The database refused the batch of these lines (raised in the append thread)."""
+
+    def __init__(self, first_line: int, last_line: int, reason: str) -> None:
+        super().__init__(reason)
+        self.first_line = first_line
+        self.last_line = last_line
+        self.reason = reason
+
+
 def _validate_only(
     store: AuditStore,
     stream: IO[bytes],
     report: IngestReport,
+    batch_size: int,
     progress: Callable[[int], None] | None,
 ) -> None:
+    """Strict mode's first pass: validate every line and check every audit_id, append nothing."""
+    first_seen: dict[str, tuple[int, bytes]] = {}  # audit_id → (first line, content digest)
+    batch: list[Item] = []
     for lineno, value, raw in iter_entries(stream):
-        _check(store, value, lineno, raw, report)
+        row = _check(store, value, lineno, raw, report)
         if progress is not None:
             progress(1)
+        if row is None:
+            continue
+        batch.append((lineno, raw, row))
+        if len(batch) >= batch_size:
+            _check_duplicates(store, batch, first_seen, report)
+            batch = []
+    if batch:
+        _check_duplicates(store, batch, first_seen, report)
+
+
+def _digest(row: dict[str, Any]) -> bytes:
+    return hashlib.blake2b(orjson.dumps([row[f] for f in ROW_FIELDS]), digest_size=16).digest()
+
+
+def _check_duplicates(
+    store: AuditStore,
+    batch: list[Item],
+    first_seen: dict[str, tuple[int, bytes]],
+    report: IngestReport,
+) -> None:
+    """Reject lines re-using an audit_id with different content: within the file, then
+    against the store (one set-based lookup for the batch's new ids)."""
+    new: list[Item] = []
+    for item in batch:
+        lineno, raw, row = item
+        aid, digest = row["audit_id"], _digest(row)
+        prior = first_seen.get(aid)
+        if prior is None:
+            first_seen[aid] = (lineno, digest)
+            new.append(item)
+        elif prior[1] != digest:
+            reason = f"audit_id: {aid} is also on line {prior[0]} with different content"
+            report.rejected.append(Rejected(lineno, reason, raw))
+    for conflict in store.find_conflicts([row for _, _, row in new]):
+        assert conflict.index is not None
+        lineno, raw, _ = new[conflict.index]
+        report.rejected.append(Rejected(lineno, _conflict_reason(conflict), raw))
+
+
+def _conflict_reason(conflict: DuplicateConflict) -> str:
+    return (
+        f"audit_id: {conflict.audit_id} already exists with different content "
+        f"(fields differ: {', '.join(conflict.differing)}); audit entries are immutable, "
+        "give the new event its own audit_id"
+    )
 
 
 def _load(
@@ -249,10 +355,17 @@ def _load(
     progress: Callable[[int], None] | None,
 ) -> None:
     pending: Future[None] | None = None
-    batch: list[tuple[int, bytes, dict[str, Any]]] = []
+    batch: list[Item] = []
 
-    def flush(items: list[tuple[int, bytes, dict[str, Any]]]) -> None:
-        _append_batch(store, items, report)
+    def flush(items: list[Item]) -> None:
+        try:
+            _append_batch(store, items, report)
+        except (StoreError, SQLAlchemyError) as exc:
+            # the batch's transaction was rolled back; earlier batches are committed
+            cause = exc if isinstance(exc, SQLAlchemyError) else exc.__cause__
+            orig = getattr(cause, "orig", None)
+            reason = str(orig).strip() if orig is not None else str(exc)
+            raise _BatchRefused(items[0][0], items[-1][0], reason) from exc
         if progress is not None:
             progress(len(items))
 
@@ -275,17 +388,24 @@ def _load(
             flush(batch)
 
 
-def _append_batch(
-    store: AuditStore, items: list[tuple[int, bytes, dict[str, Any]]], report: IngestReport
-) -> None:
+def _append_batch(store: AuditStore, items: list[Item], report: IngestReport) -> None:
+    """Append one batch; lines whose audit_id is taken by different content are rejected.
+
+    The store reports every conflict of the batch at once (one lookup), so the
+    batch is retried once without them, not once per conflicting line.
+    """
     while items:
         try:
             results: list[AppendedEntry] = store.append_rows([row for _, _, row in items])
         except DuplicateEntryError as exc:
-            # the last line carrying that audit_id is the one that conflicts
-            last = max(i for i, (_, _, row) in enumerate(items) if row["audit_id"] == exc.audit_id)
-            lineno, raw, _ = items.pop(last)
-            report.rejected.append(Rejected(lineno, str(exc).split(";")[0], raw))
+            dropped: set[int] = set()
+            for conflict in exc.conflicts:
+                if conflict.index is None:  # pragma: no cover - the store always gives it
+                    raise
+                lineno, raw, _ = items[conflict.index]
+                report.rejected.append(Rejected(lineno, _conflict_reason(conflict), raw))
+                dropped.add(conflict.index)
+            items = [item for i, item in enumerate(items) if i not in dropped]
             continue
         report.appended += sum(1 for r in results if r.created)
         report.duplicates += sum(1 for r in results if not r.created)

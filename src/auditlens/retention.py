@@ -61,6 +61,8 @@ from auditlens.review import record_review
 from auditlens.store.tables import entries, org_plans, retention_authorizations, retention_log
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
     from auditlens.chain.notes import VerifierKey
     from auditlens.store.store import AuditStore
 
@@ -183,26 +185,62 @@ def set_plan(
     """Give an organization a plan.
 
     ``retention_days`` is for the enterprise plan only; None there keeps everything.
+    Plans are a history: each change is a new ``org_plans`` row (the table refuses UPDATE
+    and DELETE), and the same transaction appends an ``organization.plan_changed`` entry to
+    the organization's log with the old and new plan and days. Setting the plan it already
+    has changes nothing.
     """
     if plan not in PLANS:
         raise ConfigError(f"plan must be one of {', '.join(PLANS)}, got {plan!r}")
     if retention_days is not None and (plan != "enterprise" or retention_days < 1):
         raise ConfigError("custom retention_days (≥ 1) is for the enterprise plan only")
+    from auditlens.review import reviewer
+
     with store._write() as conn:
-        conn.execute(delete(org_plans).where(org_plans.c.organization_id == organization_id))
+        old = _plan_rows(conn, organization_id).get(organization_id)
+        if old == (plan, retention_days):
+            return
         conn.execute(
             org_plans.insert().values(
                 organization_id=organization_id,
                 plan=plan,
                 retention_days=retention_days,
-                updated_ms=int(time.time() * 1000),
+                changed_ms=int(time.time() * 1000),
             )
         )
+        old_plan, old_days = _effective(*old) if old else (None, None)
+        store.append(  # nested in this transaction: the plan and its audit entry, or neither
+            {
+                "actor": reviewer(),
+                "action": "organization.plan_changed",
+                "organization_id": organization_id,
+                "result": "success",
+                "resource": {"type": "organization", "id": organization_id},
+                "details": {
+                    "old_plan": old_plan,
+                    "old_retention_days": old_days,
+                    "plan": plan,
+                    "retention_days": _effective(plan, retention_days)[1],
+                },
+            }
+        )
+
+
+def _plan_rows(conn: Connection, organization_id: str | None) -> dict[str, tuple[str, int | None]]:
+    """The newest ``org_plans`` row (as stored) of one or every organization — the one query
+    that reads plans."""
+    p = org_plans.c
+    newest = select(func.max(p.id)).group_by(p.organization_id)
+    if organization_id is not None:
+        newest = newest.where(p.organization_id == organization_id)
+    current = p.id.in_(newest.scalar_subquery())
+    rows = conn.execute(select(p.organization_id, p.plan, p.retention_days).where(current))
+    return {o: (plan, days) for o, plan, days in rows}
 
 
 def plan_of(store: AuditStore, organization_id: str) -> tuple[str, int | None] | None:
     """``(plan, retention days)`` of an organization (days None: keeps everything), or None
-    when it has no plan.
+    when it has no plan. The current plan is the organization's newest plan change.
 
     Example:
         >>> import auditlens as al
@@ -212,12 +250,8 @@ def plan_of(store: AuditStore, organization_id: str) -> tuple[str, int | None] |
         ('starter', 30)
     """
     with store.engine.connect() as conn:
-        row = conn.execute(
-            select(org_plans.c.plan, org_plans.c.retention_days).where(
-                org_plans.c.organization_id == organization_id
-            )
-        ).first()
-    return None if row is None else _effective(row[0], row[1])
+        row = _plan_rows(conn, organization_id).get(organization_id)
+    return None if row is None else _effective(*row)
 
 
 def _effective(plan: str, days: int | None) -> tuple[str, int | None]:
@@ -410,10 +444,7 @@ def _empty_frame() -> pl.DataFrame:
 
 def _plans(store: AuditStore) -> dict[str, tuple[str, int | None]]:
     with store.engine.connect() as conn:
-        rows = conn.execute(
-            select(org_plans.c.organization_id, org_plans.c.plan, org_plans.c.retention_days)
-        )
-        return {o: _effective(p, d) for o, p, d in rows}
+        return {o: _effective(p, d) for o, (p, d) in _plan_rows(conn, None).items()}
 
 
 def _sha(path: Path) -> str:

@@ -48,11 +48,14 @@ __all__ = [
     "CATEGORIES",
     "DEFAULT_MAX_DETAILS_BYTES",
     "ENTRY_FIELDS",
+    "MAX_TS_MS",
+    "MIN_TS_MS",
     "ROW_FIELDS",
     "ActionInfo",
     "ActorType",
     "Result",
     "category_of",
+    "check_ts_range",
     "format_timestamp",
     "ip_key",
     "normalize_entries",
@@ -116,6 +119,8 @@ _CATALOGUE: list[tuple[str, str, bool]] = [
     ("auth.failed", "A sign-in attempt failed (wrong password, unknown user, MFA failure).", False),
     ("auth.password_reset", "A user's password was reset.", True),
     ("auth.mfa_enabled", "Multi-factor authentication was enabled for a user.", True),
+    ("auth.mfa_reset", "A user's multi-factor authentication was reset.", True),
+    ("auth.sessions_revoked", "A user's sessions were revoked (signed out everywhere).", True),
     ("user.invited", "A user was invited to the organization.", True),
     ("user.joined", "An invited user accepted and joined.", False),
     ("user.suspended", "A user was suspended and can no longer act.", True),
@@ -134,11 +139,23 @@ _CATALOGUE: list[tuple[str, str, bool]] = [
     ("billing.payment_failed", "A payment failed.", False),
     ("organization.settings_updated", "Organization settings changed.", True),
     ("organization.plan_changed", "The organization's plan changed.", True),
+    (
+        "organization.profile_changed",
+        "The organization's name, time zone, business hours or workdays changed.",
+        True,
+    ),
+    ("organization.person_set", "A person's time zone, name, role or manager was set.", True),
+    ("organization.person_removed", "A person was removed from the organization's people.", True),
     ("organization.application_created", "An application was created in the organization.", False),
     ("audit_log.exported", "Audit entries were exported.", True),
     ("audit_log.viewed", "Audit entries were searched or viewed.", False),
     ("audit_log.retention_applied", "Entries past retention were archived and removed.", True),
     ("audit_log.restored", "Archived entries were restored for querying.", True),
+    (
+        "audit_log.finding_triaged",
+        "A detector finding was triaged (false positive, resolved or accepted risk).",
+        True,
+    ),
 ]
 
 #: the action catalogue: action name → :class:`ActionInfo`.
@@ -192,6 +209,13 @@ _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _ACTION_RE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
+#: earliest and latest storable instants (UTC epoch ms): what ``datetime`` can represent
+#: in UTC, so every stored ``ts`` can be formatted and read back.
+MIN_TS_MS = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // _MS
+MAX_TS_MS = (datetime(9999, 12, 31, 23, 59, 59, 999_000, tzinfo=UTC) - _EPOCH) // _MS
+_TS_RANGE = "0001-01-01T00:00:00.000Z … 9999-12-31T23:59:59.999Z"
+_NUL = "\x00"
+_ESCAPED_NUL = b"\\u0000"
 _ACTOR_KEYS = frozenset({"user_id", "email", "type"})
 _RESOURCE_KEYS = frozenset({"type", "id", "name"})
 _ENTRY_KEYS = frozenset(ENTRY_FIELDS)
@@ -235,7 +259,29 @@ def parse_timestamp(value: object) -> int:
         raise ValueError(f"expected an ISO 8601 string, got {type(value).__name__}")
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise ValueError(f"timestamp {value!s} has no time zone; add 'Z' or an offset like +02:00")
-    return (dt - _EPOCH) // _MS
+    ms = (dt - _EPOCH) // _MS
+    check_ts_range(ms, value)
+    return ms
+
+
+def check_ts_range(ms: int, shown: object = None) -> None:
+    """Refuse UTC epoch milliseconds outside years 1–9999 (they could never be read back).
+
+    Example:
+        >>> check_ts_range(0)
+        >>> check_ts_range(MAX_TS_MS + 1)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: timestamp 253402300800000 is outside the supported range ... to UTC
+
+    Raises:
+        ValueError: naming the value (``shown``, else ``ms``) and the supported range.
+    """
+    if not MIN_TS_MS <= ms <= MAX_TS_MS:
+        raise ValueError(
+            f"timestamp {ms if shown is None else shown} is outside the supported range "
+            f"{_TS_RANGE} once converted to UTC"
+        )
 
 
 def format_timestamp(ms: int) -> str:
@@ -246,7 +292,8 @@ def format_timestamp(ms: int) -> str:
         '2025-01-20T10:30:00.123Z'
     """
     dt = _EPOCH + timedelta(milliseconds=ms)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    # isoformat, not strftime: strftime's %Y drops the leading zeros of years < 1000
+    return dt.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def ip_key(address: str) -> str:
@@ -274,6 +321,32 @@ def _parse_ip(raw: str) -> tuple[str, str] | None:
     return canonical, ip_key(canonical)
 
 
+def _nul_message(value: str) -> str:
+    return (
+        f"contains a NUL character (\\x00) at position {value.index(_NUL)}; "
+        "NUL cannot be stored (PostgreSQL text refuses it), remove it"
+    )
+
+
+def _find_nul(value: object, path: str) -> tuple[str, str] | None:
+    """The first key or string holding a NUL in a JSON value: (dotted path, message)."""
+    if isinstance(value, str):
+        return (path, _nul_message(value)) if _NUL in value else None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(key, str) and _NUL in key:
+                return path, f"has a key that {_nul_message(key)}"
+            found = _find_nul(item, f"{path}.{key}")
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            found = _find_nul(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
 class _Checker:
     """Collects the problems of one entry."""
 
@@ -298,6 +371,9 @@ class _Checker:
             return None
         if required and not value.strip():
             self.fail(field, "must not be empty")
+            return None
+        if _NUL in value:
+            self.fail(field, _nul_message(value))
             return None
         if len(value) > limit:
             self.fail(field, f"is {len(value)} characters long; the limit is {limit}")
@@ -431,6 +507,8 @@ def normalize_entry(
                         f"is {len(blob):,} bytes as JSON; the limit is {max_details_bytes:,} "
                         "(raise max_details_bytes when opening the store)",
                     )
+                elif _ESCAPED_NUL in blob and (where := _find_nul(details_raw, "details")):
+                    chk.fail(where[0], where[1])
                 details = blob.decode()
 
     result = chk.text(entry.get("result"), "result", required=True)

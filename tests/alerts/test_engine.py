@@ -6,7 +6,6 @@ import hashlib
 import hmac
 import json
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -153,6 +152,31 @@ def test_failed_delivery_is_recorded_and_retried_not_dropped(store: al.AuditStor
         assert d.status == "sent" and d.attempts == 2 and len(rec.requests) == 1
 
 
+class Rounds(threading.Event):
+    """A ``stop`` event for ``watch`` that counts the watch's completed rounds.
+
+    ``watch`` ends every round (read new entries, evaluate, notify, save its position)
+    with ``stop.wait(poll_interval)``, so each call here is one finished round.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cond = threading.Condition()
+        self.done = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        with self._cond:
+            self.done += 1
+            self._cond.notify_all()
+        return super().wait(timeout)
+
+    def await_rounds(self, n: int) -> None:
+        """Block until ``n`` more rounds have finished (a deadline only against a hang)."""
+        with self._cond:
+            target = self.done + n
+            assert self._cond.wait_for(lambda: self.done >= target, timeout=60), "watch hung"
+
+
 def test_watch_notifies_new_spikes_once_across_restarts(
     store: al.AuditStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -160,37 +184,36 @@ def test_watch_notifies_new_spikes_once_across_restarts(
         cfg = NotifierConfig(smtp_host="127.0.0.1", smtp_port=port)
         rs = rules()
 
-        def run_watch() -> tuple[threading.Event, threading.Thread]:
-            stop = threading.Event()
+        def run_watch() -> tuple[Rounds, threading.Thread]:
+            stop = Rounds()
             t = threading.Thread(
                 target=watch, args=(store, rs, cfg), kwargs={"poll_interval": 0.05, "stop": stop}
             )
             t.start()
+            stop.await_rounds(1)  # it has saved its starting position and polled once
             return stop, t
 
+        # a round in progress when entries are appended may have read before them;
+        # the round after it starts later, so two finished rounds have seen them
         stop, thread = run_watch()
-        time.sleep(0.3)
-        appended_at = time.monotonic()
         store.append(failures(7, datetime.now(UTC) - timedelta(minutes=1), step=1))
-        while not box.messages and time.monotonic() - appended_at < 10:
-            time.sleep(0.02)
+        stop.await_rounds(2)
         assert len(box.messages) == 1
         store.append(failures(3, datetime.now(UTC), step=1))  # the same spike goes on: no new mail
-        time.sleep(0.5)
+        stop.await_rounds(2)
+        assert len(box.messages) == 1
         stop.set()
         thread.join(10)
-        assert len(box.messages) == 1
+        assert not thread.is_alive()
         # entries appended while the watch is down are seen after a restart, and nothing is repeated
         store.append(
             failures(7, datetime.now(UTC) + timedelta(minutes=30), actor="bob@company.com", step=1)
         )
         stop, thread = run_watch()
-        deadline = time.monotonic() + 10
-        while len(box.messages) < 2 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.3)
+        stop.await_rounds(2)
         stop.set()
         thread.join(10)
+        assert not thread.is_alive()
         assert [m["Subject"].split(": ")[-1] for m in box.messages] == [
             "jane@company.com (7)",
             "bob@company.com (7)",

@@ -13,7 +13,7 @@ import pytest
 import auditlens as al
 from auditlens.export import add_schedule, list_runs, previous_period, run_due
 from auditlens.retention import set_plan
-from tests.alerts.servers import smtp_env
+from tests.alerts.servers import make_certificates, smtp_env
 from tests.helpers import ORG, ORG2, make_entry
 
 NOW = datetime(2025, 3, 12, 3, 0, tzinfo=UTC)  # a Wednesday, after the 02:00 run time
@@ -154,6 +154,119 @@ def test_mailto_delivers_the_file_as_an_attachment(
         assert names == ["weekly-mail-20250303.jsonl", "weekly-mail-20250303.jsonl.manifest.json"]
         body = next(mail.iter_attachments()).get_payload(decode=True)
         assert len(body.splitlines()) == run.rows == 7
+
+
+def test_mailto_verifies_the_servers_certificate(
+    pro: al.AuditStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    certs = make_certificates(tmp_path)
+    monkeypatch.setenv("AUDITLENS_SMTP_USER", "exports")
+    monkeypatch.setenv("AUDITLENS_SMTP_PASSWORD", "s3cret-pw")
+    with smtp_env(monkeypatch, certs) as box:  # STARTTLS with a certificate of a private CA
+        add_schedule(
+            pro, "m", organization_id=ORG, every="daily", destination="mailto:a@company.com"
+        )
+        _created(pro, "m", NOW - timedelta(days=1))
+        [run] = run_due(pro, now=NOW)
+        assert run.status == "failed" and "CERTIFICATE_VERIFY_FAILED" in (run.error or "")
+        assert "s3cret-pw" not in (run.error or "")
+        assert box.messages == [] and box.logins == []  # neither the export nor the password
+        monkeypatch.setenv("AUDITLENS_SMTP_CA_FILE", str(certs.ca_file))
+        [run] = run_due(pro, now=NOW + timedelta(minutes=6))
+        assert run.status == "succeeded", run.error
+    assert box.encrypted == [True] and box.logins == [("exports", "s3cret-pw")]
+
+
+def test_mailto_over_smtps(
+    pro: al.AuditStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    certs = make_certificates(tmp_path)
+    monkeypatch.setenv("AUDITLENS_SMTP_CA_FILE", str(certs.ca_file))
+    with smtp_env(monkeypatch, certs, implicit_tls=True) as box:
+        add_schedule(
+            pro, "m", organization_id=ORG, every="daily", destination="mailto:a@company.com"
+        )
+        _created(pro, "m", NOW - timedelta(days=1))
+        [run] = run_due(pro, now=NOW)
+        assert run.status == "succeeded", run.error
+    assert box.encrypted == [True] and box.recipients == [["a@company.com"]]
+
+
+@pytest.mark.parametrize(
+    "name", ["../../../../tmp/x", "a/b", "..", ".hidden", "-rf", "", "x" * 101, "sp ace", "é"]
+)
+def test_schedule_names_that_are_not_plain_file_names_are_refused(
+    pro: al.AuditStore, tmp_path: Path, name: str
+) -> None:
+    with pytest.raises(al.ConfigError, match=r"schedule name .* letters .* digits"):
+        add_schedule(
+            pro, name, organization_id=ORG, every="daily", destination=f"file://{tmp_path}/"
+        )
+    assert add_schedule(
+        pro,
+        "Weekly_soc2-v1.2",
+        organization_id=ORG,
+        every="daily",
+        destination=f"file://{tmp_path}/",
+    )
+
+
+def test_cli_names_the_rule_for_schedule_names(store_url: str, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from auditlens.cli import app
+
+    with al.open_store(store_url) as s:
+        set_plan(s, ORG, "pro")
+    args = ["schedule", "add", "../x", "--org", ORG, "--every", "daily", "--to"]
+    res = CliRunner().invoke(app, [*args, f"file://{tmp_path}/", "--db", store_url])
+    assert res.exit_code == 3
+    assert "schedule name '../x' is not allowed" in res.stderr and "'_' and '-'" in res.stderr
+
+
+def test_a_stored_name_with_a_path_never_writes_outside_the_folders(
+    pro: al.AuditStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name written by raw SQL (an older version, a hand edit) is refused when writing."""
+    import tempfile
+
+    from sqlalchemy import update
+
+    from auditlens.store.tables import export_schedules
+
+    root = tmp_path / "root"
+    work = root / "work"  # where run_due's temporary folder goes
+    dest = root / "dest"
+    work.mkdir(parents=True)
+    dest.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(work))
+    add_schedule(pro, "ok", organization_id=ORG, every="daily", destination=f"file://{dest}/")
+    with pro._write() as conn:  # ../../ leaves the temporary folder and work/
+        conn.execute(
+            update(export_schedules)
+            .where(export_schedules.c.name == "ok")
+            .values(
+                name="../../escaped", created_ms=int((NOW - timedelta(days=1)).timestamp() * 1000)
+            )
+        )
+    [run] = run_due(pro, now=NOW)
+    assert run.status == "failed" and "outside" in (run.error or "")
+    assert sorted(p.name for p in root.iterdir()) == ["dest", "work"]  # no root/escaped-…
+    assert list(dest.iterdir()) == [] and list(work.iterdir()) == []
+
+
+def test_file_delivery_refuses_a_symlink_out_of_the_folder(tmp_path: Path) -> None:
+    from auditlens.export import deliver
+
+    dest, outside = tmp_path / "dest", tmp_path / "precious.txt"
+    dest.mkdir()
+    outside.write_text("keep me")
+    (dest / "r.csv").symlink_to(outside)
+    src = tmp_path / "r.csv"
+    src.write_text("a,b\n")
+    with pytest.raises(al.ConfigError, match="outside"):
+        deliver(src, f"file://{dest}/", subject="s", text="t")
+    assert outside.read_text() == "keep me"
 
 
 def test_cli_schedule_flow(store_url: str, tmp_path: Path) -> None:

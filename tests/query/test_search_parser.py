@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -90,3 +91,57 @@ def test_durations() -> None:
     assert parse_duration("1h30m").total_seconds() == 5400
     with pytest.raises(al.FilterError):
         parse_duration("soon")
+
+
+# -- limits: a QuerySyntaxError naming the limit, at the offending term ----------------
+_MANY_RESULTS = " ".join(["result:failure,success"] * 75) + " x"
+
+
+@pytest.mark.parametrize(
+    ("query", "position", "reason"),
+    [
+        ("last:99999999999d", 5, "limit of 365,250d"),
+        ("last:" + "9" * 400 + "w", 5, "limit of 365,250d"),
+        (" ".join(["word"] * 1100), 5 * 100, "too many terms: the limit is 100"),
+        ("actor:" + ",".join(f"u{i}@x.com" for i in range(5000)), 6, "the limit is 150"),
+        (_MANY_RESULTS, len(_MANY_RESULTS) - 1, "the limit is 150"),  # the 151st value
+        ("x" * 5000, 0, "limit of 1,000 characters"),
+        ('text:"' + "y" * 1001 + '"', 5, "limit of 1,000 characters"),  # at the quote
+        ("(" * 5000 + "a" + ")" * 5000, 0, "limit of 1,000 characters"),
+    ],
+)
+def test_queries_over_a_limit_are_syntax_errors(query: str, position: int, reason: str) -> None:
+    with pytest.raises(al.QuerySyntaxError) as err:
+        parse_search(query, now=NOW)
+    assert reason in err.value.reason
+    assert err.value.position == position
+
+
+def test_queries_at_the_limits_parse() -> None:
+    from auditlens.query.filters import MAX_CLAUSES, MAX_VALUE_CHARS, MAX_VALUES
+
+    assert len(parse_search(" ".join(["word"] * MAX_CLAUSES)).clauses) == MAX_CLAUSES
+    emails = ",".join(f"u{i}@x.com" for i in range(MAX_VALUES))
+    assert len(parse_search("actor:" + emails).clauses[0].values) == MAX_VALUES
+    assert parse_search("x" * MAX_VALUE_CHARS).clauses[0].values == ("x" * MAX_VALUE_CHARS,)
+    (clause,) = parse_search("last:365250d", now=NOW).clauses
+    assert clause.values[0] == (parse_when("1025-02-22T12:00:00Z"), None)
+
+
+def test_durations_beyond_the_limit_are_filter_errors() -> None:
+    with pytest.raises(al.FilterError, match="limit of 365,250d"):
+        parse_duration("99999999999d")
+    assert parse_duration("52000w").days == 364_000
+
+
+def test_cli_search_over_a_limit_exits_2_without_a_traceback(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from auditlens.cli.app import app
+
+    db = f"sqlite:///{tmp_path / 'audit.db'}"
+    for query in ("last:99999999999d", " ".join(["w"] * 1100), "actor:" + "a@b.co," * 5000):
+        res = CliRunner().invoke(app, ["search", query, "--db", db, "--no-record"])
+        assert res.exit_code == 2, res.output
+        assert "limit" in res.stderr
+        assert "Traceback" not in res.output + res.stderr

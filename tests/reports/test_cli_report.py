@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 import auditlens as al
 from auditlens.cli import app
+from tests.cli.widths import terminal_width  # noqa: F401 - the fixture
 from tests.helpers import ORG
 from tests.reports import scenario
 
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.slow
 runner = CliRunner()
 
 
+@pytest.mark.usefixtures("terminal_width")  # the long result lines stay whole at any width
 def test_report_command_writes_pdf_notebook_and_results(store_url: str, tmp_path: Path) -> None:
     with al.open_store(store_url) as store:
         scenario.seed(store)
@@ -41,6 +43,7 @@ def test_report_command_writes_pdf_notebook_and_results(store_url: str, tmp_path
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "soc2-jan.pdf: SOC2" in res.output
+    assert any(line.startswith(f"{out}: SOC2 for ") for line in res.stdout.splitlines())
     text = "".join(p.extract_text() for p in PdfReader(str(out)).pages)
     assert "CC7.3" in text
     assert re.search(rf"Entries in the period\s*{rows}\b", text)

@@ -45,7 +45,7 @@ def test_findings_are_matched_to_the_response(seeded: al.AuditStore) -> None:
     assert by_kind["failed_login_spikes"][3] == "0"
     serious = ev["findings"].tables[1]
     spike = [r for r in serious.rows if r[1] == "failed_login_spikes"]
-    assert spike and spike[0][-1] == "user.suspended"
+    assert spike and spike[0][-1] == "suspended"
     # her sign-in after the suspension is a finding nobody responded to
     after = [r for r in serious.rows if r[1] == "unusual_access"]
     assert after and after[0][-1] == "none recorded"

@@ -131,7 +131,12 @@ def test_a_custom_framework_file_is_assessed(tmp_path: Path) -> None:
     assert report.status_of("AC-1") == "fail"  # mallory promoted herself
     assert report.status_of("AC-2") == "manual"
     reasons = report.requirements[0].checks[0].reasons
-    assert reasons == ("self_changes > 0 (is 1)",)
+    assert reasons == ("Self changes: 1.",)  # a sentence; the rule is in the appendix
+    assert [
+        e["audit_id"] for e in report._check_json(report.requirements[0].checks[0])["exceptions"]
+    ] == store.search("action:user.role_changed actor:mallory@acme.example", backend="polars")[
+        "audit_id"
+    ].to_list()
     assert report.provenance["framework_file"] == str(path)
 
 

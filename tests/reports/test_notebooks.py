@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pypdf
 import pytest
 
 import auditlens as al
@@ -73,8 +74,11 @@ def test_subject_access_security_review_troubleshooting_export(tmp_path: Path, d
         db,
         subject="carol@acme.example",
         export_path=str(tmp_path / "carol.json"),
-        output_pdf="",
+        output_pdf=str(tmp_path / "carol.pdf"),
     )
+    pdf = pypdf.PdfReader(tmp_path / "carol.pdf")
+    assert pdf.metadata is not None
+    assert pdf.metadata.title == "Subject access — carol@acme.example"
     with al.open_store(db) as store:
         assert sa["counts"]["as_actor"] == store.count(actor="carol@acme.example")
         about = (
@@ -97,7 +101,10 @@ def test_subject_access_security_review_troubleshooting_export(tmp_path: Path, d
         user="dave@acme.example",
     )
     assert "disabled by bob@acme.example" in ts["webhook"]["diagnosis"]
-    assert ts["user"]["summary"].startswith("dave@acme.example was removed")
+    assert ts["user"]["summary"].startswith(
+        "ada@acme.example removed dave@acme.example on 2025-01-12;"
+    )
+    assert ts["organization_id"] == ORG
 
     out = tmp_path / "exports"
     out.mkdir()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import multiprocessing as mp
 import uuid
@@ -220,3 +221,74 @@ def test_concurrent_appenders_make_one_gap_free_chain(store_url: str) -> None:
     assert rows[0][1] == GENESIS_HASH
     assert all(rows[i][1] == rows[i - 1][2] for i in range(1, len(rows)))
     store.close()
+
+
+@pytest.mark.parametrize("timestamp", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+01:00"])
+def test_out_of_range_timestamp_is_refused_and_every_reader_still_works(
+    store: al.AuditStore, timestamp: str
+) -> None:
+    from auditlens.export import export
+
+    store.append([make_entry(timestamp="0001-01-01T00:00:00Z"), make_entry()])
+    with pytest.raises(al.ValidationError, match="outside the supported range") as err:
+        store.append([make_entry(), make_entry(timestamp=timestamp)])
+    assert [(p.index, p.field) for p in err.value.problems] == [(1, "timestamp")]
+    assert store.count() == 2  # nothing of the batch was stored
+    assert sorted(e["timestamp"] for e in store.entries()) == [
+        "0001-01-01T00:00:00.000Z",
+        "2025-01-20T10:30:00.123Z",
+    ]
+    assert store.stats().first == "0001-01-01T00:00:00.000Z"
+    assert len(store.search("action:webhook.created", backend="polars")) == 2
+    out = io.BytesIO()
+    assert export(store, out, format="jsonl", record=False, manifest=False).rows == 2
+
+
+def test_nul_character_is_refused_by_validation_on_every_backend(store: al.AuditStore) -> None:
+    with pytest.raises(al.ValidationError, match="NUL") as err:
+        store.append([make_entry(), make_entry(user_agent="a\x00b", details={"k": ["\x00"]})])
+    assert {(p.index, p.field) for p in err.value.problems} == {
+        (1, "user_agent"),
+        (1, "details.k[0]"),
+    }
+    assert store.count() == 0
+
+
+def test_every_conflicting_audit_id_of_a_batch_is_reported_at_once(
+    store: al.AuditStore,
+) -> None:
+    stored = [make_entry() for _ in range(3)]
+    store.append(stored)
+    batch = [
+        make_entry(),
+        {**stored[0], "result": "failure"},
+        stored[1],  # same content: a no-op, not a conflict
+        {**stored[2], "user_agent": "curl/8", "ip_address": "10.0.0.1"},
+        {**stored[0], "result": "failure"},
+    ]
+    with pytest.raises(al.DuplicateEntryError) as err:
+        store.append(batch)
+    assert [(c.index, c.audit_id, c.differing) for c in err.value.conflicts] == [
+        (1, stored[0]["audit_id"], ("result",)),
+        (3, stored[2]["audit_id"], ("ip_address", "user_agent")),
+        (4, stored[0]["audit_id"], ("result",)),
+    ]
+    assert err.value.audit_id == stored[0]["audit_id"]
+    assert "and 2 more" in str(err.value)
+    assert store.count() == 3
+
+
+def test_find_conflicts_checks_the_store_and_the_batch_without_writing(
+    store: al.AuditStore,
+) -> None:
+    from auditlens.schema import normalize_entries
+
+    stored = make_entry()
+    store.append(stored)
+    new = make_entry()
+    rows = normalize_entries(
+        [stored, {**stored, "result": "partial"}, new, {**new, "action": "webhook.deleted"}]
+    )
+    found = store.find_conflicts(rows)
+    assert [(c.index, c.differing) for c in found] == [(1, ("result",)), (3, ("action",))]
+    assert store.count() == 1

@@ -343,3 +343,239 @@ def test_query_audit_trail_seed_helper(filled: al.AuditStore) -> None:
     )
     assert [e["action"] for e in got] == ["webhook.created", "webhook.deleted"]
     assert set(got[0]) >= {"audit_id", "timestamp", "actor", "resource", "details", "result"}
+
+
+# -- text search: Unicode case, details as users read them, one field per phrase ---------
+ODON = [
+    ("ÖDÖN@Bücher.de", "Ödön's hook", {"owner": "ÖDÖN ÁRPÁD"}),
+    ("ödön@bücher.de", "ÖDÖN'S HOOK", {"owner": "ödön árpád"}),
+    ("Ödön@BÜCHER.DE", "ödön's Hook", {"owner": "Ödön Árpád"}),
+]
+
+
+@pytest.fixture
+def odon(store: al.AuditStore) -> al.AuditStore:
+    """Three entries by one person whose email and name were written in mixed case."""
+    store.append(
+        [
+            make_entry(
+                audit_id=f"00000000-0000-4000-8000-00000000000{n}",
+                actor={"user_id": None, "email": email, "type": "user"},
+                resource={"type": "webhook", "id": f"wh-{n}", "name": name},
+                details=details,
+            )
+            for n, (email, name, details) in enumerate(ODON, 1)
+        ]
+        + [make_entry(audit_id="00000000-0000-4000-8000-000000000009")]  # jane: never matches
+    )
+    return store
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "ÖDÖN@BÜCHER.DE",  # an email: the actor
+        "ödön@bücher.de",
+        "Ödön@Bücher.de",
+        "actor:ÖDÖN@bücher.de",
+        "actor:ödön@*",  # patterns fold too
+        "actor:*@BÜCHER.DE",
+        "ÖDÖN",  # text: the trigram index
+        "ödön",
+        '"ÖDÖN\'S HOOK"',
+        "árpád",
+        "ÁRPÁD",
+        "Ö",  # shorter than a trigram: LIKE over the folded copy
+        "öd",
+        "text:Á",
+    ],
+)
+def test_search_folds_non_ascii_case(odon: al.AuditStore, query: str) -> None:
+    assert ids(odon, query) == [1, 2, 3]
+    assert odon.count(query) == 3
+
+
+def test_keyword_filters_fold_non_ascii_case(odon: al.AuditStore) -> None:
+    for email in ("ÖDÖN@BÜCHER.DE", "ödön@bücher.de", "*@Bücher.de"):
+        assert ids(odon, actor=email) == [1, 2, 3]
+    assert ids(odon, text="ÁRPÁD") == [1, 2, 3]
+    assert ids(odon, "-ÖDÖN@bücher.de") == [9]
+
+
+@pytest.fixture
+def escaped(store: al.AuditStore) -> al.AuditStore:
+    """Details whose values JSON escapes: backslashes, quotes, newlines, control characters."""
+    store.append(
+        [
+            make_entry(
+                audit_id="00000000-0000-4000-8000-000000000001",
+                details={"path": "C:\\Users\\jane\\report.xlsx"},
+            ),
+            make_entry(
+                audit_id="00000000-0000-4000-8000-000000000002",
+                details={"message": 'she said "hello world"', "tab": "a\tb"},
+            ),
+            make_entry(
+                audit_id="00000000-0000-4000-8000-000000000003",
+                details={"lines": "line1\nadia", "nested": {"list": [1, 2.5, True, None, "x\\y"]}},
+            ),
+        ]
+    )
+    return store
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ('"C:\\Users"', [1]),  # the issue's example
+        ('"C:\\Users\\jane"', [1]),
+        ('"c:\\users"', [1]),
+        ("text:\\jane\\", [1]),
+        ("\\", [1, 3]),  # a lone backslash: only where a value holds one
+        ("x\\y", [3]),
+        ("nadia", []),  # "\nadia" in JSON text is a newline then "adia", not "nadia"
+        ("line1", [3]),
+        ("u000", []),  # no escape sequences to match inside
+        ('"hello world"', [2]),
+    ],
+)
+def test_details_match_as_a_user_reads_them(
+    escaped: al.AuditStore, query: str, expected: list[int]
+) -> None:
+    assert ids(escaped, query) == expected
+
+
+def test_details_values_with_quotes_and_control_characters(escaped: al.AuditStore) -> None:
+    assert ids(escaped, text='said "hello') == [2]
+    assert ids(escaped, text='"hello world"') == [2]
+    assert ids(escaped, text="a\tb") == [2]
+    assert ids(escaped, text="line1\nadia") == [3]
+    assert ids(escaped, text='\\"') == []  # the JSON escape of a quote is not in any value
+    assert ids(escaped, text="path") == [1]  # keys are searchable fields too
+    assert ids(escaped, text="2.5") == [3]  # and scalar values as JSON writes them
+    assert ids(escaped, text="true") == [3]
+
+
+def test_a_phrase_never_matches_across_two_fields(store: al.AuditStore) -> None:
+    store.append(
+        [
+            make_entry(
+                audit_id="00000000-0000-4000-8000-000000000001",
+                actor={"user_id": None, "email": "ops@company.com", "type": "user"},
+                resource={"type": "webhook", "id": "wh-1", "name": "100 hooks"},
+                details={"domain": "company.com", "count": 100, "tag": "hooks"},
+            ),
+            make_entry(
+                audit_id="00000000-0000-4000-8000-000000000002",
+                resource={"type": "webhook", "id": "wh-2", "name": "company.com 100 hooks"},
+                details={},
+            ),
+        ]
+    )
+    assert ids(store, '"company.com 100"') == [2]  # the issue's example: only within a field
+    assert ids(store, '"100 hooks"') == [1, 2]
+    assert ids(store, '"com 100"') == [2]
+    assert ids(store, '"webhook.created ops"') == []  # action, then actor
+    assert ids(store, text="domain company") == []  # a key and its value are two fields
+    assert ids(store, text="domain\x1fcompany") == []  # the separator folds to a space
+    assert ids(store, "company.com 100") == [1, 2]  # bare words: each anywhere
+
+
+def test_search_index_is_rebuilt_for_a_store_made_before_it(store_url: str) -> None:
+    """A store whose search index is missing (made by an earlier build, or entries written
+    by raw SQL) is indexed again when opened: nothing becomes unsearchable."""
+    from sqlalchemy import text
+
+    store = al.open_store(store_url)
+    store.append([make_entry(details={"path": "C:\\Users\\Ödön"}) for _ in range(3)])
+    with store.engine.begin() as conn:
+        if store.dialect == "sqlite":
+            conn.execute(text("DROP TABLE audit_search"))
+        else:  # the pre-release index over the raw JSON text
+            conn.execute(text("DROP INDEX ix_audit_entries_text_trgm"))
+            conn.execute(
+                text(
+                    "CREATE INDEX ix_audit_entries_search_trgm ON audit_entries USING gin "
+                    "((action || ' ' || details) gin_trgm_ops)"
+                )
+            )
+    store.close()
+    store = al.open_store(store_url)
+    try:
+        assert store.count('"C:\\Users\\ödön"') == 3
+        store.append(make_entry(details={"path": "C:\\Users\\ÖDÖN"}))
+        assert store.count('"C:\\Users\\ödön"') == 4
+        if store.dialect == "postgresql":
+            with store.engine.connect() as conn:
+                names = set(
+                    conn.execute(
+                        text("SELECT indexname FROM pg_indexes WHERE tablename = 'audit_entries'")
+                    ).scalars()
+                )
+            assert "ix_audit_entries_text_trgm" in names
+            assert "ix_audit_entries_search_trgm" not in names
+    finally:
+        store.close()
+
+
+# -- limits: refused with the limit named, never a database error --------------------
+def test_queries_at_the_limits_run(filled: al.AuditStore) -> None:
+    from auditlens.query.filters import MAX_CLAUSES, MAX_VALUES
+
+    words = " ".join(["production"] * MAX_CLAUSES)
+    assert ids(filled, words) == [2, 6]
+    emails = [f"user{i}@company.com" for i in range(MAX_VALUES - 1)] + ["ci@company.com"]
+    assert ids(filled, actor=emails) == [6]
+    assert ids(filled, "actor:" + ",".join(emails)) == [6]
+    assert ids(filled, "-actor:" + ",".join(emails)) == [1, 2, 3, 4, 5, 7]
+    mixed = " ".join(["-Ödön"] * (MAX_CLAUSES - 1)) + " actor:" + ",".join(emails[-50:])
+    assert ids(filled, mixed) == [6]
+    assert ids(filled, last="365250d") == [1, 2, 3, 4, 5, 6, 7]
+    # the most SQL parameters a filter can bind: two per value
+    patterns = [f"ödön{i}@*" for i in range(MAX_VALUES - 1)] + ["ci@company.com"]
+    assert ids(filled, actor=patterns) == [6]
+    assert ids(filled, " ".join(["-failed"] * MAX_CLAUSES)) == [1, 2, 5, 6, 7]
+
+
+@pytest.mark.parametrize(
+    ("filters", "message"),
+    [
+        ({"last": "99999999999d"}, "limit of 365,250d"),
+        ({"last": timedelta(days=10**6)}, "limit of 365,250d"),
+        ({"actor": [f"u{i}@x.com" for i in range(5000)]}, "limit is 150"),
+        ({"text": ["w"] * 1100}, "limit is 150"),
+        ({"text": "x" * 5000}, "limit of 1,000"),
+        ({"resource_name": ["a"] * 100, "resource_id": ["b"] * 100}, "limit is 150"),
+    ],
+)
+def test_filters_over_a_limit_are_refused(
+    filled: al.AuditStore, filters: dict, message: str
+) -> None:
+    with pytest.raises(al.FilterError, match=message):
+        filled.query(**filters)
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("last:99999999999d", "limit of 365,250d"),
+        ("created:>=2025-01-01 last:9999999999999999999999w", "limit of 365,250d"),
+        (" ".join(["word"] * 1100), "limit is 100"),
+        ("actor:" + ",".join(f"u{i}@x.com" for i in range(5000)), "limit is 150"),
+        ("x" * 5000, "limit of 1,000"),
+        ("(" * 5000 + "a" + ")" * 5000, "limit of 1,000"),
+    ],
+)
+def test_searches_over_a_limit_are_syntax_errors(
+    filled: al.AuditStore, query: str, message: str
+) -> None:
+    with pytest.raises(al.QuerySyntaxError, match=message):
+        filled.count(query)
+
+
+def test_combined_filters_over_a_limit_are_refused(filled: al.AuditStore) -> None:
+    from auditlens.query import parse_search
+
+    big = parse_search(" ".join(["production"] * 60))
+    with pytest.raises(al.FilterError, match="limit is 100"):
+        filled.count(big & big)

@@ -4,10 +4,9 @@ Settings come from the environment (or a :class:`NotifierConfig` built in code);
 secrets are never logged or put in messages:
 
 =================================  =====================================================
-``AUDITLENS_SMTP_HOST``/``_PORT``  SMTP server (port default 25, 465 with ``ssl``)
-``AUDITLENS_SMTP_SECURITY``        ``starttls``, ``ssl`` or ``none`` (default)
-``AUDITLENS_SMTP_USER``/``_PASSWORD``  credentials, when the server wants them
-``AUDITLENS_SMTP_FROM``            sender address (default ``auditlens@localhost``)
+``AUDITLENS_SMTP_*``               the SMTP server, TLS (``starttls`` or ``ssl``, always
+                                   verified; ``AUDITLENS_SMTP_CA_FILE`` for a private
+                                   CA) and credentials: see :mod:`auditlens.smtp`
 ``AUDITLENS_SLACK_WEBHOOKS``       ``#channel=https://hooks.slack.com/…`` pairs, ``;``-separated
 ``AUDITLENS_WEBHOOK_SECRET``       HMAC-SHA256 key for the ``X-AuditLens-Signature`` header
 =================================  =====================================================
@@ -26,8 +25,6 @@ import hashlib
 import hmac
 import json
 import os
-import smtplib
-import ssl
 import time
 import urllib.error
 import urllib.request
@@ -36,13 +33,10 @@ from email.message import EmailMessage
 from typing import Any
 
 from auditlens.alerts.evaluate import Alert
-from auditlens.errors import AuditLensError, ConfigError
+from auditlens.errors import ConfigError, DeliveryError
+from auditlens.smtp import SmtpSettings, send_email
 
 __all__ = ["DeliveryError", "NotifierConfig", "send", "sign_payload"]
-
-
-class DeliveryError(AuditLensError, RuntimeError):
-    """One delivery attempt failed (the message never contains secrets)."""
 
 
 @dataclass
@@ -51,10 +45,11 @@ class NotifierConfig:
 
     smtp_host: str | None = None
     smtp_port: int | None = None
-    smtp_security: str = "none"
+    smtp_security: str | None = None  # none, starttls or ssl; unset: ssl on port 465
     smtp_user: str | None = None
     smtp_password: str | None = field(default=None, repr=False)
     smtp_from: str = "auditlens@localhost"
+    smtp_ca_file: str | None = None
     slack_webhooks: dict[str, str] = field(default_factory=dict, repr=False)
     webhook_secret: str | None = field(default=None, repr=False)
     timeout: float = 10.0
@@ -75,20 +70,31 @@ class NotifierConfig:
                 )
             name, url = pair.split("=", 1)
             hooks[name.strip()] = url.strip()
-        security = env.get("AUDITLENS_SMTP_SECURITY", "none").lower()
-        if security not in ("none", "starttls", "ssl"):
-            raise ConfigError("AUDITLENS_SMTP_SECURITY must be none, starttls or ssl")
-        port = env.get("AUDITLENS_SMTP_PORT")
+        smtp = SmtpSettings.from_env(env)
         return cls(
-            smtp_host=env.get("AUDITLENS_SMTP_HOST"),
-            smtp_port=int(port) if port else None,
-            smtp_security=security,
-            smtp_user=env.get("AUDITLENS_SMTP_USER"),
-            smtp_password=env.get("AUDITLENS_SMTP_PASSWORD"),
-            smtp_from=env.get("AUDITLENS_SMTP_FROM", "auditlens@localhost"),
+            smtp_host=smtp.host,
+            smtp_port=smtp.port,
+            smtp_security=smtp.security_setting,
+            smtp_user=smtp.user,
+            smtp_password=smtp.password,
+            smtp_from=smtp.sender,
+            smtp_ca_file=smtp.ca_file,
             slack_webhooks=hooks,
             webhook_secret=env.get("AUDITLENS_WEBHOOK_SECRET"),
         )
+
+
+def _smtp(cfg: NotifierConfig) -> SmtpSettings:
+    return SmtpSettings(
+        host=cfg.smtp_host,
+        port=cfg.smtp_port,
+        security_setting=cfg.smtp_security.lower() if cfg.smtp_security else None,
+        user=cfg.smtp_user,
+        password=cfg.smtp_password,
+        sender=cfg.smtp_from,
+        ca_file=cfg.smtp_ca_file,
+        timeout=cfg.timeout,
+    )
 
 
 def sign_payload(secret: bytes, body: bytes, timestamp: int) -> str:
@@ -120,22 +126,7 @@ def _email(cfg: NotifierConfig, to: str, alert: Alert) -> None:
     msg["To"] = to
     msg["X-AuditLens-Alert-Id"] = alert.alert_id
     msg.set_content(_text(alert))
-    port = cfg.smtp_port or (465 if cfg.smtp_security == "ssl" else 25)
-    try:
-        if cfg.smtp_security == "ssl":
-            server: smtplib.SMTP = smtplib.SMTP_SSL(
-                cfg.smtp_host, port, timeout=cfg.timeout, context=ssl.create_default_context()
-            )
-        else:
-            server = smtplib.SMTP(cfg.smtp_host, port, timeout=cfg.timeout)
-        with server:
-            if cfg.smtp_security == "starttls":
-                server.starttls(context=ssl.create_default_context())
-            if cfg.smtp_user:
-                server.login(cfg.smtp_user, cfg.smtp_password or "")
-            server.send_message(msg)
-    except (OSError, smtplib.SMTPException) as exc:
-        raise DeliveryError(f"SMTP {cfg.smtp_host}:{port}: {type(exc).__name__}: {exc}") from None
+    send_email(_smtp(cfg), msg)
 
 
 def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> None:

@@ -42,7 +42,7 @@ from auditlens.chain.notes import (
     parse_note,
     sign_note,
 )
-from auditlens.errors import AuditLensError, StoreError
+from auditlens.errors import AuditLensError, ConfigError, StoreError
 from auditlens.merkle import MerkleTree, leaf_hash, verify_consistency, verify_inclusion
 from auditlens.store.tables import checkpoints, entries, signing_keys
 
@@ -53,15 +53,18 @@ __all__ = [
     "CheckpointRecord",
     "ConsistencyProof",
     "InclusionProof",
+    "SeenCheckpoint",
     "WitnessError",
     "cosign",
     "create_checkpoint",
     "latest_checkpoint",
     "list_checkpoints",
+    "load_monitor_state",
     "make_consistency_proof",
     "make_inclusion_proof",
     "org_tree",
     "recorded_keys",
+    "save_monitor_state",
 ]
 
 _C = entries.c
@@ -137,6 +140,75 @@ class ConsistencyProof:
             bytes.fromhex(self.old_root),
             bytes.fromhex(self.new_root),
         )
+
+
+@dataclass(frozen=True)
+class SeenCheckpoint:
+    """The largest checkpoint a monitor (``verify(..., state=path)``) saw for one organization.
+
+    A later run that no longer finds it, finds a smaller tree, or a tree not consistent
+    with ``root`` at ``size`` reports a problem: checkpoints are append-only, so one that
+    disappears was removed behind auditlens' back.
+    """
+
+    size: int
+    root: str  #: hex
+    time_ms: int | None  #: the checkpoint's own ``time`` line
+    witnesses: tuple[str, ...] = ()  #: witnesses that had cosigned a checkpoint of this size
+
+
+_STATE_FORMAT = "auditlens.monitor.v1"
+
+
+def load_monitor_state(path: str | os.PathLike[str]) -> dict[str, SeenCheckpoint]:
+    """The checkpoints a monitor remembered, by organization (empty when the file is absent).
+
+    Raises:
+        ConfigError: the file is not a monitor state.
+    """
+    file = Path(path)
+    if not file.exists():
+        return {}
+    try:
+        data = json.loads(file.read_text())
+        if data.get("format") != _STATE_FORMAT:
+            raise ValueError(f"format is not {_STATE_FORMAT}")
+        return {
+            org: SeenCheckpoint(
+                int(v["size"]),
+                bytes.fromhex(v["root"]).hex(),
+                None if v.get("time_ms") is None else int(v["time_ms"]),
+                tuple(str(w) for w in v.get("witnesses", ())),
+            )
+            for org, v in data["organizations"].items()
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(
+            f"{file}: not an auditlens monitor state ({exc}); "
+            "pass the file an earlier `auditlens verify --state` wrote"
+        ) from None
+
+
+def save_monitor_state(path: str | os.PathLike[str], state: dict[str, SeenCheckpoint]) -> None:
+    """Write the monitor state atomically (a temporary file renamed over the old one)."""
+    file = Path(path)
+    data = {
+        "format": _STATE_FORMAT,
+        "organizations": {
+            org: {
+                "size": seen.size,
+                "root": seen.root,
+                "time_ms": seen.time_ms,
+                "witnesses": list(seen.witnesses),
+            }
+            for org, seen in sorted(state.items())
+        },
+    }
+    if file.parent != Path():
+        file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_name(file.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, file)
 
 
 def org_tree(store: AuditStore, organization_id: str) -> MerkleTree:

@@ -7,6 +7,14 @@ the previous entry's ``entry_hash``. Checkpoints are checked for signatures (aga
 the keys you trust, else the keys recorded in the store — which an attacker with
 write access could replace, so pass your own) and for their root at their size.
 
+With keys you trust, an organization with entries but no checkpoint signed by one of
+them is a problem (``no_checkpoint``): deleting checkpoints must not hide a truncation.
+With a monitor state (``state=path``), the largest checkpoint each organization had on
+the last clean run must still be there, with its witnesses, and the current tree must
+be consistent with it (RFC 6962 consistency proof) — otherwise ``checkpoint_missing``,
+``truncated`` or ``checkpoint_mismatch``. The state file is written only after a run
+without problems.
+
 After retention, an organization's chain starts at its archived boundary: the
 ``retention_log`` rows are checked against the archive's manifests (see
 :func:`auditlens.retention.check_archive`), the first live entry must continue the last
@@ -27,6 +35,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,9 +45,16 @@ import pyarrow as pa
 from sqlalchemy import select
 
 from auditlens.chain.canonical import CONTENT_FIELDS, GENESIS_HASH, content_hashes
-from auditlens.chain.checkpoints import list_checkpoints, recorded_keys
+from auditlens.chain.checkpoints import (
+    SeenCheckpoint,
+    list_checkpoints,
+    load_monitor_state,
+    recorded_keys,
+    save_monitor_state,
+)
 from auditlens.chain.notes import VerifierKey, parse_checkpoint, parse_note
-from auditlens.merkle import MerkleTree, leaf_hash
+from auditlens.errors import ConfigError
+from auditlens.merkle import MerkleTree, leaf_hash, verify_consistency
 from auditlens.store.readers import ArrowReader
 from auditlens.store.tables import entries, retention_log
 
@@ -64,8 +80,8 @@ class Problem:
     organization_id: str
     seq: int | None
     audit_id: str | None
-    #: modified | missing | inserted | reordered | truncated | bad_signature | checkpoint_mismatch
-    #: | boundary (a retention_log row that does not hold) | archive (archive files or links)
+    #: modified | missing | inserted | reordered | truncated | bad_signature |
+    #: checkpoint_mismatch | no_checkpoint | checkpoint_missing | archive | boundary
     kind: str
     expected: str | None
     found: str | None
@@ -87,6 +103,9 @@ class OrganizationResult:
     last_seq: int | None = None
     checkpoints: int = 0
     latest_checkpoint_size: int | None = None
+    latest_checkpoint_root: str | None = None  #: hex root of the largest trusted checkpoint
+    latest_checkpoint_ms: int | None = None  #: its ``time`` line
+    latest_checkpoint_witnesses: list[str] = field(default_factory=list)  #: who cosigned that size
     signed_by: list[str] = field(default_factory=list)
     witnesses: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
@@ -114,6 +133,8 @@ class VerificationReport:
     started_at: float
     seconds: float
     keys_source: str  # "given" | "store" | "none"
+    #: the monitor state file this run wrote (None: no state given, or problems found)
+    state_written: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -150,6 +171,7 @@ class VerificationReport:
             "archived": self.archived,
             "seconds": round(self.seconds, 3),
             "keys_source": self.keys_source,
+            "state_written": self.state_written,
             "organizations": [
                 {
                     **{k: v for k, v in o.__dict__.items() if k != "problems"},
@@ -171,6 +193,7 @@ def verify(
     progress: Callable[[int], None] | None = None,
     chunk_size: int = 100_000,
     include_archive: bool = False,
+    state: str | os.PathLike[str] | None = None,
 ) -> VerificationReport:
     """Re-compute every link of every (or one) organization's chain and check checkpoints.
 
@@ -179,12 +202,23 @@ def verify(
         since_seq: start at this seq (its link to seq − 1 is still checked).
         checkpoint: a signed checkpoint note to check against, instead of the stored ones.
         keys: verifier keys you trust (log and witnesses). Without them, the keys
-            recorded in the store are used and the report says so.
+            recorded in the store are used and the report says so. With them, an
+            organization with entries but no checkpoint signed by one of them is a problem.
         progress: called with the number of entries checked since the last call.
         include_archive: also re-verify every archived range against its manifest
             (file hashes and every link); without it the archive is only read for the
             leaves that checkpoints need.
+        state: a monitor state file (JSON): the largest checkpoint seen per organization.
+            A checkpoint remembered there that is gone (or lost its witness cosignature),
+            a smaller tree or one not consistent with it is a problem. Written (created
+            or updated) only when the run finds no problem.
+
+    Raises:
+        ConfigError: ``state`` together with ``checkpoint``, or a malformed state file.
     """
+    if state is not None and checkpoint is not None:
+        raise ConfigError("a monitor state checks the stored checkpoints; drop `checkpoint`")
+    seen = load_monitor_state(state) if state is not None else {}
     started = time.time()
     t0 = time.perf_counter()
     if keys is not None:
@@ -201,16 +235,29 @@ def verify(
         ]
         cp_orgs = {r.organization_id for r in list_checkpoints(store)}
         archived = set(conn.execute(select(retention_log.c.organization_id).distinct()).scalars())
-    orgs = (
-        [organization_id] if organization_id is not None else sorted(set(orgs) | cp_orgs | archived)
-    )
+    if organization_id is not None:
+        orgs = [organization_id]
+    else:
+        orgs = sorted(set(orgs) | cp_orgs | set(seen) | archived)
+    need_tree = cp_orgs | set(seen)
+    require = keys is not None
     reader = ArrowReader(store.engine, _SCHEMA)
     results = []
     try:
         fast: dict[str, OrganizationResult] = {}
         if organization_id is None and not since_seq:
             fast = _fast_pass(
-                store, reader, orgs, checkpoint, trusted, progress, chunk_size, include_archive
+                store,
+                reader,
+                orgs,
+                checkpoint,
+                trusted,
+                progress,
+                chunk_size,
+                include_archive,
+                need_tree=need_tree,
+                require=require,
+                seen=seen,
             )
         for org in orgs:
             if org in fast:
@@ -227,11 +274,38 @@ def verify(
                     None if fast else progress,
                     chunk_size,
                     include_archive,
+                    require=require,
+                    seen=seen,
                 )
             )
     finally:
         reader.close()
-    return VerificationReport(results, started, time.perf_counter() - t0, source)
+    report = VerificationReport(results, started, time.perf_counter() - t0, source)
+    if state is not None and report.ok:
+        save_monitor_state(state, _next_state(seen, results))
+        report.state_written = str(state)
+    return report
+
+
+def _next_state(
+    seen: dict[str, SeenCheckpoint], results: list[OrganizationResult]
+) -> dict[str, SeenCheckpoint]:
+    """The remembered checkpoints after a clean run: each organization's largest one."""
+    out = dict(seen)
+    for r in results:
+        if r.latest_checkpoint_size is None or r.latest_checkpoint_root is None:
+            continue
+        old = out.get(r.organization_id)
+        witnesses = set(r.latest_checkpoint_witnesses)
+        if old is not None and old.size == r.latest_checkpoint_size:
+            witnesses |= set(old.witnesses)
+        out[r.organization_id] = SeenCheckpoint(
+            r.latest_checkpoint_size,
+            r.latest_checkpoint_root,
+            r.latest_checkpoint_ms,
+            tuple(sorted(witnesses)),
+        )
+    return out
 
 
 @dataclass
@@ -253,6 +327,10 @@ def _fast_pass(
     progress: Callable[[int], None] | None,
     chunk: int,
     include_archive: bool = False,
+    *,
+    need_tree: set[str] | None = None,
+    require: bool = False,
+    seen: dict[str, SeenCheckpoint] | None = None,
 ) -> dict[str, OrganizationResult]:
     """Check every organization in one sequential read of the table, column-wise.
 
@@ -265,9 +343,12 @@ def _fast_pass(
     import polars_hash  # noqa: F401 - registers .chash
     import pyarrow.compute as pc
 
-    with_checkpoints = (
-        {r.organization_id for r in list_checkpoints(store)} if checkpoint is None else set(orgs)
-    )
+    if checkpoint is not None:
+        with_checkpoints = set(orgs)
+    elif need_tree is not None:
+        with_checkpoints = need_tree
+    else:
+        with_checkpoints = {r.organization_id for r in list_checkpoints(store)}
     state = {org: _OrgState(leaves=[] if org in with_checkpoints else None) for org in orgs}
     results = {org: OrganizationResult(org) for org in orgs}
     for org, org_state in state.items():
@@ -370,7 +451,9 @@ def _fast_pass(
         res.entries, res.first_seq = st.entries, st.first_seq
         res.last_seq = st.last_seq if st.entries else None
         tree = MerkleTree(st.leaves or [])
-        _check_checkpoints(store, res, tree, checkpoint, trusted)
+        _check_checkpoints(
+            store, res, tree, checkpoint, trusted, require=require, seen=(seen or {}).get(org)
+        )
         out[org] = res
     return out
 
@@ -401,6 +484,9 @@ def _verify_org(
     progress: Callable[[int], None] | None,
     chunk: int,
     include_archive: bool = False,
+    *,
+    require: bool = False,
+    seen: dict[str, SeenCheckpoint] | None = None,
 ) -> OrganizationResult:
     import polars as pl
 
@@ -489,7 +575,9 @@ def _verify_org(
         res.last_seq = prev_seq
         if progress is not None:
             progress(len(seqs))
-    _check_checkpoints(store, res, tree, checkpoint, trusted)
+    _check_checkpoints(
+        store, res, tree, checkpoint, trusted, require=require, seen=(seen or {}).get(org)
+    )
     problems.sort(key=lambda p: (p.seq is None, p.seq or 0))
     return res
 
@@ -632,7 +720,15 @@ def _check_checkpoints(
     tree: MerkleTree,
     checkpoint: str | None,
     trusted: list[VerifierKey],
+    *,
+    require: bool = False,
+    seen: SeenCheckpoint | None = None,
 ) -> None:
+    """Check an organization's checkpoints against its tree.
+
+    ``require``: the keys were given by the caller, so entries without any checkpoint
+    signed by them are a problem. ``seen``: the checkpoint a monitor state remembers.
+    """
     org = res.organization_id
     notes = (
         [checkpoint] if checkpoint is not None else [r.note for r in list_checkpoints(store, org)]
@@ -640,6 +736,7 @@ def _check_checkpoints(
     res.checkpoints = len(notes)
     known_roles = {k.vkey: role for k, role in recorded_keys(store)}
     good_size = 0
+    signers_at: dict[tuple[int, bytes], set[str]] = {}  # (size, root) → every trusted signer
     for text in notes:
         try:
             note = parse_note(text)
@@ -671,11 +768,18 @@ def _check_checkpoints(
             set(res.signed_by)
             | {n for n in signed if known_roles.get(_vkey(trusted, n)) != "witness"}
         )
-        res.witnesses = sorted(
-            set(res.witnesses)
-            | {n for n in signed if known_roles.get(_vkey(trusted, n)) == "witness"}
-        )
-        res.latest_checkpoint_size = max(res.latest_checkpoint_size or 0, cp.size)
+        witnessed = {n for n in signed if known_roles.get(_vkey(trusted, n)) == "witness"}
+        res.witnesses = sorted(set(res.witnesses) | witnessed)
+        signers_at.setdefault((cp.size, cp.root), set()).update(signed)
+        if cp.size > (res.latest_checkpoint_size or 0):
+            res.latest_checkpoint_size = cp.size
+            res.latest_checkpoint_root = cp.root.hex()
+            res.latest_checkpoint_ms = cp.timestamp_ms
+            res.latest_checkpoint_witnesses = sorted(witnessed)
+        elif cp.size == res.latest_checkpoint_size and cp.root.hex() == res.latest_checkpoint_root:
+            res.latest_checkpoint_witnesses = sorted(
+                set(res.latest_checkpoint_witnesses) | witnessed
+            )
         if cp.size > len(tree):
             res.problems.append(
                 Problem(
@@ -708,6 +812,102 @@ def _check_checkpoints(
             good_size = max(good_size, cp.size)
     if res.archived_through and good_size >= res.archived_through:
         res.archive_checkpoint = good_size
+    if checkpoint is not None:
+        return
+    if (
+        require
+        and res.latest_checkpoint_size is None
+        and (res.entries or len(tree))
+        and not any(p.kind == "bad_signature" for p in res.problems)
+    ):
+        res.problems.append(
+            Problem(
+                org,
+                None,
+                None,
+                "no_checkpoint",
+                None,
+                None,
+                f"{max(res.entries, len(tree))} entries but no checkpoint signed by a trusted "
+                "key: checkpoints were removed, or none was ever made (`auditlens checkpoint`)",
+            )
+        )
+    if seen is not None:
+        _check_seen(res, tree, seen, signers_at)
+
+
+def _check_seen(
+    res: OrganizationResult,
+    tree: MerkleTree,
+    seen: SeenCheckpoint,
+    signers_at: dict[tuple[int, bytes], set[str]],
+) -> None:
+    """Compare with the checkpoint a monitor state remembers for this organization."""
+    org = res.organization_id
+    when = (
+        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seen.time_ms / 1000))
+        if seen.time_ms is not None
+        else "an unknown time"
+    )
+    what = f"the checkpoint of size {seen.size} (signed at {when}) seen on an earlier run"
+    signers = signers_at.get((seen.size, bytes.fromhex(seen.root)))
+    if signers is None:
+        latest = res.latest_checkpoint_size
+        res.problems.append(
+            Problem(
+                org,
+                None,
+                None,
+                "checkpoint_missing",
+                seen.root,
+                res.latest_checkpoint_root,
+                f"{what} is gone; the largest trusted checkpoint now covers "
+                + (f"{latest} entries" if latest is not None else "nothing")
+                + " — checkpoints were deleted",
+            )
+        )
+    elif lost := sorted(set(seen.witnesses) - signers):
+        res.problems.append(
+            Problem(
+                org,
+                None,
+                None,
+                "checkpoint_missing",
+                seen.root,
+                seen.root,
+                f"{what} was cosigned by {', '.join(lost)}; that cosigned checkpoint is gone",
+            )
+        )
+    if len(tree) < seen.size:
+        if not any(p.kind == "truncated" for p in res.problems):
+            res.problems.append(
+                Problem(
+                    org,
+                    len(tree) + 1,
+                    None,
+                    "truncated",
+                    str(seen.size),
+                    str(len(tree)),
+                    f"{what} covered {seen.size} entries but the chain ends at seq {len(tree)}",
+                )
+            )
+        return
+    size = max(res.latest_checkpoint_size or 0, seen.size)
+    size = size if size <= len(tree) else len(tree)
+    proof = tree.consistency_proof(seen.size, size)
+    if not verify_consistency(seen.size, size, proof, bytes.fromhex(seen.root), tree.root(size)):
+        res.problems.append(
+            Problem(
+                org,
+                None,
+                None,
+                "checkpoint_mismatch",
+                seen.root,
+                tree.root(seen.size).hex(),
+                f"the tree of {size} entries is not consistent with {what}: "
+                f"history up to seq {seen.size} was rewritten",
+            )
+        )
 
 
 def _vkey(keys: list[VerifierKey], name: str) -> str:

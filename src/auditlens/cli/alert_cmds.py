@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
 import auditlens as al
-from auditlens import alerts
 from auditlens.cli.app import app, handle_errors
 from auditlens.cli.commands import Db, Query
-from auditlens.cli.output import console, err_console
+from auditlens.cli.output import print_table, result_line
+
+if TYPE_CHECKING:
+    from auditlens import alerts
 
 alerts_app = typer.Typer(
     help="Alert rules: backtest, watch live, delivery status.", no_args_is_help=True
@@ -27,11 +29,13 @@ Rules = Annotated[Path, typer.Argument(help="YAML rules file.")]
 def _load(path: Path) -> list[alerts.Rule]:
     import warnings
 
+    from auditlens import alerts  # lazy: loads polars and SQLAlchemy
+
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("ignore", alerts.AlertRuleWarning)
         ruleset = alerts.load_rules(path)
     for note in ruleset.warnings:
-        err_console.print(Text(f"warning: {note}", style="yellow"))
+        result_line((f"warning: {note}", "yellow"), err=True)
     return ruleset.rules
 
 
@@ -41,7 +45,7 @@ def _print_alerts(found: list[alerts.Alert]) -> None:
         line = Text(f"{a.severity.upper():8} ", style=style.get(a.severity, ""))
         line.append(f"{a.window_start:%Y-%m-%d %H:%M}–{a.window_end:%H:%M} UTC  ")
         line.append(a.summary)
-        console.print(line, soft_wrap=True)
+        result_line(line)
 
 
 @alerts_app.command("check")
@@ -57,12 +61,14 @@ def check_cmd(
     ] = False,
 ) -> None:
     """Evaluate the rules over history and print what would fire."""
+    from auditlens import alerts  # lazy: loads polars and SQLAlchemy
+
     parsed = _load(rules)
     with al.open_store(db) as store:
         found = alerts.check(store, parsed, since=since)
         if notify:
             alerts.notify(store, found, parsed)
-    console.print(f"{len(found)} alert(s) from {len(parsed)} rule(s) since {since}")
+    result_line(f"{len(found)} alert(s) from {len(parsed)} rule(s) since {since}")
     _print_alerts(found)
 
 
@@ -74,9 +80,11 @@ def watch_cmd(
     interval: Annotated[float, typer.Option(min=0.1, help="Seconds between polls.")] = 1.0,
 ) -> None:
     """Follow new entries and notify when a rule fires (Ctrl-C to stop)."""
+    from auditlens import alerts  # lazy: loads polars and SQLAlchemy
+
     parsed = _load(rules)
     stop = threading.Event()
-    console.print(f"watching with {len(parsed)} rule(s); Ctrl-C to stop")
+    result_line(f"watching with {len(parsed)} rule(s); Ctrl-C to stop")
     with al.open_store(db) as store:
         try:
             alerts.watch(
@@ -84,9 +92,7 @@ def watch_cmd(
                 parsed,
                 poll_interval=interval,
                 stop=stop,
-                on_alert=lambda a: console.print(
-                    Text(f"ALERT {a.severity}: {a.summary}", style="bold red")
-                ),
+                on_alert=lambda a: result_line((f"ALERT {a.severity}: {a.summary}", "bold red")),
             )
         except KeyboardInterrupt:
             stop.set()
@@ -96,6 +102,8 @@ def watch_cmd(
 @handle_errors
 def status_cmd(db: Db = None) -> None:
     """Deliveries: what was sent, what failed and will be retried."""
+    from auditlens import alerts  # lazy: loads polars and SQLAlchemy
+
     with al.open_store(db) as store:
         rows = alerts.deliveries(store)
     t = Table(header_style="bold")
@@ -111,20 +119,22 @@ def status_cmd(db: Db = None) -> None:
             str(d.attempts),
             Text(d.last_error or ""),
         )
-    console.print(t)
+    print_table(t)
 
 
 @alerts_app.command("retry")
 @handle_errors
 def retry_cmd(db: Db = None) -> None:
     """Send every pending or failed delivery now."""
+    from auditlens import alerts  # lazy: loads polars and SQLAlchemy
+
     with al.open_store(db) as store:
         n = alerts.retry_pending(store, force=True)
-    console.print(f"{n} delivery(ies) sent")
+    result_line(f"{n} delivery(ies) sent")
 
 
 def _zones(path: Path | None) -> dict[str, str]:
-    """Time zones from a JSON file: {"email": "Zone"} or an incidents.json from `auditlens demo`."""
+    """Time-zone overrides from a JSON file: ``{"email, user id or org id": "Zone"}``."""
     if path is None:
         return {}
     import json
@@ -133,17 +143,42 @@ def _zones(path: Path | None) -> dict[str, str]:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise al.ConfigError(f"{path}: cannot read time zones ({exc})") from None
-    if isinstance(data, dict) and "organizations" in data:
-        zones = {}
-        for org in data["organizations"]:
-            zones[org["organization_id"]] = org["timezone"]
-            zones.update({u["email"]: u["timezone"] for u in org.get("users", [])})
-        return zones
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
         raise al.ConfigError(
             f"{path}: expected a JSON object mapping emails or org ids to time zones"
         )
-    return {str(k): str(v) for k, v in data.items()}
+    return {str(k): v for k, v in data.items()}
+
+
+def _q(query: str) -> str:
+    return f": {query}" if query else ", every entry"
+
+
+def _params(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``--param off_hours.hours=09:00-17:00`` → ``{"off_hours": {"hours": "09:00-17:00"}}``.
+
+    Values are read as JSON when they parse (numbers, true/false, lists), else as text.
+    """
+    import json
+
+    from auditlens.detect import DETECTORS
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        name, dot, param = key.strip().partition(".")
+        if not sep or not dot or not param:
+            raise al.FilterError(f"--param {item!r}: expected DETECTOR.PARAMETER=VALUE")
+        if name not in DETECTORS:
+            raise al.FilterError(
+                f"--param {item!r}: unknown detector {name!r}; known: {', '.join(DETECTORS)}"
+            )
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        out.setdefault(name, {})[param] = value
+    return out
 
 
 @app.command("detect")
@@ -152,25 +187,53 @@ def detect_cmd(
     query: Query = "",
     db: Db = None,
     detector: Annotated[str, typer.Option(help="A detector name, or all.")] = "all",
-    since: Annotated[str, typer.Option(help="How far back, e.g. 24h, 30d.")] = "30d",
+    since: Annotated[
+        str | None,
+        typer.Option(help="Only the last …, e.g. 24h, 30d (default: all the query selects)."),
+    ] = None,
     timezones: Annotated[
         Path | None,
-        typer.Option(help="JSON of email/org → IANA time zone (or a demo incidents.json)."),
+        typer.Option(help="JSON of email/org → IANA time zone, overriding the stored context."),
     ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param", help="A detector parameter, e.g. off_hours.hours=09:00-17:00 (repeatable)."
+        ),
+    ] = None,
+    no_context: Annotated[
+        bool,
+        typer.Option("--no-context", help="Ignore the stored organization context (all UTC)."),
+    ] = False,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
     exit_code: Annotated[
         bool, typer.Option("--exit-code", help="Exit 1 when anything was found (for cron).")
     ] = False,
 ) -> None:
-    """Run the security detectors and list their findings."""
+    """Run the security detectors and list their findings.
+
+    Time zones, business hours and workdays come from the stored organization context
+    (`auditlens org set`, `auditlens people import`); --timezones and --param override it.
+    """
     import json
 
-    config = {"off_hours": {"timezones": _zones(timezones)}} if timezones else None
+    config: dict[str, Any] = _params(param or [])
+    zones = _zones(timezones)
+    if zones:
+        config.setdefault("off_hours", {})["timezones"] = zones
+    if detector != "all":
+        unknown = set(config) - {detector}
+        if unknown:
+            raise al.FilterError(
+                f"parameters for {', '.join(sorted(unknown))} do not apply to --detector {detector}"
+            )
+        config = config.get(detector, {})
+    filters = {"last": since} if since else {}
     with al.open_store(db) as store:
-        if detector != "all" and config is not None and detector != "off_hours":
-            config = None
-        params = (config or {}).get(detector, {}) if detector != "all" else config
-        findings = store.detect(detector, query or None, config=params, last=since)
+        findings = store.detect(
+            detector, query or None, config=config, context=not no_context, **filters
+        )
+        covered = store.count(query or None, **filters)
     rows = findings.sort(["window_start"]).to_dicts()
     if fmt == "json":
         for r in rows:
@@ -181,11 +244,12 @@ def detect_cmd(
         typer.echo(json.dumps(rows, indent=2))
     else:
         style = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
-        console.print(f"{len(rows)} finding(s) over the last {since}")
+        span = f"the last {since}" if since else "the selection"
+        result_line(f"{len(rows)} finding(s) in {covered:,} entries ({span}{_q(query)})")
         for r in rows:
             line = Text(f"{r['severity'].upper():8} ", style=style.get(r["severity"], ""))
             line.append(f"{r['window_start']:%Y-%m-%d %H:%M} UTC  {r['detector']:20} ")
             line.append(r["summary"])
-            console.print(line, soft_wrap=True)
+            result_line(line)
     if rows and exit_code:
         raise typer.Exit(1)

@@ -2,30 +2,36 @@
 
 Exit codes: 0 success; 1 the command ran but found a problem (rejected lines,
 no such entry, a log that does not verify); 2 bad usage or a malformed
-query, filter or rules file; 3 the store or a configuration could not be used.
+query, filter or rules file; 3 the store or a configuration could not be used
+(a malformed URL, an unreachable server, a file that is not a database).
+
+Start-up stays fast: this module and the command modules import only typer, rich
+and auditlens' light modules; polars, SQLAlchemy, pyarrow and pandas are imported
+inside the commands that use them, so ``auditlens --help`` and ``--version`` never
+load them.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
-from auditlens.cli.output import err_console
+from auditlens.cli.output import error_line
 from auditlens.errors import (
     AuditLensError,
     ConfigError,
+    ContextError,
     FilterError,
     IngestError,
     QuerySyntaxError,
     StoreError,
     ValidationError,
 )
-from auditlens.yamlnodes import YamlFileError
 
-__all__ = ["app", "handle_errors", "main"]
+__all__ = ["app", "exit_code_for", "handle_errors", "main", "package_version"]
 
 app = typer.Typer(
     name="auditlens",
@@ -43,30 +49,64 @@ EXIT_USAGE = 2
 EXIT_STORE = 3
 
 
+def package_version() -> str:
+    """The installed auditlens version (from the package metadata)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("auditlens")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        from auditlens import __version__
+
+        return __version__
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"auditlens {package_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Options that apply before any command (``--version``)."""
+
+
+def exit_code_for(exc: AuditLensError) -> int:
+    """The documented exit code for an auditlens error (see the module docstring)."""
+    from auditlens.yamlnodes import YamlFileError  # lazy: loads PyYAML only on an error
+
+    if isinstance(
+        exc, QuerySyntaxError | FilterError | ValidationError | ContextError | YamlFileError
+    ):
+        return EXIT_USAGE
+    if isinstance(exc, StoreError | ConfigError | IngestError):
+        return EXIT_STORE
+    return EXIT_PROBLEM
+
+
 def handle_errors(fn: F) -> F:
-    """Turn auditlens errors into a clear message on stderr and a documented exit code."""
+    """Turn auditlens errors into a one-line message on stderr and a documented exit code."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (QuerySyntaxError, FilterError, ValidationError, YamlFileError) as exc:
-            err_console.print(f"[red]error:[/] {_escape(exc)}")
-            raise typer.Exit(EXIT_USAGE) from None
-        except (StoreError, ConfigError, IngestError) as exc:
-            err_console.print(f"[red]error:[/] {_escape(exc)}")
-            raise typer.Exit(EXIT_STORE) from None
         except AuditLensError as exc:
-            err_console.print(f"[red]error:[/] {_escape(exc)}")
-            raise typer.Exit(EXIT_PROBLEM) from None
+            error_line(str(exc))
+            raise typer.Exit(exit_code_for(exc)) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-def _escape(exc: BaseException) -> str:
-    from rich.markup import escape
-
-    return escape(str(exc))
 
 
 def main() -> None:

@@ -9,15 +9,11 @@ from typing import Annotated
 
 import orjson
 import typer
-from rich.text import Text
 
 import auditlens as al
-from auditlens.chain.bundle import export_bundle, verify_bundle
-from auditlens.chain.checkpoints import cosign, create_checkpoint
-from auditlens.chain.notes import generate_keys
 from auditlens.cli.app import EXIT_PROBLEM, app, handle_errors
 from auditlens.cli.commands import Db, Selection
-from auditlens.cli.output import console, progress_bar
+from auditlens.cli.output import console, progress_bar, result_line
 
 Keys = Annotated[
     list[str] | None,
@@ -55,6 +51,15 @@ def verify_cmd(
     include_archive: Annotated[
         bool, typer.Option("--include-archive", help="Also re-verify the Parquet archive.")
     ] = False,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            "--state",
+            help="Monitor state (JSON): the largest checkpoint seen per organization. A "
+            "checkpoint remembered there that is gone, a smaller or inconsistent tree is a "
+            "problem. Written only after a run without problems.",
+        ),
+    ] = None,
 ) -> None:
     """Re-compute every hash link and check every signed checkpoint. Exit 0 only if all verifies."""
     with al.open_store(db) as store:
@@ -68,6 +73,7 @@ def verify_cmd(
                 keys=_trusted(key),
                 progress=lambda n: bar.advance(task, n),
                 include_archive=include_archive,
+                state=state,
             )
     if as_json:
         sys.stdout.write(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -83,7 +89,7 @@ def verify_cmd(
                 if include_archive
                 else "manifests and boundaries checked, files not re-read (--include-archive)"
             )
-            console.print(f"{report.archived:,} archived entries: {how}")
+            result_line(f"{report.archived:,} archived entries: {how}")
         for o in report.organizations:
             cp = (
                 f"checkpoint {o.latest_checkpoint_size} signed by {', '.join(o.signed_by) or '-'}"
@@ -91,19 +97,17 @@ def verify_cmd(
                 if o.latest_checkpoint_size
                 else "no checkpoint"
             )
-            mark = "[green]valid[/]" if o.ok else "[bold red]INVALID[/]"
-            console.print(
-                f"  {o.organization_id}: seq {o.first_seq or '-'}..{o.last_seq or '-'}, "
-                f"{cp}: {mark}"
+            mark = ("valid", "green") if o.ok else ("INVALID", "bold red")
+            result_line(
+                f"  {o.organization_id}: seq {o.first_seq or '-'}..{o.last_seq or '-'}, {cp}: ",
+                mark,
             )
             if o.archived_through:
-                console.print(
-                    f"    archived seq 1..{o.archived_through}: "
-                    + (
-                        f"covered by checkpoint {o.archive_checkpoint}"
-                        if o.archive_checkpoint
-                        else "[yellow]not covered by a signed checkpoint[/]"
-                    )
+                result_line(
+                    f"    archived seq 1..{o.archived_through}: ",
+                    f"covered by checkpoint {o.archive_checkpoint}"
+                    if o.archive_checkpoint
+                    else ("not covered by a signed checkpoint", "yellow"),
                 )
         if report.keys_source != "given":
             console.print(
@@ -111,12 +115,17 @@ def verify_cmd(
                 "recorded in the store; pass --key with a key you hold to rule out a "
                 "replaced key."
             )
-        console.print(
+        result_line(
             f"{valid:,} entries valid, {report.checked - valid:,} in organizations "
             f"with problems; {len(report.problems)} problem(s)"
         )
         for p in report.problems:
-            console.print(Text(f"  {p}", style="red"))
+            result_line((f"  {p}", "red"))
+        if state is not None:
+            if report.state_written:
+                result_line(f"state written to {state}")
+            else:
+                result_line((f"state {state} not updated: the run found problems", "yellow"))
     if not report.ok:
         raise typer.Exit(EXIT_PROBLEM)
 
@@ -130,10 +139,12 @@ def keys_generate(
     name: Annotated[str, typer.Option(help="Key name, a schema-less URL.")] = "auditlens.local/log",
 ) -> None:
     """Generate an Ed25519 key pair for signing checkpoints (or for a witness)."""
+    from auditlens.chain.notes import generate_keys  # lazy: keeps --help fast
+
     private, public, vkey = generate_keys(out, name)
-    console.print(f"private key: {private} (keep it secret; point AUDITLENS_SIGNING_KEY at it)")
-    console.print(f"public key:  {public}")
-    console.print(f"verifier key: {vkey.read_text().strip()}")
+    result_line(f"private key: {private} (keep it secret; point AUDITLENS_SIGNING_KEY at it)")
+    result_line(f"public key:  {public}")
+    result_line(f"verifier key: {vkey.read_text().strip()}")
 
 
 @checkpoint_app.callback()
@@ -149,12 +160,14 @@ def checkpoint_cmd(
     """Record a signed checkpoint for each organization."""
     if ctx.invoked_subcommand is not None:
         return
+    from auditlens.chain.checkpoints import create_checkpoint  # lazy: loads SQLAlchemy
+
     signing = al.load_signing_key(key)
     with al.open_store(db) as store:
         orgs = [org] if org else [o["organization_id"] for o in store.organizations()]
         for o in orgs:
             rec = create_checkpoint(store, o, signing)
-            console.print(f"{o}: tree size {rec.tree_size}, root {rec.root_hash[:16]}…")
+            result_line(f"{o}: tree size {rec.tree_size}, root {rec.root_hash[:16]}…")
 
 
 @checkpoint_app.command("cosign")
@@ -168,6 +181,8 @@ def checkpoint_cosign(
     out: Annotated[Path | None, typer.Option(help="Write the cosigned note here too.")] = None,
 ) -> None:
     """As a witness: check consistency with the last checkpoint seen, then add a signature."""
+    from auditlens.chain.checkpoints import cosign  # lazy: loads SQLAlchemy
+
     witness = al.load_signing_key(key)
     with al.open_store(db) as store:
         rec = cosign(
@@ -175,7 +190,7 @@ def checkpoint_cosign(
         )
     if out is not None:
         out.write_text(rec.note)
-    console.print(f"cosigned tree size {rec.tree_size} as {witness.name}")
+    result_line(f"cosigned tree size {rec.tree_size} as {witness.name}")
 
 
 @app.command("export-bundle")
@@ -186,9 +201,11 @@ def export_bundle_cmd(
     db: Db = None,
 ) -> None:
     """Export entries with their proofs, checkpoints and keys for offline verification."""
+    from auditlens.chain.bundle import export_bundle  # lazy: loads SQLAlchemy and pyarrow
+
     with al.open_store(db) as store:
         res = export_bundle(store, query or None, out)
-    console.print(
+    result_line(
         f"wrote {res.path}: {res.entries:,} entries from {len(res.organizations)} "
         f"organization(s), sha256 {res.sha256}"
     )
@@ -201,21 +218,22 @@ def verify_bundle_cmd(
     key: Keys = None,
 ) -> None:
     """Check a bundle offline (no store needed). Exit 0 only if everything verifies."""
+    from auditlens.chain.bundle import verify_bundle  # lazy: loads SQLAlchemy and pyarrow
+
     report = verify_bundle(bundle, keys=_trusted(key))
-    console.print(f"{report.entries:,} entries from {len(report.organizations)} organization(s)")
+    result_line(f"{report.entries:,} entries from {len(report.organizations)} organization(s)")
     for org, signers in sorted(report.signed_by.items()):
-        console.print(f"  {org}: checkpoint signed by {', '.join(signers) or 'no trusted key'}")
+        result_line(f"  {org}: checkpoint signed by {', '.join(signers) or 'no trusted key'}")
     if report.keys_source != "given":
         console.print(
             "[yellow]note:[/] signatures were checked against the keys inside the bundle; "
             "pass --key with the log's key you obtained independently."
         )
     for p in report.problems:
-        console.print(Text(f"  {p}", style="red"))
-    console.print(
-        "[green]bundle verifies[/]"
-        if report.ok
-        else f"[bold red]bundle does NOT verify[/]: {len(report.problems)} problem(s)"
-    )
+        result_line((f"  {p}", "red"))
+    if report.ok:
+        result_line(("bundle verifies", "green"))
+    else:
+        result_line(("bundle does NOT verify", "bold red"), f": {len(report.problems)} problem(s)")
     if not report.ok:
         raise typer.Exit(EXIT_PROBLEM)

@@ -19,11 +19,15 @@ from auditlens.cli.output import (
     FORMATS,
     console,
     err_console,
+    error_line,
     print_entries,
+    print_table,
     progress_bar,
     render_entry,
+    result_line,
 )
 from auditlens.config import redact_url, resolve_url
+from auditlens.errors import IngestAbortedError
 
 Db = Annotated[
     str | None,
@@ -51,9 +55,7 @@ Selection = Annotated[str, typer.Argument(help="Search query selecting the entri
 
 def _format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> str:
     if fmt not in allowed:
-        err_console.print(
-            f"[red]error:[/] --format must be one of {', '.join(allowed)}, got {fmt!r}"
-        )
+        error_line(f"--format must be one of {', '.join(allowed)}, got {fmt!r}")
         raise typer.Exit(EXIT_USAGE)
     return fmt
 
@@ -64,7 +66,7 @@ def init(db: Db = None) -> None:
     """Create the store (tables, triggers, indexes) if it does not exist yet."""
     with al.open_store(db) as store:
         n = store.count()
-    console.print(f"store ready: {redact_url(resolve_url(db))} ({n:,} entries)")
+    result_line(f"store ready: {redact_url(resolve_url(db))} ({n:,} entries)")
 
 
 @app.command()
@@ -92,26 +94,36 @@ def ingest(
         progress_bar("ingest") as bar,
     ):
         task = bar.add_task("ingest", total=total)
-        report = run_ingest(
-            store,
-            source,
-            strict=strict,
-            rejects=rejects,
-            batch_size=batch_size,
-            progress=lambda n: bar.advance(task, n),
-        )
-    for r in report.rejected[:50]:
-        err_console.print(Text(f"{report.source}:{r.line}: {r.reason}", style="red"))
-    if len(report.rejected) > 50:
-        err_console.print(f"… and {len(report.rejected) - 50} more rejected lines")
-    verb = "would have appended nothing (--strict)" if strict and report.rejected else "appended"
-    console.print(
-        f"read {report.read:,} entries: {verb} {report.appended:,}, "
-        f"{report.duplicates:,} already stored, {len(report.rejected):,} rejected"
+        try:
+            report = run_ingest(
+                store,
+                source,
+                strict=strict,
+                rejects=rejects,
+                batch_size=batch_size,
+                progress=lambda n: bar.advance(task, n),
+            )
+        except IngestAbortedError as exc:  # show the lines rejected before it stopped
+            _print_rejected(exc.source, exc.rejected_lines)
+            raise
+    _print_rejected(report.source, [(r.line, r.reason) for r in report.rejected])
+    if strict and report.rejected and not report.appended:
+        done = "appended nothing (--strict: any rejected line stops the whole file)"
+    else:
+        done = f"appended {report.appended:,}, {report.duplicates:,} already stored"
+    result_line(
+        f"read {report.read:,} entries: {done}, {len(report.rejected):,} rejected"
         + (f" (written to {rejects})" if rejects and report.rejected else "")
     )
     if report.rejected:
         raise typer.Exit(EXIT_PROBLEM)
+
+
+def _print_rejected(source: str, rejected: list[tuple[int, str]]) -> None:
+    for line, reason in rejected[:50]:
+        result_line((f"{source}:{line}: {reason}", "red"), err=True)
+    if len(rejected) > 50:
+        err_console.print(f"… and {len(rejected) - 50} more rejected lines")
 
 
 def _count_lines(path: Path) -> int | None:
@@ -170,12 +182,12 @@ def show(
     with al.open_store(db) as store:
         entry = store.get(audit_id)
     if entry is None:
-        err_console.print(f"no entry with audit_id {Text(audit_id)}")
+        result_line(f"no entry with audit_id {audit_id}", err=True)
         raise typer.Exit(EXIT_PROBLEM)
     if fmt == "json":
         sys.stdout.write(orjson.dumps(entry, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
-        console.print(render_entry(entry))
+        result_line(render_entry(entry))
 
 
 @app.command()
@@ -195,13 +207,18 @@ def stats(
     if fmt == "json":
         sys.stdout.write(orjson.dumps(st.__dict__, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
-    console.print(f"[bold]{st.total:,}[/] entries from {st.first or '-'} to {st.last or '-'}")
-    grid = Table.grid(padding=(0, 4))
-    grid.add_row(
+    result_line((f"{st.total:,}", "bold"), f" entries from {st.first or '-'} to {st.last or '-'}")
+    tables = (
         _counts("category", st.by_category),
         _counts("result", st.by_result),
         _counts("day (UTC)", st.by_day[-days:]),
     )
+    if console.width < 80:  # one under the other: side by side they would not fit
+        for t in tables:
+            print_table(t)
+        return
+    grid = Table.grid(padding=(0, 4))
+    grid.add_row(*tables)
     console.print(grid)
 
 
@@ -286,7 +303,7 @@ def demo(
     incidents.parent.mkdir(parents=True, exist_ok=True)
     incidents.write_bytes(
         orjson.dumps(
-            {"seed": seed, "organizations": data.organizations, "incidents": data.incidents},
+            {"seed": seed, "incidents": data.incidents},
             option=orjson.OPT_INDENT_2,
         )
     )
@@ -294,7 +311,7 @@ def demo(
         with jsonl.open("wb") as fh:
             for e in data.entries:
                 fh.write(orjson.dumps(e) + b"\n")
-    console.print(
+    result_line(
         f"demo store {redact_url(resolve_url(db))}: {len(data.entries):,} entries, "
         f"{len(data.organizations)} organizations, {len(data.incidents)} injected incidents "
         f"(ground truth in {incidents})"
@@ -329,7 +346,8 @@ def export_cmd(
             store, out, format=fmt, fields=fields, where=query or None, gzip=gzip, record=record
         )
     if res.path is not None:
-        err_console.print(
-            f"wrote {res.rows:,} entries to {res.path} ({res.bytes:,} bytes, sha256 {res.sha256})"
+        result_line(
+            f"wrote {res.rows:,} entries to {res.path} ({res.bytes:,} bytes, sha256 {res.sha256})",
+            err=True,
         )
-        console.print(f"{res.rows:,} entries exported; manifest {res.manifest}")
+        result_line(f"{res.rows:,} entries exported; manifest {res.manifest}")

@@ -1,4 +1,10 @@
-"""Rendering entries for the terminal and for scripts (table, json, jsonl, csv)."""
+"""Rendering entries for the terminal and for scripts (table, json, jsonl, csv).
+
+Result lines (paths, hashes, ids, URLs: anything a user may copy or a script may
+match) go through :func:`result_line`: printed whole on one line whatever the
+terminal width, and never parsed as rich markup. Tables may wrap cells at spaces,
+but :func:`print_table` widens a table rather than split a path or an id.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +16,67 @@ from typing import Any
 
 import orjson
 from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["FORMATS", "console", "err_console", "print_entries", "progress_bar", "render_entry"]
+__all__ = [
+    "FORMATS",
+    "Part",
+    "console",
+    "entries_table",
+    "err_console",
+    "error_line",
+    "print_entries",
+    "print_table",
+    "progress_bar",
+    "render_entry",
+    "result_line",
+]
 
 FORMATS = ("table", "json", "jsonl", "csv")
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # one message, one line
+
+#: a piece of a result line: plain text, a styled ``(text, style)`` pair, or a Text
+Part = str | Text | tuple[str, str]
+
+
+def result_line(*parts: Part, err: bool = False) -> None:
+    """Print one line whole: never wrapped at the terminal width, never read as markup.
+
+    ``parts`` are joined as they are; strings are literal text (``[bold]`` stays
+    ``[bold]``), ``(text, style)`` pairs add colour. ``err`` prints to stderr.
+    """
+    target = err_console if err else console
+    target.print(Text.assemble(*parts), soft_wrap=True, markup=False, highlight=False)
+
+
+def error_line(message: str) -> None:
+    """Print ``error: <message>`` on stderr as one unwrapped line (message taken literally)."""
+    result_line(("error:", "red"), " ", message, err=True)
+
+
+def print_table(table: Table) -> None:
+    """Print a table, made wider than the terminal if that is what keeps every word whole.
+
+    Cells may wrap at spaces, but a path, id, hash or URL (one long word) is never split.
+    """
+    unbounded = console.options.update_width(10_000)  # measure() is capped at the width
+    needed = Measurement.get(console, unbounded, table)
+    if needed.minimum > console.width:
+        # rich shrinks columns below their longest word once it must squeeze at all, so
+        # the table gets its natural width (and print(width=…) is capped at the terminal's)
+        width = console.width
+        console.width = needed.maximum
+        try:
+            console.print(table, crop=False)
+        finally:
+            console.width = width
+    else:
+        console.print(table)
+
 
 _CSV_FIELDS = (
     "timestamp",
@@ -88,8 +146,27 @@ def print_entries(entries: Sequence[dict[str, Any]], fmt: str, *, title: str | N
         for e in entries:
             w.writerow([_csv_cell(_get(e, f)) for f in _CSV_FIELDS])
         out.write(buf.getvalue())
+    elif console.width < _NARROW:
+        _print_entries_stacked(entries, title)
     else:
         console.print(entries_table(entries, title=title))
+
+
+#: below this width a table of entries cannot show its columns: one entry per two lines
+_NARROW = 80
+
+
+def _print_entries_stacked(entries: Sequence[dict[str, Any]], title: str | None) -> None:
+    """Narrow terminals: time, action and result, then actor and resource, each line whole."""
+    if title:
+        result_line((title, "bold"))
+    for e in entries:
+        res = e.get("resource") or {}
+        actor = e["actor"].get("email") or e["actor"].get("user_id") or e["actor"]["type"]
+        resource = f" → {res.get('type')}: {res.get('name') or res.get('id')}" if res else ""
+        stamp = e["timestamp"].replace("T", " ")[:16]
+        result_line(f"{stamp}  {e['action']}  ", (e["result"], _RESULT_STYLE.get(e["result"], "")))
+        result_line(f"  {actor}{resource}")
 
 
 def entries_table(
@@ -126,11 +203,12 @@ def entries_table(
     return table
 
 
-def render_entry(entry: dict[str, Any]) -> Table:
-    """A two-column table with every field of one entry."""
-    table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold", no_wrap=True)
-    table.add_column(overflow="fold")
+def render_entry(entry: dict[str, Any]) -> Text:
+    """Every field of one entry, one ``name  value`` line each (print it with :func:`result_line`).
+
+    Values are literal text, ids and hashes are never split; the details JSON
+    continues on indented lines.
+    """
     flat = {
         "audit_id": entry["audit_id"],
         "timestamp": entry["timestamp"],
@@ -148,6 +226,11 @@ def render_entry(entry: dict[str, Any]) -> Table:
         "prev_hash": entry.get("prev_hash", ""),
         "entry_hash": entry.get("entry_hash", ""),
     }
-    for k, v in flat.items():
-        table.add_row(k, Text(str(v)))
-    return table
+    pad = max(map(len, flat)) + 2
+    text = Text()
+    for i, (k, v) in enumerate(flat.items()):
+        if i:
+            text.append("\n")
+        text.append(k.ljust(pad) if v else k, style="bold")
+        text.append(str(v).replace("\n", "\n" + " " * pad))
+    return text

@@ -4,13 +4,36 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from auditlens.cli.app import EXIT_PROBLEM, app, handle_errors
 from auditlens.cli.commands import Db
-from auditlens.cli.output import console, err_console
+from auditlens.cli.output import err_console, result_line
+from auditlens.errors import FilterError
+
+
+def parse_params(items: list[str]) -> dict[str, Any]:
+    """``det.key=value`` options as ``{det: {key: value}}`` (value read as JSON, else text).
+
+    Example:
+        >>> parse_params(["off_hours.hours=07:00-19:00", "password_spray.min_accounts=4"])
+        {'off_hours': {'hours': '07:00-19:00'}, 'password_spray': {'min_accounts': 4}}
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        det, dot, key = name.partition(".")
+        if not sep or not dot or not det or not key:
+            raise FilterError(f"--param {item!r}: use DETECTOR.KEY=VALUE")
+        try:
+            parsed: Any = json.loads(value)
+        except ValueError:
+            parsed = value
+        out.setdefault(det, {})[key] = parsed
+    return out
 
 
 @app.command("report")
@@ -35,6 +58,24 @@ def report(
     check: Annotated[
         bool, typer.Option("--check", help="Exit with 1 when a requirement fails.")
     ] = False,
+    period: Annotated[
+        str | None,
+        typer.Option(help="last-month (the last complete month, UTC) or YYYY-MM."),
+    ] = None,
+    allow_open_period: Annotated[
+        bool,
+        typer.Option(
+            "--allow-open-period",
+            help="Accept a period that has not ended (its checks cannot pass; labelled).",
+        ),
+    ] = False,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            help="Detector parameter DETECTOR.KEY=VALUE (VALUE as JSON, else text); repeatable.",
+        ),
+    ] = None,
     db: Db = None,
 ) -> None:
     """Assess a framework on one organization's period and write the PDF report.
@@ -45,14 +86,20 @@ def report(
     from auditlens.config import absolute_url
     from auditlens.reports.frameworks import BUILTIN, load_framework
     from auditlens.reports.notebook import run_notebook
+    from auditlens.reports.report import named_period
 
     load_framework(framework)  # a bad YAML fails here with its line and field
+    if period is not None:
+        if start or end:
+            raise FilterError("give --period or --start/--end, not both")
+        start, end = named_period(period)
+    detectors = parse_params(param or [])
     if framework.lower() not in BUILTIN:
         framework = str(Path(framework).resolve())
     pdf = out.resolve()
     results = pdf.with_suffix(".json")
     executed = pdf.with_suffix(".ipynb")
-    with err_console.status(f"running compliance_report.ipynb for {framework} …"):
+    with err_console.status(Text(f"running compliance_report.ipynb for {framework} …")):
         run_notebook(
             "compliance_report",
             executed,
@@ -61,6 +108,8 @@ def report(
                 "organization_id": org or "",
                 "start": start or "",
                 "end": end or "",
+                "allow_open_period": allow_open_period,
+                "detectors": detectors,
                 "output_pdf": str(pdf),
                 "output_html": str(html.resolve()) if html else "",
                 "results_json": str(results),
@@ -71,7 +120,7 @@ def report(
         )
     summary = json.loads(results.read_text(encoding="utf-8"))
     counts = ", ".join(f"{n} {s}" for s, n in summary["summary"].items() if n)
-    console.print(f"{pdf}: {summary['framework']} for {summary['organization_name']} — {counts}")
-    console.print(f"executed notebook: {executed}; results: {results}")
+    result_line(f"{pdf}: {summary['framework']} for {summary['organization_name']} — {counts}")
+    result_line(f"executed notebook: {executed}; results: {results}")
     if check and summary["summary"].get("fail"):
         raise typer.Exit(EXIT_PROBLEM)

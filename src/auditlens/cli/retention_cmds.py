@@ -9,14 +9,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import select
 
 import auditlens as al
-from auditlens import retention
 from auditlens.cli.app import app, handle_errors
 from auditlens.cli.chain_cmds import Keys, _trusted
 from auditlens.cli.commands import Db
-from auditlens.cli.output import console, err_console
+from auditlens.cli.output import console, print_table, result_line
 from auditlens.config import redact_url
 
 plan_app = typer.Typer(help="Organization plans (they set retention).", no_args_is_help=True)
@@ -61,9 +59,11 @@ def plan_set(
     db: Db = None,
 ) -> None:
     """Set an organization's plan."""
+    from auditlens import retention  # lazy: loads polars and SQLAlchemy
+
     with al.open_store(db) as store:
         retention.set_plan(store, organization_id, plan, days)
-    console.print(f"{organization_id}: plan {plan}" + (f" ({days} days)" if days else ""))
+    result_line(f"{organization_id}: plan {plan}" + (f" ({days} days)" if days else ""))
 
 
 @retention_app.command("apply")
@@ -77,16 +77,18 @@ def retention_apply(
     ] = False,
 ) -> None:
     """Archive entries past each plan's retention, verify the archive, then remove them."""
+    from auditlens import retention  # lazy: loads polars and SQLAlchemy
+
     with al.open_store(db) as store:
         results = retention.apply_retention(
             store, _archive_dir(archive), organization_id=org, dry_run=dry_run
         )
     for r in results:
         if r.rows == 0:
-            console.print(f"{r.organization_id} ({r.plan}): nothing past retention")
+            result_line(f"{r.organization_id} ({r.plan}): nothing past retention")
         else:
             verb = "would archive" if r.dry_run else "archived and removed"
-            console.print(
+            result_line(
                 f"{r.organization_id} ({r.plan}, {r.retention_days} d): {verb} seq "
                 f"{r.first_seq}..{r.through_seq} ({r.rows:,} entries)"
                 + (f" → {r.manifest}" if r.manifest else "")
@@ -97,6 +99,8 @@ def retention_apply(
 @handle_errors
 def archive_list(db: Db = None) -> None:
     """Archived ranges recorded in the store."""
+    from sqlalchemy import select  # lazy: keeps --help fast
+
     from auditlens.store.tables import retention_log
 
     r = retention_log.c
@@ -110,8 +114,8 @@ def archive_list(db: Db = None) -> None:
     for col in ("organization", "seq", "entries", "manifest"):
         t.add_column(col)
     for org, first, through, n, manifest in rows:
-        t.add_row(org, f"{first}..{through}", f"{n:,}", Text(manifest))
-    console.print(t)
+        t.add_row(Text(org), f"{first}..{through}", f"{n:,}", Text(manifest))
+    print_table(t)
 
 
 @archive_app.command("restore")
@@ -141,6 +145,8 @@ def archive_restore(
     signed checkpoints, into a Parquet file and/or a queryable side store (enterprise plan)."""
     if out is None and into is None:
         raise al.ConfigError("say where to restore to: --out FILE.parquet and/or --into STORE")
+    from auditlens import retention  # lazy: loads polars and SQLAlchemy
+
     with al.open_store(db) as store:
         res = retention.restore_archive(
             store,
@@ -154,9 +160,9 @@ def archive_restore(
     n = res.entries.height
     if out is not None:
         res.entries.write_parquet(out)
-        console.print(f"restored {n:,} verified entries of {org} to {out}")
+        result_line(f"restored {n:,} verified entries of {org} to {out}")
     if into is not None:
-        console.print(
+        result_line(
             f"restored {n:,} verified entries of {org} into {redact_url(into)}; "
             f"query them with --db {redact_url(into)}"
         )
@@ -164,7 +170,7 @@ def archive_restore(
         return
     span = f"seq {res.first_seq}..{res.last_seq}"
     if res.anchored:
-        console.print(
+        result_line(
             f"{span} covered by the signed checkpoint of tree size {res.checkpoint_size} "
             f"(signed by {', '.join(res.signed_by)})"
         )
@@ -175,8 +181,10 @@ def archive_restore(
                 "replaced key."
             )
     else:
-        err_console.print(
-            f"[bold red]WARNING:[/] no signed checkpoint covers {span} of {org}: these "
-            "entries match their manifests and retention_log, but whoever can write both the "
-            "archive and the database could have rewritten them all together."
+        result_line(
+            ("WARNING:", "bold red"),
+            f" no signed checkpoint covers {span} of {org}: these entries match their "
+            "manifests and retention_log, but whoever can write both the archive and the "
+            "database could have rewritten them all together.",
+            err=True,
         )

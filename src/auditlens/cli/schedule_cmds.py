@@ -12,8 +12,7 @@ from rich.text import Text
 import auditlens as al
 from auditlens.cli.app import EXIT_PROBLEM, app, handle_errors
 from auditlens.cli.commands import Db
-from auditlens.cli.output import console
-from auditlens.export import schedules
+from auditlens.cli.output import print_table, result_line
 
 schedule_app = typer.Typer(
     help="Scheduled exports (pro and enterprise plans).", no_args_is_help=True
@@ -24,7 +23,13 @@ app.add_typer(schedule_app, name="schedule")
 @schedule_app.command("add")
 @handle_errors
 def schedule_add(
-    name: Annotated[str, typer.Argument(help="A name for the schedule.")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="A name for the schedule (part of the file names): letters, digits, "
+            "'.', '_' and '-', starting with a letter or digit, at most 100."
+        ),
+    ],
     org: Annotated[str, typer.Option(help="Organization id (on the pro or enterprise plan).")],
     every: Annotated[str, typer.Option(help="daily, weekly or monthly.")],
     to: Annotated[
@@ -49,6 +54,8 @@ def schedule_add(
     db: Db = None,
 ) -> None:
     """Export the previous complete period on a schedule (or deliver a compliance report)."""
+    from auditlens.export import schedules  # lazy: loads polars and SQLAlchemy
+
     with al.open_store(db) as store:
         schedules.add_schedule(
             store,
@@ -64,7 +71,7 @@ def schedule_add(
             report=report,
         )
     what = f"{report} report" if report else "export"
-    console.print(f"schedule {name}: {what} {every} at {at} {timezone} → {to}")
+    result_line(f"schedule {name}: {what} {every} at {at} {timezone} → {to}")
 
 
 @schedule_app.command("list")
@@ -73,6 +80,8 @@ def schedule_list(
     db: Db = None, runs: Annotated[int, typer.Option(help="Recent runs to show.")] = 10
 ) -> None:
     """Schedules and their recent runs (period, status, rows, bytes, checksum, error)."""
+    from auditlens.export import schedules  # lazy: loads polars and SQLAlchemy
+
     with al.open_store(db) as store:
         items = schedules.list_schedules(store)
         history = schedules.list_runs(store)
@@ -81,20 +90,20 @@ def schedule_list(
         t.add_column(col)
     for s in items:
         t.add_row(
-            s.name,
-            s.organization_id,
+            Text(s.name),
+            Text(s.organization_id),
             f"{s.every} {s.at} {s.timezone}",
             Text(s.query or ""),
             f"{Path(s.report).name} report (pdf)" if s.report else s.format,
             Text(s.destination),
         )
-    console.print(t)
+    print_table(t)
     r = Table(header_style="bold", title="recent runs")
     for col in ("schedule", "period", "status", "attempts", "rows", "bytes", "sha256 / error"):
         r.add_column(col)
     for run in history[:runs]:
         r.add_row(
-            run.schedule,
+            Text(run.schedule),
             f"{run.period_start:%Y-%m-%d}",
             run.status,
             str(run.attempts),
@@ -102,29 +111,33 @@ def schedule_list(
             "" if run.bytes is None else f"{run.bytes:,}",
             Text((run.sha256 or "")[:16] if run.status == "succeeded" else (run.error or "")),
         )
-    console.print(r)
+    print_table(r)
 
 
 @schedule_app.command("remove")
 @handle_errors
 def schedule_remove(name: Annotated[str, typer.Argument()], db: Db = None) -> None:
     """Remove a schedule (its run history stays)."""
+    from auditlens.export import schedules  # lazy: loads polars and SQLAlchemy
+
     with al.open_store(db) as store:
         found = schedules.remove_schedule(store, name)
     if not found:
-        console.print(f"no schedule named {name}")
+        result_line(f"no schedule named {name}")
         raise typer.Exit(EXIT_PROBLEM)
-    console.print(f"removed {name}")
+    result_line(f"removed {name}")
 
 
 @schedule_app.command("run-due")
 @handle_errors
 def schedule_run_due(db: Db = None) -> None:
     """Run whatever is due (call from cron every few minutes). Exit 1 if a run failed."""
+    from auditlens.export import schedules  # lazy: loads polars and SQLAlchemy
+
     with al.open_store(db) as store:
         made = schedules.run_due(store)
     for run in made:
-        console.print(
+        result_line(
             f"{run.schedule} {run.period_start:%Y-%m-%d}: {run.status}"
             + (
                 f", {run.rows:,} rows → {run.location}"

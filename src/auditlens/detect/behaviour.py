@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
+from auditlens.context import DAYS, parse_hours, parse_workdays
 from auditlens.detect.findings import (
     as_polars,
     build_findings,
@@ -32,7 +33,7 @@ from auditlens.detect.findings import (
     return_like,
     subject_expr,
 )
-from auditlens.errors import FilterError
+from auditlens.errors import ContextError, FilterError
 from auditlens.schema import ACTIONS
 
 __all__ = ["off_hours", "unusual_access", "user_agent_family"]
@@ -41,15 +42,39 @@ SENSITIVE = sorted(a for a, info in ACTIONS.items() if info.sensitive)
 _ROUTINE_AUTH = ["auth.login", "auth.logout", "auth.failed"]
 
 
-def _hours(spec: str) -> tuple[time, time]:
+def _hours(spec: str, where: str = "business_hours") -> tuple[time, time]:
     try:
-        a, b = spec.split("-")
-        start, end = time.fromisoformat(a.strip()), time.fromisoformat(b.strip())
-    except ValueError:
-        raise FilterError(f"business_hours must look like '08:00-18:00', got {spec!r}") from None
-    if start >= end:
-        raise FilterError(f"business_hours {spec!r}: the start must be before the end")
-    return start, end
+        return parse_hours(spec, where)
+    except ContextError as exc:
+        raise FilterError(str(exc)) from None
+
+
+_WEEKDAYS = 0b0011111  # bit 0 = Monday … bit 6 = Sunday
+_ALL = 0b1111111
+
+
+def _minutes(span: tuple[time, time]) -> tuple[int, int]:
+    return span[0].hour * 60 + span[0].minute, span[1].hour * 60 + span[1].minute
+
+
+def _day_mask(days: Iterable[str]) -> int:
+    try:
+        names = parse_workdays(days)
+    except ContextError as exc:
+        raise FilterError(str(exc)) from None
+    return sum(1 << DAYS.index(d) for d in names)
+
+
+def _per_org(spans: Mapping[str, tuple[int, int]], i: int, default: int) -> pl.Expr:
+    lookup = {o: s[i] for o, s in spans.items()}
+    return pl.col("organization_id").replace_strict(lookup, default=default, return_dtype=pl.Int64)
+
+
+def _hhmm(minutes: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    return (
+        (minutes // 60).cast(pl.Utf8).str.zfill(2),
+        (minutes % 60).cast(pl.Utf8).str.zfill(2),
+    )
 
 
 def _zone(name: str) -> str:
@@ -70,32 +95,73 @@ def off_hours(
     weekends: bool = True,
     holidays: Iterable[date | str] = (),
     actor_types: Iterable[str] = ("user",),
+    person_timezones: Mapping[str, str] | None = None,
+    hours: Mapping[str, str] | str | None = None,
+    workdays: Mapping[str, Iterable[str] | str] | str | None = None,
 ) -> Any:
     """People acting outside business hours, one finding per person and local day.
 
-    Local time uses, in order: ``timezones[actor email]``, ``timezones[actor user id]``,
-    ``timezones[organization id]``, then ``timezone``. Weekends (Saturday, Sunday) and
-    ``holidays`` count as off hours. Severity: ``high`` when a sensitive action (role
+    Only what a person *did* counts: failed attempts are left out (a failed sign-in at
+    03:00 is someone trying a password — the burst detectors look at those — not the
+    account's owner working late).
+
+    Local time uses, in order: ``timezones[actor email]``, ``timezones[actor user id]``
+    (overrides), ``person_timezones["<organization id>:<email>"]`` (the person's own),
+    ``timezones[organization id]``, then ``timezone``; each finding's details say which
+    applied (``timezone_source``: override, person, organization or default). Business
+    hours and workdays are ``hours[organization id]`` / ``workdays[organization id]``
+    (the stored organization context, see :func:`auditlens.context.detector_context`;
+    a plain string applies to every organization), else ``business_hours`` and
+    Monday–Friday (``weekends=False``: every day is a workday). ``holidays`` count as
+    off hours. Severity: ``high`` when a sensitive action (role
     changes, deletions, billing, settings…) is among them, ``medium`` for other
     changes, ``low`` for sign-ins only. Machines (service accounts, the system) are
     left out by default: they work at night by design.
     """
     frame, kind = as_polars(df)
-    start, end = _hours(business_hours)
+    if isinstance(hours, str):  # one span for every organization (e.g. --param off_hours.hours=…)
+        business_hours, hours = hours, None
+    if isinstance(workdays, str):
+        weekends, workdays = True, dict.fromkeys(frame["organization_id"].unique(), workdays)
+    default_hours = _hours(business_hours)
     default = _zone(timezone)
     mapping = {k.lower() if "@" in k else k: _zone(v) for k, v in (timezones or {}).items()}
+    people = {k.lower(): _zone(v) for k, v in (person_timezones or {}).items()}
     off_days = {d if isinstance(d, date) else date.fromisoformat(d) for d in holidays}
+    org_hours = {o: _minutes(_hours(h, f"hours[{o}]")) for o, h in (hours or {}).items()}
+    org_days = {o: _day_mask(d) for o, d in (workdays or {}).items()}
     key, _ = subject_expr("actor")
-    ev = frame.filter(pl.col("actor_type").is_in(list(actor_types))).with_columns(
-        key.alias("key"),
-        pl.coalesce(
-            pl.col("actor_email")
-            .str.to_lowercase()
-            .replace_strict(mapping, default=None, return_dtype=pl.Utf8),
+    email = pl.col("actor_email").str.to_lowercase()
+    zone_of = [
+        ("override", email.replace_strict(mapping, default=None, return_dtype=pl.Utf8)),
+        (
+            "override",
             pl.col("actor_user_id").replace_strict(mapping, default=None, return_dtype=pl.Utf8),
+        ),
+        (
+            "person",
+            (pl.col("organization_id") + pl.lit(":") + email).replace_strict(
+                people, default=None, return_dtype=pl.Utf8
+            ),
+        ),
+        (
+            "organization",
             pl.col("organization_id").replace_strict(mapping, default=None, return_dtype=pl.Utf8),
-            pl.lit(default),
-        ).alias("tz"),
+        ),
+    ]
+    source: Any = pl.when(pl.lit(False)).then(pl.lit(None, pl.Utf8))
+    for name, expr in zone_of:
+        source = source.when(expr.is_not_null()).then(pl.lit(name))
+    acted = pl.col("actor_type").is_in(list(actor_types)) & (pl.col("result") != "failure")
+    ev = frame.filter(acted).with_columns(
+        key.alias("key"),
+        pl.coalesce(*(e for _, e in zone_of), pl.lit(default)).alias("tz"),
+        source.otherwise(pl.lit("default")).alias("tz_source"),
+        _per_org(org_hours, 0, _minutes(default_hours)[0]).alias("_start"),
+        _per_org(org_hours, 1, _minutes(default_hours)[1]).alias("_end"),
+        pl.col("organization_id")
+        .replace_strict(org_days, default=_WEEKDAYS if weekends else _ALL, return_dtype=pl.Int64)
+        .alias("_mask"),
     )
     if ev.is_empty():
         return return_like(empty_findings(), kind)
@@ -106,15 +172,14 @@ def off_hours(
         local = pl.col("timestamp").dt.convert_time_zone(str(tz))
         parts.append(
             group.with_columns(
-                local.dt.time().alias("_t"),
+                (local.dt.hour().cast(pl.Int64) * 60 + local.dt.minute()).alias("_m"),
                 local.dt.weekday().alias("_wd"),
                 local.dt.date().alias("_day"),
             )
         )
     ev = pl.concat(parts) if len(parts) > 1 else parts[0]
-    off = (pl.col("_t") < start) | (pl.col("_t") >= end)
-    if weekends:
-        off = off | (pl.col("_wd") >= 6)
+    workday = ((pl.col("_mask") // (2 ** (pl.col("_wd").cast(pl.Int64) - 1))) % 2) == 1
+    off = (pl.col("_m") < pl.col("_start")) | (pl.col("_m") >= pl.col("_end")) | ~workday
     if off_days:
         off = off | pl.col("_day").is_in(sorted(off_days))
     hits = ev.filter(off)
@@ -122,7 +187,7 @@ def off_hours(
         return return_like(empty_findings(), kind)
     rows = (
         hits.sort("timestamp")
-        .group_by(["organization_id", "key", "_day", "tz"])
+        .group_by(["organization_id", "key", "_day", "tz", "tz_source", "_start", "_end"])
         .agg(
             pl.col("timestamp").min().alias("window_start"),
             pl.col("timestamp").max().alias("window_end"),
@@ -157,10 +222,13 @@ def off_hours(
             .otherwise(pl.lit("")),
         ),
         pl.format(
-            '{{"timezone": "{}", "local_date": "{}", "business_hours": "{}"}}',
+            '{{"timezone": "{}", "timezone_source": "{}", "local_date": "{}", '
+            '"business_hours": "{}:{}-{}:{}"}}',
             pl.col("tz"),
+            pl.col("tz_source"),
             pl.col("_day").cast(pl.Utf8),
-            pl.lit(business_hours),
+            *_hhmm(pl.col("_start")),
+            *_hhmm(pl.col("_end")),
         ),
     )
     return return_like(out, kind)

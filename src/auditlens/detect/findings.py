@@ -1,6 +1,6 @@
 """The findings frame every detector returns, and the helpers detectors share.
 
-Columns: ``finding_id`` (deterministic: the same evidence gives the same id),
+Columns: ``finding_id`` (deterministic: see :func:`finding_id`),
 ``detector``, ``severity`` (low/medium/high/critical), ``organization_id``,
 ``subject_type``, ``subject``, ``window_start``, ``window_end``, ``count``,
 ``audit_ids`` (the evidence, a list), ``summary`` (one sentence), ``details`` (JSON).
@@ -26,6 +26,7 @@ __all__ = [
     "as_polars",
     "empty_findings",
     "finding_id",
+    "finding_id_expr",
     "merge_flagged_windows",
     "parse_window",
     "return_like",
@@ -58,10 +59,56 @@ def empty_findings() -> pl.DataFrame:
     return pl.DataFrame(schema=FINDING_SCHEMA)
 
 
-def finding_id(detector: str, organization_id: str, subject: str, window_start_ms: int) -> str:
-    """Deterministic id of a finding."""
-    raw = f"{detector}|{organization_id}|{subject}|{window_start_ms}".encode()
-    return hashlib.sha256(raw).hexdigest()[:16]
+def finding_id(
+    detector: str,
+    organization_id: str,
+    subject_type: str,
+    subject: str,
+    window_start_ms: int,
+    first_evidence: str,
+    variant: str = "",
+) -> str:
+    """Deterministic id of a finding, from what it is about and its evidence.
+
+    The parts are the detector, the organization, the subject (type and value), the
+    window start (the first evidence's time), the first evidence entry's ``audit_id`` and
+    the finding's variant (``details.reason`` and ``details.stop_audit_id`` when the
+    detector sets them: two kinds of unusual access about the same first action stay
+    two findings). Nothing depends on row order or on when detection ran, and a burst
+    that grows with later entries keeps its id (its start and first entry do not move).
+
+    Example:
+        >>> finding_id("password_spray", "org-1", "ip", "10.0.0.1", 0, "e1")
+        'c11bfd058d2eae84'
+    """
+    raw = "|".join(
+        (detector, organization_id, subject_type, subject, str(window_start_ms), first_evidence)
+    )
+    return hashlib.sha256(f"{raw}|{variant}".encode()).hexdigest()[:16]
+
+
+def finding_id_expr() -> pl.Expr:
+    """:func:`finding_id` of every row of a findings frame, computed column-wise."""
+    import polars_hash  # noqa: F401 - registers the .chash namespace
+
+    details = pl.col("details").fill_null("{}")
+    variant = pl.concat_str(
+        details.str.json_path_match("$.reason").fill_null(""),
+        pl.lit("/"),
+        details.str.json_path_match("$.stop_audit_id").fill_null(""),
+    )
+    raw = pl.concat_str(
+        pl.col("detector"),
+        pl.col("organization_id"),
+        pl.col("subject_type"),
+        pl.col("subject"),
+        pl.col("window_start").dt.epoch("ms").cast(pl.Utf8),
+        pl.col("audit_ids").list.first(),
+        pl.when(variant == "/").then(pl.lit("")).otherwise(variant),
+        separator="|",
+    )
+    digest: pl.Expr = raw.chash.sha2_256()  # type: ignore[attr-defined]
+    return digest.str.slice(0, 16)
 
 
 def parse_window(window: str | timedelta, name: str = "window") -> timedelta:
@@ -220,12 +267,9 @@ def build_findings(
         summary.alias("summary"),
         (details if details is not None else pl.lit("{}")).alias("details"),
     )
-    ids = [
-        finding_id(detector, o, s, int(w.timestamp() * 1000))
-        for o, s, w in zip(out["organization_id"], out["subject"], out["window_start"], strict=True)
-    ]
     return (
-        out.with_columns(pl.Series("finding_id", ids, pl.Utf8))
+        out.with_columns(pl.col("window_start").cast(pl.Datetime("ms", "UTC")))
+        .with_columns(finding_id_expr().alias("finding_id"))
         .select(list(FINDING_SCHEMA))
         .cast(
             FINDING_SCHEMA  # type: ignore[arg-type]

@@ -28,10 +28,10 @@ __all__ = ["MAX_PDF_ROWS", "fetch_inside_only", "render_html", "render_pdf", "wr
 MAX_PDF_ROWS = 20_000
 
 
-def _template() -> str:
+def _template(name: str = "export_table.html") -> str:
     from importlib.resources import files
 
-    return files("auditlens").joinpath("templates/export_table.html").read_text(encoding="utf-8")
+    return files("auditlens").joinpath(f"templates/{name}").read_text(encoding="utf-8")
 
 
 _ENV = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
@@ -42,13 +42,23 @@ def render_html(
     fields: list[str],
     meta: dict[str, Any],
     title: str = "Audit log export",
+    *,
+    template: str = "export_table.html",
+    **context: Any,
 ) -> str:
-    """The escaped HTML of the report."""
+    """The escaped HTML of the report (``template``: another file of ``auditlens/templates``,
+    given ``context`` as extra variables — the subject access PDF uses its own)."""
     from auditlens import __version__
 
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return _ENV.from_string(_template()).render(
-        title=title, rows=rows, fields=fields, meta=meta, generated=generated, version=__version__
+    return _ENV.from_string(_template(template)).render(
+        title=title,
+        rows=rows,
+        fields=fields,
+        meta=meta,
+        generated=generated,
+        version=__version__,
+        **context,
     )
 
 
@@ -81,11 +91,14 @@ def render_pdf(
     fields: list[str],
     meta: dict[str, Any],
     title: str = "Audit log export",
+    *,
+    template: str = "export_table.html",
+    **context: Any,
 ) -> bytes:
-    """The PDF bytes of the report."""
+    """The PDF bytes of the report (``template`` and ``context``: see :func:`render_html`)."""
     if len(rows) > MAX_PDF_ROWS:
         raise ConfigError(
             f"{len(rows):,} entries are too many for a readable PDF (limit {MAX_PDF_ROWS:,}); "
             "narrow the query or export CSV, JSON Lines or Parquet"
         )
-    return write_pdf(render_html(rows, fields, meta, title))
+    return write_pdf(render_html(rows, fields, meta, title, template=template, **context))

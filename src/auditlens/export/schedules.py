@@ -11,7 +11,8 @@ backoff (5, 15, 60 minutes, then every 4 hours) and stays visibly ``failed`` aft
 attempts; a run left ``running`` by a crash is taken over after an hour.
 
 Destinations: ``file:///folder/``, ``mailto:a@x.io,b@x.io`` (SMTP settings as for
-alerts; attachments above 10 MB are refused with a clear error) and
+alerts, see :mod:`auditlens.smtp`: TLS is verified; attachments above 10 MB are refused
+with a clear error) and
 ``s3://bucket/prefix/`` (any S3-compatible store: ``AUDITLENS_S3_ENDPOINT_URL``,
 ``AUDITLENS_S3_REGION`` and the usual ``AWS_*`` credentials) and
 ``sftp://user@host:port/folder/`` (key auth with ``AUDITLENS_SFTP_KEY``; the host key
@@ -31,7 +32,7 @@ Example:
 
 from __future__ import annotations
 
-import smtplib
+import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -53,9 +54,11 @@ if TYPE_CHECKING:
     from auditlens.store.store import AuditStore
 
 __all__ = [
+    "NAME_RULE",
     "Run",
     "Schedule",
     "add_schedule",
+    "check_name",
     "deliver",
     "list_runs",
     "list_schedules",
@@ -69,6 +72,45 @@ MAX_ATTEMPTS = 5
 _RETRY_MIN = [5, 15, 60, 240]
 _STALE_MS = 3_600_000
 _MAIL_LIMIT = 10 * 1024 * 1024
+# schedule names become file names: no separators, no leading dot, nothing to escape
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+NAME_RULE = (
+    "1 to 100 characters: letters A-Z a-z, digits 0-9, '.', '_' and '-', "
+    "starting with a letter or digit"
+)
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` when it is a valid schedule name, else raise :class:`ConfigError`.
+
+    Names become part of the delivered file names, so they hold no path separators.
+
+    Example:
+        >>> check_name("weekly-soc2")
+        'weekly-soc2'
+        >>> check_name("../../tmp/x")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        auditlens.errors.ConfigError: schedule name '../../tmp/x' is not allowed: use 1 to 100 ...
+    """
+    if not _NAME.fullmatch(name):
+        raise ConfigError(f"schedule name {name!r} is not allowed: use {NAME_RULE}")
+    return name
+
+
+def _inside(folder: Path, name: str) -> Path:
+    """``folder / name``, refused when it would resolve anywhere but directly in ``folder``.
+
+    Defence in depth for names that did not pass :func:`check_name` (a row written by
+    hand, an older version) and for a symlink in the folder pointing elsewhere.
+    """
+    base = folder.resolve()
+    target = (base / name).resolve()
+    if target.parent != base:
+        raise ConfigError(f"refusing to write {name!r}: it resolves to {target}, outside {base}")
+    return target
+
+
 _S, _R = export_schedules.c, export_runs.c
 
 
@@ -173,6 +215,7 @@ def add_schedule(
     With ``report`` (``soc2``, ``iso27001``, ``gdpr`` or a framework YAML path) each
     period delivers that compliance report as a PDF instead of a data export.
     """
+    check_name(name)
     if report is not None:
         format, fields, query = "pdf", None, None
         report = report if report.lower() not in ("soc2", "iso27001", "gdpr") else report.lower()
@@ -342,16 +385,19 @@ def deliver(path: Path, destination: str, *, subject: str, text: str) -> str:
         folder = Path(dest[len("file://") :])
         if not folder.is_dir():
             raise ConfigError(f"destination folder {folder} does not exist")
-        target = folder / path.name
-        target.write_bytes(path.read_bytes())
+        target = _inside(folder, path.name)
         if manifest.is_file():
-            (folder / manifest.name).write_bytes(manifest.read_bytes())
+            manifest_target = _inside(folder, manifest.name)
+            target.write_bytes(path.read_bytes())
+            manifest_target.write_bytes(manifest.read_bytes())
+        else:
+            target.write_bytes(path.read_bytes())
         return str(target)
     if dest.startswith("mailto:"):
-        from auditlens.alerts.channels import NotifierConfig
+        from auditlens.smtp import SmtpSettings, send_email
 
-        cfg = NotifierConfig.from_env()
-        if not cfg.smtp_host:
+        cfg = SmtpSettings.from_env()
+        if not cfg.host:
             raise ConfigError("mailto: destinations need AUDITLENS_SMTP_HOST")
         size = path.stat().st_size
         if size > _MAIL_LIMIT:
@@ -361,7 +407,7 @@ def deliver(path: Path, destination: str, *, subject: str, text: str) -> str:
             )
         msg = EmailMessage()
         msg["Subject"] = f"[auditlens] {subject}"
-        msg["From"] = cfg.smtp_from
+        msg["From"] = cfg.sender
         msg["To"] = ", ".join(dest[len("mailto:") :].split(","))
         msg.set_content(text)
         msg.add_attachment(
@@ -374,12 +420,7 @@ def deliver(path: Path, destination: str, *, subject: str, text: str) -> str:
                 subtype="json",
                 filename=manifest.name,
             )
-        with smtplib.SMTP(cfg.smtp_host, cfg.smtp_port or 25, timeout=cfg.timeout) as server:
-            if cfg.smtp_security == "starttls":
-                server.starttls()
-            if cfg.smtp_user:
-                server.login(cfg.smtp_user, cfg.smtp_password or "")
-            server.send_message(msg)
+        send_email(cfg, msg)
         return dest
     if dest.startswith("s3://"):
         return _to_s3(dest, path)
@@ -548,7 +589,7 @@ def run_due(store: AuditStore, *, now: datetime | None = None) -> list[Run]:
             }[s.format]
             try:
                 with tempfile.TemporaryDirectory() as tmp:
-                    path = Path(tmp) / f"{s.name}-{start:%Y%m%d}.{suffix}"
+                    path = _inside(Path(tmp), f"{s.name}-{start:%Y%m%d}.{suffix}")
                     if s.report:
                         res = _report_pdf(store, s, start, end, path)
                     else:

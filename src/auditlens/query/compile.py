@@ -3,7 +3,11 @@
 Every value becomes a bound parameter. Wildcards in actions (``webhook.*``) and
 emails (``*@company.com``) become ``LIKE`` patterns with ``%`` and ``_`` escaped;
 CIDR blocks become a range on the sortable ``ip_key`` column; text search uses the
-SQLite FTS5 trigram index (``audit_fts``) or the PostgreSQL ``pg_trgm`` index.
+SQLite FTS5 trigram table (``audit_search``) or the PostgreSQL ``pg_trgm`` index over
+each entry's search document (see :mod:`auditlens.store.tables`): case-insensitive
+(non-ASCII included), details as a user reads them, and a phrase within one field.
+A filter over the limits of :func:`~auditlens.query.filters.check_limits` raises
+:class:`~auditlens.errors.FilterError` before any SQL runs.
 
 Example:
     >>> from auditlens.query.filters import Filter
@@ -22,14 +26,25 @@ from typing import Any
 from sqlalchemy import and_, column, false, func, literal_column, not_, or_, select, table, true
 from sqlalchemy.sql.elements import ColumnElement
 
-from auditlens.query.filters import Clause, Filter
-from auditlens.store.tables import entries, search_text_expr
+from auditlens.query.filters import Clause, Filter, check_limits
+from auditlens.store.tables import SEARCH_FIELD_SEP, entries, search_fold, search_text_expr
 
 __all__ = ["compile_filter", "like_escape"]
 
 _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _C = entries.c
-_FTS = table("audit_fts", column("rowid"))
+_FTS = table(
+    "audit_search",
+    column("rowid"),
+    column("actor_email"),
+    column("resource_name"),
+    column("action"),
+    column("details"),
+)
+_FTS_DOCUMENT: ColumnElement[Any] = literal_column(
+    "(" + " || char(31) || ".join(f"coalesce({name}, '')" for name in _FTS.c.keys()[1:]) + ")"
+)
+_TRIGRAM = 3  # FTS5 trigram matches need three characters; shorter text is matched with LIKE
 
 
 def like_escape(value: str) -> str:
@@ -52,9 +67,32 @@ def _eq_or_like(column: Any, value: str) -> ColumnElement[bool]:
     return column == value  # type: ignore[no-any-return]
 
 
+def _phrase(text: str) -> str:
+    """An FTS5 phrase matching ``text`` literally."""
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _search_ids(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
+    return _C.id.in_(select(_FTS.c.rowid).where(*conditions))
+
+
+def _match(query: str) -> ColumnElement[bool]:
+    return literal_column("audit_search").op("MATCH")(query)
+
+
 def _actor(value: str, dialect: str) -> ColumnElement[bool]:
     if _UUID_RE.match(value):
         return _C.actor_user_id == value
+    if dialect == "sqlite" and not value.isascii():
+        # SQLite's lower() folds ASCII only: compare with the folded copy in the search table,
+        # its trigram index narrowing the candidates
+        folded = search_fold(value) or ""
+        column = _FTS.c.actor_email
+        conditions = [_eq_or_like(column, folded)]
+        pieces = [p for p in folded.split("*") if len(p) >= _TRIGRAM]
+        if pieces:
+            conditions.append(_match(" AND ".join(f"actor_email : {_phrase(p)}" for p in pieces)))
+        return _search_ids(*conditions)
     return _eq_or_like(func.lower(_C.actor_email), value)
 
 
@@ -77,18 +115,16 @@ def _ip(value: tuple[str, str], dialect: str) -> ColumnElement[bool]:
 
 def _text(value: str, dialect: str) -> ColumnElement[bool]:
     if dialect == "postgresql":
-        return literal_column(search_text_expr()).ilike("%" + like_escape(value) + "%", escape="\\")
-    if len(value) >= 3:  # FTS5 trigram needs three characters; shorter text falls back to LIKE
-        phrase = '"' + value.replace('"', '""') + '"'
-        sub = select(_FTS.c.rowid).where(literal_column("audit_fts").op("MATCH")(phrase))
-        return _C.id.in_(sub)
-    pattern = "%" + like_escape(value.lower()) + "%"
-    return or_(
-        *(
-            func.lower(func.coalesce(col, "")).like(pattern, escape="\\")
-            for col in (_C.actor_email, _C.resource_name, _C.action, _C.details)
-        )
-    )
+        # ILIKE folds case by the database collation; the separator between fields never
+        # occurs in the pattern, so a phrase cannot match across two fields
+        pattern = "%" + like_escape(value.replace(SEARCH_FIELD_SEP, " ")) + "%"
+        return literal_column(search_text_expr()).ilike(pattern, escape="\\")
+    folded = search_fold(value) or ""
+    if len(folded) >= _TRIGRAM:
+        return _search_ids(_match(_phrase(folded)))
+    # fields joined by the separator no pattern contains: one bound parameter, one field
+    pattern = "%" + like_escape(folded) + "%"
+    return _search_ids(_FTS_DOCUMENT.like(pattern, escape="\\"))
 
 
 def _word(value: tuple[str, str], dialect: str) -> ColumnElement[bool]:
@@ -145,7 +181,12 @@ def _clause(clause: Clause, dialect: str) -> ColumnElement[bool]:
 
 
 def compile_filter(flt: Filter, dialect: str) -> ColumnElement[bool]:
-    """The SQL condition for ``flt`` on the given dialect (``sqlite`` or ``postgresql``)."""
+    """The SQL condition for ``flt`` on the given dialect (``sqlite`` or ``postgresql``).
+
+    Raises:
+        FilterError: ``flt`` is over a limit (:func:`~auditlens.query.filters.check_limits`).
+    """
+    check_limits(flt)
     if not flt.clauses:
         return true()
     return and_(*(_clause(c, dialect) for c in flt.clauses))

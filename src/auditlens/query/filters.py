@@ -25,8 +25,13 @@ from auditlens.schema import CATEGORY_OF_PREFIX, ActorType, Result, ip_key
 
 __all__ = [
     "FILTER_KEYWORDS",
+    "MAX_CLAUSES",
+    "MAX_DURATION",
+    "MAX_VALUES",
+    "MAX_VALUE_CHARS",
     "Clause",
     "Filter",
+    "check_limits",
     "cidr_range",
     "parse_duration",
     "parse_when",
@@ -38,6 +43,17 @@ _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
 _UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _IDENT_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _ACTION_PATTERN_RE = re.compile(r"^[a-z*][a-z0-9_*]*(\.[a-z0-9_*]+)?$")
+
+#: the longest duration ``last`` accepts: 1,000 years (a time before it is out of range).
+MAX_DURATION = timedelta(days=365_250)
+#: clauses in one filter: terms of one search query, e.g. words that must all match.
+MAX_CLAUSES = 100
+#: values in one filter, every OR list (``actor=[…]``, ``result:a,b``) counted together.
+#: A value binds at most two SQL parameters; the ADBC SQLite driver (1.13) crashes on a
+#: statement binding ~390 after another statement, so this keeps well below that.
+MAX_VALUES = 150
+#: characters in one value (a word, a quoted phrase, an email…).
+MAX_VALUE_CHARS = 1_000
 
 #: every field a clause may name.
 FIELDS = frozenset(
@@ -118,6 +134,8 @@ class Filter:
         hi = parse_when(end, end_of_day=True, field="end") if end is not None else None
         if last is not None:
             span = parse_duration(last) if isinstance(last, str) else last
+            if span > MAX_DURATION:
+                raise FilterError(_too_long(str(last)))
             ref = now or datetime.now(UTC)
             since = (ref - span - _EPOCH) // _MS
             lo = since if lo is None else max(lo, since)
@@ -154,7 +172,9 @@ class Filter:
             clauses.append(Clause("ip", tuple(cidr_range(v) for v in _strings(ip, "ip"))))
         if text is not None:
             clauses.extend(Clause("text", (t,)) for t in _strings(text, "text"))
-        return cls(tuple(clauses))
+        flt = cls(tuple(clauses))
+        check_limits(flt)
+        return flt
 
     @classmethod
     def coerce(cls, value: Filter | Mapping[str, Any] | None) -> Filter:
@@ -199,10 +219,19 @@ FILTER_KEYWORDS: tuple[str, ...] = (
 
 def _strings(value: str | Iterable[str], name: str, *, lower: bool = False) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else list(value)
+    if len(items) > MAX_VALUES:
+        raise FilterError(
+            f"filter {name!r} has {len(items):,} values; the limit is {MAX_VALUES:,} per filter"
+        )
     out: list[str] = []
     for item in items:
         if not isinstance(item, str) or not item.strip():
             raise FilterError(f"filter {name!r} needs non-empty strings, got {item!r}")
+        if len(item) > MAX_VALUE_CHARS:
+            raise FilterError(
+                f"filter {name!r}: a value of {len(item):,} characters is over the limit of "
+                f"{MAX_VALUE_CHARS:,}"
+            )
         out.append(item.strip().lower() if lower else item.strip())
     if not out:
         raise FilterError(f"filter {name!r} got an empty list; pass None to not filter")
@@ -260,7 +289,46 @@ def parse_duration(text: str) -> timedelta:
         raise FilterError(
             f"not a duration: {text!r}; use a number and a unit (ms, s, m, h, d, w), e.g. 24h or 7d"
         )
+    if total > MAX_DURATION.total_seconds():
+        raise FilterError(_too_long(text))
     return timedelta(seconds=total)
+
+
+def _too_long(text: str) -> str:
+    return (
+        f"duration {text!r} is over the limit of {MAX_DURATION.days:,}d (1,000 years); "
+        "to search everything, leave the time out"
+    )
+
+
+def check_limits(flt: Filter) -> None:
+    """Refuse a filter too large to run: more than :data:`MAX_CLAUSES` clauses, more than
+    :data:`MAX_VALUES` values in all, or a value longer than :data:`MAX_VALUE_CHARS`.
+
+    Raises:
+        FilterError: naming the limit.
+
+    Example:
+        >>> check_limits(Filter((Clause("text", ("x",)),) * (MAX_CLAUSES + 1)))
+        Traceback (most recent call last):
+        ...
+        auditlens.errors.FilterError: the filter has 101 terms; the limit is 100
+    """
+    if len(flt.clauses) > MAX_CLAUSES:
+        raise FilterError(
+            f"the filter has {len(flt.clauses):,} terms; the limit is {MAX_CLAUSES:,}"
+        )
+    total = sum(len(c.values) for c in flt.clauses)
+    if total > MAX_VALUES:
+        raise FilterError(f"the filter has {total:,} values; the limit is {MAX_VALUES:,}")
+    for clause in flt.clauses:
+        for value in clause.values:
+            text = value[0] if clause.field == "word" else value
+            if isinstance(text, str) and len(text) > MAX_VALUE_CHARS:
+                raise FilterError(
+                    f"a {clause.field} value of {len(text):,} characters is over the limit of "
+                    f"{MAX_VALUE_CHARS:,}"
+                )
 
 
 def parse_when(value: object, *, end_of_day: bool = False, field: str = "time") -> int:

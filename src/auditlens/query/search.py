@@ -16,6 +16,11 @@ qualifiers are AND, ``-`` negates a term, and bare words are text searches that 
 all match. ``created:`` comparisons (``>=2025-01-01``, ``<2025-02-01``) always AND so
 that two of them make a range; ``created:2025-01-01..2025-01-31`` is inclusive.
 
+Limits (:class:`QuerySyntaxError` naming them): at most
+:data:`~auditlens.query.filters.MAX_CLAUSES` terms, :data:`~auditlens.query.filters.MAX_VALUES`
+values in all (comma lists included), :data:`~auditlens.query.filters.MAX_VALUE_CHARS`
+characters per value and ``last:`` up to :data:`~auditlens.query.filters.MAX_DURATION`.
+
 Bare words do what a user means: an email is an actor (``jane@company.com``), an
 action name or pattern is an action (``webhook.created``, ``webhook.*``), and
 ``failed``/``success``/``partial`` match the result *or* the text (so ``failed``
@@ -37,7 +42,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from auditlens.errors import FilterError, QuerySyntaxError
-from auditlens.query.filters import Clause, Filter, parse_duration, parse_when
+from auditlens.query.filters import (
+    MAX_CLAUSES,
+    MAX_VALUE_CHARS,
+    MAX_VALUES,
+    Clause,
+    Filter,
+    parse_duration,
+    parse_when,
+)
 from auditlens.schema import ACTIONS, CATEGORY_OF_PREFIX
 
 __all__ = ["QUALIFIERS", "parse_search"]
@@ -215,7 +228,24 @@ def parse_search(query: str, *, now: datetime | None = None) -> Filter:
             order.append(slot)
         grouped[slot].extend(values)
 
-    for term in _tokenize(query):
+    value_count = 0
+    for number, term in enumerate(_tokenize(query), 1):
+        if number > MAX_CLAUSES:
+            raise QuerySyntaxError(
+                f"too many terms: the limit is {MAX_CLAUSES:,} per query", query, term.pos
+            )
+        pieces = [term.value] if term.quoted else term.value.split(",")
+        if any(len(p) > MAX_VALUE_CHARS for p in pieces):
+            raise QuerySyntaxError(
+                f"a value longer than the limit of {MAX_VALUE_CHARS:,} characters", query, term.pos
+            )
+        value_count += len(pieces)
+        if value_count > MAX_VALUES:
+            raise QuerySyntaxError(
+                f"too many values: the limit is {MAX_VALUES:,} per query (comma lists included)",
+                query,
+                term.pos,
+            )
         if term.key is None:
             if term.quoted:
                 separate.append(Clause("text", (term.value,), term.negate))

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 __all__ = ["chart_svgs", "render_html", "render_pdf"]
 
 CHART_WIDTH, CHART_HEIGHT = 900, 380
+#: exceptions printed per check; the rest are named in the results JSON
+MAX_EXCEPTIONS = 25
 
 
 def _env() -> Environment:
@@ -113,8 +115,37 @@ def _key_figures(r: Report) -> list[tuple[str, str]]:
     return rows
 
 
+def _exception_rows(frame: Any) -> list[list[str]]:
+    """The first :data:`MAX_EXCEPTIONS` exceptions as text cells."""
+    import polars as pl
+
+    shown = frame.head(MAX_EXCEPTIONS).select(
+        "audit_id",
+        pl.col("seq").cast(pl.Utf8),
+        pl.col("timestamp").dt.strftime("%Y-%m-%d %H:%M:%S"),
+        "local_time",
+        "actor",
+        "deviation",
+    )
+    return [["" if v is None else str(v) for v in row] for row in shown.iter_rows()]
+
+
+def _detector_rows(config: dict[str, Any]) -> list[tuple[str, str]]:
+    import json
+
+    rows = []
+    for name, params in sorted(config.items()):
+        if isinstance(params, dict):
+            for k, v in sorted(params.items()):
+                rows.append((f"{name}.{k}", json.dumps(v, sort_keys=True, default=str)))
+        else:
+            rows.append((name, json.dumps(params, default=str)))
+    return rows or [("(all detectors)", "defaults")]
+
+
 def _context(r: Report, charts: dict[str, Any], note: str | None) -> dict[str, Any]:
     from auditlens import __version__
+    from auditlens.reports.report import STATUS_LABELS
 
     first_use: dict[str, tuple[str, int]] = {}
     for res in r.requirements:
@@ -150,6 +181,18 @@ def _context(r: Report, charts: dict[str, Any], note: str | None) -> dict[str, A
         "chart_note": note,
         "key_figures": _key_figures(r),
         "provenance_rows": provenance_rows,
+        "labels": STATUS_LABELS,
+        "populations": {name: r.population_json(name) for name in r.evidence},
+        "pop_files": {
+            name: str(r.population_file(name))
+            for name, ev in r.evidence.items()
+            if ev.population is not None and r.results_path is not None
+        },
+        "exception_rows": _exception_rows,
+        "results_file": r.results_path.name
+        if r.results_path is not None
+        else "the results JSON (Report.save_json)",
+        "detector_rows": _detector_rows(p.get("detectors") or {}),
     }
 
 

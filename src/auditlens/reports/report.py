@@ -16,6 +16,9 @@ Example:
     >>> report = build_report(store, "soc2", org, "2025-01-01", "2025-01-31", charts=False)
     >>> report.provenance["rows"], report.status_of("CC6.1")
     (1, 'attention')
+    >>> empty = build_report(store, "soc2", org, "2024-01-01", "2024-01-31", charts=False)
+    >>> sorted({c.status for r in empty.requirements for c in r.checks})
+    ['insufficient_evidence']
 """
 
 from __future__ import annotations
@@ -29,7 +32,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from auditlens.errors import FilterError
-from auditlens.reports.evidence import Evidence, ReportInput, compute, load_input
+from auditlens.reports.evidence import (
+    EXCEPTION_COLUMNS,
+    Evidence,
+    ReportInput,
+    compute,
+    load_input,
+)
 from auditlens.reports.frameworks import Check, Framework, Requirement, load_framework
 
 if TYPE_CHECKING:
@@ -45,18 +54,44 @@ __all__ = [
     "period",
 ]
 
-#: requirement statuses, worst first.
-STATUSES = ("fail", "attention", "unavailable", "pass", "manual")
+#: requirement statuses, worst first. ``supports``: a partial requirement whose automated
+#: checks found nothing — the evidence supports it and the reviewer completes it.
+STATUSES = (
+    "fail",
+    "attention",
+    "insufficient_evidence",
+    "unavailable",
+    "pass",
+    "supports",
+    "manual",
+)
+#: how the report reads each status
+STATUS_LABELS = {
+    "fail": "fail",
+    "attention": "attention",
+    "insufficient_evidence": "insufficient evidence",
+    "unavailable": "unavailable",
+    "pass": "pass",
+    "supports": "evidence supports — the reviewer completes",
+    "manual": "manual — the reviewer completes",
+}
 _RANK = {s: i for i, s in enumerate(STATUSES)}
+#: a stretch without entries longer than this is listed as a gap (hours)
+GAP_HOURS = 72.0
+#: the evidence items whose empty population makes the requirement manual, not insufficient
+_EMPTY_MEANS_MANUAL = {"subject_access"}
 
 
 @dataclass(frozen=True)
 class CheckResult:
-    """How one check graded its evidence."""
+    """How one check graded its evidence: status, the why (sentences), the exceptions."""
 
     check: Check
     status: str
     reasons: tuple[str, ...]
+    #: the entries that deviate (columns of ``evidence.EXCEPTION_COLUMNS``), seq order
+    exceptions: Any = None
+    conclusion: str = ""
 
 
 @dataclass(frozen=True)
@@ -81,6 +116,20 @@ class Report:
     evidence: dict[str, Evidence]
     provenance: dict[str, Any]
     inp: ReportInput = field(repr=False)
+    #: days without entries, gaps, whether the period had ended (see :func:`completeness`)
+    completeness: dict[str, Any] = field(default_factory=dict)
+    #: checkpoints signed in the period, the verifying keys and where they came from
+    integrity: dict[str, Any] = field(default_factory=dict)
+    #: where :meth:`save_json` wrote the results (the PDF names it for rows it leaves out)
+    results_path: Path | None = None
+
+    def population_file(self, evidence: str) -> Path | None:
+        """Where :meth:`save_json` writes (wrote) one evidence item's population CSV."""
+        if self.results_path is None:
+            return None
+        return self.results_path.with_name(f"{self.results_path.stem}.populations") / (
+            f"{evidence}.csv"
+        )
 
     def status_of(self, requirement_id: str) -> str:
         """The status of one requirement."""
@@ -100,9 +149,7 @@ class Report:
                     "title": r.requirement.name,
                     "type": r.requirement.type,
                     "status": r.status,
-                    "why": "; ".join(
-                        f"{c.check.evidence}: {reason}" for c in r.checks for reason in c.reasons
-                    ),
+                    "why": " ".join(reason for c in r.checks for reason in c.reasons),
                 }
                 for r in self.requirements
             ]
@@ -129,31 +176,70 @@ class Report:
             "period": {"start": _iso(self.start), "end": _iso(self.end)},
             "summary": self.summary,
             "provenance": self.provenance,
+            "completeness": self.completeness,
+            "integrity": self.integrity,
             "requirements": [
                 {
                     "id": r.requirement.id,
                     "name": r.requirement.name,
                     "type": r.requirement.type,
                     "status": r.status,
-                    "checks": [
-                        {
-                            "evidence": c.check.evidence,
-                            "status": c.status,
-                            "reasons": list(c.reasons),
-                            "metrics": self.evidence[c.check.evidence].metrics,
-                        }
-                        for c in r.checks
-                    ],
+                    "status_label": STATUS_LABELS[r.status],
+                    "checks": [self._check_json(c) for c in r.checks],
                 }
                 for r in self.requirements
             ],
             "evidence": {name: ev.to_json() for name, ev in self.evidence.items()},
         }
 
+    def _check_json(self, c: CheckResult) -> dict[str, Any]:
+        ev = self.evidence[c.check.evidence]
+        out: dict[str, Any] = {
+            "evidence": c.check.evidence,
+            "test": ev.test,
+            "status": c.status,
+            "conclusion": c.conclusion,
+            "reasons": list(c.reasons),
+            "rules": {
+                "fail_if": [str(x) for x in c.check.fail_if],
+                "attention_if": [str(x) for x in c.check.attention_if],
+            },
+            "metrics": ev.metrics,
+            "population": self.population_json(c.check.evidence),
+            "exceptions": _rows_json(c.exceptions),
+        }
+        return out
+
+    def population_json(self, evidence: str) -> dict[str, Any] | None:
+        """query, count, first_seq, last_seq, sha256 (and file) of an evidence item's population."""
+        ev = self.evidence[evidence]
+        if ev.population is None:
+            return None
+        pop = ev.population
+        query = " ".join(x for x in (self.inp.scope_query, ev.population_query) if x)
+        file = self.population_file(evidence)
+        return {
+            "query": query,
+            "count": pop.height,
+            "first_seq": int(pop["seq"].min()) if pop.height else None,  # type: ignore[arg-type]
+            "last_seq": int(pop["seq"].max()) if pop.height else None,  # type: ignore[arg-type]
+            "sha256": ev.population_sha256(),
+            "file": None if file is None else f"{file.parent.name}/{file.name}",
+        }
+
     def save_json(self, path: str | Path) -> Path:
-        """Write :meth:`to_json` to ``path``."""
-        out = Path(path)
+        """Write :meth:`to_json` to ``path`` and each population file beside it
+        (``<stem>.populations/<evidence>.csv``: audit_id, seq, timestamp, action, actor in
+        seq order; the JSON carries each file's SHA-256)."""
+        out = Path(path).resolve()
         out.parent.mkdir(parents=True, exist_ok=True)
+        self.results_path = out
+        for name, ev in self.evidence.items():
+            if ev.population is not None:
+                target = self.population_file(name)
+                assert target is not None
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(ev.population_csv())
         out.write_text(json.dumps(self.to_json(), indent=2, default=str), encoding="utf-8")
         return out
 
@@ -175,6 +261,44 @@ class Report:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(render_pdf(self))
         return out
+
+
+def _rows_json(frame: Any) -> list[dict[str, Any]]:
+    if frame is None or frame.height == 0:
+        return []
+    import polars as pl
+
+    rows: list[dict[str, Any]] = frame.with_columns(
+        pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+    ).to_dicts()
+    return rows
+
+
+def named_period(name: str, now: datetime | None = None) -> tuple[str, str]:
+    """``last-month`` (the last complete calendar month, UTC) or ``YYYY-MM`` as first/last day.
+
+    Example:
+        >>> named_period("last-month", datetime(2025, 3, 14, tzinfo=UTC))
+        ('2025-02-01', '2025-02-28')
+        >>> named_period("2024-02")
+        ('2024-02-01', '2024-02-29')
+    """
+    import calendar
+
+    now = now or datetime.now(UTC)
+    if name == "last-month":
+        year, month = (now.year, now.month - 1) if now.month > 1 else (now.year - 1, 12)
+    else:
+        try:
+            year, month = (int(x) for x in name.split("-"))
+            if not 1 <= month <= 12:
+                raise ValueError(name)
+        except ValueError:
+            raise FilterError(
+                f"unknown period {name!r}; use last-month or YYYY-MM (or --start/--end)"
+            ) from None
+    last = calendar.monthrange(year, month)[1]
+    return f"{year:04d}-{month:02d}-01", f"{year:04d}-{month:02d}-{last:02d}"
 
 
 def _iso(dt: datetime) -> str:
@@ -215,7 +339,12 @@ def period(
 
 
 def _input(
-    store: AuditStore, organization_id: str | None, start: Any, end: Any, charts: bool
+    store: AuditStore,
+    organization_id: str | None,
+    start: Any,
+    end: Any,
+    charts: bool,
+    detectors: dict[str, Any] | None = None,
 ) -> ReportInput:
     """The period's entries of one organization (default: the store's first)."""
     if organization_id is None:
@@ -224,7 +353,7 @@ def _input(
             raise FilterError("the store holds no entries")
         organization_id = orgs[0]["organization_id"]
     lo, hi = period(store, organization_id, start, end)
-    return load_input(store, organization_id, lo, hi, charts=charts)
+    return load_input(store, organization_id, lo, hi, charts=charts, detectors=detectors)
 
 
 def _compute_all(inp: ReportInput, names: list[str], progress: bool) -> dict[str, Evidence]:
@@ -240,18 +369,98 @@ def _compute_all(inp: ReportInput, names: list[str], progress: bool) -> dict[str
     return out
 
 
-def _grade(check: Check, ev: Evidence) -> CheckResult:
+def _sentence(metric: str, value: Any) -> str:
+    words = metric.replace("_", " ")
+    return f"no {words}" if value in (0, 0.0) else f"{words}: {value}"
+
+
+def _exceptions(ev: Evidence, held: list[Any]) -> Any:
+    """The entries behind the rules that held, once each, in seq order."""
+    import polars as pl
+
+    parts = []
+    for cond in held:
+        rows = ev.exceptions.get(cond.metric)
+        if rows is None:
+            continue
+        if "value" in rows.columns:  # a maximum: the rows past the rule's value
+            v = pl.col("value")
+            keep = {
+                ">": v > cond.value,
+                ">=": v >= cond.value,
+                "<": v < cond.value,
+                "<=": v <= cond.value,
+                "==": v == cond.value,
+                "!=": v != cond.value,
+            }[cond.op]
+            rows = rows.filter(keep)
+        parts.append(rows.select(EXCEPTION_COLUMNS))
+    if not parts:
+        return None
+    return pl.concat(parts).unique("audit_id", keep="first").sort("seq")
+
+
+def _grade(
+    check: Check, ev: Evidence, kind: str, insufficient: list[str], empty: bool
+) -> CheckResult:
+    """Grade one check. ``insufficient``: why the period cannot support a pass;
+    ``empty``: the period holds no entries at all (nothing can be tested)."""
     if ev.unavailable:
-        return CheckResult(check, "unavailable", (ev.unavailable,))
+        return CheckResult(check, "unavailable", (ev.unavailable,), None, "not computed")
+    if kind == "manual":
+        return CheckResult(
+            check, "manual", (), None, "evidence listed for the reviewer; not graded"
+        )
+    if empty:
+        return CheckResult(
+            check,
+            "insufficient_evidence",
+            ("The period holds no entries of the organization: nothing was tested.",),
+            None,
+            "insufficient_evidence",
+        )
     for status, rules in (("fail", check.fail_if), ("attention", check.attention_if)):
         held = [c for c in rules if c.holds(ev.metrics)]
         if held:
+            exc = _exceptions(ev, held)
+            n = 0 if exc is None else exc.height
+            reasons = tuple(
+                _sentence(c.metric, ev.metrics[c.metric]).capitalize() + "." for c in held
+            )
+            conclusion = f"{n} exception(s)" if n else "deviation noted (no single entry)"
+            return CheckResult(check, status, reasons, exc, conclusion)
+    if ev.population is not None and ev.population.height == 0:
+        if ev.name in _EMPTY_MEANS_MANUAL:
             return CheckResult(
                 check,
-                status,
-                tuple(f"{c} (is {ev.metrics[c.metric]})" for c in held),
+                "manual",
+                (f"{ev.title}: none recorded in the period; the reviewer obtains the evidence.",),
+                None,
+                "no population; the reviewer completes",
             )
-    return CheckResult(check, "pass", ())
+        return CheckResult(
+            check,
+            "insufficient_evidence",
+            (f"Nothing to test: the population ({ev.title.lower()}) is empty.",),
+            None,
+            "insufficient_evidence",
+        )
+    if insufficient:
+        return CheckResult(
+            check, "insufficient_evidence", tuple(insufficient), None, "insufficient_evidence"
+        )
+    return CheckResult(check, "pass", (), None, "no exceptions noted")
+
+
+def _requirement_status(kind: str, checks: tuple[CheckResult, ...]) -> str:
+    if kind == "manual" or not checks:
+        return "manual"
+    worst = min((c.status for c in checks), key=_RANK.__getitem__)
+    if _RANK[worst] < _RANK["pass"]:
+        return worst
+    if any(c.status == "manual" for c in checks):
+        return "manual"
+    return "supports" if kind == "partial" else "pass"
 
 
 def _org_name(inp: ReportInput) -> str:
@@ -264,6 +473,97 @@ def _org_name(inp: ReportInput) -> str:
     return str(names[-1]) if names.len() else inp.organization_id
 
 
+def completeness(inp: ReportInput, gap_hours: float = GAP_HOURS) -> dict[str, Any]:
+    """Days (UTC) without entries and stretches longer than ``gap_hours`` without entries,
+    up to the end of the period or now, whichever is earlier. Missing entries are a warning
+    sign: an ingest that stopped, or entries removed before they were chained."""
+    import polars as pl
+
+    stop = min(inp.end, inp.extracted_at)
+    ts = inp.frame["timestamp"].sort()
+    bounds = pl.concat(
+        [
+            pl.Series("timestamp", [inp.start], dtype=ts.dtype),
+            ts,
+            pl.Series("timestamp", [stop], dtype=ts.dtype),
+        ]
+    )
+    steps = pl.DataFrame({"from": bounds.head(-1), "to": bounds.tail(-1)}).with_columns(
+        ((pl.col("to") - pl.col("from")).dt.total_seconds() / 3600).round(1).alias("hours")
+    )
+    gaps = steps.filter(pl.col("hours") > gap_hours)
+    days = pl.date_range(inp.start.date(), (stop - timedelta(milliseconds=1)).date(), eager=True)
+    seen = ts.dt.date().unique()
+    missing = days.filter(~days.is_in(seen.implode())) if stop > inp.start else days.clear()
+    return {
+        "gap_hours": gap_hours,
+        "period_ended": inp.end <= inp.extracted_at,
+        "days_without_entries": [d.isoformat() for d in missing.to_list()],
+        "gaps": [
+            {"from": _iso(a), "to": _iso(b), "hours": h}
+            for a, b, h in gaps.select("from", "to", "hours").iter_rows()
+        ],
+    }
+
+
+def integrity_statement(inp: ReportInput, keys: list[Any] | None = None) -> dict[str, Any]:
+    """Checkpoints signed in the period, every verifying key (fingerprint, where it came
+    from) and how many of the organization's entries no checkpoint covers yet."""
+    from auditlens.chain.checkpoints import list_checkpoints, recorded_keys
+    from auditlens.chain.notes import VerifierKey, load_verifier, parse_note
+
+    given = [k if isinstance(k, VerifierKey) else load_verifier(k) for k in keys or []]
+    known: dict[str, tuple[VerifierKey, str]] = {}
+    for key, role in recorded_keys(inp.store):
+        source = (
+            "witness (recorded in the store)"
+            if role == "witness"
+            else (
+                "the store itself (recorded when it signed; not an independent key — verify "
+                "with a key you hold: --key)"
+            )
+        )
+        known[key.key_id.hex()] = (key, source)
+    for key in given:
+        known[key.key_id.hex()] = (key, "--key file given by the reader")
+    stored = list_checkpoints(inp.store, inp.organization_id)
+    lo, hi = inp.start.timestamp() * 1000, inp.end.timestamp() * 1000
+    in_period = []
+    signers: dict[str, dict[str, Any]] = {}
+    for cp in stored:
+        sigs = parse_note(cp.note).signatures
+        for name, kid, _ in sigs:
+            key_src = known.get(kid.hex())
+            signers.setdefault(
+                kid.hex(),
+                {
+                    "name": name,
+                    "key_id": kid.hex(),
+                    "fingerprint": hashlib.sha256(key_src[0].public).hexdigest()
+                    if key_src
+                    else None,
+                    "source": key_src[1] if key_src else "unknown: no key for it is held",
+                },
+            )
+        if lo <= cp.created_ms < hi:
+            in_period.append(
+                {
+                    "tree_size": cp.tree_size,
+                    "root_hash": cp.root_hash,
+                    "signed_at": _iso(datetime.fromtimestamp(cp.created_ms / 1000, UTC)),
+                    "signed_by": [name for name, _, _ in sigs],
+                }
+            )
+    covered = max((cp.tree_size for cp in stored), default=0)
+    total = inp.verification.checked
+    return {
+        "checkpoints_in_period": in_period,
+        "keys": list(signers.values()),
+        "covered_entries": covered,
+        "entries_not_covered": max(0, total - covered),
+    }
+
+
 def build_report(
     store: AuditStore,
     framework: str | Path | Framework,
@@ -274,6 +574,10 @@ def build_report(
     charts: bool = True,
     record: bool = True,
     progress: bool = False,
+    detectors: dict[str, Any] | None = None,
+    allow_open_period: bool = False,
+    keys: list[Any] | None = None,
+    gap_hours: float = GAP_HOURS,
 ) -> Report:
     """Assess ``framework`` (``soc2``, ``iso27001``, ``gdpr``, a YAML path or a
     :class:`Framework`) on one organization over ``[start, end]``.
@@ -284,20 +588,49 @@ def build_report(
         charts: build plotly charts (needs plotly).
         record: append an ``audit_log.exported`` entry saying who produced the report.
         progress: show a progress bar over the evidence items (tqdm: a widget in notebooks).
+        detectors: detector parameters (``{"off_hours": {"hours": "07:00-19:00"}}``); they
+            override the organization's stored context (time zone, hours, workdays, people).
+        allow_open_period: accept a period that ends after now; its checks cannot pass
+            (``insufficient_evidence``) and the report says "period not ended".
+        keys: verifier keys (:class:`~auditlens.chain.notes.VerifierKey` or ``.vkey`` paths)
+            you hold; without them the keys recorded in the store are named as the source.
+        gap_hours: stretches without entries longer than this are listed as gaps.
+
+    Raises:
+        FilterError: the period ends after now (without ``allow_open_period``).
     """
     from auditlens import __version__
     from auditlens.config import redact_url
+    from auditlens.context import describe
 
     fw = framework if isinstance(framework, Framework) else load_framework(framework)
-    inp = _input(store, organization_id, start, end, charts)
+    inp = _input(store, organization_id, start, end, charts, detectors)
     organization_id, lo, hi = inp.organization_id, inp.start, inp.end
+    ended = hi <= inp.extracted_at
+    if not ended and not allow_open_period:
+        raise FilterError(
+            f"the period ends {_iso(hi)}, after now ({_iso(inp.extracted_at)}): it has not "
+            "ended, so its evidence is incomplete; pick an ended period (e.g. last-month) or "
+            "pass allow_open_period=True (--allow-open-period)"
+        )
     names = list(dict.fromkeys(c.evidence for r in fw.requirements for c in r.checks))
     evidence = _compute_all(inp, names, progress)
+    gaps = completeness(inp, gap_hours)
+    insufficient = []
+    if not ended:
+        insufficient.append("The period has not ended: entries may still arrive.")
+    if gaps["gaps"]:
+        insufficient.append(
+            f"The trail has {len(gaps['gaps'])} gap(s) longer than {gap_hours:g} h without "
+            "entries (see the completeness statement)."
+        )
+    empty = inp.frame.height == 0
     results = []
     for req in fw.requirements:
-        checks = tuple(_grade(c, evidence[c.evidence]) for c in req.checks)
-        status = min((c.status for c in checks), key=_RANK.__getitem__) if checks else "manual"
-        results.append(RequirementResult(req, status, checks))
+        checks = tuple(
+            _grade(c, evidence[c.evidence], req.type, insufficient, empty) for c in req.checks
+        )
+        results.append(RequirementResult(req, _requirement_status(req.type, checks), checks))
     frame = inp.frame
     source_text = Path(fw.source).read_bytes() if fw.source and Path(fw.source).is_file() else b""
     provenance: dict[str, Any] = {
@@ -318,8 +651,24 @@ def build_report(
         "framework_file": fw.source,
         "framework_sha256": hashlib.sha256(source_text).hexdigest() if source_text else None,
         "auditlens_version": __version__,
+        "period_ended": ended,
+        "context": describe(inp.profile),
+        "detectors": inp.detector_config,
     }
-    report = Report(fw, organization_id, _org_name(inp), lo, hi, results, evidence, provenance, inp)
+    name = inp.profile.name or _org_name(inp)
+    report = Report(
+        fw,
+        organization_id,
+        name,
+        lo,
+        hi,
+        results,
+        evidence,
+        provenance,
+        inp,
+        gaps,
+        integrity_statement(inp, keys),
+    )
     if record:
         from auditlens.review import record_review
 

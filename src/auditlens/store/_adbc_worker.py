@@ -17,6 +17,7 @@ closes that file and is answered by ``{"ok": true}``.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 
@@ -44,6 +45,7 @@ def main() -> None:
             out.flush()
             continue
         stmt = None
+        sent_header = False
         try:
             if path not in open_files:
                 database = adbc_driver_sqlite.connect(path)
@@ -59,17 +61,37 @@ def main() -> None:
                     )
                 )
             stream, _ = stmt.execute_query()
-            reader = pa.RecordBatchReader._import_from_c(stream.address)
-            out.write(b'{"ok": true}\n')
-            writer = pa.ipc.new_stream(out, reader.schema)
-            first = True
-            for batch in reader:
-                if first:
-                    batch = batch.slice(1)
-                    first = False
-                writer.write_batch(batch)
-            writer.close()
+            # The result stream points into the statement (its bound parameters, its
+            # sqlite3_stmt): it must be released before the statement is closed. A reader
+            # left alive past ``stmt.close()`` was released on the next request and
+            # called through freed memory (a segfault, seen as "reader exited").
+            try:
+                reader = pa.RecordBatchReader.from_stream(stream)
+                try:
+                    out.write(b'{"ok": true}\n')
+                    sent_header = True
+                    writer = pa.ipc.new_stream(out, reader.schema)
+                    first = True
+                    for batch in reader:
+                        if first:
+                            batch = batch.slice(1)
+                            first = False
+                        writer.write_batch(batch)
+                    writer.close()
+                finally:
+                    reader.close()
+                    del reader
+            finally:
+                stream.release()  # if from_stream did not take it over
+                del stream
         except Exception as exc:
+            if sent_header:
+                # part of an Arrow stream is on the pipe: an error line now would be read
+                # as Arrow data. End the process; the parent sees a broken stream, reports
+                # it and starts a new helper.
+                sys.stderr.write(f"auditlens SQLite reader: {type(exc).__name__}: {exc}\n")
+                sys.stderr.flush()
+                os._exit(70)
             error = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
             out.write(json.dumps(error).encode() + b"\n")
         finally:

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, ExceptionContext, make_url
 
-from auditlens.errors import ConfigError
+from auditlens.errors import ConfigError, StoreError
+from auditlens.store.tables import details_search_text, search_fold
 
 __all__ = ["APPEND_LOCK_KEY", "WRITE_OPTION", "make_engine", "sqlite_path"]
 
@@ -46,7 +47,7 @@ def make_engine(url: str) -> Engine:
     except Exception as exc:
         raise ConfigError(f"malformed store URL: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(parsed)
+        return _connect_errors_as_store_errors(_sqlite_engine(parsed))
     if parsed.get_backend_name() == "postgresql":
         try:
             import psycopg  # noqa: F401
@@ -54,10 +55,28 @@ def make_engine(url: str) -> Engine:
             raise ConfigError(
                 "PostgreSQL needs the psycopg driver: pip install 'auditlens[postgres]'"
             ) from None
-        return create_engine(parsed, pool_pre_ping=True)
+        return _connect_errors_as_store_errors(create_engine(parsed, pool_pre_ping=True))
     raise ConfigError(
         f"unsupported database {parsed.get_backend_name()!r}: use SQLite or PostgreSQL"
     )
+
+
+def _connect_errors_as_store_errors(engine: Engine) -> Engine:
+    """Make a failure to connect raise :class:`StoreError` naming the store (password hidden).
+
+    An unreachable or refusing server, a file that is not a SQLite database, a
+    folder that cannot be written: one line saying which store and why, instead of a
+    driver traceback. Errors on an open connection keep their SQLAlchemy type.
+    """
+    where = engine.url.render_as_string(hide_password=True)
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(ctx: ExceptionContext) -> None:
+        reason = " ".join(str(ctx.original_exception).split())
+        if ctx.connection is None or "not a database" in reason:
+            raise StoreError(f"cannot open the store {where}: {reason}")
+
+    return engine
 
 
 def _sqlite_engine(url: URL) -> Engine:
@@ -73,6 +92,11 @@ def _sqlite_engine(url: URL) -> Engine:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # auditlens issues BEGIN itself
+        # Unicode-aware folding for the text-search index (SQLite's lower() is ASCII-only)
+        dbapi_conn.create_function("auditlens_fold", 1, search_fold, deterministic=True)
+        dbapi_conn.create_function(
+            "auditlens_details_text", 1, details_search_text, deterministic=True
+        )
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA busy_timeout = 60000")
         if path is not None:

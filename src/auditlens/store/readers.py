@@ -20,6 +20,7 @@ process.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import subprocess
 import sys
@@ -157,11 +158,19 @@ class ArrowReader:
 
 
 class _SqliteWorker:
-    """The process's ``_adbc_worker`` (one for every SQLite file), as seen by one file."""
+    """The process's ``_adbc_worker`` (one for every SQLite file), as seen by one file.
+
+    A helper that died (killed, out of memory, a crash in the driver) is replaced: a
+    read whose request it never answered is sent again, once, to a new helper. A read
+    that dies while its batches are being consumed is not repeated (the caller has
+    part of the answer already): it raises :class:`StoreError` and the next read gets
+    a new helper.
+    """
 
     _proc: subprocess.Popen[bytes] | None = None
     _lock = threading.Lock()
     _owner: int | None = None  # thread streaming a result right now
+    _stopper_registered = False
 
     def __init__(self, path: str) -> None:
         self.path = str(Path(path).resolve())
@@ -170,6 +179,8 @@ class _SqliteWorker:
     def _pipes(cls) -> tuple[IO[bytes], IO[bytes]]:
         proc = cls._proc
         if proc is None or proc.poll() is not None:
+            if proc is not None:
+                _stop(proc)  # reap the dead one, close its pipes
             # run the file as a script: importing the auditlens package would cost ~1 s
             proc = cls._proc = subprocess.Popen(  # noqa: S603 - our own script, fixed arguments
                 [sys.executable, str(Path(__file__).with_name("_adbc_worker.py"))],
@@ -177,9 +188,28 @@ class _SqliteWorker:
                 stdout=subprocess.PIPE,
                 bufsize=1 << 20,  # large reads: fewer, bigger pipe reads
             )
-            atexit.register(_stop, proc)
+            if not cls._stopper_registered:
+                atexit.register(cls._stop_current)
+                cls._stopper_registered = True
         assert proc.stdin is not None and proc.stdout is not None
         return proc.stdin, proc.stdout
+
+    @classmethod
+    def _stop_current(cls) -> None:
+        if cls._proc is not None:
+            _stop(cls._proc)
+
+    @classmethod
+    def _discard(cls) -> str:
+        """End the current helper (it broke the protocol or died); how it ended, for messages."""
+        proc, cls._proc = cls._proc, None
+        if proc is None:
+            return "no helper"
+        if proc.poll() is None:
+            proc.kill()
+        code = proc.wait()
+        _stop(proc)
+        return f"exit code {code}" if code >= 0 else f"signal {-code}"
 
     def query(self, sql: str, params: list[Any], batch_rows: int) -> Iterator[pa.RecordBatch]:
         """Run one query; yields its record batches (always reads the stream to the end)."""
@@ -195,8 +225,21 @@ class _SqliteWorker:
             finally:
                 _SqliteWorker._owner = None
 
-    def _query(self, sql: str, params: list[Any], batch_rows: int) -> Iterator[pa.RecordBatch]:
+    def _send(self, request: bytes) -> tuple[IO[bytes], dict[str, Any] | None]:
+        """Send one request; the helper's stdout and its header, or None if it died first."""
         stdin, stdout = self._pipes()
+        try:
+            stdin.write(request)
+            stdin.flush()
+            line = stdout.readline()
+        except (BrokenPipeError, ConnectionResetError):
+            return stdout, None
+        if not line:
+            return stdout, None
+        header: dict[str, Any] = json.loads(line)
+        return stdout, header
+
+    def _query(self, sql: str, params: list[Any], batch_rows: int) -> Iterator[pa.RecordBatch]:
         request = {
             "op": "query",
             "path": self.path,
@@ -204,20 +247,38 @@ class _SqliteWorker:
             "params": params,
             "batch_rows": batch_rows,
         }
-        stdin.write(json.dumps(request, default=str).encode() + b"\n")
-        stdin.flush()
-        header = json.loads(stdout.readline() or b'{"ok": false, "error": "reader exited"}')
+        payload = json.dumps(request, default=str).encode() + b"\n"
+        stdout, header = self._send(payload)
+        if header is None:  # the helper died before answering: a new one, once
+            ended = self._discard()
+            stdout, header = self._send(payload)
+            if header is None:
+                again = self._discard()
+                raise StoreError(
+                    f"SQLite read failed: the reader process exited before answering "
+                    f"({ended}, then {again} on a retry with a new process)"
+                )
         if not header.get("ok"):
             raise StoreError(f"SQLite read failed: {header.get('error')}")
-        reader = pa.ipc.open_stream(stdout)
         done = False
+        reader: pa.ipc.RecordBatchStreamReader | None = None
         try:
+            reader = pa.ipc.open_stream(stdout)
             yield from reader
             done = True
+        except (pa.ArrowInvalid, OSError, EOFError) as exc:
+            ended = self._discard()
+            done = True  # nothing left to drain: the helper is gone
+            raise StoreError(
+                f"SQLite read failed: the reader process broke off the result ({ended}): {exc}"
+            ) from exc
         finally:
             if not done:  # the caller stopped early: drain so the next answer starts clean
-                for _ in reader:
-                    pass
+                try:
+                    for _ in reader or ():
+                        pass
+                except (pa.ArrowInvalid, OSError, EOFError):
+                    self._discard()
 
     def close(self) -> None:
         """Let the worker close this file."""
@@ -226,22 +287,29 @@ class _SqliteWorker:
             if proc is None or proc.poll() is not None:
                 return
             stdin, stdout = self._pipes()
-            stdin.write(json.dumps({"op": "close", "path": self.path}).encode() + b"\n")
-            stdin.flush()
-            stdout.readline()
+            try:
+                stdin.write(json.dumps({"op": "close", "path": self.path}).encode() + b"\n")
+                stdin.flush()
+                stdout.readline()
+            except (BrokenPipeError, ConnectionResetError):
+                self._discard()
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """End a helper by closing its stdin (killed if it does not exit), and close its pipes."""
     if proc.poll() is None:
         if proc.stdin is not None:
-            proc.stdin.close()
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.close()
         try:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    if proc.stdout is not None:
-        proc.stdout.close()
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe is not None and not pipe.closed:
+            with contextlib.suppress(BrokenPipeError):
+                pipe.close()
 
 
 def _raw(schema: pa.Schema) -> pa.Schema:

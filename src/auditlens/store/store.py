@@ -27,6 +27,7 @@ from sqlalchemy import Select, and_, func, inspect, or_, select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
+from auditlens import context as _context
 from auditlens.chain.canonical import (
     CONTENT_FIELDS,
     GENESIS_HASH,
@@ -37,6 +38,7 @@ from auditlens.chain.canonical import (
 from auditlens.config import redact_url, resolve_url
 from auditlens.errors import (
     ConfigError,
+    DuplicateConflict,
     DuplicateEntryError,
     FilterError,
     StoreError,
@@ -51,6 +53,8 @@ from auditlens.store.engine import APPEND_LOCK_KEY, WRITE_OPTION, make_engine
 from auditlens.store.readers import ArrowReader
 from auditlens.store.tables import (
     SCHEMA_VERSION,
+    SEARCH_FILL_SQL,
+    SEARCH_INDEX_PROBE,
     entries,
     meta,
     metadata,
@@ -70,12 +74,16 @@ _ROW_COLUMNS = [_C.id, *(_C[f] for f in ROW_FIELDS), _C.seq, _C.prev_hash, _C.en
 
 _INSERT_COLUMNS = (*ROW_FIELDS, "seq", "prev_hash", "entry_hash")
 _COLUMNAR_MIN = 256  # below this many rows, per-row hashing is cheaper than building a frame
-_FTS_FILL = text(
-    "INSERT INTO audit_fts(rowid, actor_email, resource_name, action, details) "
-    "SELECT id, actor_email, resource_name, action, details FROM audit_entries WHERE id >= :first"
-)
+_FTS_FILL = text(SEARCH_FILL_SQL)  # SQLite text search: index the batch with ids >= :first
 
 Where = Filter | Mapping[str, Any] | str | None
+
+
+def _differing(prior: Mapping[str, Any], row: Mapping[str, Any]) -> tuple[str, ...]:
+    """The compared fields whose values differ between a stored (or earlier) row and a new one."""
+    return tuple(f for f in _COMPARE_FIELDS if prior[f] != row[f])
+
+
 Order = Literal["asc", "desc"]
 
 
@@ -155,6 +163,7 @@ class AuditStore:
         self.max_details_bytes = max_details_bytes
         self.dialect: str = engine.dialect.name
         self._reader = ArrowReader(engine, FRAME_SCHEMA)
+        self._held = threading.local()  # this thread's open write transaction, if any
         mark = "?" if self.dialect == "sqlite" else "%s"
         self._insert_sql = (
             f"INSERT INTO audit_entries ({', '.join(_INSERT_COLUMNS)}) "
@@ -188,7 +197,14 @@ class AuditStore:
         Every write auditlens makes goes through here: on SQLite it starts with
         ``BEGIN IMMEDIATE``, so a transaction that reads before it writes waits for
         other writers (busy timeout) instead of failing with "database is locked".
+        Nested in another ``_write`` of the same thread (e.g. an ``append`` inside a plan
+        change), it is a savepoint of that transaction: both commit together or not at all.
         """
+        held: Connection | None = getattr(self._held, "conn", None)
+        if held is not None:
+            with held.begin_nested():
+                yield held
+            return
         try:
             with self.engine.connect() as conn:
                 conn = conn.execution_options(**{WRITE_OPTION: True})
@@ -197,7 +213,11 @@ class AuditStore:
                         conn.execute(
                             text("SELECT pg_advisory_xact_lock(:k)"), {"k": APPEND_LOCK_KEY}
                         )
-                    yield conn
+                    self._held.conn = conn
+                    try:
+                        yield conn
+                    finally:
+                        self._held.conn = None
         except IntegrityError:
             raise
         except DBAPIError as exc:
@@ -207,7 +227,7 @@ class AuditStore:
         insp = inspect(self.engine)
         if insp.has_table("auditlens_meta"):
             self._check_version()
-            if all(insp.has_table(t) for t in metadata.tables):
+            if all(insp.has_table(t) for t in metadata.tables) and self._search_ready():
                 return
             # same schema version, tables added since: create them (every step is idempotent)
         elif insp.has_table("audit_entries"):
@@ -245,6 +265,11 @@ class AuditStore:
         except SQLAlchemyError as exc:
             raise StoreError(f"could not create the store's tables: {exc}") from exc
         self._check_version()
+
+    def _search_ready(self) -> bool:
+        """Whether the text-search index of this layout exists (else the DDL builds it)."""
+        with self.engine.connect() as conn:
+            return bool(conn.execute(text(SEARCH_INDEX_PROBE[self.dialect])).scalar())
 
     def _check_version(self) -> None:
         with self.engine.connect() as conn:
@@ -312,13 +337,14 @@ class AuditStore:
             created: list[bool] = []
             fresh: list[dict[str, Any]] = []
             seen: dict[str, dict[str, Any]] = {}
-            for row in rows:
+            conflicts: list[DuplicateConflict] = []
+            for index, row in enumerate(rows):
                 aid = row["audit_id"]
                 prior = known.get(aid) or seen.get(aid)
                 if prior is not None:
-                    diff = [f for f in _COMPARE_FIELDS if prior[f] != row[f]]
+                    diff = _differing(prior, row)
                     if diff:
-                        raise DuplicateEntryError(aid, diff)
+                        conflicts.append(DuplicateConflict(index, aid, diff))
                     stored.append(prior)
                     created.append(False)
                     continue
@@ -326,6 +352,9 @@ class AuditStore:
                 fresh.append(row)
                 stored.append(row)
                 created.append(True)
+            if conflicts:  # every conflict of the batch at once, so callers drop them in one go
+                first = conflicts[0]
+                raise DuplicateEntryError(first.audit_id, first.differing, conflicts)
             if fresh:
                 self._chain(conn, fresh)
                 first_id = self._max_id(conn) + 1
@@ -361,6 +390,26 @@ class AuditStore:
             org = row["organization_id"]
             row["prev_hash"] = tips.get(org, GENESIS_HASH)
             row["entry_hash"] = tips[org] = link_hash(row["prev_hash"], content)
+
+    def find_conflicts(self, rows: Sequence[Mapping[str, Any]]) -> list[DuplicateConflict]:
+        """Rows whose ``audit_id`` is stored, or earlier in ``rows``, with different content.
+
+        A read-only check (one ``IN`` lookup per 500 ids), for loaders that must know
+        before appending anything (``ingest(strict=True)``). Same id with the same
+        content is not a conflict: appending it is a no-op.
+        """
+        with self.engine.connect() as conn:
+            known = self._existing(conn, [r["audit_id"] for r in rows])
+        conflicts: list[DuplicateConflict] = []
+        seen: dict[str, Mapping[str, Any]] = {}
+        for index, row in enumerate(rows):
+            aid = row["audit_id"]
+            prior = known.get(aid) or seen.get(aid)
+            if prior is None:
+                seen[aid] = row
+            elif diff := _differing(prior, row):
+                conflicts.append(DuplicateConflict(index, aid, diff))
+        return conflicts
 
     def _existing(self, conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
@@ -611,16 +660,69 @@ class AuditStore:
         where: Where = None,
         *,
         config: Mapping[str, Any] | None = None,
+        context: bool = True,
         backend: str = "polars",
         **filters: Any,
     ) -> Any:
-        """Run one detector (``config`` = its parameters) or all of them on matching entries."""
+        """Run one detector (``config`` = its parameters) or all of them on matching entries.
+
+        With ``context`` (the default) the organizations' stored context (time zones,
+        business hours, workdays, people: :mod:`auditlens.context`) sets the parameters
+        first; ``config`` overrides it.
+        """
         from auditlens import detect
 
         df = self.query(where, backend=backend, order="asc", **filters)
+        if context:
+            config = _context.with_context(self, config, name_or_all)
         if name_or_all == "all":
             return detect.run_all(df, config)
         return detect.run(name_or_all, df, **dict(config or {}))
+
+    # -- organization context (kept as audit entries: auditlens.context) ---------------
+    def set_org_profile(
+        self,
+        organization_id: str,
+        *,
+        name: str | None = None,
+        timezone: str | None = None,
+        hours: str | None = None,
+        workdays: str | Iterable[str] | None = None,
+        by: str | None = None,
+    ) -> _context.OrgProfile:
+        """Set an organization's name, time zone, business hours or workdays.
+
+        Recorded as an ``organization.profile_changed`` entry; see
+        :func:`auditlens.context.set_org_profile`.
+        """
+        return _context.set_org_profile(
+            self,
+            organization_id,
+            name=name,
+            timezone=timezone,
+            hours=hours,
+            workdays=workdays,
+            by=by,
+        )
+
+    def org_profile(self, organization_id: str) -> _context.OrgProfile:
+        """An organization's current context (defaults when never set)."""
+        return _context.org_profile(self, organization_id)
+
+    def set_people(
+        self,
+        organization_id: str,
+        rows: Iterable[Mapping[str, Any]],
+        *,
+        replace_all: bool = True,
+        by: str | None = None,
+    ) -> _context.PeopleChange:
+        """Set an organization's people (email, timezone, name, role, manager)."""
+        return _context.set_people(self, organization_id, rows, replace_all=replace_all, by=by)
+
+    def people(self, organization_id: str) -> list[_context.Person]:
+        """An organization's people, sorted by email."""
+        return _context.people(self, organization_id)
 
     # -- output ----------------------------------------------------------------------
     def export(
