@@ -55,7 +55,11 @@ def main() -> None:
 
     base_name = next(iter(CASES))
     base = best[base_name]
-    t = Table(title=f"CLI start-up (best of {args.repeat} fresh processes, {os.cpu_count()} cores)")
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    t = Table(
+        title=f"CLI start-up (best of {args.repeat} fresh processes, {os.cpu_count()} cores, "
+        f"load average {load})"
+    )
     for col in ("measure", "result", "baseline / ratio", "target", "met"):
         t.add_column(col)
     t.add_row(base_name, f"{base * 1000:.0f} ms", "", "", "")

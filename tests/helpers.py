@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import auditlens as al
 
 ORG = "2b6f0cc9-4b8a-4bd8-9d5e-0a1f6f2f4a11"
 ORG2 = "7d1e8f3a-5c2b-4e6d-9a8b-1c2d3e4f5a6b"
 JANE_ID = "5f0c2a55-3f7e-4f8e-8d44-9a4b0c3e2d11"
+NOW = datetime(2025, 3, 1, tzinfo=UTC)  # "now" of the retention tests
 
 
 def make_entry(**overrides: Any) -> dict[str, Any]:
@@ -35,3 +40,21 @@ def make_entry(**overrides: Any) -> dict[str, Any]:
         else:
             entry[key] = value
     return entry
+
+
+def days_ago(n: float) -> str:
+    return (NOW - timedelta(days=n)).isoformat()
+
+
+def append_aged(store: al.AuditStore) -> None:
+    """ORG and ORG2: 40 entries from 60 to 21 days ago, then 10 recent ones each."""
+    for org in (ORG, ORG2):
+        store.append(
+            [
+                make_entry(organization_id=org, timestamp=days_ago(60 - i), details={"i": i})
+                for i in range(40)
+            ]
+        )
+        store.append(
+            [make_entry(organization_id=org, timestamp=days_ago(5 - i * 0.1)) for i in range(10)]
+        )

@@ -19,28 +19,13 @@ from auditlens.retention import (
     read_archive,
     set_plan,
 )
-from tests.helpers import ORG, ORG2, make_entry
-
-NOW = datetime(2025, 3, 1, tzinfo=UTC)
-
-
-def days_ago(n: float) -> str:
-    return (NOW - timedelta(days=n)).isoformat()
+from tests.helpers import NOW, ORG, ORG2, append_aged, days_ago, make_entry
 
 
 @pytest.fixture
 def aged(store: al.AuditStore) -> al.AuditStore:
     # ORG: 40 entries from 60 to 21 days ago, then 10 recent ones; ORG2 the same, no plan
-    for org in (ORG, ORG2):
-        store.append(
-            [
-                make_entry(organization_id=org, timestamp=days_ago(60 - i), details={"i": i})
-                for i in range(40)
-            ]
-        )
-        store.append(
-            [make_entry(organization_id=org, timestamp=days_ago(5 - i * 0.1)) for i in range(10)]
-        )
+    append_aged(store)
     set_plan(store, ORG, "starter")  # 30 days; appends ORG's 51st entry, plan_changed (now)
     return store
 
@@ -292,3 +277,36 @@ def test_restore_across_two_archived_ranges(aged: al.AuditStore, tmp_path: Path)
         report = al.verify(s, include_archive=True)
         assert report.ok, report.problems
         assert (report.checked, report.archived) == (8, 30)
+
+
+def test_the_organization_context_outlives_the_entries_that_set_it(
+    store: al.AuditStore, tmp_path: Path
+) -> None:
+    """Retention archiving the profile_changed entry must not reset the org to UTC."""
+    from auditlens.context import PERSON_SET, OrgProfile, Person, person_entry, profile_entry
+
+    owner = {"email": "owner@acme.example", "type": "user"}
+    profile = profile_entry(OrgProfile(ORG, "Acme", "Asia/Tokyo", "09:00-18:00"), owner)
+    lena = Person(ORG, "lena@acme.example", "Europe/Berlin")
+    person = person_entry(ORG, PERSON_SET, lena, owner, None)
+    for i, e in enumerate((profile, person)):
+        e["timestamp"] = days_ago(59 - i)
+        e["audit_id"] = make_entry()["audit_id"]
+    store.append([profile, person])
+    store.append([make_entry(organization_id=ORG, timestamp=days_ago(58 - i)) for i in range(5)])
+    store.append([make_entry(organization_id=ORG, timestamp=days_ago(2))])
+    set_plan(store, ORG, "starter")
+    [res] = apply_retention(store, tmp_path, now=NOW)
+    assert res.through_seq == 7  # the context entries are archived with the rest
+    assert store.get(profile["audit_id"]) is None
+    kept = store.org_profile(ORG)
+    assert (kept.name, kept.timezone, kept.hours) == ("Acme", "Asia/Tokyo", "09:00-18:00")
+    assert [(p.email, p.timezone) for p in store.people(ORG)] == [
+        ("lena@acme.example", "Europe/Berlin")
+    ]
+    carried = store.entries(actions=["organization.profile_changed", "organization.person_set"])
+    assert sorted(e["details"]["carried_forward_from"] for e in carried) == sorted(
+        [profile["audit_id"], person["audit_id"]]
+    )
+    assert all(e["actor"]["type"] == "system" for e in carried)
+    assert al.verify(store).ok

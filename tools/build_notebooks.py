@@ -21,6 +21,18 @@ import auditlens as al
 pio.renderers.default = "plotly_mimetype"  # small outputs; JupyterLab draws them natively
 store = al.open_store_or_sample(store_url)"""
 
+#: the report notebooks keep a static SVG of every chart beside plotly's own output, so
+#: the executed notebook shows its charts in any viewer (nbviewer, GitHub, VS Code), not
+#: only JupyterLab; one kaleido session (the local Chromium, nothing fetched) draws them all
+STATIC_SETUP = """import kaleido
+import plotly.io as pio
+
+import auditlens as al
+
+pio.renderers.default = "plotly_mimetype+svg"
+kaleido.start_sync_server(silence_warnings=True)  # one browser for every chart
+store = al.open_store_or_sample(store_url)"""
+
 NOTEBOOKS: dict[str, list[tuple[str, str] | tuple[str, str, list[str]]]] = {
     "compliance_report": [
         (
@@ -41,6 +53,7 @@ end = ""  # last day, inclusive; empty: its last entry
 allow_open_period = False  # accept a period that has not ended yet (labelled so)
 detectors = {}  # detector parameters over the stored context: {"off_hours": {"hours": "07:00-19:00"}}
 store_url = ""  # empty: $AUDITLENS_URL, else the shipped sample data
+keys = []  # verifier keys you hold (.vkey paths); empty: the store's (the report says so)
 output_pdf = "out/compliance_report.pdf"
 output_html = ""  # also write the interactive HTML version here
 results_json = "out/compliance_report.json"  # population files go beside it""",
@@ -48,7 +61,7 @@ results_json = "out/compliance_report.json"  # population files go beside it""",
         ),
         (
             "code",
-            SETUP
+            STATIC_SETUP
             + """
 report = al.build_report(
     store,
@@ -56,9 +69,10 @@ report = al.build_report(
     organization_id or None,
     start or None,
     end or None,
-    progress=True,
+    progress=False,  # a widget bar would be saved as "evidence: 0%" in the executed notebook
     detectors=detectors,
     allow_open_period=allow_open_period,
+    keys=keys or None,
 )
 p = report.provenance
 print(report.framework.name)
@@ -87,6 +101,7 @@ print(report.framework.framework, [r.requirement.id for r in report.requirements
 report.to_pdf(output_pdf)
 if output_html:
     report.to_html(output_html)
+kaleido.stop_sync_server(silence_warnings=True)
 print("summary:", report.summary)""",
         ),
     ],
@@ -167,7 +182,7 @@ results_json = "out/security_review.json"''',
         ),
         (
             "code",
-            SETUP
+            STATIC_SETUP
             + """
 from datetime import date, timedelta
 
@@ -224,6 +239,7 @@ results = {
 }
 Path(results_json).parent.mkdir(parents=True, exist_ok=True)
 Path(results_json).write_text(json.dumps(results, indent=2, default=str))
+kaleido.stop_sync_server(silence_warnings=True)
 results["metrics"]["findings"]""",
         ),
     ],
@@ -232,7 +248,8 @@ results["metrics"]["findings"]""",
             "md",
             """# Explore the audit trail
 
-The explorer panel: pick a period, filter by actor, type, category, resource and result,
+The explorer panel: pick a period (a custom range needs both dates) and an organization,
+filter by actor, type, category, resource and result,
 or type a search (`actor:jane@company.com action:webhook.* -result:success`), page through
 the results, look at the timeline, and export what you found.""",
         ),
@@ -450,8 +467,11 @@ def record_checked_outputs(path: Path) -> None:
     nbformat.write(nb, path)
 
 
-def build() -> None:
+def build(names: list[str] | None = None) -> None:
+    """Write the notebooks ``names`` (default: all of them)."""
     for name, cells in NOTEBOOKS.items():
+        if names and name not in names:
+            continue
         nb = new_notebook()
         nb.metadata["kernelspec"] = {
             "name": "python3",
@@ -475,7 +495,7 @@ if __name__ == "__main__":
     import subprocess
     import sys
 
-    build()
+    build(sys.argv[1:] or None)  # e.g. python tools/build_notebooks.py compliance_report
     # the committed notebooks are ruff-formatted, like the rest of the code
     ruff = Path(sys.executable).with_name("ruff")
     subprocess.run([str(ruff), "format", "--quiet", str(OUT)], check=True)  # noqa: S603

@@ -54,6 +54,7 @@ __all__ = [
     "OrgProfile",
     "PeopleChange",
     "Person",
+    "carry_forward",
     "detector_context",
     "org_profile",
     "org_profiles",
@@ -524,4 +525,30 @@ def _merge(stored: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any
         out[k] = (
             {**out[k], **v} if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
         )
+    return out
+
+
+def carry_forward(
+    store: AuditStore, organization_id: str, archived: Iterable[str]
+) -> list[dict[str, Any]]:
+    """Entries that re-state the context whose latest entries retention is about to archive.
+
+    The context is read from live entries, so retention would otherwise reset an
+    organization to UTC and default hours once its ``profile_changed`` entry ages out.
+    Retention appends these (``details.carried_forward_from`` names the archived entry) in
+    the same transaction as the removal. Call it before anything is removed.
+    """
+    gone = set(archived)
+    system = {"type": "system"}
+    out: list[dict[str, Any]] = []
+    profile = org_profile(store, organization_id)
+    if profile.audit_id in gone:
+        entry = profile_entry(profile, system, profile)
+        entry["details"]["carried_forward_from"] = profile.audit_id
+        out.append(entry)
+    for person in people(store, organization_id):
+        if person.audit_id in gone:
+            entry = person_entry(person.organization_id, PERSON_SET, person, system, person)
+            entry["details"]["carried_forward_from"] = person.audit_id
+            out.append(entry)
     return out

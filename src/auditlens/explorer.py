@@ -1,9 +1,11 @@
 """The Jupyter explorer: the product's "Control > Audit Trail" page as an ipywidgets panel.
 
-Date presets (last 24 h, 7 d, 30 d, all, custom range), actor, actor type, category,
-resource and result filters, a search bar using the search syntax, a paged results
+Date presets (last 24 h, 7 d, 30 d, all, custom range), organization, actor, actor type,
+category, resource and result filters, a search bar using the search syntax, a paged results
 table, an activity timeline (plotly) and Export (format + fields). Every filter is
-turned into one search query (shown above the table) and run by the database.
+turned into one search query (shown above the table) and run by the database; the
+timeline and the export follow the same query. A custom range needs both dates, the start
+on or before the end: otherwise the panel says so and runs nothing.
 
 The panel is plain Python state plus widgets, so it can be driven without a browser:
 set widget values, call :meth:`Explorer.refresh` (what the Search button does) and
@@ -34,9 +36,11 @@ from auditlens.schema import CATEGORIES
 if TYPE_CHECKING:
     from auditlens.store.store import AuditStore
 
-__all__ = ["PRESETS", "Explorer", "explore"]
+__all__ = ["ALL_ORGANIZATIONS", "PRESETS", "Explorer", "explore", "organization_options"]
 
 PRESETS = {"all time": None, "last 24 h": "24h", "last 7 d": "7d", "last 30 d": "30d", "custom": ""}
+#: the organization dropdown's value for "no organization filter"
+ALL_ORGANIZATIONS = ""
 _TABLE_COLUMNS = (
     "timestamp",
     "actor_email",
@@ -63,6 +67,27 @@ def _quote(value: str) -> str:
     return f'"{value}"' if any(c in value for c in ' :"()') else value
 
 
+def _error(message: str) -> str:
+    return f"<b style='color:#b00020'>{html.escape(message)}</b>"
+
+
+def organization_options(store: AuditStore) -> list[tuple[str, str]]:
+    """The organization dropdown's (label, value) pairs: all, then each by name and id.
+
+    Names come from the organizations' stored context (``al.context.set_org_profile``);
+    an organization without one is shown by its id.
+    """
+    from auditlens.context import org_profiles
+
+    names = {org: p.name for org, p in org_profiles(store).items() if p.name}
+    labelled = [
+        (f"{names[org]} ({org})" if org in names else org, org)
+        for org in (o["organization_id"] for o in store.organizations())
+    ]
+    labelled.sort(key=lambda pair: (pair[1] not in names, pair[0].casefold(), pair[1]))
+    return [("all organizations", ALL_ORGANIZATIONS), *labelled]
+
+
 class Explorer:
     """The panel's widgets, its current query and its current page of results."""
 
@@ -82,6 +107,12 @@ class Explorer:
         self.preset = w.Dropdown(options=list(PRESETS), value="all time", description="Period")
         self.start = w.DatePicker(description="From")
         self.end = w.DatePicker(description="To")
+        self.organization = w.Dropdown(
+            options=organization_options(store),
+            value=ALL_ORGANIZATIONS,
+            description="Organization",
+            layout=w.Layout(width="60%"),
+        )
         self.actor = w.Text(placeholder="email or user id", description="Actor")
         self.actor_type = w.Dropdown(
             options=["any", "user", "service_account", "system"], value="any", description="Type"
@@ -114,6 +145,9 @@ class Explorer:
         self.export_button = w.Button(description="Export", icon="download")
         self.export_status = w.HTML()
         self.query = ""
+        #: why the last search did not run (a custom range without both dates, or reversed)
+        self.problem: str | None = None
+        self._searched: tuple[Any, ...] | None = None  # the filters of the last search
         self.figure: Any = None
         self.frame: Any = None
         self.total = 0
@@ -128,6 +162,7 @@ class Explorer:
         self.widget = w.VBox(
             [
                 w.HBox([self.preset, self.start, self.end]),
+                self.organization,
                 w.HBox([self.actor, self.actor_type, self.category]),
                 w.HBox([self.resource, self.result]),
                 w.HBox([self.search, self.search_button]),
@@ -141,9 +176,36 @@ class Explorer:
         )
 
     # -- the query ---------------------------------------------------------------
+    def range_problem(self) -> str | None:
+        """What is wrong with the custom range (None: nothing, or not a custom range)."""
+        if self.preset.value != "custom":
+            return None
+        start, end = self.start.value, self.end.value
+        if start is None and end is None:
+            return "Custom range: choose a start date and an end date."
+        if start is None:
+            return "Custom range: choose a start date."
+        if end is None:
+            return "Custom range: choose an end date."
+        if start > end:
+            return f"Custom range: the start ({start:%Y-%m-%d}) is after the end ({end:%Y-%m-%d})."
+        return None
+
+    def reload_organizations(self) -> None:
+        """Re-read the organizations (and their names) from the store, keeping the choice."""
+        options = organization_options(self.store)
+        if tuple(self.organization.options) == tuple(options):
+            return
+        chosen = self.organization.value
+        self.organization.options = options
+        if chosen in (value for _, value in options):
+            self.organization.value = chosen
+
     def build_query(self) -> str:
         """The search query the current widget values stand for."""
         parts: list[str] = []
+        if self.organization.value != ALL_ORGANIZATIONS:
+            parts.append(f"organization_id:{_quote(self.organization.value)}")
         last = PRESETS[self.preset.value]
         if last:
             now = self._now or datetime.now(UTC)
@@ -169,18 +231,51 @@ class Explorer:
         return " ".join(parts)
 
     def refresh(self) -> None:
-        """Run the query from the first page (the Search button)."""
-        self.query = self.build_query()
+        """Run the query from the first page (the Search button).
+
+        A custom range without both dates, or with the start after the end, runs nothing:
+        the status says what to fix and the table, timeline and total are emptied.
+        """
         self._cursors = [None]
+        self._next = None
+        self._searched = self._filters()
+        self.problem = self.range_problem()
+        if self.problem is not None:
+            self.query = ""
+            self._clear(_error(self.problem))
+            return
+        self.query = self.build_query()
         try:
             self.total = self.store.count(self.query or None)
         except AuditLensError as exc:
-            self.status.value = f"<b style='color:#b00020'>{html.escape(str(exc))}</b>"
-            self.frame = None
-            self.table.value = ""
+            self._clear(_error(str(exc)))
             return
         self._show_page()
         self._draw_timeline()
+
+    def _filters(self) -> tuple[Any, ...]:
+        return (
+            self.organization.value,
+            self.preset.value,
+            self.start.value,
+            self.end.value,
+            self.actor.value,
+            self.actor_type.value,
+            self.category.value,
+            self.resource.value,
+            self.result.value,
+            self.search.value,
+        )
+
+    def _clear(self, status: str) -> None:
+        self.status.value = status
+        self.total = 0
+        self.frame = None
+        self.table.value = ""
+        self.prev_button.disabled = self.next_button.disabled = True
+        self.figure = None
+        if _in_kernel():
+            self.timeline.clear_output()
 
     def next_page(self) -> None:
         """Older entries."""
@@ -220,12 +315,20 @@ class Explorer:
         first = (self.page_number - 1) * self.page_size
         self.status.value = html.escape(
             f"{self.total:,} entries match `{self.query or 'everything'}` — showing "
-            f"{first + 1 if rows else 0:,}–{first + len(rows):,}"
+            f"{first + 1 if rows else 0:,}–{first + len(rows):,}{self._future_note()}"
         )
         # pandas escapes cell text by default: entry fields are attacker-controlled
         self.table.value = self.frame.to_html(index=False, escape=True, na_rep="")
         self.prev_button.disabled = self.page_number == 1
         self.next_button.disabled = self._next is None
+
+    def _future_note(self) -> str:
+        if self.preset.value != "custom" or self.end.value is None:
+            return ""
+        today = (self._now or datetime.now(UTC)).date()
+        if self.end.value <= today:
+            return ""
+        return f" (the end, {self.end.value:%Y-%m-%d}, is in the future)"
 
     def _draw_timeline(self) -> None:
         from auditlens import plots
@@ -245,9 +348,17 @@ class Explorer:
 
     # -- export ------------------------------------------------------------------
     def export(self) -> Path | None:
-        """Export every matching entry with the chosen format and fields (the Export button)."""
-        if not self.query and self.frame is None:
+        """Export every matching entry with the chosen format and fields (the Export button).
+
+        The export follows the filters as they are now: changed since the last search, the
+        search runs again first, so the table and the file agree. Nothing is written while
+        the custom range is incomplete or reversed.
+        """
+        if self._filters() != self._searched:
             self.refresh()
+        if self.problem is not None:
+            self.export_status.value = _error(f"{self.problem} Nothing exported.")
+            return None
         fmt = self.export_format.value
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         path = self.export_dir / f"audit-export-{stamp}.{fmt}"
@@ -256,7 +367,7 @@ class Explorer:
                 path, format=fmt, fields=list(self.export_fields.value), query=self.query or None
             )
         except AuditLensError as exc:
-            self.export_status.value = f"<b style='color:#b00020'>{html.escape(str(exc))}</b>"
+            self.export_status.value = _error(str(exc))
             return None
         self.last_export = path
         self.export_status.value = html.escape(f"{result.rows:,} entries written to {path}")

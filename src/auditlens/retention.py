@@ -13,8 +13,13 @@ and, in this order:
    root of the archived leaves, SHA-256 and rows of every file), also atomically;
 3. reads the archive back and checks every file hash and every chain link;
 4. only then, in one transaction, deletes the range through the
-   ``retention_authorizations`` path and records the boundary in ``retention_log``;
-5. appends an ``audit_log.retention_applied`` entry.
+   ``retention_authorizations`` path, records the boundary in ``retention_log`` and
+   appends an ``audit_log.retention_applied`` entry (with the plan it applied).
+
+The plan it applies must be on record in the chain: the organization's newest
+``organization.plan_changed`` or ``audit_log.retention_applied`` entry names the same
+plan and days as its newest ``org_plans`` row (:func:`unrecorded_plan`); a plan row
+written behind auditlens' back is refused, and ``verify`` reports it.
 
 A crash anywhere loses nothing: before step 4 the entries are still in the store, and
 the rerun removes what the killed run left (files of ranges no recorded manifest lists,
@@ -54,6 +59,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import delete, func, select
 
 from auditlens.chain.canonical import CONTENT_FIELDS, GENESIS_HASH, content_hashes, link_hash
+from auditlens.context import carry_forward
 from auditlens.errors import AuditLensError, ConfigError, StoreError
 from auditlens.frames import FRAME_SCHEMA
 from auditlens.merkle import MerkleTree, leaf_hash
@@ -85,6 +91,7 @@ __all__ = [
     "require_plan",
     "restore_archive",
     "set_plan",
+    "unrecorded_plan",
 ]
 
 PLANS = ("free", "starter", "pro", "enterprise")
@@ -252,6 +259,52 @@ def plan_of(store: AuditStore, organization_id: str) -> tuple[str, int | None] |
     with store.engine.connect() as conn:
         row = _plan_rows(conn, organization_id).get(organization_id)
     return None if row is None else _effective(*row)
+
+
+_PLAN_ACTIONS = ("organization.plan_changed", "audit_log.retention_applied")
+
+
+def unrecorded_plan(store: AuditStore, organization_id: str) -> str | None:
+    """Why the organization's current plan is not on record in its chain, or None when it is.
+
+    :func:`set_plan` writes an ``org_plans`` row and an ``organization.plan_changed`` entry
+    together, and retention records the plan it applied in its
+    ``audit_log.retention_applied`` entry (which stays live when the plan's own entry is
+    archived). So the newest of those entries must name the newest ``org_plans`` row's
+    plan and days; a row INSERTed behind auditlens' back (to make retention remove more)
+    does not.
+    """
+    with store.engine.connect() as conn:
+        row = _plan_rows(conn, organization_id).get(organization_id)
+        if row is None:
+            return None
+        found = conn.execute(
+            select(_C.seq, _C.action, _C.details)
+            .where(_C.organization_id == organization_id, _C.action.in_(_PLAN_ACTIONS))
+            .order_by(_C.seq.desc())
+            .limit(1)
+        ).first()
+    plan, days = _effective(*row)
+    if found is not None:
+        try:
+            details = json.loads(found.details)
+        except ValueError:
+            details = None
+        if isinstance(details, dict) and (details.get("plan"), details.get("retention_days")) == (
+            plan,
+            days,
+        ):
+            return None
+    where = (
+        f"the newest entry recording a plan (seq {found.seq}, {found.action}) names another"
+        if found is not None
+        else "no organization.plan_changed entry records it"
+    )
+    return (
+        f"the current plan {plan} ({days if days is not None else 'unlimited'} days) in "
+        f"org_plans is not on record in the chain: {where}; the plan row was written behind "
+        "auditlens' back (`auditlens plan set` records a change)"
+    )
 
 
 def _effective(plan: str, days: int | None) -> tuple[str, int | None]:
@@ -729,6 +782,9 @@ def _apply(
         if org not in plans:
             raise ConfigError(f"organization {org} has no plan; set one with set_plan()")
         plan, days = plans[org]
+        unrecorded = unrecorded_plan(store, org)
+        if unrecorded is not None:
+            raise StoreError(f"organization {org}: retention refused: {unrecorded}")
         if days is None:
             results.append(RetentionResult(org, plan, None, None, None, 0, None, dry_run))
             continue
@@ -767,6 +823,7 @@ def _apply(
         if remote is not None:
             location = _publish(root, manifest, remote)
             read_archive(location)  # and read back from the bucket too
+        context = carry_forward(store, org, frame["audit_id"].to_list())
         with store._write() as conn:
             conn.execute(
                 retention_authorizations.insert().values(
@@ -791,20 +848,22 @@ def _apply(
                     applied_ms=int(time.time() * 1000),
                 )
             )
+            record_review(  # nested in this transaction: the removal and its entry, or neither
+                store,
+                "audit_log.retention_applied",
+                {org: frame.height},
+                {
+                    "plan": plan,
+                    "retention_days": days,
+                    "first_seq": first,
+                    "through_seq": through,
+                    "manifest": location,
+                },
+                manifest.name,
+            )
+            if context:  # the organization's context outlives the entries that set it
+                store.append(context)
         store.__dict__.pop("_merkle_trees", None)
-        record_review(
-            store,
-            "audit_log.retention_applied",
-            {org: frame.height},
-            {
-                "plan": plan,
-                "retention_days": days,
-                "first_seq": first,
-                "through_seq": through,
-                "manifest": location,
-            },
-            manifest.name,
-        )
         results.append(
             RetentionResult(
                 org,

@@ -218,3 +218,28 @@ def test_watch_notifies_new_spikes_once_across_restarts(
             "jane@company.com (7)",
             "bob@company.com (7)",
         ]
+
+
+def test_detector_rules_use_the_stored_organization_context(store: al.AuditStore) -> None:
+    """An off-hours rule judges a Tokyo admin's 10:00 by Tokyo's clock, not UTC's."""
+    org = "2b6f0cc9-4b8a-4bd8-9d5e-0a1f6f2f4a11"
+    day = (NOW - timedelta(days=1)).date()
+    while day.weekday() >= 5:  # a workday in Tokyo and in UTC alike
+        day -= timedelta(days=1)
+    morning_tokyo = datetime(day.year, day.month, day.day, 1, 0, tzinfo=UTC)  # 10:00 JST
+    store.append(
+        [
+            make_entry(
+                actor={"email": "lena.kim@acme.example", "type": "user"},
+                action="user.role_changed",
+                organization_id=org,
+                timestamp=morning_tokyo.isoformat(),
+            )
+        ]
+    )
+    rules = parse_rules(
+        "alert: Late\ntrigger: {detector: off_hours}\nnotification: {email: a@x.io}\n"
+    ).rules
+    assert len(check(store, rules, since="7d")) == 1  # 01:00 UTC: off hours by default
+    store.set_org_profile(org, timezone="Asia/Tokyo", hours="09:00-18:00")
+    assert check(store, rules, since="7d") == []

@@ -31,37 +31,8 @@ from auditlens.retention import (
     set_plan,
 )
 from auditlens.store.tables import retention_log, sqlite_ddl
-from tests.chain.test_verify import tamper
-from tests.helpers import ORG, ORG2, make_entry
-
-NOW = datetime(2025, 3, 1, tzinfo=UTC)
-
-
-def days_ago(n: float) -> str:
-    return (NOW - timedelta(days=n)).isoformat()
-
-
-@pytest.fixture
-def key() -> SigningKey:
-    return SigningKey.generate("audit.test/log")
-
-
-@pytest.fixture
-def aged(store: al.AuditStore) -> al.AuditStore:
-    """ORG and ORG2: 40 entries from 60 to 21 days ago, then 10 recent ones; both on starter."""
-    for org in (ORG, ORG2):
-        store.append(
-            [
-                make_entry(organization_id=org, timestamp=days_ago(60 - i), details={"i": i})
-                for i in range(40)
-            ]
-        )
-        store.append(
-            [make_entry(organization_id=org, timestamp=days_ago(5 - i * 0.1)) for i in range(10)]
-        )
-    set_plan(store, ORG, "starter")
-    set_plan(store, ORG2, "starter")
-    return store
+from tests.chain.test_verify import org_rows, tamper
+from tests.helpers import NOW, ORG, ORG2, days_ago, make_entry
 
 
 def org_result(report: al.VerificationReport, org: str = ORG) -> OrganizationResult:
@@ -127,14 +98,7 @@ def rewrite_archive(manifest: Path, seq: int, email: str) -> tuple[str, str]:
 def rechain_live(store: al.AuditStore, org: str, prev: str) -> None:
     """Recompute every live link of ``org`` from ``prev`` (triggers off), as the database
     owner would to make a rewritten archive fit."""
-    with store.engine.connect() as conn:
-        rows = [
-            dict(r)
-            for r in conn.execute(
-                text("SELECT * FROM audit_entries WHERE organization_id = :o ORDER BY seq"),
-                {"o": org},
-            ).mappings()
-        ]
+    rows = org_rows(store, org)
     stmts = []
     for r in rows:
         r["prev_hash"] = prev

@@ -23,11 +23,6 @@ TOOL = Path(__file__).resolve().parents[2] / "tools" / "verify_bundle_stdlib.py"
 
 
 @pytest.fixture
-def key() -> SigningKey:
-    return SigningKey.generate("audit.test/log")
-
-
-@pytest.fixture
 def bundle(store: al.AuditStore, key: SigningKey, tmp_path: Path) -> Path:
     store.append(
         [

@@ -27,11 +27,6 @@ N = 12
 
 
 @pytest.fixture
-def key() -> SigningKey:
-    return SigningKey.generate("audit.test/log")
-
-
-@pytest.fixture
 def signed(store: al.AuditStore, key: SigningKey) -> al.AuditStore:
     """Two organizations of N entries, both checkpointed."""
     for org in (ORG, ORG2):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -25,11 +26,6 @@ N = 20
 
 
 @pytest.fixture
-def key() -> SigningKey:
-    return SigningKey.generate("audit.test/log")
-
-
-@pytest.fixture
 def signed(store: al.AuditStore, key: SigningKey) -> al.AuditStore:
     """Two organizations of N entries each, both checkpointed."""
     store.append(
@@ -46,7 +42,7 @@ def signed(store: al.AuditStore, key: SigningKey) -> al.AuditStore:
     return store
 
 
-def tamper(store: al.AuditStore, *statements: str, params: dict | None = None) -> None:
+def tamper(store: al.AuditStore, *statements: str, params: dict[str, Any] | None = None) -> None:
     """Run SQL with the immutability triggers switched off, then switch them back on."""
     with store.engine.begin() as conn:
         if store.dialect == "postgresql":
@@ -70,16 +66,21 @@ def tamper(store: al.AuditStore, *statements: str, params: dict | None = None) -
                 conn.execute(text(ddl))
 
 
-def rewrite_history(store: al.AuditStore, seq: int) -> list[dict]:
-    """Change entry ``seq`` of ORG and recompute every later hash, as an insider would."""
+def org_rows(store: al.AuditStore, org: str) -> list[dict[str, Any]]:
+    """Every stored row of ``org`` (all columns), in seq order."""
     with store.engine.connect() as conn:
-        rows = [
+        return [
             dict(r)
             for r in conn.execute(
                 text("SELECT * FROM audit_entries WHERE organization_id = :o ORDER BY seq"),
-                {"o": ORG},
+                {"o": org},
             ).mappings()
         ]
+
+
+def rewrite_history(store: al.AuditStore, seq: int) -> list[dict[str, Any]]:
+    """Change entry ``seq`` of ORG and recompute every later hash, as an insider would."""
+    rows = org_rows(store, ORG)
     rows[seq - 1]["result"] = "failure"
     prev = rows[seq - 2]["entry_hash"] if seq > 1 else "0" * 64
     stmts = []

@@ -192,4 +192,66 @@ def test_pdf_export_is_readable_escaped_and_numbered(filled: al.AuditStore, tmp_
     assert "<script>alert(1)</script>" in text  # shown as text, not run
     assert "<img src=file:///etc/passwd>" in text and "root:" not in text
     assert f"Page 1 of {len(reader.pages)}" in text
-    assert reader.metadata.title == "Audit log export"
+    assert reader.metadata is not None and reader.metadata.title == "Audit log export"
+
+
+def _listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_an_unusable_actor_is_refused_before_anything_is_written(
+    filled: al.AuditStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.setenv("AUDITLENS_ACTOR", "auditor@localhost")  # an @, but no email
+    for fmt in ("csv", "pdf"):
+        with pytest.raises(al.ConfigError, match="AUDITLENS_ACTOR='auditor@localhost'"):
+            export(filled, out / f"a.{fmt}", format=fmt)
+    assert _listing(out) == []  # no file, no manifest, no temporary file
+    assert filled.count("action:audit_log.exported") == 0
+    # a name without @ is the documented system actor: the file and its record, together
+    monkeypatch.setenv("AUDITLENS_ACTOR", "nightly-backup")
+    res = export(filled, out / "a.csv")
+    assert _listing(out) == ["a.csv", "a.csv.manifest.json"] and res.path == out / "a.csv"
+    [entry] = filled.entries("action:audit_log.exported", organization_id=ORG)
+    assert entry["actor"]["type"] == "system" and entry["details"]["sha256"] == res.sha256
+
+
+def test_a_query_longer_than_the_details_limit_is_recorded_cut_with_its_digest(
+    filled: al.AuditStore, tmp_path: Path
+) -> None:
+    # 70 excluded phrases of 990 characters: a legitimate query of ~70 KB (> 64 KiB)
+    query = " ".join(f'-"{chr(97 + i % 26) * 980}{i:010d}"' for i in range(70))
+    assert len(query.encode()) > 64 * 1024
+    res = export(filled, tmp_path / "long.jsonl", format="jsonl", where=query)
+    assert res.rows == 26 and (tmp_path / "long.jsonl").exists()
+    trail = filled.entries("action:audit_log.exported", order="asc")
+    assert sorted(e["organization_id"] for e in trail) == sorted([ORG, ORG2])
+    details = trail[0]["details"]
+    assert details["query"] == query[: len(details["query"])] and len(details["query"]) < 8192
+    assert details["query_length"] == len(query)
+    assert details["query_sha256"] == hashlib.sha256(query.encode()).hexdigest()
+    assert json.loads(res.manifest.read_text())["query"] == query  # type: ignore[union-attr]
+
+
+def test_an_export_whose_record_fails_leaves_no_file(
+    filled: al.AuditStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.csv").write_text("the previous export\n")
+
+    def refuse(entries: object) -> None:
+        raise al.StoreError("the database refused the write: disk full")
+
+    monkeypatch.setattr(filled, "append", refuse)
+    with pytest.raises(al.StoreError, match="disk full"):
+        export(filled, out / "a.csv")
+    assert _listing(out) == ["a.csv"]  # no manifest, no temporary file
+    assert (out / "a.csv").read_text() == "the previous export\n"  # not replaced
+    monkeypatch.undo()
+    assert filled.count("action:audit_log.exported") == 0
+    export(filled, out / "a.csv")
+    assert _listing(out) == ["a.csv", "a.csv.manifest.json"]
+    assert filled.count("action:audit_log.exported") == 2

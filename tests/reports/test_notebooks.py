@@ -65,6 +65,11 @@ def test_compliance_report_for_another_framework_and_period(tmp_path: Path, db: 
     executed = json.loads((tmp_path / "compliance_report.ipynb").read_text())
     # the store URL reached the kernel through the environment, not as a parameter
     assert db not in json.dumps(executed) and db.split("///")[1] not in json.dumps(executed)
+    # every chart is kept as a static SVG too (readable outside JupyterLab), no stale bar
+    outputs = [o for c in executed["cells"] for o in c.get("outputs", [])]
+    charts = [o["data"] for o in outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    assert charts and all("image/svg+xml" in d for d in charts)
+    assert "0%" not in json.dumps([o.get("data", {}).get("text/plain") for o in outputs])
 
 
 def test_subject_access_security_review_troubleshooting_export(tmp_path: Path, db: str) -> None:

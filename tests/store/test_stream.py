@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing as mp
 import threading
 import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import auditlens as al
-from tests.helpers import make_entry
+from auditlens.alerts import Alert, NotifierConfig, parse_rules, watch
+from auditlens.retention import apply_retention, set_plan
+from tests.helpers import ORG, ORG2, make_entry
 
 
 def _append_later(url: str, n: int) -> None:
@@ -33,7 +39,7 @@ def test_stream_yields_new_matching_entries_from_another_process(store_url: str)
 def test_stream_since_beginning_and_stop_event(store: al.AuditStore) -> None:
     store.append([make_entry(), make_entry(action="auth.failed", result="failure")])
     stop = threading.Event()
-    seen: list[dict] = []
+    seen: list[dict[str, Any]] = []
 
     def consume() -> None:
         al.stream_audit_events(
@@ -56,3 +62,83 @@ def test_stream_since_beginning_and_stop_event(store: al.AuditStore) -> None:
     worker.join(5)
     assert not worker.is_alive()
     assert [e["seq"] for e in seen] == [2, 3]
+
+
+def _reuse_setup(store: al.AuditStore) -> None:
+    """The newest ids belong to entries retention will remove: ORG's plan change, then a
+    backfill of ORG's old entries, all appended after ORG2's entries."""
+    store.append([make_entry(organization_id=ORG2) for _ in range(3)])
+    set_plan(store, ORG, "free")  # 7 days
+    store.append(  # more of them than the test appends afterwards
+        [
+            make_entry(timestamp=f"2025-01-{1 + i:02d}T10:00:00.000Z", details={"i": i})
+            for i in range(12)
+        ]
+    )
+
+
+def _remove_every_org_entry(store: al.AuditStore, archive: Path) -> None:
+    """Retention a year and more later: every entry of ORG is archived and removed."""
+    later = datetime.now(UTC) + timedelta(days=400)
+    [res] = apply_retention(store, archive, organization_id=ORG, now=later)
+    assert res.rows >= 12 and store.count(organization_id=ORG, action="webhook.created") == 0
+
+
+def test_stream_keeps_up_after_retention_removed_the_newest_ids(
+    store: al.AuditStore, tmp_path: Path
+) -> None:
+    _reuse_setup(store)
+    polls = iter(range(100))  # bounds the polls of a stream that missed entries (no hang)
+    stream = store.stream(since="beginning", poll_interval=0.01, stop=lambda: next(polls) >= 99)
+    stored = store.count()
+    assert len([next(stream) for _ in range(stored)]) == stored  # the cursor is at the top
+    _remove_every_org_entry(store, tmp_path / "archive")
+    fresh = [make_entry(organization_id=ORG2, action="auth.login") for _ in range(6)]
+    store.append(fresh)
+    got = list(itertools.islice(stream, 7))
+    assert [e["action"] for e in got] == ["audit_log.retention_applied"] + ["auth.login"] * 6
+    assert [e["audit_id"] for e in got[1:]] == [e["audit_id"] for e in fresh]
+
+
+class _StopAfter(threading.Event):
+    """A ``stop`` for ``alerts.watch`` that ends it after ``rounds`` rounds (no waiting)."""
+
+    def __init__(self, rounds: int) -> None:
+        super().__init__()
+        self.left = rounds
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.left -= 1
+        if self.left <= 0:
+            self.set()
+        return super().wait(0)
+
+
+def test_alerts_watch_keeps_up_after_retention_removed_the_newest_ids(
+    store: al.AuditStore, tmp_path: Path
+) -> None:
+    rule = parse_rules(
+        'alert: Failed Login Spike\ntrigger:\n  action: auth.failed\n  count: "> 5"\n'
+        "  window: 5m\n  group_by: actor\nseverity: high\nnotification:\n  email: sec@x.io\n"
+    ).rules
+    cfg = NotifierConfig(smtp_host="127.0.0.1", smtp_port=9)  # deliveries fail: not under test
+    _reuse_setup(store)
+    watch(store, rule, cfg, poll_interval=0, stop=_StopAfter(1))  # saves its position: the top
+    _remove_every_org_entry(store, tmp_path / "archive")
+    now = datetime.now(UTC)
+    store.append(
+        [
+            make_entry(
+                organization_id=ORG2,
+                action="auth.failed",
+                result="failure",
+                resource=None,
+                actor={"email": "mallory@company.com", "type": "user"},
+                timestamp=(now - timedelta(seconds=60 - 5 * i)).isoformat(),
+            )
+            for i in range(7)
+        ]
+    )
+    found: list[Alert] = []
+    watch(store, rule, cfg, poll_interval=0, stop=_StopAfter(2), on_alert=found.append)
+    assert [(a.organization_id, a.group) for a in found] == [(ORG2, "mallory@company.com")]

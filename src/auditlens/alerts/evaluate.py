@@ -192,12 +192,14 @@ def _make(
 
 def _detector_alerts(store: AuditStore, rule: Rule, start: datetime, end: datetime) -> list[Alert]:
     from auditlens import detect
+    from auditlens.context import with_context
 
     t = rule.trigger
     assert t.detector is not None
     lookback = max(t.window, _LOOKBACK.get(t.detector, timedelta(hours=1)))
     df = store.query(backend="polars", order="asc", start=start - lookback, end=end)
-    findings = detect.run(t.detector, df, **t.params)
+    # the stored organization context (time zones, hours, people) first; the rule overrides
+    findings = detect.run(t.detector, df, **with_context(store, t.params, t.detector))
     findings = findings.filter(pl.col("window_end") >= start)
     out = []
     for f in findings.iter_rows(named=True):

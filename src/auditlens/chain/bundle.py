@@ -29,7 +29,6 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import time
@@ -44,7 +43,8 @@ import orjson
 from auditlens.chain.canonical import entry_hash
 from auditlens.chain.checkpoints import latest_checkpoint, org_tree, recorded_keys
 from auditlens.chain.notes import VerifierKey, parse_checkpoint, parse_note
-from auditlens.errors import IngestError, StoreError
+from auditlens.chain.zipped import member_digests, open_zip, write_zip
+from auditlens.errors import StoreError
 from auditlens.merkle import leaf_hash, verify_inclusion
 from auditlens.schema import parse_timestamp, row_to_entry
 
@@ -185,18 +185,12 @@ def export_bundle(
         "filters": {k: v for k, v in filters.items() if v is not None} or None,
         "entries": sum(counts.values()),
         "organizations": counts,
-        "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())},
+        "files": member_digests(files),
     }
-    files["manifest.json"] = json.dumps(manifest, indent=2, default=str).encode()
     path = Path(out)
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name in ["manifest.json", *sorted(n for n in files if n != "manifest.json")]:
-            zf.writestr(name, files[name])
-    path.write_bytes(buf.getvalue())
-    return ExportedBundle(
-        path, sum(counts.values()), counts, hashlib.sha256(buf.getvalue()).hexdigest()
-    )
+    text = json.dumps(manifest, indent=2, default=str).encode()
+    digest = write_zip(path, "manifest.json", text, files)
+    return ExportedBundle(path, sum(counts.values()), counts, digest)
 
 
 def _row_of(entry: dict[str, Any]) -> dict[str, Any]:
@@ -233,11 +227,7 @@ def verify_bundle(
     """
     report = BundleReport()
     problems = report.problems
-    try:
-        zf = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise IngestError(f"{path}: not a readable zip file ({exc})") from None
-    with zf:
+    with open_zip(path) as zf:
         names = set(zf.namelist())
         try:
             manifest = json.loads(zf.read("manifest.json"))

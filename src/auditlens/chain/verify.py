@@ -20,7 +20,11 @@ After retention, an organization's chain starts at its archived boundary: the
 :func:`auditlens.retention.check_archive`), the first live entry must continue the last
 one exactly, and every live entry is checked whatever the rows say. The report counts
 the archived entries apart, says how they were checked and whether a signed checkpoint
-covers them.
+covers them. An archived range that no trusted checkpoint covers is re-read file by file
+and link by link: its manifest and row may be the work of whoever deleted the entries.
+
+Side tables are checked too: a standing ``retention_authorizations`` row
+(``authorization``) and a current plan no audit entry records (``plan``).
 
 Example:
     >>> import auditlens as al
@@ -56,7 +60,7 @@ from auditlens.chain.notes import VerifierKey, parse_checkpoint, parse_note
 from auditlens.errors import ConfigError
 from auditlens.merkle import MerkleTree, leaf_hash, verify_consistency
 from auditlens.store.readers import ArrowReader
-from auditlens.store.tables import entries, retention_log
+from auditlens.store.tables import entries, org_plans, retention_authorizations, retention_log
 
 if TYPE_CHECKING:
     from auditlens.retention import ArchiveCheck
@@ -81,7 +85,8 @@ class Problem:
     seq: int | None
     audit_id: str | None
     #: modified | missing | inserted | reordered | truncated | bad_signature |
-    #: checkpoint_mismatch | no_checkpoint | checkpoint_missing | archive | boundary
+    #: checkpoint_mismatch | no_checkpoint | checkpoint_missing | archive | boundary |
+    #: authorization | plan
     kind: str
     expected: str | None
     found: str | None
@@ -235,10 +240,21 @@ def verify(
         ]
         cp_orgs = {r.organization_id for r in list_checkpoints(store)}
         archived = set(conn.execute(select(retention_log.c.organization_id).distinct()).scalars())
+        # outside a retention transaction this table is empty: a row lets anyone delete
+        standing = {
+            o: int(t)
+            for o, t in conn.execute(
+                select(
+                    retention_authorizations.c.organization_id,
+                    retention_authorizations.c.through_seq,
+                )
+            )
+        }
+        planned = set(conn.execute(select(org_plans.c.organization_id).distinct()).scalars())
     if organization_id is not None:
         orgs = [organization_id]
     else:
-        orgs = sorted(set(orgs) | cp_orgs | set(seen) | archived)
+        orgs = sorted(set(orgs) | cp_orgs | set(seen) | archived | set(standing) | planned)
     need_tree = cp_orgs | set(seen)
     require = keys is not None
     reader = ArrowReader(store.engine, _SCHEMA)
@@ -280,6 +296,8 @@ def verify(
             )
     finally:
         reader.close()
+    for res in results:
+        _check_side_tables(store, res, standing.get(res.organization_id))
     report = VerificationReport(results, started, time.perf_counter() - t0, source)
     if state is not None and report.ok:
         save_monitor_state(state, _next_state(seen, results))
@@ -352,7 +370,14 @@ def _fast_pass(
     state = {org: _OrgState(leaves=[] if org in with_checkpoints else None) for org in orgs}
     results = {org: OrganizationResult(org) for org in orgs}
     for org, org_state in state.items():
-        arch = _archived(store, org, results[org], include_archive, org_state.leaves is not None)
+        arch = _archived(
+            store,
+            org,
+            results[org],
+            include_archive,
+            org_state.leaves is not None,
+            _trusted_size(store, org, checkpoint, trusted),
+        )
         org_state.last_seq, org_state.last_hash = arch.through_seq, arch.last_entry_hash
         if org_state.leaves is not None:
             org_state.leaves.extend(arch.leaves())
@@ -494,7 +519,8 @@ def _verify_org(
     problems = res.problems
     start = max(1, since_seq or 1)
     need_leaves = checkpoint is not None or bool(list_checkpoints(store, org))
-    arch = _archived(store, org, res, include_archive, need_leaves)
+    covered = _trusted_size(store, org, checkpoint, trusted)
+    arch = _archived(store, org, res, include_archive, need_leaves, covered)
     through = arch.through_seq
     tree = MerkleTree(arch.leaves())
     at_boundary = start <= through + 1  # the first live entry must continue the boundary
@@ -588,21 +614,80 @@ def _archived(
     res: OrganizationResult,
     include_archive: bool,
     need_leaves: bool,
+    covered: int = 0,
 ) -> ArchiveCheck:
     """The organization's archived prefix, checked against retention_log and its manifests
     (files and links too with ``include_archive``; read for its leaves when a checkpoint
-    needs them). What does not hold is added to ``res`` with the archive counts."""
-    from auditlens.retention import check_archive
+    needs them). What does not hold is added to ``res`` with the archive counts.
 
-    arch = check_archive(store, org, read=include_archive or need_leaves, verify=include_archive)
+    ``covered``: the largest tree size a trusted checkpoint claims. An archived range
+    beyond it has no signed root to be checked against — its manifest and its
+    ``retention_log`` row may both be the work of whoever deleted the entries — so its
+    files and links are re-verified as with ``include_archive``."""
+    from auditlens.retention import archive_boundary, check_archive
+
+    boundary = archive_boundary(store, org)
+    files = include_archive or (boundary is not None and boundary[0] > covered)
+    arch = check_archive(store, org, read=files or need_leaves, verify=files)
     res.problems.extend(
         Problem(org, seq, None, kind, None, None, detail) for seq, kind, detail in arch.problems
     )
     if arch.ranges:
         res.archived_entries = arch.entries
         res.archived_through = arch.through_seq
-        res.archive_check = "files" if include_archive else "manifest"
+        res.archive_check = "files" if files else "manifest"
     return arch
+
+
+def _trusted_size(
+    store: AuditStore, org: str, checkpoint: str | None, trusted: list[VerifierKey]
+) -> int:
+    """The largest tree size of ``org`` that a checkpoint signed by a trusted key claims
+    (whether its root holds is checked later), 0 if none."""
+    notes = (
+        [checkpoint] if checkpoint is not None else [r.note for r in list_checkpoints(store, org)]
+    )
+    size = 0
+    for text in notes:
+        try:
+            note = parse_note(text)
+            cp = parse_checkpoint(note.body)
+        except ValueError:
+            continue
+        signed = note.verified_by(trusted) and not note.failed_known(trusted)
+        if signed and _origin_org(cp.origin) == org:
+            size = max(size, cp.size)
+    return size
+
+
+def _origin_org(origin: str) -> str:
+    """The organization a checkpoint's origin (``<key name>/<organization_id>``) names."""
+    return origin.rsplit("/", 1)[-1]
+
+
+def _check_side_tables(store: AuditStore, res: OrganizationResult, standing: int | None) -> None:
+    """What the side tables claim about an organization beyond its chain: a standing
+    retention authorization, a current plan no audit entry records."""
+    from auditlens.retention import unrecorded_plan
+
+    org = res.organization_id
+    if standing is not None:
+        res.problems.append(
+            Problem(
+                org,
+                None,
+                None,
+                "authorization",
+                None,
+                str(standing),
+                f"a row in retention_authorizations lets any client delete seq 1..{standing}; "
+                "retention removes its row in the same transaction, so this one was written "
+                "behind auditlens' back",
+            )
+        )
+    plan = unrecorded_plan(store, org)
+    if plan is not None:
+        res.problems.append(Problem(org, None, None, "plan", None, None, plan))
 
 
 def _boundary_problem(
@@ -750,6 +835,20 @@ def _check_checkpoints(
             continue
         signed = note.verified_by(trusted)
         failed = note.failed_known(trusted)
+        if _origin_org(cp.origin) != org:
+            res.problems.append(
+                Problem(
+                    org,
+                    None,
+                    None,
+                    "bad_signature",
+                    org,
+                    cp.origin,
+                    f"checkpoint of size {cp.size}: its origin {cp.origin} is not this "
+                    "organization's: a checkpoint of another log filed under it",
+                )
+            )
+            continue
         if failed or not signed:
             who = ", ".join(failed) if failed else "no trusted key"
             res.problems.append(

@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 import auditlens as al
 from auditlens.cli.app import app, handle_errors
@@ -40,6 +38,8 @@ def _load(path: Path) -> list[alerts.Rule]:
 
 
 def _print_alerts(found: list[alerts.Alert]) -> None:
+    from rich.text import Text  # lazy: keeps --help fast
+
     style = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
     for a in found:
         line = Text(f"{a.severity.upper():8} ", style=style.get(a.severity, ""))
@@ -106,6 +106,9 @@ def status_cmd(db: Db = None) -> None:
 
     with al.open_store(db) as store:
         rows = alerts.deliveries(store)
+    from rich.table import Table  # lazy: keeps --help fast
+    from rich.text import Text
+
     t = Table(header_style="bold")
     for col in ("alert", "rule", "channel", "target", "status", "attempts", "last error"):
         t.add_column(col)
@@ -243,6 +246,8 @@ def detect_cmd(
             )
         typer.echo(json.dumps(rows, indent=2))
     else:
+        from rich.text import Text  # lazy: keeps --help fast
+
         style = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
         span = f"the last {since}" if since else "the selection"
         result_line(f"{len(rows)} finding(s) in {covered:,} entries ({span}{_q(query)})")

@@ -5,10 +5,12 @@ no such entry, a log that does not verify); 2 bad usage or a malformed
 query, filter or rules file; 3 the store or a configuration could not be used
 (a malformed URL, an unreachable server, a file that is not a database).
 
-Start-up stays fast: this module and the command modules import only typer, rich
-and auditlens' light modules; polars, SQLAlchemy, pyarrow and pandas are imported
-inside the commands that use them, so ``auditlens --help`` and ``--version`` never
-load them.
+Start-up stays fast: this module and the command modules import only typer and
+auditlens' light modules; polars, SQLAlchemy, pyarrow, pandas and rich are imported
+inside the commands that use them (the output consoles are made on first print), so
+``auditlens --help`` and ``--version`` never load them. Help is click's plain help
+(``rich_markup_mode=None``): typer's rich help would import rich, markdown-it, pygments
+and attrs, which take longer than everything else ``--help`` does (docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # plain help: no rich import (see the module docstring)
+    context_settings={"max_content_width": 120},  # wide terminals: command help not cut
 )
 
 F = TypeVar("F", bound=Callable[..., Any])

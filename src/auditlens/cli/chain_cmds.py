@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -214,26 +215,67 @@ def export_bundle_cmd(
 @app.command("verify-bundle")
 @handle_errors
 def verify_bundle_cmd(
-    bundle: Annotated[Path, typer.Argument(help="The bundle zip.")],
+    bundle: Annotated[
+        Path, typer.Argument(help="The bundle zip, or an evidence package (report --package).")
+    ],
     key: Keys = None,
 ) -> None:
-    """Check a bundle offline (no store needed). Exit 0 only if everything verifies."""
+    """Check a bundle or an evidence package offline (no store needed). Exit 0 only if
+    everything verifies."""
     from auditlens.chain.bundle import verify_bundle  # lazy: loads SQLAlchemy and pyarrow
+    from auditlens.reports.package import is_package
 
+    if is_package(bundle):
+        _verify_package(bundle, key)
+        return
     report = verify_bundle(bundle, keys=_trusted(key))
     result_line(f"{report.entries:,} entries from {len(report.organizations)} organization(s)")
-    for org, signers in sorted(report.signed_by.items()):
-        result_line(f"  {org}: checkpoint signed by {', '.join(signers) or 'no trusted key'}")
+    _signed_by_lines(report.signed_by)
     if report.keys_source != "given":
         console.print(
             "[yellow]note:[/] signatures were checked against the keys inside the bundle; "
             "pass --key with the log's key you obtained independently."
         )
-    for p in report.problems:
+    _verdict("bundle", report.ok, report.problems)
+
+
+def _signed_by_lines(signed_by: dict[str, list[str]]) -> None:
+    """One line per organization: who signed the checkpoint its proofs refer to."""
+    for org, signers in sorted(signed_by.items()):
+        result_line(f"  {org}: checkpoint signed by {', '.join(signers) or 'no trusted key'}")
+
+
+def _verdict(what: str, ok: bool, problems: Sequence[object]) -> None:
+    """The problems, then '<what> verifies' or '<what> does NOT verify' and exit 1."""
+    for p in problems:
         result_line((f"  {p}", "red"))
-    if report.ok:
-        result_line(("bundle verifies", "green"))
+    if ok:
+        result_line((f"{what} verifies", "green"))
     else:
-        result_line(("bundle does NOT verify", "bold red"), f": {len(report.problems)} problem(s)")
-    if not report.ok:
+        result_line((f"{what} does NOT verify", "bold red"), f": {len(problems)} problem(s)")
         raise typer.Exit(EXIT_PROBLEM)
+
+
+def _verify_package(path: Path, key: list[str] | None) -> None:
+    """``verify-bundle`` on an evidence package (see :mod:`auditlens.reports.package`)."""
+    from auditlens.reports.package import verify_package
+
+    report = verify_package(path, keys=_trusted(key))
+    result_line(
+        f"evidence package: {report.exceptions:,} exception(s), {report.proven:,} with an "
+        f"inclusion proof; {report.populations:,} population file(s) match report.json"
+    )
+    _signed_by_lines(report.signed_by)
+    if report.unproven:
+        result_line(
+            ("warning:", "yellow"),
+            f" {len(report.unproven)} exception(s) had no covering checkpoint when the "
+            "package was made, so no inclusion proof: " + ", ".join(report.unproven),
+        )
+    if report.keys_source != "given" and report.signed_by:
+        result_line(
+            ("note:", "yellow"),
+            " signatures were checked against the keys inside the bundle; pass --key with "
+            "the log's key you obtained independently.",
+        )
+    _verdict("package", report.ok, report.problems)

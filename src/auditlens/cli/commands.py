@@ -6,12 +6,10 @@ import sys
 import threading
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
-from rich.table import Table
-from rich.text import Text
 
 import auditlens as al
 from auditlens.cli.app import EXIT_PROBLEM, EXIT_USAGE, app, handle_errors
@@ -28,6 +26,9 @@ from auditlens.cli.output import (
 )
 from auditlens.config import redact_url, resolve_url
 from auditlens.errors import IngestAbortedError
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 Db = Annotated[
     str | None,
@@ -217,12 +218,17 @@ def stats(
         for t in tables:
             print_table(t)
         return
+    from rich.table import Table  # lazy: keeps --help fast
+
     grid = Table.grid(padding=(0, 4))
     grid.add_row(*tables)
     console.print(grid)
 
 
 def _counts(title: str, rows: list[tuple[str, int]]) -> Table:
+    from rich.table import Table  # lazy: keeps --help fast
+    from rich.text import Text
+
     t = Table(title=None, header_style="bold", pad_edge=False)
     t.add_column(title)
     t.add_column("entries", justify="right")

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 import auditlens as al
 from auditlens.cli.app import app, handle_errors
@@ -99,6 +98,8 @@ def org_list(
     if fmt == "json":
         typer.echo(json.dumps(rows, indent=2))
         return
+    from rich.table import Table  # lazy: keeps --help fast
+
     t = Table(header_style="bold")
     for col in ("organization", "name", "time zone", "hours", "plan", "entries", "first", "last"):
         t.add_column(col, justify="right" if col == "entries" else "left")
@@ -158,6 +159,8 @@ def people_list(
     with al.open_store(db) as store:
         people = store.people(org)
         zone = store.org_profile(org).timezone
+    from rich.table import Table  # lazy: keeps --help fast
+
     t = Table(header_style="bold")
     for col in ("email", "name", "time zone", "role", "manager"):
         t.add_column(col)

@@ -11,15 +11,16 @@ from __future__ import annotations
 import csv
 import io
 import sys
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import orjson
-from rich.console import Console
-from rich.measure import Measurement
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
-from rich.text import Text
+
+if TYPE_CHECKING:  # rich is imported on first use, so `auditlens --help` never loads it
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+    from rich.text import Text
 
 __all__ = [
     "FORMATS",
@@ -36,11 +37,61 @@ __all__ = [
 ]
 
 FORMATS = ("table", "json", "jsonl", "csv")
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # one message, one line
+
+
+class _LazyConsole:
+    """A rich Console made on first use: every attribute read and write goes to it.
+
+    Importing rich costs more than the rest of ``auditlens --help``, so the two module
+    consoles are created when something is first printed, not when the CLI is imported.
+    """
+
+    __slots__ = ("_make", "_real")
+
+    def __init__(self, make: Callable[[], Console]) -> None:
+        object.__setattr__(self, "_make", make)
+        object.__setattr__(self, "_real", None)
+
+    def _console(self) -> Console:
+        real: Console | None = object.__getattribute__(self, "_real")
+        if real is None:
+            real = object.__getattribute__(self, "_make")()
+            object.__setattr__(self, "_real", real)
+        return real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._console(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._console(), name, value)
+
+    def __repr__(self) -> str:
+        return repr(self._console())
+
+
+def _stdout_console() -> Console:
+    from rich.console import Console  # lazy: keeps --help fast
+
+    return Console(highlight=False)
+
+
+def _stderr_console() -> Console:
+    from rich.console import Console  # lazy: keeps --help fast
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)  # one message, one line
+
+
+def _real(lazy: Console) -> Console:
+    """The Console behind a lazy one, for rich APIs that keep the console they are given."""
+    obj: object = lazy
+    return obj._console() if isinstance(obj, _LazyConsole) else lazy
+
+
+console = cast("Console", _LazyConsole(_stdout_console))
+err_console = cast("Console", _LazyConsole(_stderr_console))
 
 #: a piece of a result line: plain text, a styled ``(text, style)`` pair, or a Text
-Part = str | Text | tuple[str, str]
+Part: TypeAlias = "str | Text | tuple[str, str]"
 
 
 def result_line(*parts: Part, err: bool = False) -> None:
@@ -49,6 +100,8 @@ def result_line(*parts: Part, err: bool = False) -> None:
     ``parts`` are joined as they are; strings are literal text (``[bold]`` stays
     ``[bold]``), ``(text, style)`` pairs add colour. ``err`` prints to stderr.
     """
+    from rich.text import Text  # lazy: keeps --help fast
+
     target = err_console if err else console
     target.print(Text.assemble(*parts), soft_wrap=True, markup=False, highlight=False)
 
@@ -63,8 +116,10 @@ def print_table(table: Table) -> None:
 
     Cells may wrap at spaces, but a path, id, hash or URL (one long word) is never split.
     """
+    from rich.measure import Measurement  # lazy: keeps --help fast
+
     unbounded = console.options.update_width(10_000)  # measure() is capped at the width
-    needed = Measurement.get(console, unbounded, table)
+    needed = Measurement.get(_real(console), unbounded, table)
     if needed.minimum > console.width:
         # rich shrinks columns below their longest word once it must squeeze at all, so
         # the table gets its natural width (and print(width=…) is capped at the terminal's)
@@ -102,12 +157,20 @@ _RESULT_STYLE = {"success": "green", "failure": "bold red", "partial": "yellow"}
 
 def progress_bar(label: str) -> Progress:
     """A progress bar on stderr (shown only on a terminal, so scripts and pipes stay clean)."""
+    from rich.progress import (  # lazy: keeps --help fast
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     return Progress(
         TextColumn(f"[bold]{label}[/]"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        console=err_console,
+        console=_real(err_console),
         transient=True,
         disable=not err_console.is_terminal,
     )
@@ -173,6 +236,9 @@ def entries_table(
     entries: Iterable[dict[str, Any]], *, title: str | None = None, width: int | None = None
 ) -> Table:
     """A rich table of entries sized for the terminal (narrow terminals drop ip and id)."""
+    from rich.table import Table  # lazy: keeps --help fast
+    from rich.text import Text
+
     wide = (width or console.width) >= 110
     table = Table(title=title, expand=True, header_style="bold", pad_edge=False)
     table.add_column("time (UTC)", no_wrap=True, min_width=19 if wide else 16)
@@ -226,6 +292,8 @@ def render_entry(entry: dict[str, Any]) -> Text:
         "prev_hash": entry.get("prev_hash", ""),
         "entry_hash": entry.get("entry_hash", ""),
     }
+    from rich.text import Text  # lazy: keeps --help fast
+
     pad = max(map(len, flat)) + 2
     text = Text()
     for i, (k, v) in enumerate(flat.items()):

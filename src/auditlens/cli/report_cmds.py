@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.text import Text
 
 from auditlens.cli.app import EXIT_PROBLEM, app, handle_errors
 from auditlens.cli.commands import Db
@@ -76,12 +75,29 @@ def report(
             help="Detector parameter DETECTOR.KEY=VALUE (VALUE as JSON, else text); repeatable.",
         ),
     ] = None,
+    key: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--key",
+            help="A verifying key you hold (.vkey); repeatable. Default: the keys the store "
+            "recorded (the report says where its keys came from).",
+        ),
+    ] = None,
+    package: Annotated[
+        Path | None,
+        typer.Option(
+            "--package",
+            help="Also write the auditor's evidence package (zip): report, populations, "
+            "exceptions, inclusion proofs, manifest. Check it with `auditlens verify-bundle`.",
+        ),
+    ] = None,
     db: Db = None,
 ) -> None:
     """Assess a framework on one organization's period and write the PDF report.
 
     Runs notebooks/compliance_report.ipynb with papermill; the executed notebook
-    (<out>.ipynb) and the results (<out>.json) are kept beside the PDF.
+    (<out>.ipynb) and the results (<out>.json) are kept beside the PDF. With --package,
+    the evidence package is written from them (docs/REPORTS.md).
     """
     from auditlens.config import absolute_url
     from auditlens.reports.frameworks import BUILTIN, load_framework
@@ -99,6 +115,8 @@ def report(
     pdf = out.resolve()
     results = pdf.with_suffix(".json")
     executed = pdf.with_suffix(".ipynb")
+    from rich.text import Text  # lazy: keeps --help fast
+
     with err_console.status(Text(f"running compliance_report.ipynb for {framework} …")):
         run_notebook(
             "compliance_report",
@@ -110,6 +128,7 @@ def report(
                 "end": end or "",
                 "allow_open_period": allow_open_period,
                 "detectors": detectors,
+                "keys": [str(k.resolve()) for k in key or []],
                 "output_pdf": str(pdf),
                 "output_html": str(html.resolve()) if html else "",
                 "results_json": str(results),
@@ -122,5 +141,35 @@ def report(
     counts = ", ".join(f"{n} {s}" for s, n in summary["summary"].items() if n)
     result_line(f"{pdf}: {summary['framework']} for {summary['organization_name']} — {counts}")
     result_line(f"executed notebook: {executed}; results: {results}")
+    if package is not None:
+        _write_package(db, results, pdf, package, key)
     if check and summary["summary"].get("fail"):
+        raise typer.Exit(EXIT_PROBLEM)
+
+
+def _write_package(
+    db: str | None, results: Path, pdf: Path, package: Path, keys: list[Path] | None
+) -> None:
+    """Write the evidence package of the results JSON and say what it holds."""
+    import auditlens as al
+    from auditlens.reports.package import write_package
+
+    with al.open_store(db) as store:
+        res = write_package(
+            store, results, package, keys=[str(k) for k in keys or []] or None, pdf=pdf
+        )
+    result_line(
+        f"{res.path}: evidence package, {res.exceptions} exception(s), {res.proven} with an "
+        f"inclusion proof; SHA-256 {res.sha256}"
+    )
+    if res.unproven:
+        result_line(
+            ("warning:", "yellow"),
+            f" {res.unproven} exception(s) have no inclusion proof: no checkpoint covers them "
+            "yet; run `auditlens checkpoint` first, then the report again",
+            err=True,
+        )
+    for p in res.verified.problems:
+        result_line((f"  {p}", "red"), err=True)
+    if not res.verified.ok:
         raise typer.Exit(EXIT_PROBLEM)

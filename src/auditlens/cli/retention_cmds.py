@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 import auditlens as al
 from auditlens.cli.app import app, handle_errors
@@ -110,6 +108,9 @@ def archive_list(db: Db = None) -> None:
                 r.organization_id, r.first_seq
             )
         ).all()
+    from rich.table import Table  # lazy: keeps --help fast
+    from rich.text import Text
+
     t = Table(header_style="bold")
     for col in ("organization", "seq", "entries", "manifest"):
         t.add_column(col)

@@ -6,8 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 import auditlens as al
 from auditlens.cli.app import EXIT_PROBLEM, app, handle_errors
@@ -85,6 +83,9 @@ def schedule_list(
     with al.open_store(db) as store:
         items = schedules.list_schedules(store)
         history = schedules.list_runs(store)
+    from rich.table import Table  # lazy: keeps --help fast
+    from rich.text import Text
+
     t = Table(header_style="bold", title="schedules")
     for col in ("name", "organization", "every", "query", "format", "to"):
         t.add_column(col)

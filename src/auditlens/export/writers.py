@@ -29,6 +29,7 @@ import hashlib
 import io
 import json
 import os
+import secrets
 import sys
 import time
 from collections.abc import Sequence
@@ -230,9 +231,74 @@ def export(
     compress = gzip if gzip is not None else bool(path and path.suffix == ".gz")
     if compress and format in ("parquet", "pdf"):
         raise FilterError("gzip applies to text formats (csv, json, jsonl)")
+    names = [name for name, _, _ in spec]
+    if record:  # the record must be possible before anything is written (raises if not)
+        from auditlens.review import check_review
+
+        check_review(
+            store,
+            "audit_log.exported",
+            _review_details(format, names, where, filters, "0" * 64),
+            path.name if path else "stdout",
+        )
+    # a file is written under a temporary name and published (renamed) only once its
+    # audit entry is appended: never a file without its record
+    tmp = (
+        path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.part") if path else None
+    )
+    mtmp = tmp.with_name(tmp.name + ".manifest") if tmp is not None and manifest else None
+    try:
+        result = _export_to(
+            store, out, tmp, format, spec, compress, where, filters, batch_size, mtmp, path
+        )
+        if record:
+            _record(store, result, where, filters, path)
+    except BaseException:
+        for t in (tmp, mtmp):
+            if t is not None:
+                t.unlink(missing_ok=True)
+        raise
+    if tmp is not None and path is not None:
+        os.replace(tmp, path)
+        mpath = None
+        if mtmp is not None:
+            mpath = path.with_name(path.name + ".manifest.json")
+            os.replace(mtmp, mpath)
+        result = ExportResult(**{**result.__dict__, "path": path, "manifest": mpath})
+    return result
+
+
+def _review_details(
+    format: str, names: list[str], where: Any, filters: dict[str, Any], sha256: str
+) -> dict[str, Any]:
+    """The details of an export's ``audit_log.exported`` entry."""
+    return {
+        "format": format,
+        "fields": names,
+        "query": where if isinstance(where, str) else None,
+        "filters": {k: str(v) for k, v in filters.items() if v is not None},
+        "sha256": sha256,
+    }
+
+
+def _export_to(
+    store: AuditStore,
+    out: str | os.PathLike[str] | IO[bytes],
+    tmp: Path | None,
+    format: str,
+    spec: list[tuple[str, str, str | None]],
+    compress: bool,
+    where: Any,
+    filters: dict[str, Any],
+    batch_size: int,
+    mtmp: Path | None,
+    path: Path | None,
+) -> ExportResult:
+    """Write the export to ``tmp`` (for a file export to ``path``) or to ``out``, and its
+    manifest to ``mtmp``."""
     sink: IO[bytes]
-    if path is not None:
-        sink = path.open("wb")
+    if tmp is not None:
+        sink = tmp.open("wb")
     elif out == "-" or isinstance(out, str | os.PathLike):
         sink = sys.stdout.buffer
     else:
@@ -241,13 +307,13 @@ def export(
     try:
         stats = _write(store, hasher, format, spec, compress, where, filters, batch_size)
     finally:
-        if path is not None:
+        if tmp is not None:
             sink.close()
         else:
             sink.flush()
     names = [name for name, _, _ in spec]
     result = ExportResult(
-        path,
+        tmp,
         format,
         stats["rows"],
         hasher.size,
@@ -257,9 +323,8 @@ def export(
         stats["last"],
         stats["orgs"],
     )
-    if manifest and path is not None:
-        mpath = path.with_name(path.name + ".manifest.json")
-        mpath.write_text(
+    if mtmp is not None and path is not None:
+        mtmp.write_text(
             json.dumps(
                 {
                     "file": path.name,
@@ -279,9 +344,6 @@ def export(
                 indent=2,
             )
         )
-        result = ExportResult(**{**result.__dict__, "manifest": mpath})
-    if record:
-        _record(store, result, where, filters, path)
     return result
 
 
@@ -422,12 +484,6 @@ def _record(
         store,
         "audit_log.exported",
         counts,
-        {
-            "format": result.format,
-            "fields": result.fields,
-            "query": where if isinstance(where, str) else None,
-            "filters": {k: str(v) for k, v in filters.items() if v is not None},
-            "sha256": result.sha256,
-        },
+        _review_details(result.format, result.fields, where, filters, result.sha256),
         path.name if path else "stdout",
     )

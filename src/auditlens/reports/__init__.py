@@ -17,6 +17,12 @@ from auditlens.reports.frameworks import (
     load_framework,
     parse_framework,
 )
+from auditlens.reports.package import (
+    PackageReport,
+    PackageResult,
+    verify_package,
+    write_package,
+)
 from auditlens.reports.report import STATUSES, Report, build_report, collect_evidence, period
 from auditlens.reports.subject import SubjectAccess, subject_access
 
@@ -28,6 +34,8 @@ __all__ = [
     "EvidenceTable",
     "Framework",
     "FrameworkError",
+    "PackageReport",
+    "PackageResult",
     "Report",
     "ReportInput",
     "Requirement",
@@ -38,4 +46,6 @@ __all__ = [
     "parse_framework",
     "period",
     "subject_access",
+    "verify_package",
+    "write_package",
 ]

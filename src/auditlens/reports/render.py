@@ -10,10 +10,22 @@ Charts become SVG through kaleido, which drives a headless Chromium; one browser
 session serves the whole report (starting one per chart costs seconds each). When no
 Chromium is available the report still renders and says which charts are missing.
 
+Table cells go through :func:`cell`: long tokens may break only at sensible points —
+an id (UUID) never breaks, a hash only between groups of 16 characters, an e-mail address
+before its ``@``, a dotted name after a dot.
+
 Example:
     >>> import re
     >>> _safe_id("Art. 5(1)(f)")
     'req-art-5-1-f'
+    >>> str(cell("ana.lopez@acme.example"))
+    'ana.<wbr>lopez<wbr>@acme.<wbr>example'
+    >>> str(cell("<b>"))
+    '&lt;b&gt;'
+    >>> str(cell("enabled: True → False; url: a → b"))
+    'enabled: yes → no; url: a → b'
+    >>> metric_value("retention_days", -1), metric_value("self", True)
+    ('unlimited', 'yes')
 """
 
 from __future__ import annotations
@@ -26,14 +38,14 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from auditlens.resources import templates_dir
 
 if TYPE_CHECKING:
     from auditlens.reports.report import Report
 
-__all__ = ["chart_svgs", "render_html", "render_pdf"]
+__all__ = ["cell", "chart_svgs", "metric_value", "render_html", "render_pdf"]
 
 CHART_WIDTH, CHART_HEIGHT = 900, 380
 #: exceptions printed per check; the rest are named in the results JSON
@@ -41,10 +53,78 @@ MAX_EXCEPTIONS = 25
 
 
 def _env() -> Environment:
-    return Environment(
+    env = Environment(
         loader=FileSystemLoader(str(templates_dir())),
         autoescape=select_autoescape(default=True, default_for_string=True),
     )
+    env.filters["cell"] = cell
+    env.filters["header"] = header
+    env.filters["metric"] = lambda item: metric_value(*item)
+    return env
+
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+_HEX = re.compile(r"[0-9a-fA-F]{32,}")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+_TOKEN = re.compile(r"\S{13,}")
+#: an e-mail address, a dotted name or a path: breakable after a dot, before an @
+_NAME = re.compile(r"[\w.@,;:/+-]+")
+#: metrics where a negative value means "no limit"
+_UNLIMITED = {"retention_days"}
+
+
+def _token(tok: str) -> Markup:
+    """One long token as markup with break opportunities (``<wbr>``) where a reader
+    expects them; ids in a no-wrap span."""
+    if _UUID.fullmatch(tok):
+        return Markup('<span class="id">%s</span>') % tok
+    if _HEX.fullmatch(tok):
+        groups = [tok[i : i + 16] for i in range(0, len(tok), 16)]
+        return Markup("<wbr>").join(groups)
+    if not _NAME.fullmatch(tok):  # not an address or a dotted name: leave it whole
+        return Markup("%s") % tok
+    parts = re.split(r"(?<=[./,;])|(?=@)", tok)
+    return Markup("<wbr>").join(p for p in parts if p)
+
+
+#: a Python flag on either side of a change ("enabled: True → False")
+_FLAG_IN_CHANGE = re.compile(r"(?<=: )(True|False)(?= →)|(?<=→ )(True|False)(?=;|$)")
+
+
+def cell(value: Any) -> Markup:
+    """A table cell's text, escaped, breakable only at sensible points (see the module);
+    flags read yes/no, also on either side of a change (``enabled: True → False``)."""
+    if isinstance(value, bool):
+        return escape("yes" if value else "no")
+    text = "" if value is None else str(value)
+    text = _FLAG_IN_CHANGE.sub(lambda m: "yes" if m.group() == "True" else "no", text)
+    out: list[Markup | str] = []
+    pos = 0
+    for m in _TOKEN.finditer(text):
+        out.append(text[pos : m.start()])
+        out.append(_token(m.group()))
+        pos = m.end()
+    out.append(text[pos:])
+    return Markup("").join(out)
+
+
+def header(column: str) -> str:
+    """A column name as a header: words, not an identifier (``hours_to_remove`` →
+    ``hours to remove``), so it wraps within its column instead of running over the next."""
+    return column.replace("_", " ")
+
+
+def metric_value(name: str, value: Any) -> str:
+    """A metric as a person reads it: yes/no, "unlimited" for a retention of -1, "n/a"."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if name in _UNLIMITED and isinstance(value, int | float) and value < 0:
+        return "unlimited"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
 
 
 def _safe_id(text: str) -> str:
@@ -144,6 +224,7 @@ def _detector_rows(config: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _context(r: Report, charts: dict[str, Any], note: str | None) -> dict[str, Any]:
+    """What the template needs; ``charts`` maps the keys of :func:`_figures` to markup."""
     from auditlens import __version__
     from auditlens.reports.report import STATUS_LABELS
 
@@ -152,8 +233,10 @@ def _context(r: Report, charts: dict[str, Any], note: str | None) -> dict[str, A
         for i, c in enumerate(res.checks):
             first_use.setdefault(c.check.evidence, (res.requirement.id, i))
     chart_keys = {
-        name: [f"{name}:{i}" for i in range(len(ev.charts))] for name, ev in r.evidence.items()
+        name: [f"{name}:{i}" for i in range(len(ev.charts)) if f"{name}:{i}" in charts]
+        for name, ev in r.evidence.items()
     }
+    overview_keys = [k for k in charts if k.startswith("overview:")]
     p = r.provenance
     provenance_rows = [
         ("source", p["source"]),
@@ -177,6 +260,7 @@ def _context(r: Report, charts: dict[str, Any], note: str | None) -> dict[str, A
         "anchors": {res.requirement.id: _safe_id(res.requirement.id) for res in r.requirements},
         "first_use": first_use,
         "chart_keys": chart_keys,
+        "overview_keys": overview_keys,
         "charts": charts,
         "chart_note": note,
         "key_figures": _key_figures(r),
@@ -197,7 +281,21 @@ def _context(r: Report, charts: dict[str, Any], note: str | None) -> dict[str, A
 
 
 def _figures(r: Report) -> dict[str, Any]:
-    return {f"{n}:{i}": fig for n, ev in r.evidence.items() for i, fig in enumerate(ev.charts)}
+    """Chart key → figure: ``overview:i`` for the report's period charts, ``<evidence>:i``
+    for the evidence charts that do not repeat one of them."""
+    overview = r.overview_figures()
+    titles = {_title(f) for f in overview}
+    out = {f"overview:{i}": fig for i, fig in enumerate(overview)}
+    for n, ev in r.evidence.items():
+        for i, fig in enumerate(ev.charts):
+            if _title(fig) not in titles:
+                out[f"{n}:{i}"] = fig
+    return out
+
+
+def _title(fig: Any) -> str:
+    text = fig.layout.title.text
+    return str(text) if text else ""
 
 
 def render_html(r: Report, *, interactive: bool = True) -> str:

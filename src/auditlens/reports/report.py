@@ -122,6 +122,7 @@ class Report:
     integrity: dict[str, Any] = field(default_factory=dict)
     #: where :meth:`save_json` wrote the results (the PDF names it for rows it leaves out)
     results_path: Path | None = None
+    _overview: list[Any] | None = field(default=None, repr=False)
 
     def population_file(self, evidence: str) -> Path | None:
         """Where :meth:`save_json` writes (wrote) one evidence item's population CSV."""
@@ -155,9 +156,30 @@ class Report:
             ]
         )
 
+    def overview_figures(self) -> list[Any]:
+        """The report's four charts over the whole period, its x axes from the period's
+        start to its end: entries per day (days without entries marked), failed sign-ins,
+        findings by severity, privileged actions by hour of week in the organization's
+        time zone. Aggregated from the report's input frame (no further query); empty when
+        the report was built with ``charts=False``."""
+        if not self.inp.charts:
+            return []
+        if self._overview is None:
+            self._overview = _overview_figures(self.inp)
+        return self._overview
+
     def figures(self) -> list[Any]:
-        """Every chart of the report (plotly figures), in evidence order."""
-        return [fig for ev in self.evidence.values() for fig in ev.charts]
+        """Every chart of the report (plotly figures): :meth:`overview_figures`, then the
+        evidence charts that do not repeat one of them, in evidence order."""
+        overview = self.overview_figures()
+        return overview + self.evidence_figures(shown=overview)
+
+    def evidence_figures(self, shown: list[Any] | None = None) -> list[Any]:
+        """The evidence charts, less those titled like one of ``shown``."""
+        titles = {_title(f) for f in shown or []}
+        return [
+            fig for ev in self.evidence.values() for fig in ev.charts if _title(fig) not in titles
+        ]
 
     @property
     def summary(self) -> dict[str, int]:
@@ -261,6 +283,40 @@ class Report:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(render_pdf(self))
         return out
+
+
+def _title(fig: Any) -> str:
+    text = fig.layout.title.text
+    return str(text) if text else ""
+
+
+def _overview_figures(inp: ReportInput) -> list[Any]:
+    """See :meth:`Report.overview_figures`."""
+    import polars as pl
+
+    from auditlens import plots
+    from auditlens.reports.evidence import privileged_frame
+
+    tz = inp.profile.timezone
+    return [
+        plots.entries_per_day(
+            inp.frame, inp.start, inp.end, title="Entries per day (days without entries marked)"
+        ),
+        plots.failed_logins(
+            inp.frame.filter(pl.col("action") == "auth.failed"),
+            title="Failed sign-ins",
+            start=inp.start,
+            end=inp.end,
+        ),
+        plots.findings_by_severity(
+            inp.findings, inp.start, inp.end, title="Findings over time by severity"
+        ),
+        plots.hour_of_week_dots(
+            privileged_frame(inp),
+            title=f"Privileged actions by hour of week ({tz})",
+            timezone=tz,
+        ),
+    ]
 
 
 def _rows_json(frame: Any) -> list[dict[str, Any]]:

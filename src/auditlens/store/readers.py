@@ -282,6 +282,8 @@ class _SqliteWorker:
 
     def close(self) -> None:
         """Let the worker close this file."""
+        if _SqliteWorker._owner == threading.get_ident():
+            return  # a read of this thread is suspended mid-result (holding the lock)
         with self._lock:
             proc = self._proc
             if proc is None or proc.poll() is not None:

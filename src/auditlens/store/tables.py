@@ -106,6 +106,9 @@ entries = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("entry_hash", String(64), nullable=False),
     UniqueConstraint("organization_id", "seq", name="uq_audit_entries_org_seq"),
+    # ids are never reused (SQLite would hand out the ids of deleted newest rows again,
+    # after retention): stream()/tail/alerts watch follow ``id > last seen``
+    sqlite_autoincrement=True,
 )
 
 Index("ix_audit_entries_ts", entries.c.ts)
