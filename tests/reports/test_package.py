@@ -144,6 +144,12 @@ def test_one_changed_byte_in_any_member_is_named(store: al.AuditStore, tmp_path:
         problems = verify_package(out, keys=[key.verifier]).problems
         assert [p.member for p in problems][:1] == [member], (member, problems)
         assert "SHA-256" in str(problems[0])
+    # a change that still parses but breaks the report's shape is a problem, not a crash
+    broken = files["report.json"].replace(b'"evidence"', b'"evidencf"')
+    _rewrite(out, {**files, "report.json": broken})
+    problems = verify_package(out, keys=[key.verifier]).problems
+    assert problems[0].member == "report.json" and "SHA-256" in str(problems[0])
+    assert any(str(p).startswith("report.json: not a report's results") for p in problems)
     # the manifest itself: a changed digit of its creation time breaks its seal
     text = files["MANIFEST.json"]
     at = text.index(b'"created_at_ms": ') + len(b'"created_at_ms": ') + 3

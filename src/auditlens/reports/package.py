@@ -374,8 +374,12 @@ def verify_package(
     except (KeyError, ValueError):
         add(PackageProblem("report.json", "missing or not JSON"))
         return report
-    _check_populations(results, content, report)
-    expected = _exceptions(results)
+    try:  # a changed report.json may still parse: its shape is checked, never trusted
+        _check_populations(results, content, report)
+        expected = _exceptions(results)
+    except (KeyError, TypeError, AttributeError) as exc:
+        add(PackageProblem("report.json", f"not a report's results (missing or bad {exc})"))
+        return report
     report.exceptions = len(expected)
     _check_exceptions_csv(expected, content, report)
     unproven = {str(u.get("audit_id")): u.get("seq") for u in manifest.get("unproven") or []}
