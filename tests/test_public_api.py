@@ -80,6 +80,20 @@ def test_every_error_derives_from_the_root_and_a_builtin() -> None:
             assert issubclass(getattr(al, name), al.AuditLensError)
 
 
+def test_every_error_class_is_exported_at_top_level() -> None:
+    import auditlens.errors as errors
+
+    classes = {
+        name
+        for name in errors.__all__
+        if inspect.isclass(getattr(errors, name))
+        and issubclass(getattr(errors, name), BaseException)
+    }
+    assert classes <= set(al.__all__), sorted(classes - set(al.__all__))
+    for name in classes:
+        assert getattr(al, name) is getattr(errors, name)
+
+
 def test_public_functions_have_docstrings() -> None:
     for name in al.__all__:
         obj = getattr(al, name)

@@ -10,19 +10,29 @@ keeps working in code that does not know auditlens::
     ├── QuerySyntaxError (ValueError)       a search query cannot be parsed
     ├── FilterError (ValueError)            a filter argument is malformed
     │   ├── AmbiguousOrganizationError      a name or id matches several organizations
-    │   └── TriageError                     a finding's triage is malformed (disposition)
+    │   ├── TriageError                     a finding's triage is malformed (disposition)
+    │   ├── DetectorError                   an unknown detector or a bad detector parameter
+    │   └── ExportFormatError               an unknown export format (or gzip of a binary one)
     ├── ConfigError (ValueError)            a setting or URL is malformed
     ├── ContextError (ValueError)           an organization's context (time zone, people) is bad
     ├── IngestError (ValueError)            an input file cannot be read at all
     ├── FindingNotFoundError (ValueError)   no detector finding has this id
+    ├── YamlFileError (ValueError)          a YAML file is invalid (file, line, field)
+    │   ├── RuleError                       an alert rules file is invalid
+    │   └── FrameworkError                  a report framework file is invalid
+    ├── WitnessError (ValueError)           a witness refused to cosign a checkpoint
+    ├── ProofError (ValueError)             a Merkle proof was asked for a bad tree size or leaf
+    ├── NoteFormatError (ValueError)        a signed note or checkpoint is malformed
     ├── DeliveryError (RuntimeError)        an email or webhook was not delivered
+    ├── ArchiveError (RuntimeError)         an archive does not match its manifest
+    ├── NotebookError (RuntimeError)        a notebook cell failed
     └── StoreError (RuntimeError)           the database refused or is unusable
         ├── StoreVersionError               the store was made by another schema version
         └── IngestAbortedError              the database refused one batch of an ingest
 
-Feature modules add their own, under the same root: ``alerts.RuleError`` (ValueError),
-``chain.checkpoints.WitnessError`` (ValueError), ``retention.ArchiveError``
-(RuntimeError).
+Every class is defined here and re-exported as ``auditlens.<Name>``; feature modules
+re-export the ones they raise under their old paths too (``auditlens.alerts.RuleError``,
+``auditlens.chain.checkpoints.WitnessError``, ``auditlens.retention.ArchiveError`` …).
 
 Messages say what was wrong, where (entry index or file line, field), and end
 with a hint of what to do.
@@ -40,22 +50,32 @@ from dataclasses import dataclass
 
 __all__ = [
     "AmbiguousOrganizationError",
+    "ArchiveError",
     "AuditLensError",
     "ConfigError",
     "ContextError",
     "DeliveryError",
+    "DetectorError",
     "DuplicateConflict",
     "DuplicateEntryError",
     "EntryProblem",
+    "ExportFormatError",
     "FilterError",
     "FindingNotFoundError",
+    "FrameworkError",
     "IngestAbortedError",
     "IngestError",
+    "NoteFormatError",
+    "NotebookError",
+    "ProofError",
     "QuerySyntaxError",
+    "RuleError",
     "StoreError",
     "StoreVersionError",
     "TriageError",
     "ValidationError",
+    "WitnessError",
+    "YamlFileError",
 ]
 
 
@@ -293,3 +313,62 @@ class TriageError(FilterError):
 
 class FindingNotFoundError(AuditLensError, ValueError):
     """No detector finding has this ``finding_id`` (in the organization's entries)."""
+
+
+class DetectorError(FilterError):
+    """A detector is unknown, or one of its parameters is malformed.
+
+    Example:
+        >>> issubclass(DetectorError, FilterError)
+        True
+    """
+
+
+class ExportFormatError(FilterError):
+    """An export format is unknown, or gzip was asked for a binary format."""
+
+
+class YamlFileError(AuditLensError, ValueError):
+    """A YAML file is invalid; the message names the file, line and field.
+
+    Attributes:
+        source: the file name.
+        line: 1-based line of the offending value, or ``None``.
+        field: dotted path of the offending field.
+    """
+
+    def __init__(self, source: str, line: int | None, field_name: str, message: str) -> None:
+        self.source, self.line, self.field = source, line, field_name
+        where = f"{source}:{line}" if line else source
+        super().__init__(f"{where}: {field_name}: {message}")
+
+
+class RuleError(YamlFileError):
+    """A rules file is invalid; the message names the file, line and field."""
+
+
+class FrameworkError(YamlFileError):
+    """A framework file is invalid; the message names the file, line and field."""
+
+
+class WitnessError(AuditLensError, ValueError):
+    """A witness refused to cosign: the new checkpoint is not consistent with what it saw."""
+
+
+class ProofError(AuditLensError, ValueError):
+    """A Merkle root or proof was asked for a tree size or leaf index the tree does not have.
+
+    (The proof *verifiers* never raise: a bad proof makes them return False.)
+    """
+
+
+class NoteFormatError(AuditLensError, ValueError):
+    """A signed note or checkpoint body is malformed (signature lines, size, root hash)."""
+
+
+class ArchiveError(AuditLensError, RuntimeError):
+    """An archive does not match its manifest (or the manifest is missing)."""
+
+
+class NotebookError(AuditLensError, RuntimeError):
+    """A notebook cell failed; the message names the cell and the executed notebook."""

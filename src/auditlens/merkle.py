@@ -27,6 +27,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
+from auditlens.errors import ProofError
+
 __all__ = [
     "EMPTY_ROOT",
     "MerkleTree",
@@ -109,14 +111,14 @@ class MerkleTree:
         """Root hash of the tree of the first ``size`` leaves (default: all)."""
         size = len(self) if size is None else size
         if not 0 <= size <= len(self):
-            raise ValueError(f"tree size {size} is outside 0..{len(self)}")
+            raise ProofError(f"tree size {size} is outside 0..{len(self)}")
         return self._subtree(0, size)
 
     def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
         """Audit path of leaf ``index`` in the tree of the first ``size`` leaves."""
         size = len(self) if size is None else size
         if not 0 <= index < size <= len(self):
-            raise ValueError(f"leaf index {index} is not in a tree of size {size}")
+            raise ProofError(f"leaf index {index} is not in a tree of size {size}")
         proof: list[bytes] = []
         start, end = 0, size
         while end - start > 1:
@@ -134,7 +136,7 @@ class MerkleTree:
         """Proof that the tree of ``old_size`` leaves is a prefix of the tree of ``size``."""
         size = len(self) if size is None else size
         if not 0 <= old_size <= size <= len(self):
-            raise ValueError(f"cannot prove consistency from size {old_size} to {size}")
+            raise ProofError(f"cannot prove consistency from size {old_size} to {size}")
         if old_size in (0, size):
             return []
         return self._subproof(old_size, 0, size, True)

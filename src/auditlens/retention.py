@@ -60,7 +60,7 @@ from sqlalchemy import delete, func, select
 
 from auditlens.chain.canonical import CONTENT_FIELDS, GENESIS_HASH, content_hashes, link_hash
 from auditlens.context import carry_forward
-from auditlens.errors import AuditLensError, ConfigError, StoreError
+from auditlens.errors import ArchiveError, ConfigError, StoreError
 from auditlens.frames import FRAME_SCHEMA
 from auditlens.merkle import MerkleTree, leaf_hash
 from auditlens.review import record_review
@@ -97,10 +97,6 @@ __all__ = [
 PLANS = ("free", "starter", "pro", "enterprise")
 RETENTION_DAYS: dict[str, int | None] = {"free": 7, "starter": 30, "pro": 365, "enterprise": None}
 _C = entries.c
-
-
-class ArchiveError(AuditLensError, RuntimeError):
-    """An archive does not match its manifest (or the manifest is missing)."""
 
 
 @dataclass(frozen=True)

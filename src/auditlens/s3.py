@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from auditlens.errors import ConfigError
+from auditlens.errors import ArchiveError, ConfigError
 
 __all__ = ["client", "download", "split_url", "upload"]
 
@@ -62,7 +62,5 @@ def download(url: str, path: Path, *, s3: Any = None) -> Path:
     try:
         (s3 or client()).download_file(bucket, key, str(path))
     except Exception as exc:  # botocore's errors: a missing object, no access, no network
-        from auditlens.retention import ArchiveError
-
         raise ArchiveError(f"{url}: cannot download ({type(exc).__name__}: {exc})") from None
     return path

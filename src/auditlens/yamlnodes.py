@@ -13,7 +13,7 @@ Example:
     >>> reader.mapping(docs[0], "", ("a",))
     Traceback (most recent call last):
     ...
-    auditlens.yamlnodes.YamlFileError: demo.yaml:2: b: unknown key; expected one of a
+    auditlens.errors.YamlFileError: demo.yaml:2: b: unknown key; expected one of a
 """
 
 from __future__ import annotations
@@ -22,18 +22,9 @@ from typing import Any
 
 import yaml
 
-from auditlens.errors import AuditLensError
+from auditlens.errors import YamlFileError
 
 __all__ = ["NodeReader", "YamlFileError", "compose_documents", "plain"]
-
-
-class YamlFileError(AuditLensError, ValueError):
-    """A YAML file is invalid; the message names the file, line and field."""
-
-    def __init__(self, source: str, line: int | None, field_name: str, message: str) -> None:
-        self.source, self.line, self.field = source, line, field_name
-        where = f"{source}:{line}" if line else source
-        super().__init__(f"{where}: {field_name}: {message}")
 
 
 def plain(node: yaml.Node | None) -> Any:

@@ -41,8 +41,8 @@ from typing import Any
 
 import yaml
 
-from auditlens.errors import FilterError, QuerySyntaxError
-from auditlens.yamlnodes import NodeReader, YamlFileError, compose_documents, plain
+from auditlens.errors import FilterError, QuerySyntaxError, RuleError
+from auditlens.yamlnodes import NodeReader, compose_documents, plain
 
 __all__ = [
     "AlertRuleWarning",
@@ -62,10 +62,6 @@ _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _UNQUOTED_COUNT = re.compile(r"^(\s*count\s*:\s*)((?:>=|<=|==|>|<)\s*\d+)\s*(#.*)?$")
 _UNQUOTED_CHANNEL = re.compile(r"^(\s*(?:slack|channel)\s*:\s*)(#[\w.\-]+)\s*$")
 _UNQUOTED_CHANNEL_ITEM = re.compile(r"^(\s*-\s*)(#[\w.\-]+)\s*$")
-
-
-class RuleError(YamlFileError):
-    """A rules file is invalid; the message names the file, line and field."""
 
 
 class AlertRuleWarning(UserWarning):

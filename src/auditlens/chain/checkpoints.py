@@ -42,7 +42,7 @@ from auditlens.chain.notes import (
     parse_note,
     sign_note,
 )
-from auditlens.errors import AuditLensError, ConfigError, StoreError
+from auditlens.errors import ConfigError, StoreError, WitnessError
 from auditlens.merkle import MerkleTree, leaf_hash, verify_consistency, verify_inclusion
 from auditlens.store.tables import checkpoints, entries, signing_keys
 
@@ -69,10 +69,6 @@ __all__ = [
 
 _C = entries.c
 _K = checkpoints.c
-
-
-class WitnessError(AuditLensError, ValueError):
-    """A witness refused to cosign: the new checkpoint is not consistent with what it saw."""
 
 
 @dataclass(frozen=True)
@@ -215,7 +211,7 @@ def org_tree(store: AuditStore, organization_id: str) -> MerkleTree:
     """The organization's Merkle tree over all its entries (cached, extended incrementally).
 
     After retention, the tree starts with the archived leaves, read back and checked
-    against ``retention_log`` (an :class:`~auditlens.retention.ArchiveError` otherwise).
+    against ``retention_log`` (an :class:`~auditlens.errors.ArchiveError` otherwise).
     """
     cache: dict[str, MerkleTree] = store.__dict__.setdefault("_merkle_trees", {})
     tree = cache.get(organization_id)

@@ -27,7 +27,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from auditlens.errors import ConfigError
+from auditlens.errors import ConfigError, NoteFormatError
 
 __all__ = [
     "Checkpoint",
@@ -256,7 +256,7 @@ def sign_note(body_or_note: str | Note, key: SigningKey) -> str:
     """Add ``key``'s signature to a note body (or to an already signed note)."""
     note = body_or_note if isinstance(body_or_note, Note) else Note(body_or_note, ())
     if not note.body.endswith("\n"):
-        raise ValueError("a note body must end with a newline")
+        raise NoteFormatError("a note body must end with a newline")
     sig = key.sign(note.body.encode())
     return Note(note.body, (*note.signatures, (key.name, key.verifier.key_id, sig))).text()
 
@@ -265,26 +265,26 @@ def parse_note(text: str) -> Note:
     """Split a signed note into body and signatures.
 
     Raises:
-        ValueError: the text is not a signed note.
+        NoteFormatError: the text is not a signed note (a ValueError).
     """
     sep = text.rfind("\n\n")
     if sep < 0:
-        raise ValueError("not a signed note: no blank line before the signatures")
+        raise NoteFormatError("not a signed note: no blank line before the signatures")
     body, sig_block = text[: sep + 1], text[sep + 2 :]
     sigs: list[tuple[str, bytes, bytes]] = []
     for line in sig_block.splitlines():
         if not line.startswith(_DASH + " "):
-            raise ValueError(f"not a signature line: {line[:40]!r}")
+            raise NoteFormatError(f"not a signature line: {line[:40]!r}")
         try:
             _, name, b64 = line.split(" ")
             raw = base64.b64decode(b64, validate=True)
         except ValueError:
-            raise ValueError(f"malformed signature line: {line[:40]!r}") from None
+            raise NoteFormatError(f"malformed signature line: {line[:40]!r}") from None
         if len(raw) < 5:
-            raise ValueError("signature too short")
+            raise NoteFormatError("signature too short")
         sigs.append((name, raw[:4], raw[4:]))
     if not sigs:
-        raise ValueError("a signed note needs at least one signature")
+        raise NoteFormatError("a signed note needs at least one signature")
     return Note(body, tuple(sigs))
 
 
@@ -308,17 +308,20 @@ def parse_checkpoint(body: str) -> Checkpoint:
     """Parse a checkpoint body.
 
     Raises:
-        ValueError: malformed checkpoint.
+        NoteFormatError: malformed checkpoint (a ValueError).
     """
     lines = body.split("\n")
     if len(lines) < 4 or lines[-1] != "":
-        raise ValueError("a checkpoint has an origin, a size and a root hash line")
+        raise NoteFormatError("a checkpoint has an origin, a size and a root hash line")
     origin, size_s, root_s = lines[0], lines[1], lines[2]
     if not size_s.isdigit() or (size_s != "0" and size_s.startswith("0")):
-        raise ValueError(f"bad tree size {size_s!r}")
-    root = base64.b64decode(root_s, validate=True)
+        raise NoteFormatError(f"bad tree size {size_s!r}")
+    try:
+        root = base64.b64decode(root_s, validate=True)
+    except ValueError:
+        raise NoteFormatError(f"the root hash is not base64: {root_s[:40]!r}") from None
     if len(root) != 32:
-        raise ValueError("the root hash must be 32 bytes")
+        raise NoteFormatError("the root hash must be 32 bytes")
     ts = None
     for ext in lines[3:-1]:
         if ext.startswith("time ") and ext[5:].isdigit():

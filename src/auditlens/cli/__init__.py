@@ -5,6 +5,7 @@ from __future__ import annotations
 from auditlens.cli import alert_cmds as _alert_cmds  # noqa: F401 - registers the commands
 from auditlens.cli import chain_cmds as _chain_cmds  # noqa: F401
 from auditlens.cli import commands as _commands  # noqa: F401
+from auditlens.cli import db_cmds as _db_cmds  # noqa: F401
 from auditlens.cli import findings_cmds as _findings_cmds  # noqa: F401
 from auditlens.cli import org_cmds as _org_cmds  # noqa: F401
 from auditlens.cli import report_cmds as _report_cmds  # noqa: F401

@@ -173,7 +173,7 @@ def _params(items: list[str]) -> dict[str, dict[str, Any]]:
         if not sep or not dot or not param:
             raise al.FilterError(f"--param {item!r}: expected DETECTOR.PARAMETER=VALUE")
         if name not in DETECTORS:
-            raise al.FilterError(
+            raise al.DetectorError(
                 f"--param {item!r}: unknown detector {name!r}; known: {', '.join(DETECTORS)}"
             )
         try:

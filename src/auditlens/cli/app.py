@@ -31,6 +31,7 @@ from auditlens.errors import (
     QuerySyntaxError,
     StoreError,
     ValidationError,
+    YamlFileError,
 )
 
 __all__ = ["app", "exit_code_for", "handle_errors", "main", "package_version"]
@@ -87,8 +88,6 @@ def _root(
 
 def exit_code_for(exc: AuditLensError) -> int:
     """The documented exit code for an auditlens error (see the module docstring)."""
-    from auditlens.yamlnodes import YamlFileError  # lazy: loads PyYAML only on an error
-
     if isinstance(
         exc, QuerySyntaxError | FilterError | ValidationError | ContextError | YamlFileError
     ):

@@ -31,7 +31,7 @@ from auditlens.detect.findings import (
     empty_findings,
     return_like,
 )
-from auditlens.errors import FilterError
+from auditlens.errors import DetectorError
 
 __all__ = [
     "DETECTORS",
@@ -61,11 +61,11 @@ DETECTORS: dict[str, Callable[..., Any]] = {
 def run(name: str, df: Any, **params: Any) -> Any:
     """Run one detector by name, with clear errors for unknown names or parameters."""
     if name not in DETECTORS:
-        raise FilterError(f"unknown detector {name!r}; known: {', '.join(DETECTORS)}")
+        raise DetectorError(f"unknown detector {name!r}; known: {', '.join(DETECTORS)}")
     try:
         return DETECTORS[name](df, **params)
     except TypeError as exc:
-        raise FilterError(f"detector {name}: {exc}") from None
+        raise DetectorError(f"detector {name}: {exc}") from None
 
 
 def run_all(df: Any, config: Mapping[str, Mapping[str, Any] | bool] | None = None) -> Any:
@@ -74,7 +74,7 @@ def run_all(df: Any, config: Mapping[str, Mapping[str, Any] | bool] | None = Non
     config = dict(config or {})
     unknown = set(config) - set(DETECTORS)
     if unknown:
-        raise FilterError(f"unknown detector(s) in config: {', '.join(sorted(unknown))}")
+        raise DetectorError(f"unknown detector(s) in config: {', '.join(sorted(unknown))}")
     parts = []
     for name in DETECTORS:
         params = config.get(name, {})

@@ -39,7 +39,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import polars as pl
 
-from auditlens.errors import ConfigError, FilterError
+from auditlens.errors import ConfigError, ExportFormatError, FilterError
 
 if TYPE_CHECKING:
     from auditlens.store.store import AuditStore
@@ -221,7 +221,7 @@ def export(
         manifest: write ``<path>.manifest.json`` beside a file export.
     """
     if format not in FORMATS:
-        raise FilterError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+        raise ExportFormatError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
     spec = resolve_fields(fields)
     path: Path | None = None
     if isinstance(out, str | os.PathLike) and os.fspath(out) != "-":
@@ -230,7 +230,7 @@ def export(
             raise ConfigError(f"cannot write {path}: folder {path.parent} does not exist")
     compress = gzip if gzip is not None else bool(path and path.suffix == ".gz")
     if compress and format in ("parquet", "pdf"):
-        raise FilterError("gzip applies to text formats (csv, json, jsonl)")
+        raise ExportFormatError("gzip applies to text formats (csv, json, jsonl)")
     names = [name for name, _, _ in spec]
     if record:  # the record must be possible before anything is written (raises if not)
         from auditlens.review import check_review

@@ -36,7 +36,7 @@ Example:
     ...     "    checks:\\n      - evidence: findings\\n        fail_if: nope > 1\\n", "x.yaml")
     Traceback (most recent call last):
     ...
-    auditlens.reports.frameworks.FrameworkError: x.yaml:8: requirements[0].checks[0].fail_if: \
+    auditlens.errors.FrameworkError: x.yaml:8: requirements[0].checks[0].fail_if: \
 unknown metric 'nope' of evidence findings; known: findings, high_findings, \
 unhandled_findings, unhandled_high_findings
 """
@@ -51,9 +51,10 @@ from pathlib import Path
 
 import yaml
 
+from auditlens.errors import FrameworkError
 from auditlens.reports.evidence import EVIDENCE
 from auditlens.resources import templates_dir
-from auditlens.yamlnodes import NodeReader, YamlFileError, compose_documents, plain
+from auditlens.yamlnodes import NodeReader, compose_documents, plain
 
 __all__ = [
     "BUILTIN",
@@ -78,10 +79,6 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
 }
 _COND = re.compile(r"^\s*([a-z_][a-z0-9_]*)\s*(>=|<=|==|!=|>|<)\s*(-?\d+(?:\.\d+)?)\s*$")
-
-
-class FrameworkError(YamlFileError):
-    """A framework file is invalid; the message names the file, line and field."""
 
 
 @dataclass(frozen=True)

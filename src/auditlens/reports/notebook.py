@@ -18,17 +18,13 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from auditlens.errors import AuditLensError, ConfigError
+from auditlens.errors import ConfigError, NotebookError
 from auditlens.resources import notebook_path
 
 __all__ = ["NotebookError", "notebook_parameters", "run_notebook"]
 
 KERNEL = "python3"
 TIMEOUT = 1800
-
-
-class NotebookError(AuditLensError, RuntimeError):
-    """A notebook cell failed; the message names the cell and the executed notebook."""
 
 
 def notebook_parameters(name: str | Path) -> dict[str, Any]:

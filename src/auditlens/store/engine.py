@@ -9,8 +9,10 @@ before it reads the chain head. PostgreSQL: appends serialize on an advisory loc
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine, ExceptionContext, make_url
@@ -18,10 +20,14 @@ from sqlalchemy.engine import URL, Connection, Engine, ExceptionContext, make_ur
 from auditlens.errors import ConfigError, StoreError
 from auditlens.store.tables import details_search_text, search_fold
 
-__all__ = ["APPEND_LOCK_KEY", "WRITE_OPTION", "make_engine", "sqlite_path"]
+__all__ = ["APPEND_LOCK_KEY", "ORG_ENV", "WRITE_OPTION", "libpq_uri", "make_engine", "sqlite_path"]
 
 #: execution option that makes a SQLite transaction start with ``BEGIN IMMEDIATE``.
 WRITE_OPTION = "auditlens_write"
+
+#: environment variable scoping every store opened to one organization (PostgreSQL
+#: row-level security, see :mod:`auditlens.store.roles`).
+ORG_ENV = "AUDITLENS_ORG"
 
 #: PostgreSQL advisory lock taken by every append transaction ("auditlns" as an int64).
 APPEND_LOCK_KEY = int.from_bytes(b"auditlns", "big") & 0x7FFF_FFFF_FFFF_FFFF
@@ -35,6 +41,25 @@ def sqlite_path(url: URL) -> str | None:
     return db
 
 
+def libpq_uri(url: URL) -> str:
+    """``url`` as a libpq connection URI (for ADBC): query values percent-encoded.
+
+    SQLAlchemy writes a space in a query value as ``+``, which libpq reads literally, so
+    ``options=-csearch_path=s -cauditlens.org=a`` would reach the server as one option.
+
+    Example:
+        >>> libpq_uri(make_url("postgresql+psycopg://u@h/d?options=-ca%3D1+-cb%3D2"))
+        'postgresql://u@h/d?options=-ca%3D1%20-cb%3D2'
+    """
+    base = url.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
+    pairs = [
+        (key, value)
+        for key, values in url.query.items()
+        for value in ((values,) if isinstance(values, str) else values)
+    ]
+    return f"{base}?{urlencode(pairs, quote_via=quote)}" if pairs else base
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url`` with auditlens' connection settings applied.
 
@@ -46,6 +71,11 @@ def make_engine(url: str) -> Engine:
         parsed = make_url(url)
     except Exception as exc:
         raise ConfigError(f"malformed store URL: {exc}") from None
+    org = os.environ.get(ORG_ENV) or None
+    if org is not None:  # row-level security scope (auditlens.store.roles); SQLite: ConfigError
+        from auditlens.store.roles import scoped_url
+
+        parsed = make_url(scoped_url(parsed, org))
     if parsed.get_backend_name() == "sqlite":
         return _connect_errors_as_store_errors(_sqlite_engine(parsed))
     if parsed.get_backend_name() == "postgresql":

@@ -34,7 +34,7 @@ from sqlalchemy import Select
 from sqlalchemy.engine import Engine, make_url
 
 from auditlens.errors import StoreError
-from auditlens.store.engine import sqlite_path
+from auditlens.store.engine import libpq_uri, sqlite_path
 
 __all__ = ["ArrowReader"]
 
@@ -69,10 +69,7 @@ class ArrowReader:
             else:
                 import adbc_driver_postgresql.dbapi as adbc_pg
 
-                libpq = make_url(url).set(drivername="postgresql")
-                self._conn = adbc_pg.connect(
-                    libpq.render_as_string(hide_password=False), autocommit=True
-                )
+                self._conn = adbc_pg.connect(libpq_uri(make_url(url)), autocommit=True)
         except ImportError:
             self._adbc_ok = False
             return None

@@ -189,6 +189,22 @@ class AuditStore:
         self._reader.close()
         self.engine.dispose()
 
+    def scoped(self, organization_id: str) -> AuditStore:
+        """A new store on the same database whose sessions are scoped to one organization.
+
+        PostgreSQL only: with the roles of :func:`auditlens.store.roles.create_roles`, row-level
+        security then shows and accepts only that organization's entries, raw SQL included.
+        Close it when done. Raises :class:`ConfigError` on SQLite.
+        """
+        from auditlens.store.roles import scoped_url
+
+        url = scoped_url(self.engine.url, organization_id)
+        return AuditStore(
+            make_engine(url),
+            strict_actions=self.strict_actions,
+            max_details_bytes=self.max_details_bytes,
+        )
+
     # -- schema --------------------------------------------------------------
     @contextmanager
     def _write(self) -> Iterator[Connection]:
