@@ -223,7 +223,9 @@ def _person(org: str, row: Mapping[str, Any], where: str) -> Person:
 
 
 # -- reading -------------------------------------------------------------------------------
-def _latest(store: AuditStore, actions: Sequence[str], org: str | None) -> list[dict[str, Any]]:
+def _latest(
+    store: AuditStore, actions: Sequence[str], org: str | Sequence[str] | None
+) -> list[dict[str, Any]]:
     """The context entries, oldest first (seq order within each organization)."""
     filters: dict[str, Any] = {"actions": list(actions)}
     if org is not None:
@@ -269,8 +271,15 @@ def org_profile(store: AuditStore, organization_id: str) -> OrgProfile:
 
 
 def _people_of(store: AuditStore, org: str | None) -> dict[tuple[str, str], Person]:
+    return _people_from(_latest(store, PERSON_ACTIONS, org))
+
+
+def _people_from(entries: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], Person]:
+    """The current people from person entries in seq order (a removal drops the person)."""
     current: dict[tuple[str, str], Person] = {}
-    for entry in _latest(store, PERSON_ACTIONS, org):
+    for entry in entries:
+        if entry["action"] not in PERSON_ACTIONS:
+            continue
         d = entry.get("details") or {}
         key = (entry["organization_id"], str(entry.get("resource", {}).get("id") or ""))
         if entry["action"] == PERSON_REMOVED:
@@ -459,13 +468,18 @@ def detector_context(
     per organization. Pass the result as ``config`` to ``store.detect`` or
     ``detect.run_all``; explicit parameters override it.
     """
-    wanted = None if organization_ids is None else set(organization_ids)
-    profiles = {o: p for o, p in org_profiles(store).items() if wanted is None or o in wanted}
+    wanted = None if organization_ids is None else sorted(set(organization_ids))
+    # one query for the profiles and the people, of the wanted organizations only
+    rows = _latest(store, CONTEXT_ACTIONS, wanted) if wanted is None or wanted else []
+    profiles = {
+        e["organization_id"]: _profile_from(e) for e in rows if e["action"] == PROFILE_ACTION
+    }
     zones: dict[str, str] = {o: p.timezone for o, p in profiles.items()}
-    person_zones: dict[str, str] = {}
-    for (org, email), person in _people_of(store, None).items():
-        if person.timezone and (wanted is None or org in wanted):
-            person_zones[f"{org}:{email}"] = person.timezone
+    person_zones = {
+        f"{org}:{email}": person.timezone
+        for (org, email), person in _people_from(rows).items()
+        if person.timezone
+    }
     return {
         "off_hours": {
             "timezones": zones,

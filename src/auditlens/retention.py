@@ -351,7 +351,12 @@ def archived_ranges(store: AuditStore, organization_id: str) -> list[ArchivedRan
 
 
 def check_archive(
-    store: AuditStore, organization_id: str, *, read: bool = False, verify: bool = False
+    store: AuditStore,
+    organization_id: str,
+    *,
+    read: bool = False,
+    verify: bool = False,
+    ranges: list[ArchivedRange] | None = None,
 ) -> ArchiveCheck:
     """Check an organization's archived prefix against what retention recorded.
 
@@ -363,9 +368,11 @@ def check_archive(
     ``verify`` every file's SHA-256 and every chain link as well.
 
     The first live entry continuing the boundary is the caller's to check (``verify``
-    does); so is what a signed checkpoint says about the archived leaves.
+    does); so is what a signed checkpoint says about the archived leaves. ``ranges``: the
+    organization's :func:`archived_ranges`, when the caller has already read them.
     """
-    ranges = archived_ranges(store, organization_id)
+    if ranges is None:
+        ranges = archived_ranges(store, organization_id)
     check = ArchiveCheck(organization_id, ranges)
     frames = []
     prev_seq, prev_hash = 0, GENESIS_HASH

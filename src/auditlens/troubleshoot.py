@@ -172,7 +172,7 @@ def _resolve_org(store: AuditStore, organization_id: str | None) -> str | None:
 
 def _one_org(store: AuditStore, frames: Sequence[pl.DataFrame], name: str) -> str | None:
     """The one organization the rows belong to (None when there are none); several → error."""
-    orgs = sorted({o for f in frames for o in f["organization_id"].to_list()})
+    orgs = sorted({o for f in frames for o in f["organization_id"].unique().to_list()})
     if len(orgs) > 1:
         raise AmbiguousOrganizationError(name, orgs, _labels(store, orgs))
     return orgs[0] if orgs else None

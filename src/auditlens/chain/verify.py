@@ -43,6 +43,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -274,6 +275,7 @@ def verify(
                 need_tree=need_tree,
                 require=require,
                 seen=seen,
+                archived=archived,
             )
         for org in orgs:
             if org in fast:
@@ -297,7 +299,8 @@ def verify(
     finally:
         reader.close()
     for res in results:
-        _check_side_tables(store, res, standing.get(res.organization_id))
+        org = res.organization_id
+        _check_side_tables(store, res, standing.get(org), planned=org in planned)
     report = VerificationReport(results, started, time.perf_counter() - t0, source)
     if state is not None and report.ok:
         save_monitor_state(state, _next_state(seen, results))
@@ -349,6 +352,7 @@ def _fast_pass(
     need_tree: set[str] | None = None,
     require: bool = False,
     seen: dict[str, SeenCheckpoint] | None = None,
+    archived: set[str] | None = None,
 ) -> dict[str, OrganizationResult]:
     """Check every organization in one sequential read of the table, column-wise.
 
@@ -370,13 +374,15 @@ def _fast_pass(
     state = {org: _OrgState(leaves=[] if org in with_checkpoints else None) for org in orgs}
     results = {org: OrganizationResult(org) for org in orgs}
     for org, org_state in state.items():
+        if archived is not None and org not in archived:
+            continue  # no retention_log row: the chain starts at genesis
         arch = _archived(
             store,
             org,
             results[org],
             include_archive,
             org_state.leaves is not None,
-            _trusted_size(store, org, checkpoint, trusted),
+            partial(_trusted_size, store, org, checkpoint, trusted),
         )
         org_state.last_seq, org_state.last_hash = arch.through_seq, arch.last_entry_hash
         if org_state.leaves is not None:
@@ -518,9 +524,9 @@ def _verify_org(
     res = OrganizationResult(org)
     problems = res.problems
     start = max(1, since_seq or 1)
-    need_leaves = checkpoint is not None or bool(list_checkpoints(store, org))
-    covered = _trusted_size(store, org, checkpoint, trusted)
-    arch = _archived(store, org, res, include_archive, need_leaves, covered)
+    notes = _notes_of(store, org, checkpoint)  # read once: for the archive and the checks
+    covered = partial(_trusted_size, store, org, checkpoint, trusted, notes)
+    arch = _archived(store, org, res, include_archive, bool(notes), covered)
     through = arch.through_seq
     tree = MerkleTree(arch.leaves())
     at_boundary = start <= through + 1  # the first live entry must continue the boundary
@@ -602,7 +608,14 @@ def _verify_org(
         if progress is not None:
             progress(len(seqs))
     _check_checkpoints(
-        store, res, tree, checkpoint, trusted, require=require, seen=(seen or {}).get(org)
+        store,
+        res,
+        tree,
+        checkpoint,
+        trusted,
+        require=require,
+        seen=(seen or {}).get(org),
+        notes=notes,
     )
     problems.sort(key=lambda p: (p.seq is None, p.seq or 0))
     return res
@@ -614,21 +627,22 @@ def _archived(
     res: OrganizationResult,
     include_archive: bool,
     need_leaves: bool,
-    covered: int = 0,
+    covered: Callable[[], int] = lambda: 0,
 ) -> ArchiveCheck:
     """The organization's archived prefix, checked against retention_log and its manifests
     (files and links too with ``include_archive``; read for its leaves when a checkpoint
     needs them). What does not hold is added to ``res`` with the archive counts.
 
-    ``covered``: the largest tree size a trusted checkpoint claims. An archived range
+    ``covered``: the largest tree size a trusted checkpoint claims (asked only when
+    there is an archive). An archived range
     beyond it has no signed root to be checked against — its manifest and its
     ``retention_log`` row may both be the work of whoever deleted the entries — so its
     files and links are re-verified as with ``include_archive``."""
-    from auditlens.retention import archive_boundary, check_archive
+    from auditlens.retention import archived_ranges, check_archive
 
-    boundary = archive_boundary(store, org)
-    files = include_archive or (boundary is not None and boundary[0] > covered)
-    arch = check_archive(store, org, read=files or need_leaves, verify=files)
+    ranges = archived_ranges(store, org)  # read once, checked by check_archive
+    files = include_archive or (bool(ranges) and ranges[-1].through_seq > covered())
+    arch = check_archive(store, org, read=files or need_leaves, verify=files, ranges=ranges)
     res.problems.extend(
         Problem(org, seq, None, kind, None, None, detail) for seq, kind, detail in arch.problems
     )
@@ -639,16 +653,24 @@ def _archived(
     return arch
 
 
+def _notes_of(store: AuditStore, org: str, checkpoint: str | None) -> list[str]:
+    """The checkpoint notes to check ``org`` against: the one given, else the stored ones."""
+    if checkpoint is not None:
+        return [checkpoint]
+    return [r.note for r in list_checkpoints(store, org)]
+
+
 def _trusted_size(
-    store: AuditStore, org: str, checkpoint: str | None, trusted: list[VerifierKey]
+    store: AuditStore,
+    org: str,
+    checkpoint: str | None,
+    trusted: list[VerifierKey],
+    notes: list[str] | None = None,
 ) -> int:
     """The largest tree size of ``org`` that a checkpoint signed by a trusted key claims
-    (whether its root holds is checked later), 0 if none."""
-    notes = (
-        [checkpoint] if checkpoint is not None else [r.note for r in list_checkpoints(store, org)]
-    )
+    (whether its root holds is checked later), 0 if none. ``notes``: already read."""
     size = 0
-    for text in notes:
+    for text in _notes_of(store, org, checkpoint) if notes is None else notes:
         try:
             note = parse_note(text)
             cp = parse_checkpoint(note.body)
@@ -665,9 +687,12 @@ def _origin_org(origin: str) -> str:
     return origin.rsplit("/", 1)[-1]
 
 
-def _check_side_tables(store: AuditStore, res: OrganizationResult, standing: int | None) -> None:
+def _check_side_tables(
+    store: AuditStore, res: OrganizationResult, standing: int | None, *, planned: bool
+) -> None:
     """What the side tables claim about an organization beyond its chain: a standing
-    retention authorization, a current plan no audit entry records."""
+    retention authorization, a current plan no audit entry records (looked up only when
+    the organization has an ``org_plans`` row: ``planned``)."""
     from auditlens.retention import unrecorded_plan
 
     org = res.organization_id
@@ -685,7 +710,7 @@ def _check_side_tables(store: AuditStore, res: OrganizationResult, standing: int
                 "behind auditlens' back",
             )
         )
-    plan = unrecorded_plan(store, org)
+    plan = unrecorded_plan(store, org) if planned else None
     if plan is not None:
         res.problems.append(Problem(org, None, None, "plan", None, None, plan))
 
@@ -808,16 +833,17 @@ def _check_checkpoints(
     *,
     require: bool = False,
     seen: SeenCheckpoint | None = None,
+    notes: list[str] | None = None,
 ) -> None:
     """Check an organization's checkpoints against its tree.
 
     ``require``: the keys were given by the caller, so entries without any checkpoint
     signed by them are a problem. ``seen``: the checkpoint a monitor state remembers.
+    ``notes``: the checkpoint notes, when the caller has already read them.
     """
     org = res.organization_id
-    notes = (
-        [checkpoint] if checkpoint is not None else [r.note for r in list_checkpoints(store, org)]
-    )
+    if notes is None:
+        notes = _notes_of(store, org, checkpoint)
     res.checkpoints = len(notes)
     known_roles = {k.vkey: role for k, role in recorded_keys(store)}
     good_size = 0

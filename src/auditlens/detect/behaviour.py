@@ -19,11 +19,11 @@ import json
 from collections.abc import Iterable, Mapping
 from datetime import date, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
 from auditlens.context import DAYS, parse_hours, parse_workdays
+from auditlens.context import _zone as _check_zone
 from auditlens.detect.findings import (
     as_polars,
     build_findings,
@@ -77,14 +77,11 @@ def _hhmm(minutes: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     )
 
 
-def _zone(name: str) -> str:
+def _zone(name: str, where: str = "timezone") -> str:
     try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise FilterError(
-            f"unknown time zone {name!r}; use an IANA name like 'Europe/Berlin'"
-        ) from None
-    return name
+        return _check_zone(name, where)
+    except ContextError as exc:
+        raise FilterError(str(exc)) from None
 
 
 def off_hours(
@@ -121,12 +118,18 @@ def off_hours(
     frame, kind = as_polars(df)
     if isinstance(hours, str):  # one span for every organization (e.g. --param off_hours.hours=…)
         business_hours, hours = hours, None
-    if isinstance(workdays, str):
-        weekends, workdays = True, dict.fromkeys(frame["organization_id"].unique(), workdays)
+    default_days = _WEEKDAYS if weekends else _ALL
+    if isinstance(workdays, str):  # one set of days for every organization
+        default_days, workdays = _day_mask(workdays), None
     default_hours = _hours(business_hours)
     default = _zone(timezone)
-    mapping = {k.lower() if "@" in k else k: _zone(v) for k, v in (timezones or {}).items()}
-    people = {k.lower(): _zone(v) for k, v in (person_timezones or {}).items()}
+    mapping = {
+        k.lower() if "@" in k else k: _zone(v, f"timezones[{k}]")
+        for k, v in (timezones or {}).items()
+    }
+    people = {
+        k.lower(): _zone(v, f"person_timezones[{k}]") for k, v in (person_timezones or {}).items()
+    }
     off_days = {d if isinstance(d, date) else date.fromisoformat(d) for d in holidays}
     org_hours = {o: _minutes(_hours(h, f"hours[{o}]")) for o, h in (hours or {}).items()}
     org_days = {o: _day_mask(d) for o, d in (workdays or {}).items()}
@@ -160,7 +163,7 @@ def off_hours(
         _per_org(org_hours, 0, _minutes(default_hours)[0]).alias("_start"),
         _per_org(org_hours, 1, _minutes(default_hours)[1]).alias("_end"),
         pl.col("organization_id")
-        .replace_strict(org_days, default=_WEEKDAYS if weekends else _ALL, return_dtype=pl.Int64)
+        .replace_strict(org_days, default=default_days, return_dtype=pl.Int64)
         .alias("_mask"),
     )
     if ev.is_empty():

@@ -53,7 +53,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EVIDENCE",
-    "RESPONSE_ACTIONS",
     "Evidence",
     "EvidenceSpec",
     "EvidenceTable",
@@ -61,15 +60,6 @@ __all__ = [
     "load_input",
 ]
 
-#: actions that count as a response to a finding about a user (within ``RESPONSE_WINDOW``).
-RESPONSE_ACTIONS = (
-    "user.suspended",
-    "user.removed",
-    "auth.password_reset",
-    "auth.mfa_enabled",
-    "user.role_changed",
-)
-RESPONSE_WINDOW = timedelta(days=7)
 #: rows shown per evidence table; the total is always printed.
 MAX_ROWS = 40
 #: columns of a population file (CSV, in seq order): what each tested entry is.
@@ -693,7 +683,7 @@ def _handled(inp: ReportInput, found: pl.DataFrame) -> pl.DataFrame:
     null while open)."""
     from auditlens.responses import match_responses
 
-    out: pl.DataFrame = match_responses(found, inp.frame, window=RESPONSE_WINDOW)
+    out: pl.DataFrame = match_responses(found, inp.frame)
     return out.with_columns(pl.col("disposition").alias("response"))
 
 
@@ -704,6 +694,8 @@ def _handled(inp: ReportInput, found: pl.DataFrame) -> pl.DataFrame:
 )
 def findings(inp: ReportInput) -> Evidence:
     """Every detector finding, with the response recorded (or not) within seven days."""
+    from auditlens.responses import RESPONSE_WINDOW
+
     found = _handled(inp, inp.findings)
     high = pl.col("severity").is_in(["high", "critical"])
     open_ = pl.col("response").is_null()
