@@ -17,6 +17,7 @@ import orjson
 import pyarrow as pa
 
 from auditlens.errors import ConfigError
+from auditlens.fields import FIELDS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,30 +32,13 @@ __all__ = [
 ]
 
 
-#: the columns of every entries dataframe, in order.
-FRAME_SCHEMA = pa.schema(
-    [
-        pa.field("audit_id", pa.string()),
-        pa.field("timestamp", pa.timestamp("ms", tz="UTC")),
-        pa.field("actor_user_id", pa.string()),
-        pa.field("actor_email", pa.string()),
-        pa.field("actor_type", pa.string()),
-        pa.field("action", pa.string()),
-        pa.field("category", pa.string()),
-        pa.field("resource_type", pa.string()),
-        pa.field("resource_id", pa.string()),
-        pa.field("resource_name", pa.string()),
-        pa.field("organization_id", pa.string()),
-        pa.field("application_id", pa.string()),
-        pa.field("ip_address", pa.string()),
-        pa.field("user_agent", pa.string()),
-        pa.field("details", pa.string()),
-        pa.field("result", pa.string()),
-        pa.field("seq", pa.int64()),
-        pa.field("prev_hash", pa.string()),
-        pa.field("entry_hash", pa.string()),
-    ]
-)
+_ARROW_TYPES = {
+    "string": pa.string(),
+    "int64": pa.int64(),
+    "timestamp_ms": pa.timestamp("ms", tz="UTC"),
+}
+#: the columns of every entries dataframe, in order (from :data:`auditlens.fields.FIELDS`).
+FRAME_SCHEMA = pa.schema([pa.field(f.frame, _ARROW_TYPES[f.dtype]) for f in FIELDS if f.frame])
 COLUMNS: tuple[str, ...] = tuple(FRAME_SCHEMA.names)
 
 

@@ -42,6 +42,7 @@ from typing import Any
 import orjson
 
 from auditlens.errors import EntryProblem, ValidationError
+from auditlens.fields import ENTRY_FIELDS, ROW_FIELDS
 
 __all__ = [
     "ACTIONS",
@@ -163,42 +164,6 @@ ACTIONS: dict[str, ActionInfo] = {
     name: ActionInfo(name, CATEGORY_OF_PREFIX[name.split(".", 1)[0]], desc, sensitive)
     for name, desc, sensitive in _CATALOGUE
 }
-
-#: top-level keys of the JSON interchange shape, in order.
-ENTRY_FIELDS: tuple[str, ...] = (
-    "audit_id",
-    "timestamp",
-    "actor",
-    "action",
-    "resource",
-    "organization_id",
-    "application_id",
-    "ip_address",
-    "user_agent",
-    "details",
-    "result",
-)
-
-#: columns of a stored row that come from the entry (chain columns excluded).
-ROW_FIELDS: tuple[str, ...] = (
-    "audit_id",
-    "ts",
-    "actor_user_id",
-    "actor_email",
-    "actor_type",
-    "action",
-    "category",
-    "resource_type",
-    "resource_id",
-    "resource_name",
-    "organization_id",
-    "application_id",
-    "ip_address",
-    "ip_key",
-    "user_agent",
-    "details",
-    "result",
-)
 
 DEFAULT_MAX_DETAILS_BYTES = 64 * 1024
 _MAX_TEXT = 2048

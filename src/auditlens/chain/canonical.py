@@ -33,6 +33,8 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from auditlens.fields import CONTENT_FIELDS
+
 __all__ = [
     "CANONICAL_VERSION",
     "CONTENT_FIELDS",
@@ -45,26 +47,6 @@ __all__ = [
 ]
 
 CANONICAL_VERSION = "auditlens.entry.v1"
-
-#: the stored fields the content hash covers, in this order.
-CONTENT_FIELDS: tuple[str, ...] = (
-    "organization_id",
-    "seq",
-    "audit_id",
-    "ts",
-    "actor_type",
-    "actor_user_id",
-    "actor_email",
-    "action",
-    "resource_type",
-    "resource_id",
-    "resource_name",
-    "application_id",
-    "ip_address",
-    "user_agent",
-    "details",
-    "result",
-)
 
 #: ``prev_hash`` of the first entry of every organization's chain.
 GENESIS_HASH = "0" * 64

@@ -1,4 +1,4 @@
-"""`auditlens db roles`: least-privilege roles and row-level security on PostgreSQL."""
+"""`auditlens db`: schema upgrades (`upgrade`), least-privilege PostgreSQL roles (`roles`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from auditlens.cli.app import app, handle_errors
 from auditlens.cli.commands import Db
 from auditlens.cli.output import result_line
 
-db_app = typer.Typer(help="Database administration (PostgreSQL roles).", no_args_is_help=True)
+db_app = typer.Typer(
+    help="Database administration: schema upgrades, PostgreSQL roles.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 
 
@@ -33,3 +35,23 @@ def roles(
         made = create_roles(store, prefix)
     result_line(f"schema {made.schema}: roles {made.reader}, {made.appender}, {made.admin}")
     result_line("row-level security on audit_entries: reader/appender see one organization")
+
+
+@db_app.command("upgrade")
+@handle_errors
+def upgrade(db: Db = None) -> None:
+    """Upgrade a store made by an older auditlens to this version's layout, in place.
+
+    Run it after upgrading the auditlens package (take a backup first; on PostgreSQL run it
+    as the owner of the store's tables). All steps run in one transaction: if one fails,
+    the store keeps the version it had. Running it again is safe.
+    """
+    from auditlens.store.migrate import upgrade as upgrade_store  # lazy: loads SQLAlchemy
+
+    done = upgrade_store(db)
+    if not done.applied:
+        result_line(f"schema version {done.to_version}: already up to date")
+        return
+    for step in done.applied:
+        result_line(f"applied {step}")
+    result_line(f"schema version {done.from_version} → {done.to_version}")

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import orjson
 
+from auditlens.fields import CSV_FIELDS
+
 if TYPE_CHECKING:  # rich is imported on first use, so `auditlens --help` never loads it
     from rich.console import Console
     from rich.progress import Progress
@@ -133,25 +135,7 @@ def print_table(table: Table) -> None:
         console.print(table)
 
 
-_CSV_FIELDS = (
-    "timestamp",
-    "audit_id",
-    "organization_id",
-    "actor.email",
-    "actor.user_id",
-    "actor.type",
-    "action",
-    "resource.type",
-    "resource.id",
-    "resource.name",
-    "result",
-    "ip_address",
-    "user_agent",
-    "application_id",
-    "details",
-    "seq",
-    "entry_hash",
-)
+_CSV_FIELDS = CSV_FIELDS
 _RESULT_STYLE = {"success": "green", "failure": "bold red", "partial": "yellow"}
 
 

@@ -40,6 +40,7 @@ from typing import IO, TYPE_CHECKING, Any
 import polars as pl
 
 from auditlens.errors import ConfigError, ExportFormatError, FilterError
+from auditlens.fields import EXPORT_DEFAULTS, EXPORT_PATHS
 
 if TYPE_CHECKING:
     from auditlens.store.store import AuditStore
@@ -49,46 +50,10 @@ __all__ = ["FORMATS", "ExportResult", "export", "resolve_fields"]
 FORMATS = ("csv", "json", "jsonl", "parquet", "pdf")
 
 #: dotted interchange paths → flat columns.
-_PATHS = {
-    "audit_id": "audit_id",
-    "timestamp": "timestamp",
-    "actor.user_id": "actor_user_id",
-    "actor.email": "actor_email",
-    "actor.type": "actor_type",
-    "action": "action",
-    "category": "category",
-    "resource.type": "resource_type",
-    "resource.id": "resource_id",
-    "resource.name": "resource_name",
-    "organization_id": "organization_id",
-    "application_id": "application_id",
-    "ip_address": "ip_address",
-    "user_agent": "user_agent",
-    "details": "details",
-    "result": "result",
-    "seq": "seq",
-    "prev_hash": "prev_hash",
-    "entry_hash": "entry_hash",
-}
+_PATHS = dict(EXPORT_PATHS)
 _FLAT = {v: k for k, v in _PATHS.items()}
 #: the fields of an export when none are chosen (the interchange shape, flattened)
-DEFAULT_FIELDS = [
-    "audit_id",
-    "timestamp",
-    "actor.user_id",
-    "actor.email",
-    "actor.type",
-    "action",
-    "resource.type",
-    "resource.id",
-    "resource.name",
-    "organization_id",
-    "application_id",
-    "ip_address",
-    "user_agent",
-    "details",
-    "result",
-]
+DEFAULT_FIELDS = list(EXPORT_DEFAULTS)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 

@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import and_, column, false, func, literal_column, not_, or_, select, table, true
 from sqlalchemy.sql.elements import ColumnElement
 
+from auditlens.fields import KEYWORDS, Keyword, Match
 from auditlens.query.filters import Clause, Filter, check_limits
 from auditlens.store.tables import SEARCH_FIELD_SEP, entries, search_fold, search_text_expr
 
@@ -136,14 +137,17 @@ def _resource(value: str, dialect: str) -> ColumnElement[bool]:
     return or_(_C.resource_id == value, _C.resource_name == value)
 
 
-def _column(name: str) -> Callable[[str, str], ColumnElement[bool]]:
-    column = _C[name]
+def _column(keyword: Keyword) -> Callable[[str, str], ColumnElement[bool]]:
+    column = _C[keyword.column]
+    wildcards = keyword.match is Match.PATTERN
 
     def build(value: str, dialect: str) -> ColumnElement[bool]:
-        return _eq_or_like(column, value) if name == "action" else column == value
+        return _eq_or_like(column, value) if wildcards else column == value
 
     return build
 
+
+_ONE_COLUMN = (Match.CHOICE, Match.PATTERN, Match.CATEGORY, Match.EXACT, Match.ID)
 
 _BUILDERS: dict[str, Callable[[Any, str], ColumnElement[bool]]] = {
     "time": _time,
@@ -152,21 +156,8 @@ _BUILDERS: dict[str, Callable[[Any, str], ColumnElement[bool]]] = {
     "text": _text,
     "word": _word,
     "resource": _resource,
-    **{
-        name: _column(name)
-        for name in (
-            "actor_type",
-            "action",
-            "category",
-            "resource_type",
-            "resource_id",
-            "resource_name",
-            "result",
-            "organization_id",
-            "application_id",
-            "audit_id",
-        )
-    },
+    # keywords comparing one column (the field table says which and how)
+    **{k.clause: _column(k) for k in KEYWORDS if k.match in _ONE_COLUMN},
 }
 
 

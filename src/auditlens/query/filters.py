@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from auditlens.errors import FilterError
+from auditlens.fields import FILTER_KEYWORDS, KEYWORDS, Keyword, Match
 from auditlens.schema import CATEGORY_OF_PREFIX, ActorType, Result, ip_key
 
 __all__ = [
@@ -55,27 +56,9 @@ MAX_VALUES = 150
 #: characters in one value (a word, a quoted phrase, an email…).
 MAX_VALUE_CHARS = 1_000
 
-#: every field a clause may name.
-FIELDS = frozenset(
-    {
-        "time",
-        "actor",
-        "actor_type",
-        "action",
-        "category",
-        "resource",
-        "resource_type",
-        "resource_id",
-        "resource_name",
-        "result",
-        "organization_id",
-        "application_id",
-        "audit_id",
-        "ip",
-        "text",
-        "word",
-    }
-)
+#: every field a clause may name: one per keyword filter (:data:`auditlens.fields.KEYWORDS`),
+#: and ``word`` (a bare word of a search that may be a result or text).
+FIELDS = frozenset({"word", *(k.clause for k in KEYWORDS)})
 
 
 @dataclass(frozen=True)
@@ -129,6 +112,7 @@ class Filter:
         now: datetime | None = None,
     ) -> Filter:
         """Build a filter from keyword arguments (see ``AuditStore.query`` for their meaning)."""
+        given = locals()  # the keyword arguments by name: FILTER_KEYWORDS (a test keeps them equal)
         clauses: list[Clause] = []
         lo = parse_when(start, field="start") if start is not None else None
         hi = parse_when(end, end_of_day=True, field="end") if end is not None else None
@@ -145,33 +129,14 @@ class Filter:
                     "start is after end: nothing can match; swap them or widen the range"
                 )
             clauses.append(Clause("time", ((lo, hi),)))
-        if actor is not None:
-            clauses.append(Clause("actor", _strings(actor, "actor", lower=True)))
-        if actor_type is not None:
-            clauses.append(Clause("actor_type", _enum(actor_type, "actor_type", ActorType)))
-        for name, value in (("actions", actions), ("action", action)):
-            if value is not None:
-                clauses.append(Clause("action", _actions(value, name)))
-        if category is not None:
-            clauses.append(Clause("category", _categories(category)))
-        for name, value in (
-            ("resource", resource),
-            ("resource_type", resource_type),
-            ("resource_id", resource_id),
-            ("resource_name", resource_name),
-            ("organization_id", organization_id),
-            ("application_id", application_id),
-            ("audit_id", audit_id),
-        ):
-            if value is not None:
-                lower = name in ("organization_id", "application_id", "audit_id")
-                clauses.append(Clause(name, _strings(value, name, lower=lower)))
-        if result is not None:
-            clauses.append(Clause("result", _enum(result, "result", Result)))
-        if ip is not None:
-            clauses.append(Clause("ip", tuple(cidr_range(v) for v in _strings(ip, "ip"))))
-        if text is not None:
-            clauses.extend(Clause("text", (t,)) for t in _strings(text, "text"))
+        for keyword in KEYWORDS:
+            value = given[keyword.name]
+            if value is None or keyword.match is Match.RANGE:
+                continue
+            if keyword.match is Match.TEXT:
+                clauses.extend(Clause("text", (t,)) for t in _strings(value, keyword.name))
+            else:
+                clauses.append(Clause(keyword.clause, _VALUES[keyword.match](value, keyword)))
         flt = cls(tuple(clauses))
         check_limits(flt)
         return flt
@@ -192,29 +157,6 @@ class Filter:
                 )
             return cls.from_kwargs(**value)
         raise FilterError(f"expected a Filter or a mapping of filters, got {type(value).__name__}")
-
-
-#: keyword filters accepted by ``AuditStore.query`` and :meth:`Filter.from_kwargs`.
-FILTER_KEYWORDS: tuple[str, ...] = (
-    "start",
-    "end",
-    "last",
-    "actor",
-    "actor_type",
-    "actions",
-    "action",
-    "category",
-    "resource",
-    "resource_type",
-    "resource_id",
-    "resource_name",
-    "result",
-    "organization_id",
-    "application_id",
-    "audit_id",
-    "ip",
-    "text",
-)
 
 
 def _strings(value: str | Iterable[str], name: str, *, lower: bool = False) -> tuple[str, ...]:
@@ -268,6 +210,21 @@ def _categories(value: str | Iterable[str]) -> tuple[str, ...]:
             raise FilterError(f"filter 'category': {v!r} is not a category name")
         out.append(v)
     return tuple(out)
+
+
+_CHOICES: dict[str, type[ActorType] | type[Result]] = {"actor_type": ActorType, "result": Result}
+
+#: how each kind of keyword filter reads its values (the field table names the kind).
+_VALUES: dict[Match, Callable[[Any, Keyword], tuple[Any, ...]]] = {
+    Match.ACTOR: lambda v, k: _strings(v, k.name, lower=True),
+    Match.CHOICE: lambda v, k: _enum(v, k.name, _CHOICES[k.column]),
+    Match.PATTERN: lambda v, k: _actions(v, k.name),
+    Match.CATEGORY: lambda v, k: _categories(v),
+    Match.EXACT: lambda v, k: _strings(v, k.name),
+    Match.ID_OR_NAME: lambda v, k: _strings(v, k.name),
+    Match.ID: lambda v, k: _strings(v, k.name, lower=True),
+    Match.CIDR: lambda v, k: tuple(cidr_range(x) for x in _strings(v, k.name)),
+}
 
 
 def parse_duration(text: str) -> timedelta:

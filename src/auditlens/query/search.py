@@ -42,6 +42,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from auditlens.errors import FilterError, QuerySyntaxError
+from auditlens.fields import QUALIFIERS as FIELD_QUALIFIERS
 from auditlens.query.filters import (
     MAX_CLAUSES,
     MAX_VALUE_CHARS,
@@ -55,34 +56,8 @@ from auditlens.schema import ACTIONS, CATEGORY_OF_PREFIX
 
 __all__ = ["QUALIFIERS", "parse_search"]
 
-#: qualifier as typed → keyword filter it maps to.
-QUALIFIERS: dict[str, str] = {
-    "actor": "actor",
-    "user": "actor",
-    "action": "actions",
-    "result": "result",
-    "created": "created",
-    "date": "created",
-    "last": "last",
-    "resource": "resource",
-    "type": "resource_type",
-    "resource_type": "resource_type",
-    "resource_id": "resource_id",
-    "name": "resource_name",
-    "resource_name": "resource_name",
-    "ip": "ip",
-    "org": "organization_id",
-    "organization": "organization_id",
-    "organization_id": "organization_id",
-    "app": "application_id",
-    "application": "application_id",
-    "application_id": "application_id",
-    "category": "category",
-    "actor_type": "actor_type",
-    "id": "audit_id",
-    "audit_id": "audit_id",
-    "text": "text",
-}
+#: qualifier as typed → keyword filter it maps to (``created`` and ``date``: a time range).
+QUALIFIERS: dict[str, str] = {"created": "created", "date": "created", **FIELD_QUALIFIERS}
 
 _RESULT_WORDS = {
     "failed": "failure",

@@ -50,6 +50,7 @@ from auditlens.query.filters import Filter, parse_duration, parse_when
 from auditlens.query.search import parse_search
 from auditlens.schema import DEFAULT_MAX_DETAILS_BYTES, ROW_FIELDS, normalize_entries, row_to_entry
 from auditlens.store.engine import APPEND_LOCK_KEY, WRITE_OPTION, make_engine
+from auditlens.store.migrate import version_problem
 from auditlens.store.readers import ArrowReader
 from auditlens.store.tables import (
     SCHEMA_VERSION,
@@ -292,11 +293,9 @@ class AuditStore:
             found = conn.execute(
                 select(meta.c.value).where(meta.c.key == "schema_version")
             ).scalar()
-        if found != str(SCHEMA_VERSION):
-            raise StoreVersionError(
-                f"this store has schema version {found}, this auditlens reads version "
-                f"{SCHEMA_VERSION}; upgrade auditlens or open a store made by this version"
-            )
+        problem = version_problem(found)
+        if problem is not None:
+            raise StoreVersionError(problem)
 
     # -- append ----------------------------------------------------------------
     def append(

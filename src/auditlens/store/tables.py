@@ -46,6 +46,9 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
+from sqlalchemy.types import TypeEngine
+
+from auditlens.fields import FIELDS, Field
 
 __all__ = [
     "APPEND_ONLY_TABLES",
@@ -72,39 +75,28 @@ __all__ = [
     "sqlite_ddl",
 ]
 
-#: bump when the stored layout changes incompatibly. (Still 1: nothing has been released;
-#: stores made before org_plans became a history and the side tables got their triggers
-#: must be recreated.)
-SCHEMA_VERSION = 1
+#: the version of the stored layout this code reads and writes; an older store is brought
+#: to it by :func:`auditlens.store.migrate.upgrade` (``auditlens db upgrade``): bump it
+#: together with a new migration in :mod:`auditlens.store.migrations`.
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
 _BigId = BigInteger().with_variant(Integer(), "sqlite")
 
+
+def _sql_type(field: Field) -> TypeEngine[Any]:
+    if field.sql == "string":
+        return String(field.length)
+    return Text() if field.sql == "text" else BigInteger()
+
+
+#: the entries; their columns come from :data:`auditlens.fields.FIELDS`.
 entries = Table(
     "audit_entries",
     metadata,
     Column("id", _BigId, primary_key=True, autoincrement=True),
-    Column("organization_id", String(36), nullable=False),
-    Column("seq", BigInteger, nullable=False),
-    Column("audit_id", String(36), nullable=False, unique=True),
-    Column("ts", BigInteger, nullable=False),
-    Column("actor_user_id", String(36)),
-    Column("actor_email", Text),
-    Column("actor_type", String(32), nullable=False),
-    Column("action", String(128), nullable=False),
-    Column("category", String(64), nullable=False),
-    Column("resource_type", String(128)),
-    Column("resource_id", Text),
-    Column("resource_name", Text),
-    Column("application_id", String(36)),
-    Column("ip_address", String(64)),
-    Column("ip_key", String(32)),
-    Column("user_agent", Text),
-    Column("details", Text, nullable=False),
-    Column("result", String(16), nullable=False),
-    Column("prev_hash", String(64), nullable=False),
-    Column("entry_hash", String(64), nullable=False),
+    *(Column(f.column, _sql_type(f), nullable=f.nullable, unique=f.unique) for f in FIELDS),
     UniqueConstraint("organization_id", "seq", name="uq_audit_entries_org_seq"),
     # ids are never reused (SQLite would hand out the ids of deleted newest rows again,
     # after retention): stream()/tail/alerts watch follow ``id > last seen``
