@@ -1,9 +1,9 @@
 """The schema migrations of a store, in order, and the frozen layout they start from.
 
 A store records its layout version in ``auditlens_meta`` (key ``schema_version``).
-Version 1 is the layout auditlens was first released with; ``v1_sqlite.sql`` and
-``v1_postgresql.sql`` beside this file are frozen copies of it (never edited: tests build
-genuine version-1 stores from them). Each later version is one :class:`Migration` here,
+Version 1 is the layout auditlens was first released with; ``v1.json`` beside this file
+holds its DDL per dialect, frozen (never edited: tests build genuine version-1 stores
+from it). Each later version is one :class:`Migration` here,
 applied by :func:`auditlens.store.migrate.upgrade` with Alembic operations.
 
 To change the layout: add a module ``vNNNN_<what>.py`` defining ``MIGRATION``, list it in
@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from auditlens.store.migrations.migration import Migration
@@ -31,8 +32,6 @@ BASELINE_VERSION = 1
 #: every migration, in version order (each one's ``version`` is the previous plus one).
 MIGRATIONS: tuple[Migration, ...] = (_V0002,)
 
-_SEPARATOR = "\n--;;\n"
-
 
 def baseline_statements(dialect: str) -> list[str]:
     """The SQL statements that create a version-1 store (``sqlite`` or ``postgresql``).
@@ -42,6 +41,5 @@ def baseline_statements(dialect: str) -> list[str]:
     database (PostgreSQL: as a user who may create the ``pg_trgm`` extension or where
     it exists).
     """
-    text = (Path(__file__).parent / f"v1_{dialect}.sql").read_text(encoding="utf-8")
-    body = "\n".join(line for line in text.splitlines() if not line.startswith("-- "))
-    return [stmt.strip() for stmt in body.split(_SEPARATOR.strip()) if stmt.strip()]
+    frozen = json.loads((Path(__file__).parent / "v1.json").read_text(encoding="utf-8"))
+    return list(frozen[dialect])
