@@ -44,11 +44,12 @@ from auditlens.errors import (
     StoreError,
     StoreVersionError,
 )
+from auditlens.fields import FIELDS, Role
 from auditlens.frames import FRAME_SCHEMA, batches_to_backend
 from auditlens.query.compile import compile_filter
 from auditlens.query.filters import Filter, parse_duration, parse_when
 from auditlens.query.search import parse_search
-from auditlens.schema import DEFAULT_MAX_DETAILS_BYTES, ROW_FIELDS, normalize_entries, row_to_entry
+from auditlens.schema import DEFAULT_MAX_DETAILS_BYTES, normalize_entries, row_to_entry
 from auditlens.store.engine import APPEND_LOCK_KEY, WRITE_OPTION, make_engine
 from auditlens.store.migrate import version_problem
 from auditlens.store.readers import ArrowReader
@@ -67,13 +68,14 @@ from auditlens.store.tables import (
 __all__ = ["AppendedEntry", "AuditStore", "Page", "Stats", "open_store"]
 
 _C = entries.c
-_COMPARE_FIELDS = tuple(f for f in ROW_FIELDS if f not in ("category", "ip_key"))
+# an entry's identity: the fields it was given (derived ones follow from them)
+_COMPARE_FIELDS = tuple(f.column for f in FIELDS if f.role is Role.ENTRY)
 _FRAME_COLUMNS = [
-    _C.ts.label("timestamp") if name == "timestamp" else _C[name] for name in FRAME_SCHEMA.names
+    _C[f.column].label(f.frame) if f.frame != f.column else _C[f.column] for f in FIELDS if f.frame
 ]
-_ROW_COLUMNS = [_C.id, *(_C[f] for f in ROW_FIELDS), _C.seq, _C.prev_hash, _C.entry_hash]
+_ROW_COLUMNS = [_C.id, *(_C[f.column] for f in FIELDS)]
 
-_INSERT_COLUMNS = (*ROW_FIELDS, "seq", "prev_hash", "entry_hash")
+_INSERT_COLUMNS = tuple(f.column for f in FIELDS)
 _COLUMNAR_MIN = 256  # below this many rows, per-row hashing is cheaper than building a frame
 _FTS_FILL = text(SEARCH_FILL_SQL)  # SQLite text search: index the batch with ids >= :first
 
