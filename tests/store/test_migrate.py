@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, select, text, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
@@ -216,3 +218,25 @@ def test_cli_db_upgrade(tmp_path: Path) -> None:
     res = runner.invoke(app, ["db", "upgrade", "--db", url])
     assert res.exit_code == 0 and "already up to date" in res.stdout
     assert runner.invoke(app, ["stats", "--db", url]).exit_code == 0
+
+
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_upgrade_by_a_user_who_does_not_own_the_tables_changes_nothing(store_url: str) -> None:
+    _make_v1_store(store_url, count=1)
+    user = f"alt_{uuid.uuid4().hex[:10]}_upgrader"
+    owner = make_engine(store_url)
+    try:
+        with owner.begin() as conn:
+            schema = conn.execute(text("SELECT current_schema()")).scalar()
+            conn.execute(text(f'CREATE ROLE "{user}" LOGIN'))
+            conn.execute(text(f'GRANT USAGE ON SCHEMA "{schema}" TO "{user}"'))
+            conn.execute(text(f'GRANT SELECT, UPDATE ON auditlens_meta, audit_entries TO "{user}"'))
+        url = make_url(store_url).set(username=user).render_as_string(hide_password=False)
+        with pytest.raises(StoreError, match=r"nothing was changed .*owner of the tables"):
+            migrate.upgrade(url)
+        assert _version(store_url) == "1"
+    finally:
+        with owner.begin() as conn:
+            conn.execute(text(f'DROP OWNED BY "{user}"'))
+            conn.execute(text(f'DROP ROLE "{user}"'))
+        owner.dispose()
