@@ -14,13 +14,13 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from auditlens.store.store import AuditStore
+from auditlens.store.store import Store
 
 __all__ = ["query_audit_trail", "stream_audit_events"]
 
 
 def query_audit_trail(
-    store: AuditStore,
+    store: Store,
     *,
     start_date: Any = None,
     end_date: Any = None,
@@ -30,7 +30,7 @@ def query_audit_trail(
 ) -> list[dict[str, Any]]:
     """Entries between two dates (inclusive; date-only ends cover the whole day) in the JSON shape.
 
-    Any other keyword filter of :meth:`AuditStore.query` may be added.
+    Any other keyword filter of :meth:`Store.query` may be added.
     """
     return store.entries(
         start=start_date, end=end_date, actions=actions, limit=limit, order="asc", **filters
@@ -38,7 +38,7 @@ def query_audit_trail(
 
 
 def stream_audit_events(
-    store: AuditStore,
+    store: Store,
     *,
     filter: Mapping[str, Any] | str | None = None,
     callback: Callable[[dict[str, Any]], Any],

@@ -34,7 +34,7 @@ from auditlens.export.writers import DEFAULT_FIELDS
 from auditlens.schema import CATEGORIES
 
 if TYPE_CHECKING:
-    from auditlens.store.store import AuditStore
+    from auditlens.facade import AuditStore
 
 __all__ = ["ALL_ORGANIZATIONS", "PRESETS", "Explorer", "explore", "organization_options"]
 
@@ -364,7 +364,7 @@ class Explorer:
         path = self.export_dir / f"audit-export-{stamp}.{fmt}"
         try:
             result = self.store.export(
-                path, format=fmt, fields=list(self.export_fields.value), query=self.query or None
+                path, format=fmt, fields=list(self.export_fields.value), where=self.query or None
             )
         except AuditLensError as exc:
             self.export_status.value = _error(str(exc))

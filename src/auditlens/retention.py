@@ -70,7 +70,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from auditlens.chain.notes import VerifierKey
-    from auditlens.store.store import AuditStore
+    from auditlens.store.store import Store
 
 __all__ = [
     "PLANS",
@@ -183,7 +183,7 @@ class RestoreResult:
 
 
 def set_plan(
-    store: AuditStore, organization_id: str, plan: str, retention_days: int | None = None
+    store: Store, organization_id: str, plan: str, retention_days: int | None = None
 ) -> None:
     """Give an organization a plan.
 
@@ -241,7 +241,7 @@ def _plan_rows(conn: Connection, organization_id: str | None) -> dict[str, tuple
     return {o: (plan, days) for o, plan, days in rows}
 
 
-def plan_of(store: AuditStore, organization_id: str) -> tuple[str, int | None] | None:
+def plan_of(store: Store, organization_id: str) -> tuple[str, int | None] | None:
     """``(plan, retention days)`` of an organization (days None: keeps everything), or None
     when it has no plan. The current plan is the organization's newest plan change.
 
@@ -260,7 +260,7 @@ def plan_of(store: AuditStore, organization_id: str) -> tuple[str, int | None] |
 _PLAN_ACTIONS = ("organization.plan_changed", "audit_log.retention_applied")
 
 
-def unrecorded_plan(store: AuditStore, organization_id: str) -> str | None:
+def unrecorded_plan(store: Store, organization_id: str) -> str | None:
     """Why the organization's current plan is not on record in its chain, or None when it is.
 
     :func:`set_plan` writes an ``org_plans`` row and an ``organization.plan_changed`` entry
@@ -308,7 +308,7 @@ def _effective(plan: str, days: int | None) -> tuple[str, int | None]:
     return plan, days if plan == "enterprise" else RETENTION_DAYS[plan]
 
 
-def require_plan(store: AuditStore, organization_id: str, plans: tuple[str, ...], what: str) -> str:
+def require_plan(store: Store, organization_id: str, plans: tuple[str, ...], what: str) -> str:
     """The organization's plan, or a ConfigError naming the plans that allow ``what``."""
     found = plan_of(store, organization_id)
     plan = found[0] if found else None
@@ -320,14 +320,14 @@ def require_plan(store: AuditStore, organization_id: str, plans: tuple[str, ...]
     return str(plan)
 
 
-def archive_boundary(store: AuditStore, organization_id: str) -> tuple[int, str] | None:
+def archive_boundary(store: Store, organization_id: str) -> tuple[int, str] | None:
     """``(through_seq, last entry_hash)`` of the organization's archived prefix, if any
     (as recorded; :func:`check_archive` checks it)."""
     ranges = archived_ranges(store, organization_id)
     return (ranges[-1].through_seq, ranges[-1].last_entry_hash) if ranges else None
 
 
-def archived_ranges(store: AuditStore, organization_id: str) -> list[ArchivedRange]:
+def archived_ranges(store: Store, organization_id: str) -> list[ArchivedRange]:
     """The organization's ``retention_log`` rows, in seq order (as recorded, not checked)."""
     r = retention_log.c
     with store.engine.connect() as conn:
@@ -351,7 +351,7 @@ def archived_ranges(store: AuditStore, organization_id: str) -> list[ArchivedRan
 
 
 def check_archive(
-    store: AuditStore,
+    store: Store,
     organization_id: str,
     *,
     read: bool = False,
@@ -470,7 +470,7 @@ def _compare(
     return found
 
 
-def archived_leaves(store: AuditStore, organization_id: str) -> list[bytes]:
+def archived_leaves(store: Store, organization_id: str) -> list[bytes]:
     """Merkle leaves of an organization's archived entries (seq 1 up to the boundary), read
     back and checked against ``retention_log`` — what a checkpoint's tree starts with.
 
@@ -498,7 +498,7 @@ def _empty_frame() -> pl.DataFrame:
     return pl.DataFrame(pl.from_arrow(FRAME_SCHEMA.empty_table()))
 
 
-def _plans(store: AuditStore) -> dict[str, tuple[str, int | None]]:
+def _plans(store: Store) -> dict[str, tuple[str, int | None]]:
     with store.engine.connect() as conn:
         return {o: _effective(p, d) for o, (p, d) in _plan_rows(conn, None).items()}
 
@@ -517,7 +517,7 @@ def _atomic_write(path: Path, write: Any) -> None:
     os.replace(tmp, path)
 
 
-def _rows(store: AuditStore, org: str, first: int, through: int) -> pl.DataFrame:
+def _rows(store: Store, org: str, first: int, through: int) -> pl.DataFrame:
     from auditlens.store.store import _FRAME_COLUMNS
 
     stmt = (
@@ -742,7 +742,7 @@ def _check_chain(frame: pl.DataFrame, meta: dict[str, Any], where: Path) -> None
 
 
 def apply_retention(
-    store: AuditStore,
+    store: Store,
     archive_dir: str | os.PathLike[str],
     *,
     organization_id: str | None = None,
@@ -771,7 +771,7 @@ def apply_retention(
 
 
 def _apply(
-    store: AuditStore,
+    store: Store,
     root: Path,
     remote: str | None,
     organization_id: str | None,
@@ -883,7 +883,7 @@ def _apply(
 
 
 def restore_archive(
-    store: AuditStore,
+    store: Store,
     organization_id: str,
     *,
     start: Any = None,
@@ -1001,10 +1001,9 @@ def _load_side_store(frame: pl.DataFrame, org: str, url: str, anchors: list[Arch
     """Insert verified entries with their chain fields into an empty store, with the
     archived ranges before them as its ``retention_log`` (``verify`` checks them there)."""
     from auditlens.schema import ip_key
-    from auditlens.store import open_store
-    from auditlens.store.store import _FTS_FILL
+    from auditlens.store.store import _FTS_FILL, Store
 
-    side = open_store(url)
+    side = Store.open(url)
     try:
         if side.count(organization_id=org):
             raise StoreError(

@@ -29,7 +29,7 @@ from auditlens.detect.findings import merge_flagged_windows, rolling_count
 from auditlens.query.filters import parse_duration
 
 if TYPE_CHECKING:
-    from auditlens.store.store import AuditStore
+    from auditlens.store.store import Store
 
 __all__ = ["Alert", "evaluate"]
 
@@ -99,7 +99,7 @@ def _when(value: str | datetime | timedelta | None, now: datetime) -> datetime:
 
 
 def evaluate(
-    store: AuditStore,
+    store: Store,
     rule: Rule,
     *,
     since: str | datetime | timedelta = "24h",
@@ -114,7 +114,7 @@ def evaluate(
     return _count_alerts(store, rule, start, end)
 
 
-def _frame(store: AuditStore, rule: Rule, start: datetime, end: datetime) -> pl.DataFrame:
+def _frame(store: Store, rule: Rule, start: datetime, end: datetime) -> pl.DataFrame:
     t = rule.trigger
     filters: dict[str, Any] = {"start": start, "end": end}
     if t.actions:
@@ -123,7 +123,7 @@ def _frame(store: AuditStore, rule: Rule, start: datetime, end: datetime) -> pl.
     return frame
 
 
-def _count_alerts(store: AuditStore, rule: Rule, start: datetime, end: datetime) -> list[Alert]:
+def _count_alerts(store: Store, rule: Rule, start: datetime, end: datetime) -> list[Alert]:
     t = rule.trigger
     df = _frame(store, rule, start - t.window, end)
     if df.is_empty() and t.op not in ("<", "<="):
@@ -190,7 +190,7 @@ def _make(
     )
 
 
-def _detector_alerts(store: AuditStore, rule: Rule, start: datetime, end: datetime) -> list[Alert]:
+def _detector_alerts(store: Store, rule: Rule, start: datetime, end: datetime) -> list[Alert]:
     from auditlens import detect
     from auditlens.context import with_context
 

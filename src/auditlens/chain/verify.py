@@ -65,7 +65,7 @@ from auditlens.store.tables import entries, org_plans, retention_authorizations,
 
 if TYPE_CHECKING:
     from auditlens.retention import ArchiveCheck
-    from auditlens.store.store import AuditStore
+    from auditlens.store.store import Store
 
 __all__ = ["MAX_PROBLEMS", "OrganizationResult", "Problem", "VerificationReport", "verify"]
 
@@ -190,7 +190,7 @@ class VerificationReport:
 
 
 def verify(
-    store: AuditStore,
+    store: Store,
     organization_id: str | None = None,
     *,
     since_seq: int | None = None,
@@ -340,7 +340,7 @@ class _OrgState:
 
 
 def _fast_pass(
-    store: AuditStore,
+    store: Store,
     reader: ArrowReader,
     orgs: list[str],
     checkpoint: str | None,
@@ -490,14 +490,14 @@ def _fast_pass(
 
 
 def _batches(
-    store: AuditStore, reader: ArrowReader, org: str, since: int, chunk: int
+    store: Store, reader: ArrowReader, org: str, since: int, chunk: int
 ) -> Iterator[pa.RecordBatch]:
     cols = [_C[c] for c in _COLUMNS]
     stmt = select(*cols).where(_C.organization_id == org, _C.seq >= since).order_by(_C.seq)
     return reader.batches(stmt, chunk)
 
 
-def _seq_of_hash(store: AuditStore, org: str, entry_hash: str) -> int | None:
+def _seq_of_hash(store: Store, org: str, entry_hash: str) -> int | None:
     with store.engine.connect() as conn:
         r = conn.execute(
             select(_C.seq).where(_C.organization_id == org, _C.entry_hash == entry_hash).limit(1)
@@ -506,7 +506,7 @@ def _seq_of_hash(store: AuditStore, org: str, entry_hash: str) -> int | None:
 
 
 def _verify_org(
-    store: AuditStore,
+    store: Store,
     reader: ArrowReader,
     org: str,
     since_seq: int | None,
@@ -622,7 +622,7 @@ def _verify_org(
 
 
 def _archived(
-    store: AuditStore,
+    store: Store,
     org: str,
     res: OrganizationResult,
     include_archive: bool,
@@ -653,7 +653,7 @@ def _archived(
     return arch
 
 
-def _notes_of(store: AuditStore, org: str, checkpoint: str | None) -> list[str]:
+def _notes_of(store: Store, org: str, checkpoint: str | None) -> list[str]:
     """The checkpoint notes to check ``org`` against: the one given, else the stored ones."""
     if checkpoint is not None:
         return [checkpoint]
@@ -661,7 +661,7 @@ def _notes_of(store: AuditStore, org: str, checkpoint: str | None) -> list[str]:
 
 
 def _trusted_size(
-    store: AuditStore,
+    store: Store,
     org: str,
     checkpoint: str | None,
     trusted: list[VerifierKey],
@@ -688,7 +688,7 @@ def _origin_org(origin: str) -> str:
 
 
 def _check_side_tables(
-    store: AuditStore, res: OrganizationResult, standing: int | None, *, planned: bool
+    store: Store, res: OrganizationResult, standing: int | None, *, planned: bool
 ) -> None:
     """What the side tables claim about an organization beyond its chain: a standing
     retention authorization, a current plan no audit entry records (looked up only when
@@ -750,7 +750,7 @@ def _boundary_problem(
 
 
 def _classify_link(
-    store: AuditStore,
+    store: Store,
     org: str,
     seq: int,
     aid: str,
@@ -825,7 +825,7 @@ def _classify_link(
 
 
 def _check_checkpoints(
-    store: AuditStore,
+    store: Store,
     res: OrganizationResult,
     tree: MerkleTree,
     checkpoint: str | None,

@@ -15,6 +15,7 @@ from auditlens.cli.output import print_table, result_line
 
 if TYPE_CHECKING:
     from auditlens import alerts
+    from auditlens.query.keywords import FilterKeywords
 
 alerts_app = typer.Typer(
     help="Alert rules: backtest, watch live, delivery status.", no_args_is_help=True
@@ -231,7 +232,7 @@ def detect_cmd(
                 f"parameters for {', '.join(sorted(unknown))} do not apply to --detector {detector}"
             )
         config = config.get(detector, {})
-    filters = {"last": since} if since else {}
+    filters: FilterKeywords = {"last": since} if since else {}
     with al.open_store(db) as store:
         findings = store.detect(
             detector, query or None, config=config, context=not no_context, **filters

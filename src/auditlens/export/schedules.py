@@ -51,7 +51,7 @@ from auditlens.export.writers import FORMATS, ExportResult, export, resolve_fiel
 from auditlens.store.tables import export_runs, export_schedules
 
 if TYPE_CHECKING:
-    from auditlens.store.store import AuditStore
+    from auditlens.store.store import Store
 
 __all__ = [
     "NAME_RULE",
@@ -197,7 +197,7 @@ def _validate(
 
 
 def add_schedule(
-    store: AuditStore,
+    store: Store,
     name: str,
     *,
     organization_id: str,
@@ -254,13 +254,13 @@ def add_schedule(
     return sched
 
 
-def remove_schedule(store: AuditStore, name: str) -> bool:
+def remove_schedule(store: Store, name: str) -> bool:
     """Delete a schedule (its run history stays)."""
     with store._write() as conn:
         return bool(conn.execute(delete(export_schedules).where(_S.name == name)).rowcount)
 
 
-def list_schedules(store: AuditStore) -> list[Schedule]:
+def list_schedules(store: Store) -> list[Schedule]:
     """Every schedule."""
     with store.engine.connect() as conn:
         return [
@@ -283,7 +283,7 @@ def list_schedules(store: AuditStore) -> list[Schedule]:
         ]
 
 
-def list_runs(store: AuditStore, schedule: str | None = None) -> list[Run]:
+def list_runs(store: Store, schedule: str | None = None) -> list[Run]:
     """Run history, newest period first."""
     stmt = select(
         _R.schedule,
@@ -336,9 +336,7 @@ def _periods(s: Schedule, now: datetime) -> list[tuple[datetime, datetime]]:
     return sorted(out)
 
 
-def _claim(
-    store: AuditStore, s: Schedule, start: datetime, end: datetime, now_ms: int
-) -> int | None:
+def _claim(store: Store, s: Schedule, start: datetime, end: datetime, now_ms: int) -> int | None:
     """Claim a period; returns the attempt number, or None when it is done or not due yet."""
     key = and_(_R.schedule == s.name, _R.period_start_ms == int(start.timestamp() * 1000))
     with store._write() as conn:
@@ -516,7 +514,7 @@ def _to_s3(dest: str, path: Path) -> str:
 
 
 def _report_pdf(
-    store: AuditStore, s: Schedule, start: datetime, end: datetime, path: Path
+    store: Store, s: Schedule, start: datetime, end: datetime, path: Path
 ) -> ExportResult:
     """Render the schedule's compliance report for the period, with a manifest beside it."""
     import hashlib
@@ -560,7 +558,7 @@ def _report_pdf(
     )
 
 
-def _finish(store: AuditStore, key: Any, **values: Any) -> None:
+def _finish(store: Store, key: Any, **values: Any) -> None:
     """Record how a claimed run ended."""
     with store._write() as conn:
         conn.execute(
@@ -568,7 +566,7 @@ def _finish(store: AuditStore, key: Any, **values: Any) -> None:
         )
 
 
-def run_due(store: AuditStore, *, now: datetime | None = None) -> list[Run]:
+def run_due(store: Store, *, now: datetime | None = None) -> list[Run]:
     """Run every due period of every schedule (exactly once per period); returns the runs made."""
     now = now or datetime.now(UTC)
     now_ms = int(now.timestamp() * 1000)

@@ -42,7 +42,7 @@ import polars as pl
 from auditlens.errors import ConfigError, ExportFormatError, FilterError
 
 if TYPE_CHECKING:
-    from auditlens.store.store import AuditStore
+    from auditlens.store.store import Store
 
 __all__ = ["FORMATS", "ExportResult", "export", "resolve_fields"]
 
@@ -198,7 +198,7 @@ def _json_lines(frame: pl.DataFrame, spec: list[tuple[str, str, str | None]]) ->
 
 
 def export(
-    store: AuditStore,
+    store: Store,
     out: str | os.PathLike[str] | IO[bytes],
     *,
     format: str = "csv",
@@ -282,7 +282,7 @@ def _review_details(
 
 
 def _export_to(
-    store: AuditStore,
+    store: Store,
     out: str | os.PathLike[str] | IO[bytes],
     tmp: Path | None,
     format: str,
@@ -365,7 +365,7 @@ class _HashingWriter(io.RawIOBase):
 
 
 def _write(
-    store: AuditStore,
+    store: Store,
     sink: _HashingWriter,
     fmt: str,
     spec: list[tuple[str, str, str | None]],
@@ -430,7 +430,7 @@ def _write(
 
 
 def _write_pdf(
-    store: AuditStore,
+    store: Store,
     sink: IO[bytes],
     spec: list[tuple[str, str, str | None]],
     where: Any,
@@ -472,7 +472,7 @@ def _tally(stats: dict[str, Any], batch: pl.DataFrame) -> None:
 
 
 def _record(
-    store: AuditStore, result: ExportResult, where: Any, filters: dict[str, Any], path: Path | None
+    store: Store, result: ExportResult, where: Any, filters: dict[str, Any], path: Path | None
 ) -> None:
     from auditlens.review import record_review
 

@@ -128,7 +128,7 @@ class Filter:
         text: str | Iterable[str] | None = None,
         now: datetime | None = None,
     ) -> Filter:
-        """Build a filter from keyword arguments (see ``AuditStore.query`` for their meaning)."""
+        """Build a filter from keyword arguments (see ``Store.query`` for their meaning)."""
         clauses: list[Clause] = []
         lo = parse_when(start, field="start") if start is not None else None
         hi = parse_when(end, end_of_day=True, field="end") if end is not None else None
@@ -194,7 +194,7 @@ class Filter:
         raise FilterError(f"expected a Filter or a mapping of filters, got {type(value).__name__}")
 
 
-#: keyword filters accepted by ``AuditStore.query`` and :meth:`Filter.from_kwargs`.
+#: keyword filters accepted by ``Store.query`` and :meth:`Filter.from_kwargs`.
 FILTER_KEYWORDS: tuple[str, ...] = (
     "start",
     "end",

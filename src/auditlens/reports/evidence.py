@@ -49,7 +49,7 @@ from auditlens.schema import ACTIONS
 if TYPE_CHECKING:
     from auditlens.chain.verify import VerificationReport
     from auditlens.context import OrgProfile
-    from auditlens.store.store import AuditStore
+    from auditlens.store.store import Store
 
 __all__ = [
     "EVIDENCE",
@@ -171,7 +171,7 @@ def _empty_population() -> pl.DataFrame:
 class ReportInput:
     """One organization's entries for a period, and what is derived from them once."""
 
-    store: AuditStore
+    store: Store
     organization_id: str
     start: datetime
     end: datetime
@@ -271,7 +271,7 @@ class ReportInput:
 
 
 def load_input(
-    store: AuditStore,
+    store: Store,
     organization_id: str,
     start: datetime,
     end: datetime,

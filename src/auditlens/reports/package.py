@@ -64,7 +64,7 @@ from auditlens.errors import IngestError, StoreError
 if TYPE_CHECKING:
     from auditlens.chain.notes import VerifierKey
     from auditlens.reports.report import Report
-    from auditlens.store.store import AuditStore
+    from auditlens.store.store import Store
 
 __all__ = [
     "PACKAGE_FORMAT",
@@ -200,7 +200,7 @@ def _csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> bytes:
 
 
 def write_package(
-    store: AuditStore,
+    store: Store,
     report: Report | str | os.PathLike[str],
     path: str | os.PathLike[str],
     *,

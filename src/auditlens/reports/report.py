@@ -42,7 +42,7 @@ from auditlens.reports.evidence import (
 from auditlens.reports.frameworks import Check, Framework, Requirement, load_framework
 
 if TYPE_CHECKING:
-    from auditlens.store.store import AuditStore
+    from auditlens.store.store import Store
 
 __all__ = [
     "STATUSES",
@@ -362,7 +362,7 @@ def _iso(dt: datetime) -> str:
 
 
 def period(
-    store: AuditStore, organization_id: str, start: Any = None, end: Any = None
+    store: Store, organization_id: str, start: Any = None, end: Any = None
 ) -> tuple[datetime, datetime]:
     """``[start, end)`` as UTC datetimes; a date-only ``end`` includes that whole day.
 
@@ -395,7 +395,7 @@ def period(
 
 
 def _input(
-    store: AuditStore,
+    store: Store,
     organization_id: str | None,
     start: Any,
     end: Any,
@@ -621,7 +621,7 @@ def integrity_statement(inp: ReportInput, keys: list[Any] | None = None) -> dict
 
 
 def build_report(
-    store: AuditStore,
+    store: Store,
     framework: str | Path | Framework,
     organization_id: str | None = None,
     start: Any = None,
@@ -744,7 +744,7 @@ def build_report(
 
 
 def collect_evidence(
-    store: AuditStore,
+    store: Store,
     organization_id: str | None = None,
     start: Any = None,
     end: Any = None,

@@ -35,9 +35,10 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from auditlens.errors import FilterError
+from auditlens.export.writers import export as export_entries
 
 if TYPE_CHECKING:
-    from auditlens.store.store import AuditStore
+    from auditlens.store.store import Store
 
 __all__ = ["SubjectAccess", "subject_access"]
 
@@ -196,7 +197,7 @@ class SubjectAccess:
         return org if name == org else f"{name} ({org})"
 
     def export(
-        self, store: AuditStore, path: str | Path, *, format: str = "json", record: bool = True
+        self, store: Store, path: str | Path, *, format: str = "json", record: bool = True
     ) -> Path:
         """Every entry about the subject (as actor or resource) in one file — the copy
         Art. 15(3) entitles them to (``format``: ``json``, ``jsonl``, ``csv``, ``parquet``,
@@ -210,10 +211,10 @@ class SubjectAccess:
         if ids.len() == 0:
             out.write_text("[]\n" if format == "json" else "", encoding="utf-8")
             return out
-        store.export(out, format=format, audit_id=ids.sort().to_list(), record=record)
+        export_entries(store, out, format=format, audit_id=ids.sort().to_list(), record=record)
         return out
 
-    def _export_pdf(self, store: AuditStore, out: Path, record: bool) -> Path:
+    def _export_pdf(self, store: Store, out: Path, record: bool) -> Path:
         import hashlib
 
         from auditlens.review import record_review
@@ -290,7 +291,7 @@ def _review_text(details: str | None) -> str:
 
 
 def subject_access(
-    store: AuditStore, subject: str, *, organization_id: str | None = None
+    store: Store, subject: str, *, organization_id: str | None = None
 ) -> SubjectAccess:
     """Everything the trail holds about ``subject`` (an email or user id)."""
     subject = subject.strip()
