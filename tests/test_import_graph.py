@@ -60,7 +60,9 @@ def _is_type_checking(node: ast.If) -> bool:
     return "TYPE_CHECKING" in ast.unparse(node.test)
 
 
-def _imports(body: list[ast.stmt], *, top: bool) -> Iterator[tuple[ast.Import | ast.ImportFrom, bool]]:
+def _imports(
+    body: list[ast.stmt], *, top: bool
+) -> Iterator[tuple[ast.Import | ast.ImportFrom, bool]]:
     """Every import statement in ``body`` and whether it runs at module import time."""
     for node in body:
         if isinstance(node, ast.If) and _is_type_checking(node):

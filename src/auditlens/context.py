@@ -38,18 +38,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from auditlens.errors import ConfigError, ContextError
 from auditlens.review import reviewer
 
 if TYPE_CHECKING:
-    import pandas as pd
-    import polars as pl
-
-    from auditlens.query.keywords import FilterKeywords
-    from auditlens.store.store import Store, Where
+    from auditlens.store.store import Store
 
 __all__ = [
     "CONTEXT_ACTIONS",
@@ -59,7 +55,6 @@ __all__ = [
     "PeopleChange",
     "Person",
     "carry_forward",
-    "detect_stored",
     "detector_context",
     "org_profile",
     "org_profiles",
@@ -536,70 +531,6 @@ def with_context(
         extra = given.get(name)
         out[name] = _merge(params, extra if isinstance(extra, Mapping) else {})
     return out
-
-
-@overload
-def detect_stored(
-    store: Store,
-    name_or_all: str = ...,
-    where: Where = ...,
-    *,
-    config: Mapping[str, Any] | None = ...,
-    use_context: bool = ...,
-    backend: Literal["polars"] = ...,
-    **filters: Unpack[FilterKeywords],
-) -> pl.DataFrame: ...
-@overload
-def detect_stored(
-    store: Store,
-    name_or_all: str = ...,
-    where: Where = ...,
-    *,
-    config: Mapping[str, Any] | None = ...,
-    use_context: bool = ...,
-    backend: Literal["pandas"],
-    **filters: Unpack[FilterKeywords],
-) -> pd.DataFrame: ...
-@overload
-def detect_stored(
-    store: Store,
-    name_or_all: str = ...,
-    where: Where = ...,
-    *,
-    config: Mapping[str, Any] | None = ...,
-    use_context: bool = ...,
-    backend: Literal["polars", "pandas"],
-    **filters: Unpack[FilterKeywords],
-) -> pl.DataFrame | pd.DataFrame: ...
-def detect_stored(
-    store: Store,
-    name_or_all: str = "all",
-    where: Where = None,
-    *,
-    config: Mapping[str, Any] | None = None,
-    use_context: bool = True,
-    backend: Literal["polars", "pandas"] = "polars",
-    **filters: Unpack[FilterKeywords],
-) -> pl.DataFrame | pd.DataFrame:
-    """Run one detector (``config`` = its parameters) or all of them on a store's entries.
-
-    The time range and filters are pushed into SQL; with ``use_context`` the stored
-    context sets the detectors' parameters first (:func:`with_context`) and ``config``
-    overrides it. ``Store.detect`` is this function as a method.
-
-    Example:
-        >>> import auditlens as al
-        >>> detect_stored(al.open_store("sqlite://"), "off_hours").height
-        0
-    """
-    from auditlens import detect  # lazy: the detectors load polars; reading context does not
-
-    df = store.query(where, backend=backend, order="asc", **filters)
-    if use_context:
-        config = with_context(store, config, name_or_all)
-    if name_or_all == "all":
-        return detect.run_all(df, config)
-    return detect.run(name_or_all, df, **dict(config or {}))
 
 
 def _merge(stored: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:

@@ -30,8 +30,6 @@ from auditlens.chain.checkpoints import (
 )
 from auditlens.chain.notes import SigningKey, parse_checkpoint, parse_note
 from auditlens.errors import FilterError
-from auditlens.export.writers import ExportResult
-from auditlens.export.writers import export as _export
 from auditlens.query.keywords import FilterKeywords
 from auditlens.schema import DEFAULT_MAX_DETAILS_BYTES
 from auditlens.store.store import Store, Where
@@ -39,6 +37,8 @@ from auditlens.store.store import Store, Where
 if TYPE_CHECKING:
     import pandas as pd
     import polars as pl
+
+    from auditlens.export.writers import ExportResult
 
 __all__ = ["AuditStore", "open_store"]
 
@@ -116,14 +116,16 @@ class AuditStore(Store):
 
         With ``context`` (the default) the organizations' stored context (time zones,
         business hours, workdays, people: :mod:`auditlens.context`) sets the parameters
-        first; ``config`` overrides it. :func:`auditlens.context.detect_stored` does the work.
+        first; ``config`` overrides it. :func:`auditlens.detect.stored.detect_stored` does it.
 
         Example:
             >>> import auditlens as al
             >>> al.open_store("sqlite://").detect("off_hours", last="7d").height
             0
         """
-        return _context.detect_stored(
+        from auditlens.detect.stored import detect_stored  # lazy: loads polars; search/tail do not
+
+        return detect_stored(
             self,
             name_or_all,
             where,
@@ -211,7 +213,9 @@ class AuditStore(Store):
             if where is not None:
                 raise FilterError("pass where= or its older name query=, not both")
             where = query
-        return _export(
+        from auditlens.export.writers import export  # lazy: loads polars; search/tail do not
+
+        return export(
             self,
             out,
             format=format,

@@ -81,8 +81,8 @@ def open_store_or_sample(url: str | None = None) -> AuditStore:
     """
     import os
 
-    from auditlens.facade import open_store
-    from auditlens.ingest import ingest
+    from auditlens.facade import open_store  # lazy: only the sample needs the data stack
+    from auditlens.ingest import ingest  # lazy: only the sample needs the data stack
 
     if url or os.environ.get("AUDITLENS_URL"):
         return open_store(url or None)

@@ -36,9 +36,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 import polars as pl
 
-from auditlens.context import detect_stored
 from auditlens.detect.findings import FINDING_SCHEMA, human, parse_window
+from auditlens.detect.stored import detect_stored
 from auditlens.errors import FindingNotFoundError, TriageError
+from auditlens.review import reviewer
 
 if TYPE_CHECKING:
     from auditlens.store.store import AppendedEntry, Store
@@ -393,7 +394,6 @@ def triage(
         ...
         auditlens.errors.TriageError: disposition must be one of false_positive, resolved, accepted_risk; got 'ignore'
     """  # noqa: E501
-    from auditlens.review import reviewer
 
     if disposition not in DISPOSITIONS:
         raise TriageError(

@@ -56,21 +56,26 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, true
 
+from auditlens import s3
 from auditlens.chain.canonical import CONTENT_FIELDS, GENESIS_HASH, content_hashes, link_hash
+from auditlens.chain.verify import verify
+from auditlens.config import redact_url, resolve_url
 from auditlens.context import carry_forward
 from auditlens.errors import ArchiveError, ConfigError, StoreError
 from auditlens.frames import FRAME_SCHEMA
 from auditlens.merkle import MerkleTree, leaf_hash
-from auditlens.review import record_review
+from auditlens.query.filters import parse_when
+from auditlens.review import record_review, reviewer
+from auditlens.schema import ip_key
+from auditlens.store.store import _FRAME_COLUMNS, _FTS_FILL, Store
 from auditlens.store.tables import entries, org_plans, retention_authorizations, retention_log
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from auditlens.chain.notes import VerifierKey
-    from auditlens.store.store import Store
 
 __all__ = [
     "PLANS",
@@ -197,7 +202,6 @@ def set_plan(
         raise ConfigError(f"plan must be one of {', '.join(PLANS)}, got {plan!r}")
     if retention_days is not None and (plan != "enterprise" or retention_days < 1):
         raise ConfigError("custom retention_days (≥ 1) is for the enterprise plan only")
-    from auditlens.review import reviewer
 
     with store._write() as conn:
         old = _plan_rows(conn, organization_id).get(organization_id)
@@ -327,9 +331,11 @@ def archive_boundary(store: Store, organization_id: str) -> tuple[int, str] | No
     return (ranges[-1].through_seq, ranges[-1].last_entry_hash) if ranges else None
 
 
-def archived_ranges(store: Store, organization_id: str) -> list[ArchivedRange]:
-    """The organization's ``retention_log`` rows, in seq order (as recorded, not checked)."""
+def archived_ranges(store: Store, organization_id: str | None = None) -> list[ArchivedRange]:
+    """The organization's ``retention_log`` rows, in seq order (as recorded, not checked);
+    every organization's, by organization, when ``organization_id`` is None."""
     r = retention_log.c
+    which = r.organization_id == organization_id if organization_id is not None else true()
     with store.engine.connect() as conn:
         rows = conn.execute(
             select(
@@ -341,8 +347,8 @@ def archived_ranges(store: Store, organization_id: str) -> list[ArchivedRange]:
                 r.manifest,
                 r.manifest_sha256,
             )
-            .where(r.organization_id == organization_id)
-            .order_by(r.through_seq, r.id)
+            .where(which)
+            .order_by(r.organization_id, r.through_seq, r.id)
         ).all()
     return [
         ArchivedRange(o, int(a), int(b), str(h), int(n), str(m), str(sha))
@@ -518,7 +524,6 @@ def _atomic_write(path: Path, write: Any) -> None:
 
 
 def _rows(store: Store, org: str, first: int, through: int) -> pl.DataFrame:
-    from auditlens.store.store import _FRAME_COLUMNS
 
     stmt = (
         select(*_FRAME_COLUMNS)
@@ -603,8 +608,6 @@ def read_manifest(manifest: str | Path) -> tuple[dict[str, Any], str]:
     if str(manifest).startswith("s3://"):
         import tempfile
 
-        from auditlens import s3
-
         with tempfile.TemporaryDirectory(prefix="auditlens-manifest-") as tmp:
             return _load_manifest(s3.download(str(manifest), Path(tmp) / "manifest.json"))
     return _load_manifest(Path(manifest))
@@ -659,8 +662,6 @@ def _read_remote(manifest_url: str, *, verify: bool) -> pl.DataFrame:
     """Download an archive from S3 (manifest, then every file it lists) and read it."""
     import tempfile
 
-    from auditlens import s3
-
     conn = s3.client()
     root_url = _remote_root(manifest_url)
     with tempfile.TemporaryDirectory(prefix="auditlens-archive-") as tmp:
@@ -678,7 +679,6 @@ def _read_remote(manifest_url: str, *, verify: bool) -> pl.DataFrame:
 def _publish(root: Path, manifest: Path, url: str) -> str:
     """Upload a verified local archive to ``s3://bucket/prefix``; the manifest goes last, so
     a manifest in the bucket always has its files. Returns the manifest's URL."""
-    from auditlens import s3
 
     conn = s3.client()
     meta = json.loads(manifest.read_text())
@@ -696,7 +696,6 @@ def _publish(root: Path, manifest: Path, url: str) -> str:
 
 def _remove_remote_orphans(conn: Any, base: str, org: str, first: int) -> None:
     """What a killed upload left in the bucket, moved aside as :func:`_remove_orphans` does."""
-    from auditlens import s3
 
     bucket, prefix = s3.split_url(base)
     folder = f"{prefix}/organization_id={org}/".lstrip("/")
@@ -911,8 +910,6 @@ def restore_archive(
             ``allow_unanchored`` is False — without one, nothing tells the archive apart
             from one rewritten together with the database.
     """
-    from auditlens.chain.verify import verify
-    from auditlens.query.filters import parse_when
 
     require_plan(store, organization_id, ("enterprise",), "restoring archived entries")
     check = check_archive(store, organization_id, read=True, verify=True)
@@ -992,7 +989,6 @@ def _anchors(ranges: list[ArchivedRange], first: int, prev_hash: str) -> list[Ar
 
 
 def _redacted(url: str) -> str:
-    from auditlens.config import redact_url, resolve_url
 
     return redact_url(resolve_url(url))
 
@@ -1000,8 +996,6 @@ def _redacted(url: str) -> str:
 def _load_side_store(frame: pl.DataFrame, org: str, url: str, anchors: list[ArchivedRange]) -> None:
     """Insert verified entries with their chain fields into an empty store, with the
     archived ranges before them as its ``retention_log`` (``verify`` checks them there)."""
-    from auditlens.schema import ip_key
-    from auditlens.store.store import _FTS_FILL, Store
 
     side = Store.open(url)
     try:

@@ -24,9 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from auditlens import detect
 from auditlens.alerts.rules import Rule
+from auditlens.context import with_context
 from auditlens.detect.findings import merge_flagged_windows, rolling_count
-from auditlens.query.filters import parse_duration
+from auditlens.query.filters import parse_duration, parse_when
 
 if TYPE_CHECKING:
     from auditlens.store.store import Store
@@ -93,7 +95,6 @@ def _when(value: str | datetime | timedelta | None, now: datetime) -> datetime:
         return now - value
     if value[:1].isdigit() and value[-1:].isalpha() and "-" not in value:
         return now - parse_duration(value)
-    from auditlens.query.filters import parse_when
 
     return datetime.fromtimestamp(parse_when(value) / 1000, UTC)
 
@@ -191,8 +192,6 @@ def _make(
 
 
 def _detector_alerts(store: Store, rule: Rule, start: datetime, end: datetime) -> list[Alert]:
-    from auditlens import detect
-    from auditlens.context import with_context
 
     t = rule.trigger
     assert t.detector is not None

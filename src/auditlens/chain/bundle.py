@@ -133,7 +133,7 @@ def export_bundle(
     Raises:
         StoreError: nothing matched, or an organization has no covering checkpoint.
     """
-    from auditlens.store.store import _ROW_COLUMNS
+    from auditlens.store.store import _ROW_COLUMNS  # lazy: offline bundle checks need no store
 
     flt = store._filter(where, filters)
     stmt = store._select(_ROW_COLUMNS, flt, "asc", None)

@@ -216,7 +216,9 @@ def org_tree(store: Store, organization_id: str) -> MerkleTree:
     cache: dict[str, MerkleTree] = store.__dict__.setdefault("_merkle_trees", {})
     tree = cache.get(organization_id)
     if tree is None:
-        from auditlens.retention import archived_leaves
+        from auditlens.retention import (
+            archived_leaves,
+        )  # lazy: retention imports the chain (upward use)
 
         tree = MerkleTree(archived_leaves(store, organization_id))
     stmt = (

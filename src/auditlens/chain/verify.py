@@ -361,9 +361,9 @@ def _fast_pass(
     vectorized; an organization where anything is off is left out of the result, so
     the caller re-verifies it in seq order to name the problem precisely.
     """
-    import polars as pl
-    import polars_hash  # noqa: F401 - registers .chash
-    import pyarrow.compute as pc
+    import polars as pl  # lazy: polars costs ~0.2 s at start-up; only this path needs it
+    import polars_hash  # noqa: F401 - registers .chash  # lazy: polars-hash only for column-wise hashing
+    import pyarrow.compute as pc  # lazy: pyarrow.compute loads its kernels
 
     if checkpoint is not None:
         with_checkpoints = set(orgs)
@@ -519,7 +519,7 @@ def _verify_org(
     require: bool = False,
     seen: dict[str, SeenCheckpoint] | None = None,
 ) -> OrganizationResult:
-    import polars as pl
+    import polars as pl  # lazy: polars costs ~0.2 s at start-up; only this path needs it
 
     res = OrganizationResult(org)
     problems = res.problems
@@ -638,7 +638,10 @@ def _archived(
     beyond it has no signed root to be checked against — its manifest and its
     ``retention_log`` row may both be the work of whoever deleted the entries — so its
     files and links are re-verified as with ``include_archive``."""
-    from auditlens.retention import archived_ranges, check_archive
+    from auditlens.retention import (  # lazy: retention imports the chain (upward use)
+        archived_ranges,
+        check_archive,
+    )
 
     ranges = archived_ranges(store, org)  # read once, checked by check_archive
     files = include_archive or (bool(ranges) and ranges[-1].through_seq > covered())
@@ -693,7 +696,9 @@ def _check_side_tables(
     """What the side tables claim about an organization beyond its chain: a standing
     retention authorization, a current plan no audit entry records (looked up only when
     the organization has an ``org_plans`` row: ``planned``)."""
-    from auditlens.retention import unrecorded_plan
+    from auditlens.retention import (
+        unrecorded_plan,
+    )  # lazy: retention imports the chain (upward use)
 
     org = res.organization_id
     if standing is not None:

@@ -108,7 +108,7 @@ def status_cmd(db: Db = None) -> None:
     with al.open_store(db) as store:
         rows = alerts.deliveries(store)
     from rich.table import Table  # lazy: keeps --help fast
-    from rich.text import Text
+    from rich.text import Text  # lazy: rich only when output is rendered
 
     t = Table(header_style="bold")
     for col in ("alert", "rule", "channel", "target", "status", "attempts", "last error"):
@@ -165,7 +165,7 @@ def _params(items: list[str]) -> dict[str, dict[str, Any]]:
     """
     import json
 
-    from auditlens.detect import DETECTORS
+    from auditlens.detect import DETECTORS  # lazy: CLI start-up stays light
 
     out: dict[str, dict[str, Any]] = {}
     for item in items:

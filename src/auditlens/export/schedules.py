@@ -46,8 +46,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import and_, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
+from auditlens import s3
 from auditlens.errors import ConfigError
 from auditlens.export.writers import FORMATS, ExportResult, export, resolve_fields
+from auditlens.smtp import SmtpSettings, send_email
 from auditlens.store.tables import export_runs, export_schedules
 
 if TYPE_CHECKING:
@@ -186,7 +188,9 @@ def _validate(
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}")
     if report is not None:
-        from auditlens.reports.frameworks import load_framework
+        from auditlens.reports.frameworks import (
+            load_framework,
+        )  # lazy: reports load jinja2 and plots; exports do not
 
         load_framework(report)  # a typo or an invalid YAML fails now, not at 02:00
     if not destination.startswith(("file://", "mailto:", "s3://", "sftp://")):
@@ -224,7 +228,7 @@ def add_schedule(
     _validate(every, at, timezone, format, destination, report)
     if fields:
         resolve_fields(fields)
-    from auditlens.retention import require_plan
+    from auditlens.retention import require_plan  # lazy: retention loads pyarrow datasets
 
     require_plan(store, organization_id, ("pro", "enterprise"), "scheduled exports")
     sched = Schedule(
@@ -392,8 +396,6 @@ def deliver(path: Path, destination: str, *, subject: str, text: str) -> str:
             target.write_bytes(path.read_bytes())
         return str(target)
     if dest.startswith("mailto:"):
-        from auditlens.smtp import SmtpSettings, send_email
-
         cfg = SmtpSettings.from_env()
         if not cfg.host:
             raise ConfigError("mailto: destinations need AUDITLENS_SMTP_HOST")
@@ -456,7 +458,7 @@ def _to_sftp(dest: str, path: Path) -> str:
     from urllib.parse import urlparse
 
     try:
-        import paramiko
+        import paramiko  # lazy: paramiko only for sftp:// destinations
     except ImportError:
         raise ConfigError(
             "sftp:// destinations need paramiko: pip install 'auditlens[sftp]'"
@@ -503,7 +505,6 @@ def _to_sftp(dest: str, path: Path) -> str:
 
 def _to_s3(dest: str, path: Path) -> str:
     """Upload the file and its manifest to ``s3://bucket/prefix/`` (see :mod:`auditlens.s3`)."""
-    from auditlens import s3
 
     conn = s3.client()
     location = s3.upload(path, dest, s3=conn)
@@ -520,7 +521,9 @@ def _report_pdf(
     import hashlib
     import json
 
-    from auditlens.reports import build_report
+    from auditlens.reports import (
+        build_report,
+    )  # lazy: reports load jinja2 and plots; exports do not
 
     report = build_report(
         store,

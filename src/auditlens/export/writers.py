@@ -40,6 +40,7 @@ from typing import IO, TYPE_CHECKING, Any
 import polars as pl
 
 from auditlens.errors import ConfigError, ExportFormatError, FilterError
+from auditlens.review import check_review, record_review
 
 if TYPE_CHECKING:
     from auditlens.store.store import Store
@@ -233,8 +234,6 @@ def export(
         raise ExportFormatError("gzip applies to text formats (csv, json, jsonl)")
     names = [name for name, _, _ in spec]
     if record:  # the record must be possible before anything is written (raises if not)
-        from auditlens.review import check_review
-
         check_review(
             store,
             "audit_log.exported",
@@ -405,7 +404,7 @@ def _write(
                 else:
                     text.write(((",\n" if not first else "\n") + ",\n".join(lines)).encode())
             else:
-                import pyarrow.parquet as pq
+                import pyarrow.parquet as pq  # lazy: the Parquet writer only for Parquet output
 
                 table = _columns(batch, spec).to_arrow()
                 if writer is None:
@@ -417,7 +416,7 @@ def _write(
         if fmt == "csv" and first:  # no rows: still a header
             text.write((",".join(name for name, _, _ in spec) + "\n").encode())
         if fmt == "parquet" and writer is None:
-            import pyarrow.parquet as pq
+            import pyarrow.parquet as pq  # lazy: the Parquet writer only for Parquet output
 
             empty = _columns(pl.from_arrow(store.to_arrow(limit=0)), spec).to_arrow()  # type: ignore[arg-type]
             writer = pq.ParquetWriter(sink, empty.schema, compression="zstd")
@@ -437,7 +436,10 @@ def _write_pdf(
     filters: dict[str, Any],
     stats: dict[str, Any],
 ) -> dict[str, Any]:
-    from auditlens.export.pdf import MAX_PDF_ROWS, render_pdf
+    from auditlens.export.pdf import (  # lazy: only PDFs need jinja2 and weasyprint
+        MAX_PDF_ROWS,
+        render_pdf,
+    )
 
     table = store.to_arrow(where, order="asc", limit=MAX_PDF_ROWS + 1, **filters)
     frame = pl.from_arrow(table)
@@ -474,7 +476,6 @@ def _tally(stats: dict[str, Any], batch: pl.DataFrame) -> None:
 def _record(
     store: Store, result: ExportResult, where: Any, filters: dict[str, Any], path: Path | None
 ) -> None:
-    from auditlens.review import record_review
 
     counts = dict(result.organizations)
     org_filter = filters.get("organization_id")

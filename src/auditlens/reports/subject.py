@@ -36,6 +36,8 @@ import polars as pl
 
 from auditlens.errors import FilterError
 from auditlens.export.writers import export as export_entries
+from auditlens.review import record_review
+from auditlens.troubleshoot import describe_change, organization_names
 
 if TYPE_CHECKING:
     from auditlens.store.store import Store
@@ -129,7 +131,7 @@ class SubjectAccess:
             >>> sa.render_pdf()[:5]
             b'%PDF-'
         """
-        from auditlens.export.pdf import render_pdf
+        from auditlens.export.pdf import render_pdf  # lazy: only PDFs need jinja2 and weasyprint
 
         entries = self.entries
         rows = [
@@ -217,8 +219,6 @@ class SubjectAccess:
     def _export_pdf(self, store: Store, out: Path, record: bool) -> Path:
         import hashlib
 
-        from auditlens.review import record_review
-
         pdf = self.render_pdf()
         out.write_bytes(pdf)
         if record:
@@ -257,7 +257,6 @@ def _flat(value: Any, prefix: str = "") -> list[str]:
 
 def _details_text(details: str | None) -> str:
     """``details`` as ``path: value; …`` (before/after as ``path: old → new``)."""
-    from auditlens.troubleshoot import describe_change
 
     change = describe_change(details)
     if change:
@@ -320,7 +319,6 @@ def subject_access(
     lowered = pl.col("details").fill_null("").str.to_lowercase()
     targeted = pl.any_horizontal([lowered.str.contains(i, literal=True) for i in sorted(ids)])
     accesses = reviews.with_columns(targeted.alias("targeted"))
-    from auditlens.troubleshoot import organization_names
 
     names = organization_names(store, orgs)
     return SubjectAccess(subject, as_actor, as_subject, accesses, extracted, names)

@@ -52,9 +52,16 @@ from auditlens.query.compile import compile_filter
 from auditlens.query.filters import Filter, parse_duration, parse_when
 from auditlens.query.keywords import FilterKeywords
 from auditlens.query.search import parse_search
-from auditlens.schema import DEFAULT_MAX_DETAILS_BYTES, ROW_FIELDS, normalize_entries, row_to_entry
+from auditlens.schema import (
+    DEFAULT_MAX_DETAILS_BYTES,
+    ROW_FIELDS,
+    format_timestamp,
+    normalize_entries,
+    row_to_entry,
+)
 from auditlens.store.engine import APPEND_LOCK_KEY, WRITE_OPTION, make_engine
 from auditlens.store.readers import ArrowReader
+from auditlens.store.roles import scoped_url
 from auditlens.store.tables import (
     SCHEMA_VERSION,
     SEARCH_FILL_SQL,
@@ -215,7 +222,6 @@ class Store:
         security then shows and accepts only that organization's entries, raw SQL included.
         Close it when done. Raises :class:`ConfigError` on SQLite.
         """
-        from auditlens.store.roles import scoped_url
 
         url = scoped_url(self.engine.url, organization_id)
         return type(self)(
@@ -411,7 +417,7 @@ class Store:
             org = row["organization_id"]
             seqs[org] = row["seq"] = seqs.get(org, 0) + 1
         if len(fresh) >= _COLUMNAR_MIN:
-            import polars as pl
+            import polars as pl  # lazy: polars costs ~0.2 s at start-up; only this path needs it
 
             frame = pl.DataFrame(
                 {f: [r[f] for r in fresh] for f in CONTENT_FIELDS},
@@ -741,7 +747,6 @@ class Store:
                 ((datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=int(d))).date().isoformat(), n)
                 for d, n in grouped(day)
             ]
-        from auditlens.schema import format_timestamp
 
         return Stats(
             int(total),
