@@ -20,7 +20,17 @@ import importlib as _importlib
 import typing as _typing
 
 if _typing.TYPE_CHECKING:  # the real types for mypy and IDEs; at run time they load on first use
-    from auditlens import alerts, context, export, ingest, plots, reports, retention, troubleshoot
+    from auditlens import (
+        alerts,
+        context,
+        detect,
+        export,
+        ingest,
+        plots,
+        reports,
+        retention,
+        troubleshoot,
+    )
     from auditlens.chain.notes import SigningKey, VerifierKey, load_signing_key, load_verifier
     from auditlens.chain.verify import VerificationReport, verify
     from auditlens.compat import query_audit_trail, stream_audit_events
@@ -108,6 +118,7 @@ __all__ = [
     "alerts",
     "build_report",
     "context",
+    "detect",
     "expand_details",
     "explore",
     "export",
@@ -147,6 +158,7 @@ _LAZY: dict[str, str] = {
     "alerts": "",
     "build_report": "auditlens.reports",
     "context": "",
+    "detect": "",
     "expand_details": "auditlens.frames",
     "explore": "auditlens.explorer",
     "export": "",

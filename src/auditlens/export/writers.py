@@ -43,7 +43,7 @@ from auditlens.errors import ConfigError, ExportFormatError, FilterError
 from auditlens.review import check_review, record_review
 
 if TYPE_CHECKING:
-    from auditlens.store.store import Store
+    from auditlens.store.store import Store, Where
 
 __all__ = ["FORMATS", "ExportResult", "export", "resolve_fields"]
 
@@ -204,7 +204,7 @@ def export(
     *,
     format: str = "csv",
     fields: Sequence[str] | str | None = None,
-    where: Any = None,
+    where: Where = None,
     gzip: bool | None = None,
     record: bool = True,
     manifest: bool = True,
