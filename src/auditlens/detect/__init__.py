@@ -75,7 +75,8 @@ def run(name: str, df: pl.DataFrame | pd.DataFrame, **params: Any) -> pl.DataFra
     The findings come back in the frame library of ``df`` (polars or pandas).
 
     Example:
-        >>> run("off_hours", pl.DataFrame()).height
+        >>> import auditlens as al
+        >>> run("off_hours", al.open_store("sqlite://").query(backend="polars")).height
         0
     """
     if name not in DETECTORS:
