@@ -427,7 +427,7 @@ remote = destination.split(":", 1)[0] in ("file", "s3", "sftp", "mailto")
 folder = Path(tempfile.mkdtemp()) if remote else Path(destination)
 folder.mkdir(parents=True, exist_ok=True)
 result = store.export(folder / name, format=format, fields=fields or None,
-                      query=query or None, **filters)
+                      where=query or None, **filters)
 location = str(folder / name)
 if remote:
     location = al.export.deliver(folder / name, destination, subject=f"audit log export {name}",

@@ -20,18 +20,29 @@ import importlib as _importlib
 import typing as _typing
 
 if _typing.TYPE_CHECKING:  # the real types for mypy and IDEs; at run time they load on first use
-    from auditlens import context, export, plots, reports, troubleshoot
+    from auditlens import (
+        alerts,
+        context,
+        detect,
+        export,
+        ingest,
+        plots,
+        reports,
+        retention,
+        troubleshoot,
+    )
     from auditlens.chain.notes import SigningKey, VerifierKey, load_signing_key, load_verifier
     from auditlens.chain.verify import VerificationReport, verify
     from auditlens.compat import query_audit_trail, stream_audit_events
     from auditlens.explorer import explore
+    from auditlens.facade import AuditStore, open_store
     from auditlens.frames import COLUMNS, expand_details
     from auditlens.query import Filter, parse_search
     from auditlens.reports import build_report
     from auditlens.resources import open_store_or_sample
     from auditlens.responses import triage
     from auditlens.schema import ACTIONS, CATEGORIES, ActorType, Result
-    from auditlens.store import AppendedEntry, AuditStore, Page, Stats, open_store
+    from auditlens.store.store import AppendedEntry, Page, Stats
 
 # the errors are light (no third-party imports) and wanted by every caller: loaded now
 from auditlens.errors import (
@@ -104,11 +115,14 @@ __all__ = [
     "WitnessError",
     "YamlFileError",
     "__version__",
+    "alerts",
     "build_report",
     "context",
+    "detect",
     "expand_details",
     "explore",
     "export",
+    "ingest",
     "load_signing_key",
     "load_verifier",
     "open_store",
@@ -117,6 +131,7 @@ __all__ = [
     "plots",
     "query_audit_trail",
     "reports",
+    "retention",
     "stream_audit_events",
     "triage",
     "troubleshoot",
@@ -131,28 +146,32 @@ _LAZY: dict[str, str] = {
     "CATEGORIES": "auditlens.schema",
     "COLUMNS": "auditlens.frames",
     "ActorType": "auditlens.schema",
-    "AppendedEntry": "auditlens.store",
-    "AuditStore": "auditlens.store",
+    "AppendedEntry": "auditlens.store.store",
+    "AuditStore": "auditlens.facade",
     "Filter": "auditlens.query",
-    "Page": "auditlens.store",
+    "Page": "auditlens.store.store",
     "Result": "auditlens.schema",
     "SigningKey": "auditlens.chain.notes",
-    "Stats": "auditlens.store",
+    "Stats": "auditlens.store.store",
     "VerificationReport": "auditlens.chain.verify",
     "VerifierKey": "auditlens.chain.notes",
+    "alerts": "",
     "build_report": "auditlens.reports",
     "context": "",
+    "detect": "",
     "expand_details": "auditlens.frames",
     "explore": "auditlens.explorer",
     "export": "",
+    "ingest": "",
     "load_signing_key": "auditlens.chain.notes",
     "load_verifier": "auditlens.chain.notes",
-    "open_store": "auditlens.store",
+    "open_store": "auditlens.facade",
     "open_store_or_sample": "auditlens.resources",
     "parse_search": "auditlens.query",
     "plots": "",
     "query_audit_trail": "auditlens.compat",
     "reports": "",
+    "retention": "",
     "stream_audit_events": "auditlens.compat",
     "triage": "auditlens.responses",
     "troubleshoot": "",

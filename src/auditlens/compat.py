@@ -1,5 +1,14 @@
 """Seed-compatible helpers: the two functions of the original product sketch.
 
+They are thin, documented aliases of the store's own methods, kept because the seed's
+examples call them; new code uses the methods (one name per concept):
+
+- ``query_audit_trail(store, start_date=…, end_date=…, actions=…)`` is
+  ``store.entries(start=…, end=…, actions=…, order="asc")`` (a list of entries in the
+  JSON shape; ``store.query`` gives the same entries as a dataframe);
+- ``stream_audit_events(store, filter=…, callback=…)`` is ``for e in store.stream(where):
+  callback(e)`` (``filter`` is the seed's name for ``where``).
+
 Example:
     >>> import auditlens as al
     >>> store = al.open_store("sqlite://")
@@ -11,46 +20,50 @@ Example:
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Unpack
 
-from auditlens.store.store import AuditStore
+from auditlens.query.filters import Filter
+from auditlens.query.keywords import FilterKeywords, When
+from auditlens.store.store import Store
 
 __all__ = ["query_audit_trail", "stream_audit_events"]
 
 
 def query_audit_trail(
-    store: AuditStore,
+    store: Store,
     *,
-    start_date: Any = None,
-    end_date: Any = None,
-    actions: Sequence[str] | str | None = None,
+    start_date: When | None = None,
+    end_date: When | None = None,
     limit: int | None = 100,
-    **filters: Any,
+    **filters: Unpack[FilterKeywords],
 ) -> list[dict[str, Any]]:
     """Entries between two dates (inclusive; date-only ends cover the whole day) in the JSON shape.
 
-    Any other keyword filter of :meth:`AuditStore.query` may be added.
+    ``actions`` (exact names or ``webhook.*``) and any other keyword filter of
+    :meth:`Store.query` may be added.
     """
-    return store.entries(
-        start=start_date, end=end_date, actions=actions, limit=limit, order="asc", **filters
-    )
+    period = Filter.from_kwargs(start=start_date, end=end_date)
+    return store.entries(period, limit=limit, order="asc", **filters)
 
 
 def stream_audit_events(
-    store: AuditStore,
+    store: Store,
     *,
-    filter: Mapping[str, Any] | str | None = None,
-    callback: Callable[[dict[str, Any]], Any],
+    filter: Filter | Mapping[str, Any] | str | None = None,
+    callback: Callable[[dict[str, Any]], object],
     poll_interval: float = 1.0,
-    since: Any = None,
+    since: str | datetime | timedelta | None = None,
     stop: threading.Event | None = None,
     max_events: int | None = None,
 ) -> int:
     """Call ``callback(entry)`` for each new matching entry until ``stop`` is set.
 
     Runs until stopped (Ctrl-C, ``stop.set()`` from another thread, or
-    ``max_events`` reached) and returns the number of entries delivered.
+    ``max_events`` reached) and returns the number of entries delivered. ``filter`` is
+    the ``where`` of :meth:`auditlens.store.Store.stream` (a search string, mapping of
+    keyword filters or :class:`~auditlens.query.Filter`).
     """
     delivered = 0
     try:

@@ -76,7 +76,7 @@ def redact_url(url: str) -> str:
         >>> redact_url("postgresql+psycopg://app:s3cret@db:5432/audit")
         'postgresql+psycopg://app:***@db:5432/audit'
     """
-    from sqlalchemy.engine import make_url
+    from sqlalchemy.engine import make_url  # lazy: no SQLAlchemy at CLI start-up
 
     try:
         return make_url(url).render_as_string(hide_password=True)

@@ -45,7 +45,7 @@ from auditlens.errors import ConfigError, ContextError
 from auditlens.review import reviewer
 
 if TYPE_CHECKING:
-    from auditlens.store.store import AuditStore
+    from auditlens.store.store import Store
 
 __all__ = [
     "CONTEXT_ACTIONS",
@@ -224,7 +224,7 @@ def _person(org: str, row: Mapping[str, Any], where: str) -> Person:
 
 # -- reading -------------------------------------------------------------------------------
 def _latest(
-    store: AuditStore, actions: Sequence[str], org: str | Sequence[str] | None
+    store: Store, actions: Sequence[str], org: str | Sequence[str] | None
 ) -> list[dict[str, Any]]:
     """The context entries, oldest first (seq order within each organization)."""
     filters: dict[str, Any] = {"actions": list(actions)}
@@ -250,7 +250,7 @@ def _profile_from(entry: Mapping[str, Any]) -> OrgProfile:
     )
 
 
-def org_profiles(store: AuditStore) -> dict[str, OrgProfile]:
+def org_profiles(store: Store) -> dict[str, OrgProfile]:
     """The current profile of every organization that has one set."""
     out: dict[str, OrgProfile] = {}
     for entry in _latest(store, [PROFILE_ACTION], None):
@@ -258,7 +258,7 @@ def org_profiles(store: AuditStore) -> dict[str, OrgProfile]:
     return out
 
 
-def org_profile(store: AuditStore, organization_id: str) -> OrgProfile:
+def org_profile(store: Store, organization_id: str) -> OrgProfile:
     """An organization's current profile (the defaults when nobody has set one).
 
     Example:
@@ -270,7 +270,7 @@ def org_profile(store: AuditStore, organization_id: str) -> OrgProfile:
     return _profile_from(rows[-1]) if rows else OrgProfile(organization_id)
 
 
-def _people_of(store: AuditStore, org: str | None) -> dict[tuple[str, str], Person]:
+def _people_of(store: Store, org: str | None) -> dict[tuple[str, str], Person]:
     return _people_from(_latest(store, PERSON_ACTIONS, org))
 
 
@@ -295,7 +295,7 @@ def _people_from(entries: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], 
     return current
 
 
-def people(store: AuditStore, organization_id: str) -> list[Person]:
+def people(store: Store, organization_id: str) -> list[Person]:
     """The organization's people, sorted by email."""
     return sorted(_people_of(store, organization_id).values(), key=lambda p: p.email)
 
@@ -308,7 +308,7 @@ def _actor(by: str | None) -> dict[str, Any]:
 
 
 def set_org_profile(
-    store: AuditStore,
+    store: Store,
     organization_id: str,
     *,
     name: str | None = None,
@@ -364,7 +364,7 @@ def _format_hours(spec: str) -> str:
 
 
 def set_people(
-    store: AuditStore,
+    store: Store,
     organization_id: str,
     rows: Iterable[Mapping[str, Any]],
     *,
@@ -460,7 +460,7 @@ def read_people_file(path: str | Path) -> list[dict[str, Any]]:
 
 # -- what detectors use ---------------------------------------------------------------------
 def detector_context(
-    store: AuditStore, organization_ids: Iterable[str] | None = None
+    store: Store, organization_ids: Iterable[str] | None = None
 ) -> dict[str, dict[str, Any]]:
     """Detector parameters from the stored context (``{"off_hours": {...}}``).
 
@@ -500,7 +500,7 @@ def describe(profile: OrgProfile) -> dict[str, Any]:
 
 
 def with_context(
-    store: AuditStore,
+    store: Store,
     config: Mapping[str, Any] | None,
     detector: str = "all",
     organization_ids: Iterable[str] | None = None,
@@ -543,7 +543,7 @@ def _merge(stored: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any
 
 
 def carry_forward(
-    store: AuditStore, organization_id: str, archived: Iterable[str]
+    store: Store, organization_id: str, archived: Iterable[str]
 ) -> list[dict[str, Any]]:
     """Entries that re-state the context whose latest entries retention is about to archive.
 

@@ -29,12 +29,15 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from auditlens import plots
+from auditlens.context import org_profiles
 from auditlens.errors import AuditLensError, ConfigError
 from auditlens.export.writers import DEFAULT_FIELDS
+from auditlens.query.filters import parse_duration
 from auditlens.schema import CATEGORIES
 
 if TYPE_CHECKING:
-    from auditlens.store.store import AuditStore
+    from auditlens.facade import AuditStore
 
 __all__ = ["ALL_ORGANIZATIONS", "PRESETS", "Explorer", "explore", "organization_options"]
 
@@ -54,7 +57,7 @@ _TABLE_COLUMNS = (
 
 def _widgets() -> Any:
     try:
-        import ipywidgets
+        import ipywidgets  # lazy: notebook-only dependency
     except ImportError:
         raise ConfigError(
             "the explorer needs ipywidgets: pip install 'auditlens[notebooks]'"
@@ -77,7 +80,6 @@ def organization_options(store: AuditStore) -> list[tuple[str, str]]:
     Names come from the organizations' stored context (``al.context.set_org_profile``);
     an organization without one is shown by its id.
     """
-    from auditlens.context import org_profiles
 
     names = {org: p.name for org, p in org_profiles(store).items() if p.name}
     labelled = [
@@ -295,7 +297,7 @@ class Explorer:
         return len(self._cursors)
 
     def _show_page(self) -> None:
-        import pandas as pd
+        import pandas as pd  # lazy: pandas only for pandas output
 
         page = self.store.page(self.query or None, limit=self.page_size, cursor=self._cursors[-1])
         self._next = page.next_cursor
@@ -331,7 +333,6 @@ class Explorer:
         return f" (the end, {self.end.value:%Y-%m-%d}, is in the future)"
 
     def _draw_timeline(self) -> None:
-        from auditlens import plots
 
         self.figure = None
         if self.total:
@@ -339,7 +340,7 @@ class Explorer:
             self.figure = plots.activity_by_category(frame, title="Activity (matching entries)")
         if not _in_kernel():
             return
-        from IPython.display import display
+        from IPython.display import display  # lazy: notebook-only dependency
 
         self.timeline.clear_output()
         if self.figure is not None:
@@ -364,7 +365,7 @@ class Explorer:
         path = self.export_dir / f"audit-export-{stamp}.{fmt}"
         try:
             result = self.store.export(
-                path, format=fmt, fields=list(self.export_fields.value), query=self.query or None
+                path, format=fmt, fields=list(self.export_fields.value), where=self.query or None
             )
         except AuditLensError as exc:
             self.export_status.value = _error(str(exc))
@@ -374,7 +375,7 @@ class Explorer:
         return path
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
+        from IPython.display import display  # lazy: notebook-only dependency
 
         if self.frame is None:
             self.refresh()
@@ -383,14 +384,13 @@ class Explorer:
 
 def _in_kernel() -> bool:
     try:
-        from IPython import get_ipython
+        from IPython import get_ipython  # lazy: notebook-only dependency
     except ImportError:
         return False
     return get_ipython() is not None
 
 
 def _duration(text: str) -> timedelta:
-    from auditlens.query.filters import parse_duration
 
     return parse_duration(text)
 

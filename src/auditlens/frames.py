@@ -11,7 +11,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, cast, overload
 
 import orjson
 import pyarrow as pa
@@ -49,7 +49,7 @@ def batches_to_backend(batches: Iterable[pa.RecordBatch], backend: str) -> Any:
     hold both copies at once; converting per batch keeps the peak near one copy.
     """
     if backend == "polars":
-        import polars as pl
+        import polars as pl  # lazy: polars costs ~0.2 s at start-up; only this path needs it
 
         parts = [cast("pl.DataFrame", pl.from_arrow(b)) for b in batches]
         if not parts:
@@ -61,7 +61,7 @@ def batches_to_backend(batches: Iterable[pa.RecordBatch], backend: str) -> Any:
 def to_backend(table: pa.Table, backend: str) -> Any:
     """Convert an Arrow table to ``pandas``, ``polars`` or (unchanged) ``arrow``."""
     if backend == "polars":
-        import polars as pl
+        import polars as pl  # lazy: polars costs ~0.2 s at start-up; only this path needs it
 
         return pl.from_arrow(table)
     if backend == "pandas":
@@ -81,7 +81,13 @@ def _dig(obj: Any, path: Sequence[str]) -> Any:
     return obj
 
 
-def expand_details(df: pd.DataFrame | pl.DataFrame, paths: Sequence[str]) -> Any:
+@overload
+def expand_details(df: pl.DataFrame, paths: Sequence[str]) -> pl.DataFrame: ...
+@overload
+def expand_details(df: pd.DataFrame, paths: Sequence[str]) -> pd.DataFrame: ...
+def expand_details(
+    df: pd.DataFrame | pl.DataFrame, paths: Sequence[str]
+) -> pd.DataFrame | pl.DataFrame:
     """Add one column ``details.<path>`` per dotted path into the ``details`` JSON.
 
     Works on pandas and polars frames and returns the same kind. Nested objects
@@ -89,7 +95,7 @@ def expand_details(df: pd.DataFrame | pl.DataFrame, paths: Sequence[str]) -> Any
     """
     module = type(df).__module__.split(".")[0]
     if module == "polars":
-        import polars as pl
+        import polars as pl  # lazy: polars costs ~0.2 s at start-up; only this path needs it
 
         pdf: pl.DataFrame = df  # type: ignore[assignment]
         parsed = [orjson.loads(d) if d else {} for d in pdf["details"].to_list()]

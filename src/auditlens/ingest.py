@@ -53,7 +53,7 @@ from auditlens.errors import (
     ValidationError,
 )
 from auditlens.schema import ROW_FIELDS, normalize_entry
-from auditlens.store.store import AppendedEntry, AuditStore
+from auditlens.store.store import AppendedEntry, Store
 
 __all__ = ["IngestReport", "Rejected", "ingest", "iter_entries"]
 
@@ -160,7 +160,7 @@ def _element_lines(text: bytes) -> list[int]:
 
 
 def ingest(
-    store: AuditStore,
+    store: Store,
     source: str | os.PathLike[str] | IO[bytes],
     *,
     batch_size: int = 10_000,
@@ -254,7 +254,7 @@ def _open(
 
 
 def _check(
-    store: AuditStore, value: Any, lineno: int, raw: bytes, report: IngestReport
+    store: Store, value: Any, lineno: int, raw: bytes, report: IngestReport
 ) -> dict[str, Any] | None:
     report.read += 1
     if isinstance(value, Exception):
@@ -287,7 +287,7 @@ class _BatchRefused(Exception):
 
 
 def _validate_only(
-    store: AuditStore,
+    store: Store,
     stream: IO[bytes],
     report: IngestReport,
     batch_size: int,
@@ -315,7 +315,7 @@ def _digest(row: dict[str, Any]) -> bytes:
 
 
 def _check_duplicates(
-    store: AuditStore,
+    store: Store,
     batch: list[Item],
     first_seen: dict[str, tuple[int, bytes]],
     report: IngestReport,
@@ -348,7 +348,7 @@ def _conflict_reason(conflict: DuplicateConflict) -> str:
 
 
 def _load(
-    store: AuditStore,
+    store: Store,
     stream: IO[bytes],
     report: IngestReport,
     batch_size: int,
@@ -388,7 +388,7 @@ def _load(
             flush(batch)
 
 
-def _append_batch(store: AuditStore, items: list[Item], report: IngestReport) -> None:
+def _append_batch(store: Store, items: list[Item], report: IngestReport) -> None:
     """Append one batch; lines whose audit_id is taken by different content are rejected.
 
     The store reports every conflict of the batch at once (one lookup), so the

@@ -20,11 +20,15 @@ Example:
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from auditlens.detect.findings import as_polars
+from auditlens.errors import ConfigError
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 __all__ = [
     "activity_by_category",
@@ -49,10 +53,8 @@ _LAYOUT: dict[str, Any] = {
 
 def _go() -> Any:
     try:
-        import plotly.graph_objects as go
+        import plotly.graph_objects as go  # lazy: plotly only when a chart is drawn
     except ImportError:
-        from auditlens.errors import ConfigError
-
         raise ConfigError("charts need plotly: pip install 'auditlens[notebooks]'") from None
     return go
 
@@ -90,7 +92,7 @@ def _counts(frame: pl.DataFrame, every: str, by: str | None = None) -> pl.DataFr
     )
 
 
-def activity_by_category(df: Any, *, title: str = "Activity by category") -> Any:
+def activity_by_category(df: Any, *, title: str = "Activity by category") -> go.Figure:
     """Stacked bars: entries per hour/day/week (by the period's length) and category."""
     go = _go()
     frame = as_polars(df)[0]
@@ -111,7 +113,7 @@ def activity_by_category(df: Any, *, title: str = "Activity by category") -> Any
 
 def hour_of_week(
     df: Any, *, title: str = "Activity by hour of week (UTC)", timezone: str = "UTC"
-) -> Any:
+) -> go.Figure:
     """Heatmap: entries per weekday × hour of day, in ``timezone`` (an IANA name)."""
     go = _go()
     frame = as_polars(df)[0] if not isinstance(df, pl.DataFrame) else df
@@ -136,7 +138,7 @@ def hour_of_week(
 
 def hour_of_week_dots(
     df: Any, *, title: str = "Activity by hour of week (UTC)", timezone: str = "UTC"
-) -> Any:
+) -> go.Figure:
     """Dots: entries per weekday × hour of day in ``timezone``, each dot's area and colour
     by its count — the same numbers as :func:`hour_of_week`, drawn in vector shapes only
     (a heatmap is a raster image in SVG, which the PDF renderer does not draw).
@@ -184,7 +186,7 @@ def hour_of_week_dots(
 
 def failed_logins(
     df: Any, *, title: str = "Failed sign-ins", start: Any = None, end: Any = None
-) -> Any:
+) -> go.Figure:
     """Bars: ``auth.failed`` entries per hour/day/week; the x axis spans ``[start, end)``
     when given (the report's period), so a quiet end of the period shows as empty."""
     go = _go()
@@ -206,7 +208,7 @@ def failed_logins(
     return fig
 
 
-def entries_per_day(df: Any, start: datetime, end: datetime, *, title: str = "") -> Any:
+def entries_per_day(df: Any, start: datetime, end: datetime, *, title: str = "") -> go.Figure:
     """Bars: entries per UTC day of the period ``[start, end)``; days without any entry
     are marked (a red cross on the axis), so a gap in the trail is visible.
 
@@ -262,7 +264,7 @@ def findings_by_severity(
     end: datetime,
     *,
     title: str = "Findings over time by severity",
-) -> Any:
+) -> go.Figure:
     """Stacked bars: detector findings per day (by where their window starts) and severity,
     over the period ``[start, end)``.
 
@@ -305,7 +307,7 @@ def findings_by_severity(
     return fig
 
 
-def top_actors(df: Any, *, n: int = 10, title: str = "Most active actors") -> Any:
+def top_actors(df: Any, *, n: int = 10, title: str = "Most active actors") -> go.Figure:
     """Horizontal bars: the ``n`` actors with the most entries, failures shown apart."""
     go = _go()
     frame = as_polars(df)[0].with_columns(

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from auditlens.errors import ConfigError
 
 if TYPE_CHECKING:
-    from auditlens.store.store import AuditStore
+    from auditlens.facade import AuditStore
 
 __all__ = [
     "notebook_path",
@@ -81,8 +81,8 @@ def open_store_or_sample(url: str | None = None) -> AuditStore:
     """
     import os
 
-    from auditlens.ingest import ingest
-    from auditlens.store import open_store
+    from auditlens.facade import open_store  # lazy: only the sample needs the data stack
+    from auditlens.ingest import ingest  # lazy: only the sample needs the data stack
 
     if url or os.environ.get("AUDITLENS_URL"):
         return open_store(url or None)

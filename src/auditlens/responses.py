@@ -31,16 +31,18 @@ Example:
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
 
 import polars as pl
 
 from auditlens.detect.findings import FINDING_SCHEMA, human, parse_window
+from auditlens.detect.stored import detect_stored
 from auditlens.errors import FindingNotFoundError, TriageError
+from auditlens.review import reviewer
 
 if TYPE_CHECKING:
-    from auditlens.store.store import AppendedEntry, AuditStore
+    from auditlens.store.store import AppendedEntry, Store
 
 __all__ = [
     "DISPOSITIONS",
@@ -330,7 +332,7 @@ def match_responses(
 
 
 def with_responses(
-    store: AuditStore, findings: Any, *, window: str | timedelta = RESPONSE_WINDOW
+    store: Store, findings: Any, *, window: str | timedelta = RESPONSE_WINDOW
 ) -> Any:
     """:func:`match_responses` with the candidate responses loaded from the store.
 
@@ -352,7 +354,7 @@ def with_responses(
         entries = store.query(
             organization_id=sorted(frame["organization_id"].unique().to_list()),
             actions=actions,
-            start=frame["window_start"].min(),
+            start=cast("datetime", frame["window_start"].min()),
             backend="polars",
             order="asc",
         )
@@ -360,7 +362,7 @@ def with_responses(
 
 
 def triage(
-    store: AuditStore,
+    store: Store,
     finding_id: str,
     disposition: str,
     *,
@@ -392,7 +394,6 @@ def triage(
         ...
         auditlens.errors.TriageError: disposition must be one of false_positive, resolved, accepted_risk; got 'ignore'
     """  # noqa: E501
-    from auditlens.review import reviewer
 
     if disposition not in DISPOSITIONS:
         raise TriageError(
@@ -413,7 +414,7 @@ def triage(
             raise TriageError(
                 "pass organization_id=… (the detectors run over its entries) or findings=…"
             )
-        findings = store.detect("all", organization_id=organization_id, **filters)
+        findings = detect_stored(store, "all", organization_id=organization_id, **filters)
     frame, _ = _polars(findings, "findings")
     hit = frame.filter(pl.col("finding_id") == finding_id)
     if organization_id is not None:

@@ -56,21 +56,26 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, true
 
+from auditlens import s3
 from auditlens.chain.canonical import CONTENT_FIELDS, GENESIS_HASH, content_hashes, link_hash
+from auditlens.chain.verify import verify
+from auditlens.config import redact_url, resolve_url
 from auditlens.context import carry_forward
 from auditlens.errors import ArchiveError, ConfigError, StoreError
 from auditlens.frames import FRAME_SCHEMA
 from auditlens.merkle import MerkleTree, leaf_hash
-from auditlens.review import record_review
+from auditlens.query.filters import parse_when
+from auditlens.review import record_review, reviewer
+from auditlens.schema import ip_key
+from auditlens.store.store import _FRAME_COLUMNS, _FTS_FILL, Store
 from auditlens.store.tables import entries, org_plans, retention_authorizations, retention_log
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from auditlens.chain.notes import VerifierKey
-    from auditlens.store.store import AuditStore
 
 __all__ = [
     "PLANS",
@@ -183,7 +188,7 @@ class RestoreResult:
 
 
 def set_plan(
-    store: AuditStore, organization_id: str, plan: str, retention_days: int | None = None
+    store: Store, organization_id: str, plan: str, retention_days: int | None = None
 ) -> None:
     """Give an organization a plan.
 
@@ -197,7 +202,6 @@ def set_plan(
         raise ConfigError(f"plan must be one of {', '.join(PLANS)}, got {plan!r}")
     if retention_days is not None and (plan != "enterprise" or retention_days < 1):
         raise ConfigError("custom retention_days (≥ 1) is for the enterprise plan only")
-    from auditlens.review import reviewer
 
     with store._write() as conn:
         old = _plan_rows(conn, organization_id).get(organization_id)
@@ -241,7 +245,7 @@ def _plan_rows(conn: Connection, organization_id: str | None) -> dict[str, tuple
     return {o: (plan, days) for o, plan, days in rows}
 
 
-def plan_of(store: AuditStore, organization_id: str) -> tuple[str, int | None] | None:
+def plan_of(store: Store, organization_id: str) -> tuple[str, int | None] | None:
     """``(plan, retention days)`` of an organization (days None: keeps everything), or None
     when it has no plan. The current plan is the organization's newest plan change.
 
@@ -260,7 +264,7 @@ def plan_of(store: AuditStore, organization_id: str) -> tuple[str, int | None] |
 _PLAN_ACTIONS = ("organization.plan_changed", "audit_log.retention_applied")
 
 
-def unrecorded_plan(store: AuditStore, organization_id: str) -> str | None:
+def unrecorded_plan(store: Store, organization_id: str) -> str | None:
     """Why the organization's current plan is not on record in its chain, or None when it is.
 
     :func:`set_plan` writes an ``org_plans`` row and an ``organization.plan_changed`` entry
@@ -308,7 +312,7 @@ def _effective(plan: str, days: int | None) -> tuple[str, int | None]:
     return plan, days if plan == "enterprise" else RETENTION_DAYS[plan]
 
 
-def require_plan(store: AuditStore, organization_id: str, plans: tuple[str, ...], what: str) -> str:
+def require_plan(store: Store, organization_id: str, plans: tuple[str, ...], what: str) -> str:
     """The organization's plan, or a ConfigError naming the plans that allow ``what``."""
     found = plan_of(store, organization_id)
     plan = found[0] if found else None
@@ -320,16 +324,18 @@ def require_plan(store: AuditStore, organization_id: str, plans: tuple[str, ...]
     return str(plan)
 
 
-def archive_boundary(store: AuditStore, organization_id: str) -> tuple[int, str] | None:
+def archive_boundary(store: Store, organization_id: str) -> tuple[int, str] | None:
     """``(through_seq, last entry_hash)`` of the organization's archived prefix, if any
     (as recorded; :func:`check_archive` checks it)."""
     ranges = archived_ranges(store, organization_id)
     return (ranges[-1].through_seq, ranges[-1].last_entry_hash) if ranges else None
 
 
-def archived_ranges(store: AuditStore, organization_id: str) -> list[ArchivedRange]:
-    """The organization's ``retention_log`` rows, in seq order (as recorded, not checked)."""
+def archived_ranges(store: Store, organization_id: str | None = None) -> list[ArchivedRange]:
+    """The organization's ``retention_log`` rows, in seq order (as recorded, not checked);
+    every organization's, by organization, when ``organization_id`` is None."""
     r = retention_log.c
+    which = r.organization_id == organization_id if organization_id is not None else true()
     with store.engine.connect() as conn:
         rows = conn.execute(
             select(
@@ -341,8 +347,8 @@ def archived_ranges(store: AuditStore, organization_id: str) -> list[ArchivedRan
                 r.manifest,
                 r.manifest_sha256,
             )
-            .where(r.organization_id == organization_id)
-            .order_by(r.through_seq, r.id)
+            .where(which)
+            .order_by(r.organization_id, r.through_seq, r.id)
         ).all()
     return [
         ArchivedRange(o, int(a), int(b), str(h), int(n), str(m), str(sha))
@@ -351,7 +357,7 @@ def archived_ranges(store: AuditStore, organization_id: str) -> list[ArchivedRan
 
 
 def check_archive(
-    store: AuditStore,
+    store: Store,
     organization_id: str,
     *,
     read: bool = False,
@@ -470,7 +476,7 @@ def _compare(
     return found
 
 
-def archived_leaves(store: AuditStore, organization_id: str) -> list[bytes]:
+def archived_leaves(store: Store, organization_id: str) -> list[bytes]:
     """Merkle leaves of an organization's archived entries (seq 1 up to the boundary), read
     back and checked against ``retention_log`` — what a checkpoint's tree starts with.
 
@@ -498,7 +504,7 @@ def _empty_frame() -> pl.DataFrame:
     return pl.DataFrame(pl.from_arrow(FRAME_SCHEMA.empty_table()))
 
 
-def _plans(store: AuditStore) -> dict[str, tuple[str, int | None]]:
+def _plans(store: Store) -> dict[str, tuple[str, int | None]]:
     with store.engine.connect() as conn:
         return {o: _effective(p, d) for o, (p, d) in _plan_rows(conn, None).items()}
 
@@ -517,8 +523,7 @@ def _atomic_write(path: Path, write: Any) -> None:
     os.replace(tmp, path)
 
 
-def _rows(store: AuditStore, org: str, first: int, through: int) -> pl.DataFrame:
-    from auditlens.store.store import _FRAME_COLUMNS
+def _rows(store: Store, org: str, first: int, through: int) -> pl.DataFrame:
 
     stmt = (
         select(*_FRAME_COLUMNS)
@@ -603,8 +608,6 @@ def read_manifest(manifest: str | Path) -> tuple[dict[str, Any], str]:
     if str(manifest).startswith("s3://"):
         import tempfile
 
-        from auditlens import s3
-
         with tempfile.TemporaryDirectory(prefix="auditlens-manifest-") as tmp:
             return _load_manifest(s3.download(str(manifest), Path(tmp) / "manifest.json"))
     return _load_manifest(Path(manifest))
@@ -659,8 +662,6 @@ def _read_remote(manifest_url: str, *, verify: bool) -> pl.DataFrame:
     """Download an archive from S3 (manifest, then every file it lists) and read it."""
     import tempfile
 
-    from auditlens import s3
-
     conn = s3.client()
     root_url = _remote_root(manifest_url)
     with tempfile.TemporaryDirectory(prefix="auditlens-archive-") as tmp:
@@ -678,7 +679,6 @@ def _read_remote(manifest_url: str, *, verify: bool) -> pl.DataFrame:
 def _publish(root: Path, manifest: Path, url: str) -> str:
     """Upload a verified local archive to ``s3://bucket/prefix``; the manifest goes last, so
     a manifest in the bucket always has its files. Returns the manifest's URL."""
-    from auditlens import s3
 
     conn = s3.client()
     meta = json.loads(manifest.read_text())
@@ -696,7 +696,6 @@ def _publish(root: Path, manifest: Path, url: str) -> str:
 
 def _remove_remote_orphans(conn: Any, base: str, org: str, first: int) -> None:
     """What a killed upload left in the bucket, moved aside as :func:`_remove_orphans` does."""
-    from auditlens import s3
 
     bucket, prefix = s3.split_url(base)
     folder = f"{prefix}/organization_id={org}/".lstrip("/")
@@ -742,7 +741,7 @@ def _check_chain(frame: pl.DataFrame, meta: dict[str, Any], where: Path) -> None
 
 
 def apply_retention(
-    store: AuditStore,
+    store: Store,
     archive_dir: str | os.PathLike[str],
     *,
     organization_id: str | None = None,
@@ -771,7 +770,7 @@ def apply_retention(
 
 
 def _apply(
-    store: AuditStore,
+    store: Store,
     root: Path,
     remote: str | None,
     organization_id: str | None,
@@ -883,7 +882,7 @@ def _apply(
 
 
 def restore_archive(
-    store: AuditStore,
+    store: Store,
     organization_id: str,
     *,
     start: Any = None,
@@ -911,8 +910,6 @@ def restore_archive(
             ``allow_unanchored`` is False — without one, nothing tells the archive apart
             from one rewritten together with the database.
     """
-    from auditlens.chain.verify import verify
-    from auditlens.query.filters import parse_when
 
     require_plan(store, organization_id, ("enterprise",), "restoring archived entries")
     check = check_archive(store, organization_id, read=True, verify=True)
@@ -992,7 +989,6 @@ def _anchors(ranges: list[ArchivedRange], first: int, prev_hash: str) -> list[Ar
 
 
 def _redacted(url: str) -> str:
-    from auditlens.config import redact_url, resolve_url
 
     return redact_url(resolve_url(url))
 
@@ -1000,11 +996,8 @@ def _redacted(url: str) -> str:
 def _load_side_store(frame: pl.DataFrame, org: str, url: str, anchors: list[ArchivedRange]) -> None:
     """Insert verified entries with their chain fields into an empty store, with the
     archived ranges before them as its ``retention_log`` (``verify`` checks them there)."""
-    from auditlens.schema import ip_key
-    from auditlens.store import open_store
-    from auditlens.store.store import _FTS_FILL
 
-    side = open_store(url)
+    side = Store.open(url)
     try:
         if side.count(organization_id=org):
             raise StoreError(

@@ -30,7 +30,7 @@ from auditlens.errors import ConfigError, ValidationError
 from auditlens.schema import normalize_entries, normalize_entry
 
 if TYPE_CHECKING:
-    from auditlens.store.store import AuditStore
+    from auditlens.store.store import Store
 
 __all__ = ["check_review", "record_review", "review_entries", "reviewer"]
 
@@ -99,7 +99,7 @@ def _fit_details(details: Mapping[str, Any], limit: int) -> dict[str, Any]:
 
 
 def review_entries(
-    store: AuditStore,
+    store: Store,
     action: str,
     counts: Mapping[str, int],
     details: Mapping[str, Any],
@@ -135,9 +135,7 @@ def review_entries(
     return entries
 
 
-def check_review(
-    store: AuditStore, action: str, details: Mapping[str, Any], resource_name: str
-) -> None:
+def check_review(store: Store, action: str, details: Mapping[str, Any], resource_name: str) -> None:
     """Raise now if the review entry of work about to be done could not be recorded.
 
     For callers that must not do the work (write an export) without its record: the
@@ -147,7 +145,7 @@ def check_review(
 
 
 def record_review(
-    store: AuditStore,
+    store: Store,
     action: str,
     counts: Mapping[str, int],
     details: Mapping[str, Any],

@@ -33,7 +33,7 @@ def split_url(url: str) -> tuple[str, str]:
 def client() -> Any:
     """A boto3 S3 client configured from the environment."""
     try:
-        import boto3
+        import boto3  # lazy: boto3 only for s3:// destinations
     except ImportError:
         raise ConfigError("s3:// locations need boto3: pip install 'auditlens[s3]'") from None
     return boto3.client(

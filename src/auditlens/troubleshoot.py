@@ -48,7 +48,7 @@ import polars as pl
 from auditlens.errors import AmbiguousOrganizationError, FilterError
 
 if TYPE_CHECKING:
-    from auditlens.store.store import AuditStore
+    from auditlens.store.store import Store
 
 __all__ = [
     "AmbiguousOrganizationError",
@@ -126,7 +126,7 @@ def describe_change(details: str | None) -> str:
 # -- organizations ------------------------------------------------------------------------
 
 
-def organization_names(store: AuditStore, organization_ids: Iterable[str]) -> dict[str, str]:
+def organization_names(store: Store, organization_ids: Iterable[str]) -> dict[str, str]:
     """Each organization's name as its own latest ``organization`` entry gives it (the id
     itself when the trail records no name).
 
@@ -144,12 +144,12 @@ def organization_names(store: AuditStore, organization_ids: Iterable[str]) -> di
     return out
 
 
-def _labels(store: AuditStore, orgs: Sequence[str]) -> list[str]:
+def _labels(store: Store, orgs: Sequence[str]) -> list[str]:
     names = organization_names(store, orgs)
     return [org if names[org] == org else f"{names[org]} ({org})" for org in orgs]
 
 
-def _resolve_org(store: AuditStore, organization_id: str | None) -> str | None:
+def _resolve_org(store: Store, organization_id: str | None) -> str | None:
     """An organization id from an id or a name (``None`` stays ``None``)."""
     if organization_id is None or not organization_id.strip():
         return None
@@ -170,7 +170,7 @@ def _resolve_org(store: AuditStore, organization_id: str | None) -> str | None:
     return str(orgs[0])
 
 
-def _one_org(store: AuditStore, frames: Sequence[pl.DataFrame], name: str) -> str | None:
+def _one_org(store: Store, frames: Sequence[pl.DataFrame], name: str) -> str | None:
     """The one organization the rows belong to (None when there are none); several → error."""
     orgs = sorted({o for f in frames for o in f["organization_id"].unique().to_list()})
     if len(orgs) > 1:
@@ -178,7 +178,7 @@ def _one_org(store: AuditStore, frames: Sequence[pl.DataFrame], name: str) -> st
     return orgs[0] if orgs else None
 
 
-def _query(store: AuditStore, org: str | None, **filters: Any) -> pl.DataFrame:
+def _query(store: Store, org: str | None, **filters: Any) -> pl.DataFrame:
     if org is not None:
         filters["organization_id"] = org
     frame: pl.DataFrame = store.query(backend="polars", order="asc", **filters)
@@ -254,7 +254,7 @@ def _label(frame: pl.DataFrame, ident: str) -> str:
     return rid if name == rid else f"{name} ({rid})"
 
 
-def _in_org(store: AuditStore, org: str | None) -> str:
+def _in_org(store: Store, org: str | None) -> str:
     """`` in organization Name (id)`` for a not-found sentence ("" without an organization)."""
     return f" in organization {_labels(store, [org])[0]}" if org else ""
 
@@ -271,7 +271,7 @@ class ResourceHistory(Answer):
 
 
 def resource_history(
-    store: AuditStore, resource: str, *, organization_id: str | None = None
+    store: Store, resource: str, *, organization_id: str | None = None
 ) -> ResourceHistory:
     """Every entry about one resource (its id or its name), oldest first, with a ``changes``
     column (before → after).
@@ -321,7 +321,7 @@ class Changes(Answer):
 
 
 def who_changed(
-    store: AuditStore,
+    store: Store,
     *,
     application_id: str | None = None,
     resource_id: str | None = None,
@@ -381,7 +381,7 @@ class WebhookDiagnosis(Answer):
 
 
 def webhook_diagnosis(
-    store: AuditStore, webhook_id: str, *, organization_id: str | None = None
+    store: Store, webhook_id: str, *, organization_id: str | None = None
 ) -> WebhookDiagnosis:
     """A plain-language reason a webhook may have stopped receiving events: deleted, disabled
     (and not re-enabled), its URL or event filter changed, or its tests failing.
@@ -497,7 +497,7 @@ class Investigation(Answer):
 
 
 def access_investigation(
-    store: AuditStore,
+    store: Store,
     user: str,
     *,
     resource: str | None = None,

@@ -35,7 +35,7 @@ from auditlens.errors import ConfigError
 from auditlens.store.tables import alert_deliveries, alert_state, entries
 
 if TYPE_CHECKING:
-    from auditlens.store.store import AuditStore
+    from auditlens.store.store import Store
 
 __all__ = ["Delivery", "check", "deliveries", "notify", "retry_pending", "watch"]
 
@@ -83,7 +83,7 @@ def _suppress(
 
 
 def check(
-    store: AuditStore,
+    store: Store,
     rules: Sequence[Rule],
     *,
     since: str | datetime | timedelta = "24h",
@@ -97,7 +97,7 @@ def check(
     return _suppress(found, by_name, {})
 
 
-def _load_state(store: AuditStore) -> dict[tuple[str, str], int]:
+def _load_state(store: Store) -> dict[tuple[str, str], int]:
     with store.engine.connect() as conn:
         return {
             (r, g): int(e)
@@ -106,7 +106,7 @@ def _load_state(store: AuditStore) -> dict[tuple[str, str], int]:
 
 
 def _save_state(
-    store: AuditStore, changed: dict[tuple[str, str], int], ids: dict[tuple[str, str], str]
+    store: Store, changed: dict[tuple[str, str], int], ids: dict[tuple[str, str], str]
 ) -> None:
     now = int(time.time() * 1000)
     with store._write() as conn:
@@ -132,7 +132,7 @@ def _save_state(
 
 
 def notify(
-    store: AuditStore,
+    store: Store,
     alerts: Sequence[Alert],
     rules: Sequence[Rule],
     config: NotifierConfig | None = None,
@@ -209,7 +209,7 @@ def _from_payload(payload: str) -> Alert:
 
 
 def retry_pending(
-    store: AuditStore, config: NotifierConfig | None = None, *, force: bool = False
+    store: Store, config: NotifierConfig | None = None, *, force: bool = False
 ) -> int:
     """Send every pending or failed delivery that is due; returns how many were sent now."""
     cfg = config or NotifierConfig.from_env()
@@ -248,7 +248,7 @@ def retry_pending(
     return sent
 
 
-def deliveries(store: AuditStore) -> list[Delivery]:
+def deliveries(store: Store) -> list[Delivery]:
     """Every recorded delivery, oldest first."""
     with store.engine.connect() as conn:
         return [
@@ -267,7 +267,7 @@ def deliveries(store: AuditStore) -> list[Delivery]:
         ]
 
 
-def _cursor(store: AuditStore) -> int | None:
+def _cursor(store: Store) -> int | None:
     with store.engine.connect() as conn:
         v = conn.execute(
             select(_S.last_window_end_ms).where(
@@ -278,7 +278,7 @@ def _cursor(store: AuditStore) -> int | None:
 
 
 def watch(
-    store: AuditStore,
+    store: Store,
     rules: Sequence[Rule],
     config: NotifierConfig | None = None,
     *,

@@ -24,12 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from auditlens import detect
 from auditlens.alerts.rules import Rule
+from auditlens.context import with_context
 from auditlens.detect.findings import merge_flagged_windows, rolling_count
-from auditlens.query.filters import parse_duration
+from auditlens.query.filters import parse_duration, parse_when
 
 if TYPE_CHECKING:
-    from auditlens.store.store import AuditStore
+    from auditlens.store.store import Store
 
 __all__ = ["Alert", "evaluate"]
 
@@ -93,13 +95,12 @@ def _when(value: str | datetime | timedelta | None, now: datetime) -> datetime:
         return now - value
     if value[:1].isdigit() and value[-1:].isalpha() and "-" not in value:
         return now - parse_duration(value)
-    from auditlens.query.filters import parse_when
 
     return datetime.fromtimestamp(parse_when(value) / 1000, UTC)
 
 
 def evaluate(
-    store: AuditStore,
+    store: Store,
     rule: Rule,
     *,
     since: str | datetime | timedelta = "24h",
@@ -114,7 +115,7 @@ def evaluate(
     return _count_alerts(store, rule, start, end)
 
 
-def _frame(store: AuditStore, rule: Rule, start: datetime, end: datetime) -> pl.DataFrame:
+def _frame(store: Store, rule: Rule, start: datetime, end: datetime) -> pl.DataFrame:
     t = rule.trigger
     filters: dict[str, Any] = {"start": start, "end": end}
     if t.actions:
@@ -123,7 +124,7 @@ def _frame(store: AuditStore, rule: Rule, start: datetime, end: datetime) -> pl.
     return frame
 
 
-def _count_alerts(store: AuditStore, rule: Rule, start: datetime, end: datetime) -> list[Alert]:
+def _count_alerts(store: Store, rule: Rule, start: datetime, end: datetime) -> list[Alert]:
     t = rule.trigger
     df = _frame(store, rule, start - t.window, end)
     if df.is_empty() and t.op not in ("<", "<="):
@@ -190,9 +191,7 @@ def _make(
     )
 
 
-def _detector_alerts(store: AuditStore, rule: Rule, start: datetime, end: datetime) -> list[Alert]:
-    from auditlens import detect
-    from auditlens.context import with_context
+def _detector_alerts(store: Store, rule: Rule, start: datetime, end: datetime) -> list[Alert]:
 
     t = rule.trigger
     assert t.detector is not None

@@ -42,6 +42,8 @@ from typing import Any
 import yaml
 
 from auditlens.errors import FilterError, QuerySyntaxError, RuleError
+from auditlens.query.filters import parse_duration
+from auditlens.query.search import parse_search
 from auditlens.yamlnodes import NodeReader, compose_documents, plain
 
 __all__ = [
@@ -137,7 +139,6 @@ class _Reader(NodeReader):
         super().__init__(source, RuleError)
 
     def duration(self, node: yaml.Node, field_name: str) -> timedelta:
-        from auditlens.query.filters import parse_duration
 
         try:
             return parse_duration(self.text(node, field_name))
@@ -181,7 +182,7 @@ class _Reader(NodeReader):
             else timedelta(minutes=5)
         )
         if "detector" in t:
-            from auditlens.detect import DETECTORS
+            from auditlens.detect import DETECTORS  # lazy: the detectors load polars
 
             det = self.text(t["detector"][1], "trigger.detector")
             if det not in DETECTORS:
@@ -200,8 +201,6 @@ class _Reader(NodeReader):
                 actions += tuple(self.texts(t[key][1], f"trigger.{key}"))
         query = self.text(t["query"][1], "trigger.query") if "query" in t else None
         if query is not None:
-            from auditlens.query.search import parse_search
-
             try:
                 parse_search(query)
             except QuerySyntaxError as exc:

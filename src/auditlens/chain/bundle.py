@@ -49,7 +49,7 @@ from auditlens.merkle import leaf_hash, verify_inclusion
 from auditlens.schema import parse_timestamp, row_to_entry
 
 if TYPE_CHECKING:
-    from auditlens.store.store import AuditStore
+    from auditlens.store.store import Store
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -124,7 +124,7 @@ def _key_file_name(name: str) -> str:
 
 
 def export_bundle(
-    store: AuditStore, where: Any = None, out: str | os.PathLike[str] = "bundle.zip", **filters: Any
+    store: Store, where: Any = None, out: str | os.PathLike[str] = "bundle.zip", **filters: Any
 ) -> ExportedBundle:
     """Write the matching entries, their proofs, checkpoints and keys to a zip.
 
@@ -133,7 +133,7 @@ def export_bundle(
     Raises:
         StoreError: nothing matched, or an organization has no covering checkpoint.
     """
-    from auditlens.store.store import _ROW_COLUMNS
+    from auditlens.store.store import _ROW_COLUMNS  # lazy: offline bundle checks need no store
 
     flt = store._filter(where, filters)
     stmt = store._select(_ROW_COLUMNS, flt, "asc", None)

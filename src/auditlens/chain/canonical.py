@@ -94,8 +94,8 @@ def content_hashes(frame: Any) -> list[bytes]:
     canonical bytes are built by one string concatenation per column and hashed
     in Rust, so a million rows take about a second.
     """
-    import polars as pl
-    import polars_hash  # noqa: F401 - registers the .chash namespace
+    import polars as pl  # lazy: polars costs ~0.2 s at start-up; only this path needs it
+    import polars_hash  # noqa: F401 - registers the .chash namespace  # lazy: polars-hash only for column-wise hashing
 
     parts: list[pl.Expr] = [pl.lit(_TAG.decode())]
     for name in CONTENT_FIELDS:

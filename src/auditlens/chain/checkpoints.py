@@ -47,7 +47,7 @@ from auditlens.merkle import MerkleTree, leaf_hash, verify_consistency, verify_i
 from auditlens.store.tables import checkpoints, entries, signing_keys
 
 if TYPE_CHECKING:
-    from auditlens.store.store import AuditStore
+    from auditlens.store.store import Store
 
 __all__ = [
     "CheckpointRecord",
@@ -207,7 +207,7 @@ def save_monitor_state(path: str | os.PathLike[str], state: dict[str, SeenCheckp
     os.replace(tmp, file)
 
 
-def org_tree(store: AuditStore, organization_id: str) -> MerkleTree:
+def org_tree(store: Store, organization_id: str) -> MerkleTree:
     """The organization's Merkle tree over all its entries (cached, extended incrementally).
 
     After retention, the tree starts with the archived leaves, read back and checked
@@ -216,7 +216,9 @@ def org_tree(store: AuditStore, organization_id: str) -> MerkleTree:
     cache: dict[str, MerkleTree] = store.__dict__.setdefault("_merkle_trees", {})
     tree = cache.get(organization_id)
     if tree is None:
-        from auditlens.retention import archived_leaves
+        from auditlens.retention import (
+            archived_leaves,
+        )  # lazy: retention imports the chain (upward use)
 
         tree = MerkleTree(archived_leaves(store, organization_id))
     stmt = (
@@ -242,9 +244,7 @@ def _record(row: Any) -> CheckpointRecord:
     )
 
 
-def list_checkpoints(
-    store: AuditStore, organization_id: str | None = None
-) -> list[CheckpointRecord]:
+def list_checkpoints(store: Store, organization_id: str | None = None) -> list[CheckpointRecord]:
     """Stored checkpoints, oldest first."""
     stmt = select(checkpoints).order_by(_K.organization_id, _K.tree_size, _K.id)
     if organization_id is not None:
@@ -253,7 +253,7 @@ def list_checkpoints(
         return [_record(r) for r in conn.execute(stmt)]
 
 
-def latest_checkpoint(store: AuditStore, organization_id: str) -> CheckpointRecord | None:
+def latest_checkpoint(store: Store, organization_id: str) -> CheckpointRecord | None:
     """The checkpoint with the largest tree size (the most-signed one among equals)."""
     stmt = (
         select(checkpoints)
@@ -266,14 +266,14 @@ def latest_checkpoint(store: AuditStore, organization_id: str) -> CheckpointReco
     return _record(row) if row is not None else None
 
 
-def recorded_keys(store: AuditStore) -> list[tuple[VerifierKey, str]]:
+def recorded_keys(store: Store) -> list[tuple[VerifierKey, str]]:
     """Keys the store has seen sign checkpoints, with their role (log or witness)."""
     with store.engine.connect() as conn:
         rows = conn.execute(select(signing_keys.c.vkey, signing_keys.c.role)).all()
     return [(VerifierKey.parse(v), role) for v, role in rows]
 
 
-def _remember_key(store: AuditStore, key: VerifierKey, role: str) -> None:
+def _remember_key(store: Store, key: VerifierKey, role: str) -> None:
     with store._write() as conn:
         exists = conn.execute(
             select(func.count()).select_from(signing_keys).where(signing_keys.c.vkey == key.vkey)
@@ -287,7 +287,7 @@ def _remember_key(store: AuditStore, key: VerifierKey, role: str) -> None:
 
 
 def _store_note(
-    store: AuditStore, organization_id: str, size: int, root: bytes, note: str
+    store: Store, organization_id: str, size: int, root: bytes, note: str
 ) -> CheckpointRecord:
     now = int(time.time() * 1000)
     with store._write() as conn:
@@ -305,7 +305,7 @@ def _store_note(
 
 
 def create_checkpoint(
-    store: AuditStore, organization_id: str, key: SigningKey, *, origin: str | None = None
+    store: Store, organization_id: str, key: SigningKey, *, origin: str | None = None
 ) -> CheckpointRecord:
     """Sign and record the organization's current tree head.
 
@@ -324,7 +324,7 @@ def create_checkpoint(
 
 
 def _checkpoint_size(
-    store: AuditStore, organization_id: str, checkpoint: CheckpointRecord | str | int | None
+    store: Store, organization_id: str, checkpoint: CheckpointRecord | str | int | None
 ) -> tuple[int, str]:
     if checkpoint is None:
         rec = latest_checkpoint(store, organization_id)
@@ -341,7 +341,7 @@ def _checkpoint_size(
 
 
 def make_inclusion_proof(
-    store: AuditStore, audit_id: str, checkpoint: CheckpointRecord | str | int | None = None
+    store: Store, audit_id: str, checkpoint: CheckpointRecord | str | int | None = None
 ) -> InclusionProof:
     """Inclusion proof of an entry in its organization's tree at a checkpoint (default: latest)."""
     with store.engine.connect() as conn:
@@ -372,7 +372,7 @@ def make_inclusion_proof(
 
 
 def make_consistency_proof(
-    store: AuditStore,
+    store: Store,
     organization_id: str,
     old: CheckpointRecord | str | int,
     new: CheckpointRecord | str | int | None = None,
@@ -395,7 +395,7 @@ def make_consistency_proof(
 
 
 def cosign(
-    store: AuditStore,
+    store: Store,
     note_text: str,
     witness: SigningKey,
     log_keys: list[VerifierKey],

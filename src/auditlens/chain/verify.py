@@ -65,7 +65,7 @@ from auditlens.store.tables import entries, org_plans, retention_authorizations,
 
 if TYPE_CHECKING:
     from auditlens.retention import ArchiveCheck
-    from auditlens.store.store import AuditStore
+    from auditlens.store.store import Store
 
 __all__ = ["MAX_PROBLEMS", "OrganizationResult", "Problem", "VerificationReport", "verify"]
 
@@ -190,7 +190,7 @@ class VerificationReport:
 
 
 def verify(
-    store: AuditStore,
+    store: Store,
     organization_id: str | None = None,
     *,
     since_seq: int | None = None,
@@ -340,7 +340,7 @@ class _OrgState:
 
 
 def _fast_pass(
-    store: AuditStore,
+    store: Store,
     reader: ArrowReader,
     orgs: list[str],
     checkpoint: str | None,
@@ -361,9 +361,9 @@ def _fast_pass(
     vectorized; an organization where anything is off is left out of the result, so
     the caller re-verifies it in seq order to name the problem precisely.
     """
-    import polars as pl
-    import polars_hash  # noqa: F401 - registers .chash
-    import pyarrow.compute as pc
+    import polars as pl  # lazy: polars costs ~0.2 s at start-up; only this path needs it
+    import polars_hash  # noqa: F401 - registers .chash  # lazy: polars-hash only for column-wise hashing
+    import pyarrow.compute as pc  # lazy: pyarrow.compute loads its kernels
 
     if checkpoint is not None:
         with_checkpoints = set(orgs)
@@ -490,14 +490,14 @@ def _fast_pass(
 
 
 def _batches(
-    store: AuditStore, reader: ArrowReader, org: str, since: int, chunk: int
+    store: Store, reader: ArrowReader, org: str, since: int, chunk: int
 ) -> Iterator[pa.RecordBatch]:
     cols = [_C[c] for c in _COLUMNS]
     stmt = select(*cols).where(_C.organization_id == org, _C.seq >= since).order_by(_C.seq)
     return reader.batches(stmt, chunk)
 
 
-def _seq_of_hash(store: AuditStore, org: str, entry_hash: str) -> int | None:
+def _seq_of_hash(store: Store, org: str, entry_hash: str) -> int | None:
     with store.engine.connect() as conn:
         r = conn.execute(
             select(_C.seq).where(_C.organization_id == org, _C.entry_hash == entry_hash).limit(1)
@@ -506,7 +506,7 @@ def _seq_of_hash(store: AuditStore, org: str, entry_hash: str) -> int | None:
 
 
 def _verify_org(
-    store: AuditStore,
+    store: Store,
     reader: ArrowReader,
     org: str,
     since_seq: int | None,
@@ -519,7 +519,7 @@ def _verify_org(
     require: bool = False,
     seen: dict[str, SeenCheckpoint] | None = None,
 ) -> OrganizationResult:
-    import polars as pl
+    import polars as pl  # lazy: polars costs ~0.2 s at start-up; only this path needs it
 
     res = OrganizationResult(org)
     problems = res.problems
@@ -622,7 +622,7 @@ def _verify_org(
 
 
 def _archived(
-    store: AuditStore,
+    store: Store,
     org: str,
     res: OrganizationResult,
     include_archive: bool,
@@ -638,7 +638,10 @@ def _archived(
     beyond it has no signed root to be checked against — its manifest and its
     ``retention_log`` row may both be the work of whoever deleted the entries — so its
     files and links are re-verified as with ``include_archive``."""
-    from auditlens.retention import archived_ranges, check_archive
+    from auditlens.retention import (  # lazy: retention imports the chain (upward use)
+        archived_ranges,
+        check_archive,
+    )
 
     ranges = archived_ranges(store, org)  # read once, checked by check_archive
     files = include_archive or (bool(ranges) and ranges[-1].through_seq > covered())
@@ -653,7 +656,7 @@ def _archived(
     return arch
 
 
-def _notes_of(store: AuditStore, org: str, checkpoint: str | None) -> list[str]:
+def _notes_of(store: Store, org: str, checkpoint: str | None) -> list[str]:
     """The checkpoint notes to check ``org`` against: the one given, else the stored ones."""
     if checkpoint is not None:
         return [checkpoint]
@@ -661,7 +664,7 @@ def _notes_of(store: AuditStore, org: str, checkpoint: str | None) -> list[str]:
 
 
 def _trusted_size(
-    store: AuditStore,
+    store: Store,
     org: str,
     checkpoint: str | None,
     trusted: list[VerifierKey],
@@ -688,12 +691,14 @@ def _origin_org(origin: str) -> str:
 
 
 def _check_side_tables(
-    store: AuditStore, res: OrganizationResult, standing: int | None, *, planned: bool
+    store: Store, res: OrganizationResult, standing: int | None, *, planned: bool
 ) -> None:
     """What the side tables claim about an organization beyond its chain: a standing
     retention authorization, a current plan no audit entry records (looked up only when
     the organization has an ``org_plans`` row: ``planned``)."""
-    from auditlens.retention import unrecorded_plan
+    from auditlens.retention import (
+        unrecorded_plan,
+    )  # lazy: retention imports the chain (upward use)
 
     org = res.organization_id
     if standing is not None:
@@ -750,7 +755,7 @@ def _boundary_problem(
 
 
 def _classify_link(
-    store: AuditStore,
+    store: Store,
     org: str,
     seq: int,
     aid: str,
@@ -825,7 +830,7 @@ def _classify_link(
 
 
 def _check_checkpoints(
-    store: AuditStore,
+    store: Store,
     res: OrganizationResult,
     tree: MerkleTree,
     checkpoint: str | None,

@@ -15,6 +15,7 @@ from auditlens.cli.output import print_table, result_line
 
 if TYPE_CHECKING:
     from auditlens import alerts
+    from auditlens.query.keywords import FilterKeywords
 
 alerts_app = typer.Typer(
     help="Alert rules: backtest, watch live, delivery status.", no_args_is_help=True
@@ -107,7 +108,7 @@ def status_cmd(db: Db = None) -> None:
     with al.open_store(db) as store:
         rows = alerts.deliveries(store)
     from rich.table import Table  # lazy: keeps --help fast
-    from rich.text import Text
+    from rich.text import Text  # lazy: rich only when output is rendered
 
     t = Table(header_style="bold")
     for col in ("alert", "rule", "channel", "target", "status", "attempts", "last error"):
@@ -164,7 +165,7 @@ def _params(items: list[str]) -> dict[str, dict[str, Any]]:
     """
     import json
 
-    from auditlens.detect import DETECTORS
+    from auditlens.detect import DETECTORS  # lazy: CLI start-up stays light
 
     out: dict[str, dict[str, Any]] = {}
     for item in items:
@@ -231,7 +232,7 @@ def detect_cmd(
                 f"parameters for {', '.join(sorted(unknown))} do not apply to --detector {detector}"
             )
         config = config.get(detector, {})
-    filters = {"last": since} if since else {}
+    filters: FilterKeywords = {"last": since} if since else {}
     with al.open_store(db) as store:
         findings = store.detect(
             detector, query or None, config=config, context=not no_context, **filters

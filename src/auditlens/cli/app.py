@@ -21,6 +21,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from auditlens import progress
 from auditlens.cli.output import error_line
 from auditlens.errors import (
     AuditLensError,
@@ -46,6 +47,8 @@ app = typer.Typer(
     context_settings={"max_content_width": 120},  # wide terminals: command help not cut
 )
 
+progress.use_frontend("rich")  # the one place the command chooses its progress bars
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_PROBLEM = 1
@@ -60,7 +63,7 @@ def package_version() -> str:
     try:
         return version("auditlens")
     except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        from auditlens import __version__
+        from auditlens import __version__  # lazy: CLI start-up stays light
 
         return __version__
 

@@ -14,7 +14,8 @@ import typer
 import auditlens as al
 from auditlens.cli.app import EXIT_PROBLEM, app, handle_errors
 from auditlens.cli.commands import Db, Selection
-from auditlens.cli.output import console, progress_bar, result_line
+from auditlens.cli.output import console, result_line
+from auditlens.progress import progress_bar
 
 Keys = Annotated[
     list[str] | None,
@@ -65,14 +66,13 @@ def verify_cmd(
     """Re-compute every hash link and check every signed checkpoint. Exit 0 only if all verifies."""
     with al.open_store(db) as store:
         total = store.count(organization_id=org) if org else store.count()
-        with progress_bar("verify") as bar:
-            task = bar.add_task("verify", total=total)
+        with progress_bar(total, "verify") as bar:
             report = al.verify(
                 store,
                 org,
                 since_seq=since_seq,
                 keys=_trusted(key),
-                progress=lambda n: bar.advance(task, n),
+                progress=bar.advance,
                 include_archive=include_archive,
                 state=state,
             )
@@ -223,7 +223,7 @@ def verify_bundle_cmd(
     """Check a bundle or an evidence package offline (no store needed). Exit 0 only if
     everything verifies."""
     from auditlens.chain.bundle import verify_bundle  # lazy: loads SQLAlchemy and pyarrow
-    from auditlens.reports.package import is_package
+    from auditlens.reports.package import is_package  # lazy: CLI start-up stays light
 
     if is_package(bundle):
         _verify_package(bundle, key)
@@ -258,7 +258,7 @@ def _verdict(what: str, ok: bool, problems: Sequence[object]) -> None:
 
 def _verify_package(path: Path, key: list[str] | None) -> None:
     """``verify-bundle`` on an evidence package (see :mod:`auditlens.reports.package`)."""
-    from auditlens.reports.package import verify_package
+    from auditlens.reports.package import verify_package  # lazy: CLI start-up stays light
 
     report = verify_package(path, keys=_trusted(key))
     result_line(

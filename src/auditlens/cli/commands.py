@@ -20,12 +20,12 @@ from auditlens.cli.output import (
     error_line,
     print_entries,
     print_table,
-    progress_bar,
     render_entry,
     result_line,
 )
 from auditlens.config import redact_url, resolve_url
 from auditlens.errors import IngestAbortedError
+from auditlens.progress import progress_bar
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -85,16 +85,15 @@ def ingest(
 
     Exit status 1 when any line was rejected.
     """
-    from auditlens.ingest import ingest as run_ingest
+    from auditlens.ingest import ingest as run_ingest  # lazy: CLI start-up stays light
 
     total = None
     if source != "-":
         total = _count_lines(Path(source))
     with (
         al.open_store(db) as store,
-        progress_bar("ingest") as bar,
+        progress_bar(total, "ingest") as bar,
     ):
-        task = bar.add_task("ingest", total=total)
         try:
             report = run_ingest(
                 store,
@@ -102,7 +101,7 @@ def ingest(
                 strict=strict,
                 rejects=rejects,
                 batch_size=batch_size,
-                progress=lambda n: bar.advance(task, n),
+                progress=bar.advance,
             )
         except IngestAbortedError as exc:  # show the lines rejected before it stopped
             _print_rejected(exc.source, exc.rejected_lines)
@@ -158,7 +157,7 @@ def search(
         if record:
             from collections import Counter
 
-            from auditlens.review import record_review
+            from auditlens.review import record_review  # lazy: CLI start-up stays light
 
             counts = Counter(e["organization_id"] for e in entries)
             record_review(
@@ -227,7 +226,7 @@ def stats(
 
 def _counts(title: str, rows: list[tuple[str, int]]) -> Table:
     from rich.table import Table  # lazy: keeps --help fast
-    from rich.text import Text
+    from rich.text import Text  # lazy: rich only when output is rendered
 
     t = Table(title=None, header_style="bold", pad_edge=False)
     t.add_column(title)
@@ -296,16 +295,15 @@ def demo(
     ] = None,
 ) -> None:
     """Build a realistic demo store with injected incidents and their ground truth."""
-    from auditlens.demo import generate
+    from auditlens.demo import generate  # lazy: CLI start-up stays light
 
     end_day = date.fromisoformat(end) if end else None
     data = generate(orgs=orgs, days=days, seed=seed, end=end_day)
-    with al.open_store(db) as store, progress_bar("demo") as bar:
-        task = bar.add_task("append", total=len(data.entries))
+    with al.open_store(db) as store, progress_bar(len(data.entries), "demo") as bar:
         for i in range(0, len(data.entries), 10_000):
             chunk = data.entries[i : i + 10_000]
             store.append(chunk)
-            bar.advance(task, len(chunk))
+            bar.advance(len(chunk))
     incidents.parent.mkdir(parents=True, exist_ok=True)
     incidents.write_bytes(
         orjson.dumps(
@@ -345,7 +343,7 @@ def export_cmd(
     ] = True,
 ) -> None:
     """Export matching entries (streamed), with a manifest beside the file."""
-    from auditlens.export import export
+    from auditlens.export import export  # lazy: CLI start-up stays light
 
     with al.open_store(db) as store:
         res = export(

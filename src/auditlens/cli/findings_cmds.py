@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+import auditlens as al
 from auditlens.cli.app import app, handle_errors
 from auditlens.cli.commands import Db, Query
 from auditlens.cli.output import console, print_table, result_line
@@ -69,8 +70,7 @@ def findings_list(
     """Every finding of an organization: open or handled, by which entry, and why."""
     import json
 
-    import auditlens as al
-    from auditlens.responses import with_responses
+    from auditlens.responses import with_responses  # lazy: CLI start-up stays light
 
     if fmt not in ("table", "json"):
         raise al.FilterError(f"--format must be table or json, got {fmt!r}")
@@ -88,8 +88,8 @@ def findings_list(
     if fmt == "json":
         typer.echo(json.dumps(rows, indent=2))
         return
-    from rich.table import Table
-    from rich.text import Text
+    from rich.table import Table  # lazy: rich only when output is rendered
+    from rich.text import Text  # lazy: rich only when output is rendered
 
     n_open = sum(r["status"] == "open" for r in rows)
     result_line(
@@ -140,7 +140,6 @@ def findings_triage(
     ] = None,
 ) -> None:
     """Record a decision about a finding (an audit_log.finding_triaged entry)."""
-    import auditlens as al
 
     filters: dict[str, Any] = {"last": since} if since else {}
     with al.open_store(db) as store:

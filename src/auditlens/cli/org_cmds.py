@@ -71,9 +71,12 @@ def org_list(
     """Every organization: id, name, time zone, hours, plan, entries, first/last entry."""
     import json
 
-    from auditlens.context import OrgProfile, org_profiles
-    from auditlens.retention import plan_of
-    from auditlens.schema import format_timestamp
+    from auditlens.context import (  # lazy: CLI start-up stays light
+        OrgProfile,
+        org_profiles,
+    )
+    from auditlens.retention import plan_of  # lazy: CLI start-up stays light
+    from auditlens.schema import format_timestamp  # lazy: CLI start-up stays light
 
     with al.open_store(db) as store:
         profiles = org_profiles(store)
@@ -118,7 +121,7 @@ def org_list(
 
 
 def _days(days: list[str]) -> str:
-    from auditlens.context import DAYS
+    from auditlens.context import DAYS  # lazy: CLI start-up stays light
 
     idx = [DAYS.index(d) for d in days]
     if idx and idx == list(range(idx[0], idx[-1] + 1)):
@@ -138,7 +141,7 @@ def people_import(
     by: By = None,
 ) -> None:
     """Set an organization's people from a file; every change is an audit entry."""
-    from auditlens.context import read_people_file
+    from auditlens.context import read_people_file  # lazy: CLI start-up stays light
 
     rows = read_people_file(path)  # validated whole before anything is written
     with al.open_store(db) as store:

@@ -20,7 +20,6 @@ from auditlens.fields import CSV_FIELDS
 
 if TYPE_CHECKING:  # rich is imported on first use, so `auditlens --help` never loads it
     from rich.console import Console
-    from rich.progress import Progress
     from rich.table import Table
     from rich.text import Text
 
@@ -33,7 +32,6 @@ __all__ = [
     "error_line",
     "print_entries",
     "print_table",
-    "progress_bar",
     "render_entry",
     "result_line",
 ]
@@ -139,27 +137,6 @@ _CSV_FIELDS = CSV_FIELDS
 _RESULT_STYLE = {"success": "green", "failure": "bold red", "partial": "yellow"}
 
 
-def progress_bar(label: str) -> Progress:
-    """A progress bar on stderr (shown only on a terminal, so scripts and pipes stay clean)."""
-    from rich.progress import (  # lazy: keeps --help fast
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn(f"[bold]{label}[/]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=_real(err_console),
-        transient=True,
-        disable=not err_console.is_terminal,
-    )
-
-
 def _get(entry: dict[str, Any], path: str) -> Any:
     value: Any = entry
     for key in path.split("."):
@@ -221,7 +198,7 @@ def entries_table(
 ) -> Table:
     """A rich table of entries sized for the terminal (narrow terminals drop ip and id)."""
     from rich.table import Table  # lazy: keeps --help fast
-    from rich.text import Text
+    from rich.text import Text  # lazy: rich only when output is rendered
 
     wide = (width or console.width) >= 110
     table = Table(title=title, expand=True, header_style="bold", pad_edge=False)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+import auditlens as al
 from auditlens.cli.app import EXIT_PROBLEM, app, handle_errors
 from auditlens.cli.commands import Db
 from auditlens.cli.output import err_console, result_line
@@ -99,10 +100,13 @@ def report(
     (<out>.ipynb) and the results (<out>.json) are kept beside the PDF. With --package,
     the evidence package is written from them (docs/REPORTS.md).
     """
-    from auditlens.config import absolute_url
-    from auditlens.reports.frameworks import BUILTIN, load_framework
-    from auditlens.reports.notebook import run_notebook
-    from auditlens.reports.report import named_period
+    from auditlens.config import absolute_url  # lazy: CLI start-up stays light
+    from auditlens.reports.frameworks import (  # lazy: CLI start-up stays light
+        BUILTIN,
+        load_framework,
+    )
+    from auditlens.reports.notebook import run_notebook  # lazy: CLI start-up stays light
+    from auditlens.reports.report import named_period  # lazy: CLI start-up stays light
 
     load_framework(framework)  # a bad YAML fails here with its line and field
     if period is not None:
@@ -151,8 +155,7 @@ def _write_package(
     db: str | None, results: Path, pdf: Path, package: Path, keys: list[Path] | None
 ) -> None:
     """Write the evidence package of the results JSON and say what it holds."""
-    import auditlens as al
-    from auditlens.reports.package import write_package
+    from auditlens.reports.package import write_package  # lazy: CLI start-up stays light
 
     with al.open_store(db) as store:
         res = write_package(

@@ -97,25 +97,23 @@ def retention_apply(
 @handle_errors
 def archive_list(db: Db = None) -> None:
     """Archived ranges recorded in the store."""
-    from sqlalchemy import select  # lazy: keeps --help fast
+    from auditlens import retention  # lazy: loads polars and SQLAlchemy
 
-    from auditlens.store.tables import retention_log
-
-    r = retention_log.c
-    with al.open_store(db) as store, store.engine.connect() as conn:
-        rows = conn.execute(
-            select(r.organization_id, r.first_seq, r.through_seq, r.rows, r.manifest).order_by(
-                r.organization_id, r.first_seq
-            )
-        ).all()
+    with al.open_store(db) as store:
+        ranges = retention.archived_ranges(store)
     from rich.table import Table  # lazy: keeps --help fast
-    from rich.text import Text
+    from rich.text import Text  # lazy: rich only when output is rendered
 
     t = Table(header_style="bold")
     for col in ("organization", "seq", "entries", "manifest"):
         t.add_column(col)
-    for org, first, through, n, manifest in rows:
-        t.add_row(Text(org), f"{first}..{through}", f"{n:,}", Text(manifest))
+    for a in ranges:
+        t.add_row(
+            Text(a.organization_id),
+            f"{a.first_seq}..{a.through_seq}",
+            f"{a.rows:,}",
+            Text(a.manifest),
+        )
     print_table(t)
 
 

@@ -84,7 +84,7 @@ def schedule_list(
         items = schedules.list_schedules(store)
         history = schedules.list_runs(store)
     from rich.table import Table  # lazy: keeps --help fast
-    from rich.text import Text
+    from rich.text import Text  # lazy: rich only when output is rendered
 
     t = Table(header_style="bold", title="schedules")
     for col in ("name", "organization", "every", "query", "format", "to"):

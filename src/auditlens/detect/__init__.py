@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 import polars as pl
 
@@ -32,6 +32,9 @@ from auditlens.detect.findings import (
     return_like,
 )
 from auditlens.errors import DetectorError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "DETECTORS",
@@ -58,17 +61,48 @@ DETECTORS: dict[str, Callable[..., Any]] = {
 }
 
 
-def run(name: str, df: Any, **params: Any) -> Any:
-    """Run one detector by name, with clear errors for unknown names or parameters."""
+@overload
+def run(name: str, df: pl.DataFrame, **params: Any) -> pl.DataFrame: ...
+@overload
+def run(name: str, df: pd.DataFrame, **params: Any) -> pd.DataFrame: ...
+@overload
+def run(
+    name: str, df: pl.DataFrame | pd.DataFrame, **params: Any
+) -> pl.DataFrame | pd.DataFrame: ...
+def run(name: str, df: pl.DataFrame | pd.DataFrame, **params: Any) -> pl.DataFrame | pd.DataFrame:
+    """Run one detector by name on entries, with clear errors for unknown names or parameters.
+
+    The findings come back in the frame library of ``df`` (polars or pandas).
+
+    Example:
+        >>> import auditlens as al
+        >>> run("off_hours", al.open_store("sqlite://").query(backend="polars")).height
+        0
+    """
     if name not in DETECTORS:
         raise DetectorError(f"unknown detector {name!r}; known: {', '.join(DETECTORS)}")
     try:
-        return DETECTORS[name](df, **params)
+        found: pl.DataFrame | pd.DataFrame = DETECTORS[name](df, **params)
     except TypeError as exc:
         raise DetectorError(f"detector {name}: {exc}") from None
+    return found
 
 
-def run_all(df: Any, config: Mapping[str, Mapping[str, Any] | bool] | None = None) -> Any:
+@overload
+def run_all(
+    df: pl.DataFrame, config: Mapping[str, Mapping[str, Any] | bool] | None = ...
+) -> pl.DataFrame: ...
+@overload
+def run_all(
+    df: pd.DataFrame, config: Mapping[str, Mapping[str, Any] | bool] | None = ...
+) -> pd.DataFrame: ...
+@overload
+def run_all(
+    df: pl.DataFrame | pd.DataFrame, config: Mapping[str, Mapping[str, Any] | bool] | None = ...
+) -> pl.DataFrame | pd.DataFrame: ...
+def run_all(
+    df: pl.DataFrame | pd.DataFrame, config: Mapping[str, Mapping[str, Any] | bool] | None = None
+) -> pl.DataFrame | pd.DataFrame:
     """Run every detector (``config[name] = False`` disables one, a dict sets its parameters)."""
     frame, kind = as_polars(df)
     config = dict(config or {})
@@ -82,4 +116,5 @@ def run_all(df: Any, config: Mapping[str, Mapping[str, Any] | bool] | None = Non
             continue
         parts.append(run(name, frame, **(params if isinstance(params, Mapping) else {})))
     out = pl.concat(parts) if parts else empty_findings()
-    return return_like(out, kind)
+    found: pl.DataFrame | pd.DataFrame = return_like(out, kind)
+    return found

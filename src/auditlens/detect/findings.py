@@ -19,6 +19,7 @@ from typing import Any
 import polars as pl
 
 from auditlens.errors import FilterError
+from auditlens.query.filters import parse_duration
 
 __all__ = [
     "FINDING_SCHEMA",
@@ -89,7 +90,7 @@ def finding_id(
 
 def finding_id_expr() -> pl.Expr:
     """:func:`finding_id` of every row of a findings frame, computed column-wise."""
-    import polars_hash  # noqa: F401 - registers the .chash namespace
+    import polars_hash  # noqa: F401 - registers the .chash namespace  # lazy: only for finding ids
 
     details = pl.col("details").fill_null("{}")
     variant = pl.concat_str(
@@ -113,7 +114,6 @@ def finding_id_expr() -> pl.Expr:
 
 def parse_window(window: str | timedelta, name: str = "window") -> timedelta:
     """A positive duration from ``"5m"`` or a timedelta, with a clear error otherwise."""
-    from auditlens.query.filters import parse_duration
 
     span = parse_duration(window) if isinstance(window, str) else window
     if not isinstance(span, timedelta) or span.total_seconds() <= 0:

@@ -21,6 +21,7 @@ from typing import Any
 
 from jinja2 import Environment, select_autoescape
 
+from auditlens import __version__
 from auditlens.errors import ConfigError
 
 __all__ = ["MAX_PDF_ROWS", "fetch_inside_only", "render_html", "render_pdf", "write_pdf"]
@@ -48,7 +49,6 @@ def render_html(
 ) -> str:
     """The escaped HTML of the report (``template``: another file of ``auditlens/templates``,
     given ``context`` as extra variables — the subject access PDF uses its own)."""
-    from auditlens import __version__
 
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return _ENV.from_string(_template(template)).render(
@@ -66,7 +66,9 @@ def fetch_inside_only(url: str, *args: Any, **kwargs: Any) -> Any:
     """weasyprint's URL fetcher for every auditlens PDF: ``data:`` URLs (content inside the
     document, e.g. a chart's raster) load; every other URL is refused."""
     if url.startswith("data:"):
-        from weasyprint import default_url_fetcher
+        from weasyprint import (
+            default_url_fetcher,
+        )  # lazy: weasyprint (~1 s) only when a PDF is written
 
         return default_url_fetcher(url, *args, **kwargs)
     raise ValueError(
@@ -77,7 +79,7 @@ def fetch_inside_only(url: str, *args: Any, **kwargs: Any) -> Any:
 def write_pdf(html: str) -> bytes:
     """HTML → PDF bytes through weasyprint, with :func:`fetch_inside_only`."""
     try:
-        import weasyprint
+        import weasyprint  # lazy: weasyprint (~1 s) only when a PDF is written
     except ImportError:
         raise ConfigError("PDF output needs weasyprint: pip install 'auditlens[reports]'") from None
     with warnings.catch_warnings():

@@ -46,12 +46,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import and_, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
+from auditlens import s3
 from auditlens.errors import ConfigError
 from auditlens.export.writers import FORMATS, ExportResult, export, resolve_fields
+from auditlens.smtp import SmtpSettings, send_email
 from auditlens.store.tables import export_runs, export_schedules
 
 if TYPE_CHECKING:
-    from auditlens.store.store import AuditStore
+    from auditlens.store.store import Store
 
 __all__ = [
     "NAME_RULE",
@@ -186,7 +188,9 @@ def _validate(
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}")
     if report is not None:
-        from auditlens.reports.frameworks import load_framework
+        from auditlens.reports.frameworks import (
+            load_framework,
+        )  # lazy: reports load jinja2 and plots; exports do not
 
         load_framework(report)  # a typo or an invalid YAML fails now, not at 02:00
     if not destination.startswith(("file://", "mailto:", "s3://", "sftp://")):
@@ -197,7 +201,7 @@ def _validate(
 
 
 def add_schedule(
-    store: AuditStore,
+    store: Store,
     name: str,
     *,
     organization_id: str,
@@ -224,7 +228,7 @@ def add_schedule(
     _validate(every, at, timezone, format, destination, report)
     if fields:
         resolve_fields(fields)
-    from auditlens.retention import require_plan
+    from auditlens.retention import require_plan  # lazy: retention loads pyarrow datasets
 
     require_plan(store, organization_id, ("pro", "enterprise"), "scheduled exports")
     sched = Schedule(
@@ -254,13 +258,13 @@ def add_schedule(
     return sched
 
 
-def remove_schedule(store: AuditStore, name: str) -> bool:
+def remove_schedule(store: Store, name: str) -> bool:
     """Delete a schedule (its run history stays)."""
     with store._write() as conn:
         return bool(conn.execute(delete(export_schedules).where(_S.name == name)).rowcount)
 
 
-def list_schedules(store: AuditStore) -> list[Schedule]:
+def list_schedules(store: Store) -> list[Schedule]:
     """Every schedule."""
     with store.engine.connect() as conn:
         return [
@@ -283,7 +287,7 @@ def list_schedules(store: AuditStore) -> list[Schedule]:
         ]
 
 
-def list_runs(store: AuditStore, schedule: str | None = None) -> list[Run]:
+def list_runs(store: Store, schedule: str | None = None) -> list[Run]:
     """Run history, newest period first."""
     stmt = select(
         _R.schedule,
@@ -336,9 +340,7 @@ def _periods(s: Schedule, now: datetime) -> list[tuple[datetime, datetime]]:
     return sorted(out)
 
 
-def _claim(
-    store: AuditStore, s: Schedule, start: datetime, end: datetime, now_ms: int
-) -> int | None:
+def _claim(store: Store, s: Schedule, start: datetime, end: datetime, now_ms: int) -> int | None:
     """Claim a period; returns the attempt number, or None when it is done or not due yet."""
     key = and_(_R.schedule == s.name, _R.period_start_ms == int(start.timestamp() * 1000))
     with store._write() as conn:
@@ -394,8 +396,6 @@ def deliver(path: Path, destination: str, *, subject: str, text: str) -> str:
             target.write_bytes(path.read_bytes())
         return str(target)
     if dest.startswith("mailto:"):
-        from auditlens.smtp import SmtpSettings, send_email
-
         cfg = SmtpSettings.from_env()
         if not cfg.host:
             raise ConfigError("mailto: destinations need AUDITLENS_SMTP_HOST")
@@ -458,7 +458,7 @@ def _to_sftp(dest: str, path: Path) -> str:
     from urllib.parse import urlparse
 
     try:
-        import paramiko
+        import paramiko  # lazy: paramiko only for sftp:// destinations
     except ImportError:
         raise ConfigError(
             "sftp:// destinations need paramiko: pip install 'auditlens[sftp]'"
@@ -505,7 +505,6 @@ def _to_sftp(dest: str, path: Path) -> str:
 
 def _to_s3(dest: str, path: Path) -> str:
     """Upload the file and its manifest to ``s3://bucket/prefix/`` (see :mod:`auditlens.s3`)."""
-    from auditlens import s3
 
     conn = s3.client()
     location = s3.upload(path, dest, s3=conn)
@@ -516,13 +515,15 @@ def _to_s3(dest: str, path: Path) -> str:
 
 
 def _report_pdf(
-    store: AuditStore, s: Schedule, start: datetime, end: datetime, path: Path
+    store: Store, s: Schedule, start: datetime, end: datetime, path: Path
 ) -> ExportResult:
     """Render the schedule's compliance report for the period, with a manifest beside it."""
     import hashlib
     import json
 
-    from auditlens.reports import build_report
+    from auditlens.reports import (
+        build_report,
+    )  # lazy: reports load jinja2 and plots; exports do not
 
     report = build_report(
         store,
@@ -560,7 +561,7 @@ def _report_pdf(
     )
 
 
-def _finish(store: AuditStore, key: Any, **values: Any) -> None:
+def _finish(store: Store, key: Any, **values: Any) -> None:
     """Record how a claimed run ended."""
     with store._write() as conn:
         conn.execute(
@@ -568,7 +569,7 @@ def _finish(store: AuditStore, key: Any, **values: Any) -> None:
         )
 
 
-def run_due(store: AuditStore, *, now: datetime | None = None) -> list[Run]:
+def run_due(store: Store, *, now: datetime | None = None) -> list[Run]:
     """Run every due period of every schedule (exactly once per period); returns the runs made."""
     now = now or datetime.now(UTC)
     now_ms = int(now.timestamp() * 1000)

@@ -41,9 +41,10 @@ import polars as pl
 
 from auditlens.errors import ConfigError, ExportFormatError, FilterError
 from auditlens.fields import EXPORT_DEFAULTS, EXPORT_PATHS
+from auditlens.review import check_review, record_review
 
 if TYPE_CHECKING:
-    from auditlens.store.store import AuditStore
+    from auditlens.store.store import Store, Where
 
 __all__ = ["FORMATS", "ExportResult", "export", "resolve_fields"]
 
@@ -163,12 +164,12 @@ def _json_lines(frame: pl.DataFrame, spec: list[tuple[str, str, str | None]]) ->
 
 
 def export(
-    store: AuditStore,
+    store: Store,
     out: str | os.PathLike[str] | IO[bytes],
     *,
     format: str = "csv",
     fields: Sequence[str] | str | None = None,
-    where: Any = None,
+    where: Where = None,
     gzip: bool | None = None,
     record: bool = True,
     manifest: bool = True,
@@ -198,8 +199,6 @@ def export(
         raise ExportFormatError("gzip applies to text formats (csv, json, jsonl)")
     names = [name for name, _, _ in spec]
     if record:  # the record must be possible before anything is written (raises if not)
-        from auditlens.review import check_review
-
         check_review(
             store,
             "audit_log.exported",
@@ -247,7 +246,7 @@ def _review_details(
 
 
 def _export_to(
-    store: AuditStore,
+    store: Store,
     out: str | os.PathLike[str] | IO[bytes],
     tmp: Path | None,
     format: str,
@@ -330,7 +329,7 @@ class _HashingWriter(io.RawIOBase):
 
 
 def _write(
-    store: AuditStore,
+    store: Store,
     sink: _HashingWriter,
     fmt: str,
     spec: list[tuple[str, str, str | None]],
@@ -370,7 +369,7 @@ def _write(
                 else:
                     text.write(((",\n" if not first else "\n") + ",\n".join(lines)).encode())
             else:
-                import pyarrow.parquet as pq
+                import pyarrow.parquet as pq  # lazy: the Parquet writer only for Parquet output
 
                 table = _columns(batch, spec).to_arrow()
                 if writer is None:
@@ -382,7 +381,7 @@ def _write(
         if fmt == "csv" and first:  # no rows: still a header
             text.write((",".join(name for name, _, _ in spec) + "\n").encode())
         if fmt == "parquet" and writer is None:
-            import pyarrow.parquet as pq
+            import pyarrow.parquet as pq  # lazy: the Parquet writer only for Parquet output
 
             empty = _columns(pl.from_arrow(store.to_arrow(limit=0)), spec).to_arrow()  # type: ignore[arg-type]
             writer = pq.ParquetWriter(sink, empty.schema, compression="zstd")
@@ -395,14 +394,17 @@ def _write(
 
 
 def _write_pdf(
-    store: AuditStore,
+    store: Store,
     sink: IO[bytes],
     spec: list[tuple[str, str, str | None]],
     where: Any,
     filters: dict[str, Any],
     stats: dict[str, Any],
 ) -> dict[str, Any]:
-    from auditlens.export.pdf import MAX_PDF_ROWS, render_pdf
+    from auditlens.export.pdf import (  # lazy: only PDFs need jinja2 and weasyprint
+        MAX_PDF_ROWS,
+        render_pdf,
+    )
 
     table = store.to_arrow(where, order="asc", limit=MAX_PDF_ROWS + 1, **filters)
     frame = pl.from_arrow(table)
@@ -437,9 +439,8 @@ def _tally(stats: dict[str, Any], batch: pl.DataFrame) -> None:
 
 
 def _record(
-    store: AuditStore, result: ExportResult, where: Any, filters: dict[str, Any], path: Path | None
+    store: Store, result: ExportResult, where: Any, filters: dict[str, Any], path: Path | None
 ) -> None:
-    from auditlens.review import record_review
 
     counts = dict(result.organizations)
     org_filter = filters.get("organization_id")

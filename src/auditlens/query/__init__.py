@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import auditlens.store  # noqa: F401 - first: store.store imports query.compile (import cycle)
 from auditlens.query.compile import compile_filter
 from auditlens.query.filters import FILTER_KEYWORDS, Clause, Filter, parse_duration, parse_when
 from auditlens.query.search import QUALIFIERS, parse_search

@@ -111,7 +111,7 @@ class Filter:
         text: str | Iterable[str] | None = None,
         now: datetime | None = None,
     ) -> Filter:
-        """Build a filter from keyword arguments (see ``AuditStore.query`` for their meaning)."""
+        """Build a filter from keyword arguments (see ``Store.query`` for their meaning)."""
         given = locals()  # the keyword arguments by name: FILTER_KEYWORDS (a test keeps them equal)
         clauses: list[Clause] = []
         lo = parse_when(start, field="start") if start is not None else None

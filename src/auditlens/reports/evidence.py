@@ -43,13 +43,21 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
+from sqlalchemy import func, select
 
+from auditlens import detect, plots
+from auditlens.chain.checkpoints import list_checkpoints
+from auditlens.chain.notes import parse_note
+from auditlens.context import org_profile, with_context
+from auditlens.responses import RESPONSE_WINDOW, match_responses
 from auditlens.schema import ACTIONS
+from auditlens.store.tables import retention_log
+from auditlens.troubleshoot import describe_change
 
 if TYPE_CHECKING:
     from auditlens.chain.verify import VerificationReport
     from auditlens.context import OrgProfile
-    from auditlens.store.store import AuditStore
+    from auditlens.store.store import Store
 
 __all__ = [
     "EVIDENCE",
@@ -171,7 +179,7 @@ def _empty_population() -> pl.DataFrame:
 class ReportInput:
     """One organization's entries for a period, and what is derived from them once."""
 
-    store: AuditStore
+    store: Store
     organization_id: str
     start: datetime
     end: datetime
@@ -184,21 +192,18 @@ class ReportInput:
     @cached_property
     def profile(self) -> OrgProfile:
         """The organization's stored context (name, time zone, hours, workdays), or defaults."""
-        from auditlens.context import org_profile
 
         return org_profile(self.store, self.organization_id)
 
     @cached_property
     def detector_config(self) -> dict[str, Any]:
         """The detectors' parameters: the stored context, overridden by :attr:`detectors`."""
-        from auditlens.context import with_context
 
         return with_context(self.store, self.detectors, "all", [self.organization_id])
 
     @cached_property
     def findings(self) -> pl.DataFrame:
         """Every detector's findings over the period (with the organization's context)."""
-        from auditlens import detect
 
         found: pl.DataFrame = detect.run_all(self.frame, self.detector_config)
         return found
@@ -244,7 +249,7 @@ class ReportInput:
     @cached_property
     def verification(self) -> VerificationReport:
         """The organization's chain verification (every stored entry, not only the period)."""
-        from auditlens.chain.verify import verify
+        from auditlens.chain.verify import verify  # lazy: only the integrity evidence verifies
 
         return verify(self.store, self.organization_id)
 
@@ -271,7 +276,7 @@ class ReportInput:
 
 
 def load_input(
-    store: AuditStore,
+    store: Store,
     organization_id: str,
     start: datetime,
     end: datetime,
@@ -373,8 +378,6 @@ def activity(inp: ReportInput) -> Evidence:
         },
     )
     if inp.charts and f.height:
-        from auditlens import plots
-
         ev.charts += [plots.activity_by_category(f), plots.top_actors(f)]
     return ev
 
@@ -427,8 +430,6 @@ def authentication(inp: ReportInput) -> Evidence:
         ),
     )
     if inp.charts and failed.height:
-        from auditlens import plots
-
         ev.charts.append(plots.failed_logins(failed))
     return ev
 
@@ -681,7 +682,6 @@ def _handled(inp: ReportInput, found: pl.DataFrame) -> pl.DataFrame:
     """Findings with their response among the period's entries (:mod:`auditlens.responses`):
     ``status``, ``handled_by``, ``disposition``, ``why``, and ``response`` (the disposition,
     null while open)."""
-    from auditlens.responses import match_responses
 
     out: pl.DataFrame = match_responses(found, inp.frame)
     return out.with_columns(pl.col("disposition").alias("response"))
@@ -694,7 +694,6 @@ def _handled(inp: ReportInput, found: pl.DataFrame) -> pl.DataFrame:
 )
 def findings(inp: ReportInput) -> Evidence:
     """Every detector finding, with the response recorded (or not) within seven days."""
-    from auditlens.responses import RESPONSE_WINDOW
 
     found = _handled(inp, inp.findings)
     high = pl.col("severity").is_in(["high", "critical"])
@@ -783,7 +782,6 @@ def change_management(inp: ReportInput) -> Evidence:
         .join(inp.frame.drop("timestamp"), on="audit_id", how="inner")
         .with_columns(pl.col("window_start").alias("timestamp"))
     )
-    from auditlens.troubleshoot import describe_change
 
     # what changed, as "path: old → new", for the rows the report shows (a per-row reading
     # of the JSON, so only for those rows)
@@ -840,8 +838,6 @@ def change_management(inp: ReportInput) -> Evidence:
 )
 def log_integrity(inp: ReportInput) -> Evidence:
     """The hash chain re-verified, and the latest signed checkpoint."""
-    from auditlens.chain.checkpoints import list_checkpoints
-    from auditlens.chain.notes import parse_note
 
     report = inp.verification
     problems = report.problems
@@ -911,10 +907,8 @@ def log_integrity(inp: ReportInput) -> Evidence:
 )
 def retention(inp: ReportInput) -> Evidence:
     """Whether the whole period is still held, live or in the verified archive."""
-    from sqlalchemy import func, select
 
-    from auditlens.retention import plan_of
-    from auditlens.store.tables import retention_log
+    from auditlens.retention import plan_of  # lazy: only the retention evidence needs it
 
     with inp.store.engine.connect() as conn:
         archived = conn.execute(

@@ -3,8 +3,10 @@
 The kernel is named explicitly (``python3``: the interpreter papermill runs in, with
 its ipykernel) and every cell has an execution timeout. The executed notebook is kept
 beside the outputs, so an auditor (or you, when a cell fails) can read exactly what
-ran. Store URLs are handed to the kernel through ``$AUDITLENS_URL``, never as a
-parameter, so a password never lands in the executed notebook.
+ran. Store URLs are handed to the kernel through ``$AUDITLENS_URL`` in the kernel's own
+environment (the caller's ``os.environ`` is not changed), never as a parameter, so a
+password never lands in the executed notebook. Parameters are read with papermill's
+``inspect_notebook``: the parameters cell is parsed, not executed.
 
 Example:
     >>> notebook_parameters("compliance_report")["framework"]
@@ -13,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import ast
 import os
 import warnings
 from pathlib import Path
@@ -28,17 +31,49 @@ TIMEOUT = 1800
 
 
 def notebook_parameters(name: str | Path) -> dict[str, Any]:
-    """The defaults of a notebook's ``parameters`` cell."""
-    import nbformat
+    """The defaults of a notebook's ``parameters`` cell, read by papermill's own
+    ``inspect_notebook`` (the cell is parsed, never executed).
 
+    Raises:
+        ConfigError: the notebook has no parameters cell, or a default is not a literal.
+    """
+    pm = _papermill()
     path = Path(name) if str(name).endswith(".ipynb") else notebook_path(str(name))
-    nb = nbformat.read(str(path), as_version=4)  # type: ignore[no-untyped-call]
-    for cell in nb.cells:
-        if "parameters" in cell.get("metadata", {}).get("tags", []):
-            scope: dict[str, Any] = {}
-            exec(cell.source, {}, scope)  # noqa: S102 - our own shipped notebook's literals
-            return {k: v for k, v in scope.items() if not k.startswith("_")}
-    raise ConfigError(f"{path} has no cell tagged 'parameters'")
+    found: dict[str, dict[str, Any]] = pm.inspect_notebook(str(path))
+    if not found:
+        raise ConfigError(f"{path} has no cell tagged 'parameters'")
+    out: dict[str, Any] = {}
+    for key, spec in found.items():
+        try:
+            out[key] = ast.literal_eval(spec["default"])
+        except (ValueError, SyntaxError):
+            raise ConfigError(
+                f"{path}: parameter {key} = {spec['default']} is not a literal value"
+            ) from None
+    return out
+
+
+def _papermill() -> Any:
+    try:
+        import papermill as pm  # lazy: the notebook stack only for `auditlens report`
+    except ImportError:
+        raise ConfigError(
+            "running notebooks needs papermill: pip install 'auditlens[notebooks]'"
+        ) from None
+    return pm
+
+
+def _kernel_manager(env: dict[str, str]) -> type:
+    """A kernel manager class whose kernels get ``env`` on top of this process's
+    environment — which itself stays untouched (other threads may be reading it)."""
+    from jupyter_client.manager import AsyncKernelManager  # lazy: the notebook stack only
+
+    class _EnvKernelManager(AsyncKernelManager):
+        async def _async_pre_start_kernel(self, **kw: Any) -> Any:
+            kw["env"] = {**kw.get("env", os.environ), **env}
+            return await super()._async_pre_start_kernel(**kw)
+
+    return _EnvKernelManager
 
 
 def run_notebook(
@@ -56,14 +91,10 @@ def run_notebook(
     Raises:
         NotebookError: a cell failed — with its number, the error and the executed notebook.
     """
-    try:
-        import papermill as pm
-        from nbclient.exceptions import DeadKernelError
-        from papermill.exceptions import PapermillExecutionError
-    except ImportError:
-        raise ConfigError(
-            "running notebooks needs papermill: pip install 'auditlens[notebooks]'"
-        ) from None
+    pm = _papermill()
+    from nbclient.exceptions import DeadKernelError  # lazy: the notebook stack only for reports
+    from papermill.exceptions import PapermillExecutionError  # lazy: as papermill
+
     source = Path(name) if str(name).endswith(".ipynb") else notebook_path(str(name))
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -73,9 +104,9 @@ def run_notebook(
         raise ConfigError(
             f"{source.name} has no parameter(s) {', '.join(unknown)}; it takes {', '.join(known)}"
         )
-    saved = os.environ.get("AUDITLENS_URL")
-    if store_url is not None:
-        os.environ["AUDITLENS_URL"] = store_url
+    engine: dict[str, Any] = {}
+    if store_url is not None:  # to the kernel only: this process's environment is left alone
+        engine["kernel_manager_class"] = _kernel_manager({"AUDITLENS_URL": store_url})
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # jupyter's own deprecation notices
@@ -90,6 +121,7 @@ def run_notebook(
                 log_output=False,
                 # the kernel is ours, on loopback, for one run: keep its startup notices quiet
                 extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                **engine,
             )
     except PapermillExecutionError as exc:
         raise NotebookError(
@@ -101,10 +133,4 @@ def run_notebook(
             f"{source.name}: the kernel died while running (out of memory?). "
             f"The executed notebook so far is {out}"
         ) from None
-    finally:
-        if store_url is not None:
-            if saved is None:
-                os.environ.pop("AUDITLENS_URL", None)
-            else:
-                os.environ["AUDITLENS_URL"] = saved
     return out

@@ -58,13 +58,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from auditlens.chain.notes import VerifierKey, load_verifier
 from auditlens.chain.zipped import member_digests, open_zip, write_zip
 from auditlens.errors import IngestError, StoreError
 
 if TYPE_CHECKING:
     from auditlens.chain.notes import VerifierKey
     from auditlens.reports.report import Report
-    from auditlens.store.store import AuditStore
+    from auditlens.store.store import Store
 
 __all__ = [
     "PACKAGE_FORMAT",
@@ -167,7 +168,9 @@ def _seal(body: dict[str, Any]) -> bytes:
 
 def _sources(report: Report | str | os.PathLike[str]) -> tuple[bytes, dict[str, Any], Path]:
     """report.json's bytes, its data and the directory its population files are in."""
-    from auditlens.reports.report import Report
+    from auditlens.reports.report import (
+        Report,
+    )  # lazy: verify_package runs without the report stack
 
     if isinstance(report, Report):
         data = report.to_json()
@@ -200,7 +203,7 @@ def _csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> bytes:
 
 
 def write_package(
-    store: AuditStore,
+    store: Store,
     report: Report | str | os.PathLike[str],
     path: str | os.PathLike[str],
     *,
@@ -222,10 +225,13 @@ def write_package(
     Raises:
         StoreError: an exception's audit_id and seq are not in the store.
     """
-    from auditlens.chain.bundle import export_bundle
-    from auditlens.chain.checkpoints import latest_checkpoint
-    from auditlens.chain.notes import VerifierKey, load_verifier
-    from auditlens.reports.report import Report
+    from auditlens.chain.bundle import export_bundle  # lazy: verify_package runs without a store
+    from auditlens.chain.checkpoints import (
+        latest_checkpoint,
+    )  # lazy: verify_package runs without a store
+    from auditlens.reports.report import (
+        Report,
+    )  # lazy: verify_package runs without the report stack
 
     text, data, base = _sources(report)
     org = str(data["organization_id"])
@@ -334,7 +340,10 @@ def verify_package(
     Raises:
         IngestError: ``path`` is not a readable zip.
     """
-    from auditlens.chain.bundle import BundleReport, verify_bundle
+    from auditlens.chain.bundle import (  # lazy: verify_package runs without a store
+        BundleReport,
+        verify_bundle,
+    )
 
     report = PackageReport()
     add = report.problems.append

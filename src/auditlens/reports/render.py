@@ -40,6 +40,9 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
+from auditlens import __version__
+from auditlens.export.pdf import write_pdf
+from auditlens.reports.report import STATUS_LABELS
 from auditlens.resources import templates_dir
 
 if TYPE_CHECKING:
@@ -147,7 +150,7 @@ def chart_svgs(figures: list[Any]) -> tuple[list[str | None], str | None]:
     if not figures:
         return [], None
     try:
-        import kaleido
+        import kaleido  # lazy: kaleido only when a chart is rendered
     except ImportError:
         return [None] * len(figures), "Charts are missing: kaleido is not installed."
     out: list[str | None] = []
@@ -197,7 +200,7 @@ def _key_figures(r: Report) -> list[tuple[str, str]]:
 
 def _exception_rows(frame: Any) -> list[list[str]]:
     """The first :data:`MAX_EXCEPTIONS` exceptions as text cells."""
-    import polars as pl
+    import polars as pl  # lazy: polars costs ~0.2 s at start-up; only this path needs it
 
     shown = frame.head(MAX_EXCEPTIONS).select(
         "audit_id",
@@ -225,8 +228,6 @@ def _detector_rows(config: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _context(r: Report, charts: dict[str, Any], note: str | None) -> dict[str, Any]:
     """What the template needs; ``charts`` maps the keys of :func:`_figures` to markup."""
-    from auditlens import __version__
-    from auditlens.reports.report import STATUS_LABELS
 
     first_use: dict[str, tuple[str, int]] = {}
     for res in r.requirements:
@@ -316,6 +317,5 @@ def render_html(r: Report, *, interactive: bool = True) -> str:
 
 def render_pdf(r: Report) -> bytes:
     """The paged PDF: cover, contents with page numbers, summary, requirements, appendix."""
-    from auditlens.export.pdf import write_pdf
 
     return write_pdf(render_html(r, interactive=False))

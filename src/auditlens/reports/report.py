@@ -31,18 +31,34 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import polars as pl
+from sqlalchemy import func, select
+
+from auditlens import __version__, plots
+from auditlens.chain.checkpoints import list_checkpoints, recorded_keys
+from auditlens.chain.notes import VerifierKey, load_verifier, parse_note
+from auditlens.config import redact_url
+from auditlens.context import describe
 from auditlens.errors import FilterError
+from auditlens.progress import progress_bar
+from auditlens.query.filters import parse_when
 from auditlens.reports.evidence import (
+    EVIDENCE,
     EXCEPTION_COLUMNS,
     Evidence,
     ReportInput,
     compute,
     load_input,
+    privileged_frame,
 )
 from auditlens.reports.frameworks import Check, Framework, Requirement, load_framework
+from auditlens.review import record_review
+from auditlens.store.tables import entries
 
 if TYPE_CHECKING:
-    from auditlens.store.store import AuditStore
+    import pandas as pd
+
+    from auditlens.store.store import Store
 
 __all__ = [
     "STATUSES",
@@ -139,9 +155,9 @@ class Report:
                 return r.status
         raise KeyError(requirement_id)
 
-    def table(self) -> Any:
+    def table(self) -> pd.DataFrame:
         """The executive summary as a pandas DataFrame: requirement, title, type, status, why."""
-        import pandas as pd
+        import pandas as pd  # lazy: pandas only for pandas output
 
         return pd.DataFrame(
             [
@@ -267,7 +283,9 @@ class Report:
 
     def to_html(self, path: str | Path | None = None, *, interactive: bool = True) -> str:
         """The report as one self-contained HTML page (plotly.js inlined; works offline)."""
-        from auditlens.reports.render import render_html
+        from auditlens.reports.render import (
+            render_html,
+        )  # lazy: jinja2/weasyprint only when rendering
 
         html = render_html(self, interactive=interactive)
         if path is not None:
@@ -277,7 +295,9 @@ class Report:
 
     def to_pdf(self, path: str | Path) -> Path:
         """The paged PDF report (weasyprint; charts as SVG through kaleido)."""
-        from auditlens.reports.render import render_pdf
+        from auditlens.reports.render import (
+            render_pdf,
+        )  # lazy: jinja2/weasyprint only when rendering
 
         out = Path(path)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -292,10 +312,6 @@ def _title(fig: Any) -> str:
 
 def _overview_figures(inp: ReportInput) -> list[Any]:
     """See :meth:`Report.overview_figures`."""
-    import polars as pl
-
-    from auditlens import plots
-    from auditlens.reports.evidence import privileged_frame
 
     tz = inp.profile.timezone
     return [
@@ -322,7 +338,6 @@ def _overview_figures(inp: ReportInput) -> list[Any]:
 def _rows_json(frame: Any) -> list[dict[str, Any]]:
     if frame is None or frame.height == 0:
         return []
-    import polars as pl
 
     rows: list[dict[str, Any]] = frame.with_columns(
         pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
@@ -362,21 +377,16 @@ def _iso(dt: datetime) -> str:
 
 
 def period(
-    store: AuditStore, organization_id: str, start: Any = None, end: Any = None
+    store: Store, organization_id: str, start: Any = None, end: Any = None
 ) -> tuple[datetime, datetime]:
     """``[start, end)`` as UTC datetimes; a date-only ``end`` includes that whole day.
 
     Without ``start``/``end``, the organization's first/last entry bounds the period.
     """
-    from auditlens.query.filters import parse_when
 
     lo = parse_when(start, field="start") if start is not None else None
     hi = parse_when(end, end_of_day=True, field="end") + 1 if end is not None else None
     if lo is None or hi is None:
-        from sqlalchemy import func, select
-
-        from auditlens.store.tables import entries
-
         c = entries.c
         with store.engine.connect() as conn:  # one organization's bounds, from the index
             first, last = conn.execute(
@@ -395,7 +405,7 @@ def period(
 
 
 def _input(
-    store: AuditStore,
+    store: Store,
     organization_id: str | None,
     start: Any,
     end: Any,
@@ -415,13 +425,12 @@ def _input(
 def _compute_all(inp: ReportInput, names: list[str], progress: bool) -> dict[str, Evidence]:
     if not progress:
         return {name: compute(inp, name) for name in names}
-    from tqdm.auto import tqdm
-
     out: dict[str, Evidence] = {}
-    with tqdm(names, desc="evidence", unit="item") as bar:
-        for name in bar:
-            bar.set_postfix_str(name)
+    with progress_bar(len(names), "evidence", show=True) as bar:
+        for name in names:
+            bar.describe(name)
             out[name] = compute(inp, name)
+            bar.advance()
     return out
 
 
@@ -432,7 +441,6 @@ def _sentence(metric: str, value: Any) -> str:
 
 def _exceptions(ev: Evidence, held: list[Any]) -> Any:
     """The entries behind the rules that held, once each, in seq order."""
-    import polars as pl
 
     parts = []
     for cond in held:
@@ -521,7 +529,6 @@ def _requirement_status(kind: str, checks: tuple[CheckResult, ...]) -> str:
 
 def _org_name(inp: ReportInput) -> str:
     """The organization's name as its own entries give it (resource type organization)."""
-    import polars as pl
 
     names = inp.frame.filter(
         (pl.col("resource_type") == "organization") & pl.col("resource_name").is_not_null()
@@ -533,7 +540,6 @@ def completeness(inp: ReportInput, gap_hours: float = GAP_HOURS) -> dict[str, An
     """Days (UTC) without entries and stretches longer than ``gap_hours`` without entries,
     up to the end of the period or now, whichever is earlier. Missing entries are a warning
     sign: an ingest that stopped, or entries removed before they were chained."""
-    import polars as pl
 
     stop = min(inp.end, inp.extracted_at)
     ts = inp.frame["timestamp"].sort()
@@ -565,8 +571,6 @@ def completeness(inp: ReportInput, gap_hours: float = GAP_HOURS) -> dict[str, An
 def integrity_statement(inp: ReportInput, keys: list[Any] | None = None) -> dict[str, Any]:
     """Checkpoints signed in the period, every verifying key (fingerprint, where it came
     from) and how many of the organization's entries no checkpoint covers yet."""
-    from auditlens.chain.checkpoints import list_checkpoints, recorded_keys
-    from auditlens.chain.notes import VerifierKey, load_verifier, parse_note
 
     given = [k if isinstance(k, VerifierKey) else load_verifier(k) for k in keys or []]
     known: dict[str, tuple[VerifierKey, str]] = {}
@@ -621,7 +625,7 @@ def integrity_statement(inp: ReportInput, keys: list[Any] | None = None) -> dict
 
 
 def build_report(
-    store: AuditStore,
+    store: Store,
     framework: str | Path | Framework,
     organization_id: str | None = None,
     start: Any = None,
@@ -655,9 +659,6 @@ def build_report(
     Raises:
         FilterError: the period ends after now (without ``allow_open_period``).
     """
-    from auditlens import __version__
-    from auditlens.config import redact_url
-    from auditlens.context import describe
 
     fw = framework if isinstance(framework, Framework) else load_framework(framework)
     inp = _input(store, organization_id, start, end, charts, detectors)
@@ -726,8 +727,6 @@ def build_report(
         integrity_statement(inp, keys),
     )
     if record:
-        from auditlens.review import record_review
-
         record_review(
             store,
             "audit_log.exported",
@@ -744,7 +743,7 @@ def build_report(
 
 
 def collect_evidence(
-    store: AuditStore,
+    store: Store,
     organization_id: str | None = None,
     start: Any = None,
     end: Any = None,
@@ -766,7 +765,6 @@ def collect_evidence(
         >>> ev["authentication"].metrics["logins"]
         1
     """
-    from auditlens.reports.evidence import EVIDENCE
 
     inp = _input(store, organization_id, start, end, charts)
     unknown = [n for n in names or [] if n not in EVIDENCE]

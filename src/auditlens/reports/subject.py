@@ -35,9 +35,12 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from auditlens.errors import FilterError
+from auditlens.export.writers import export as export_entries
+from auditlens.review import record_review
+from auditlens.troubleshoot import describe_change, organization_names
 
 if TYPE_CHECKING:
-    from auditlens.store.store import AuditStore
+    from auditlens.store.store import Store
 
 __all__ = ["SubjectAccess", "subject_access"]
 
@@ -128,7 +131,7 @@ class SubjectAccess:
             >>> sa.render_pdf()[:5]
             b'%PDF-'
         """
-        from auditlens.export.pdf import render_pdf
+        from auditlens.export.pdf import render_pdf  # lazy: only PDFs need jinja2 and weasyprint
 
         entries = self.entries
         rows = [
@@ -196,7 +199,7 @@ class SubjectAccess:
         return org if name == org else f"{name} ({org})"
 
     def export(
-        self, store: AuditStore, path: str | Path, *, format: str = "json", record: bool = True
+        self, store: Store, path: str | Path, *, format: str = "json", record: bool = True
     ) -> Path:
         """Every entry about the subject (as actor or resource) in one file — the copy
         Art. 15(3) entitles them to (``format``: ``json``, ``jsonl``, ``csv``, ``parquet``,
@@ -210,13 +213,11 @@ class SubjectAccess:
         if ids.len() == 0:
             out.write_text("[]\n" if format == "json" else "", encoding="utf-8")
             return out
-        store.export(out, format=format, audit_id=ids.sort().to_list(), record=record)
+        export_entries(store, out, format=format, audit_id=ids.sort().to_list(), record=record)
         return out
 
-    def _export_pdf(self, store: AuditStore, out: Path, record: bool) -> Path:
+    def _export_pdf(self, store: Store, out: Path, record: bool) -> Path:
         import hashlib
-
-        from auditlens.review import record_review
 
         pdf = self.render_pdf()
         out.write_bytes(pdf)
@@ -256,7 +257,6 @@ def _flat(value: Any, prefix: str = "") -> list[str]:
 
 def _details_text(details: str | None) -> str:
     """``details`` as ``path: value; …`` (before/after as ``path: old → new``)."""
-    from auditlens.troubleshoot import describe_change
 
     change = describe_change(details)
     if change:
@@ -290,7 +290,7 @@ def _review_text(details: str | None) -> str:
 
 
 def subject_access(
-    store: AuditStore, subject: str, *, organization_id: str | None = None
+    store: Store, subject: str, *, organization_id: str | None = None
 ) -> SubjectAccess:
     """Everything the trail holds about ``subject`` (an email or user id)."""
     subject = subject.strip()
@@ -319,7 +319,6 @@ def subject_access(
     lowered = pl.col("details").fill_null("").str.to_lowercase()
     targeted = pl.any_horizontal([lowered.str.contains(i, literal=True) for i in sorted(ids)])
     accesses = reviews.with_columns(targeted.alias("targeted"))
-    from auditlens.troubleshoot import organization_names
 
     names = organization_names(store, orgs)
     return SubjectAccess(subject, as_actor, as_subject, accesses, extracted, names)

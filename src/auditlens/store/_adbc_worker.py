@@ -27,9 +27,9 @@ def main() -> None:
     # the parent decides when this helper ends, by closing its stdin.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # the low-level driver API: adbc_driver_manager.dbapi would import pandas (~1.5 s)
-    import adbc_driver_manager as adbc
-    import adbc_driver_sqlite
-    import pyarrow as pa
+    import adbc_driver_manager as adbc  # lazy: only in the helper process
+    import adbc_driver_sqlite  # lazy: only the driver of the store's backend is loaded
+    import pyarrow as pa  # lazy: only in the helper process
 
     open_files: dict[str, tuple[object, object]] = {}
     out = open(sys.stdout.fileno(), "wb", buffering=1 << 20, closefd=False)

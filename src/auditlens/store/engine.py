@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine, ExceptionContext, make_url
 
 from auditlens.errors import ConfigError, StoreError
+from auditlens.store.roles import scoped_url
 from auditlens.store.tables import details_search_text, search_fold
 
 __all__ = ["APPEND_LOCK_KEY", "ORG_ENV", "WRITE_OPTION", "libpq_uri", "make_engine", "sqlite_path"]
@@ -73,14 +74,12 @@ def make_engine(url: str) -> Engine:
         raise ConfigError(f"malformed store URL: {exc}") from None
     org = os.environ.get(ORG_ENV) or None
     if org is not None:  # row-level security scope (auditlens.store.roles); SQLite: ConfigError
-        from auditlens.store.roles import scoped_url
-
         parsed = make_url(scoped_url(parsed, org))
     if parsed.get_backend_name() == "sqlite":
         return _connect_errors_as_store_errors(_sqlite_engine(parsed))
     if parsed.get_backend_name() == "postgresql":
         try:
-            import psycopg  # noqa: F401
+            import psycopg  # noqa: F401  # lazy: psycopg only for PostgreSQL stores
         except ImportError:
             raise ConfigError(
                 "PostgreSQL needs the psycopg driver: pip install 'auditlens[postgres]'"

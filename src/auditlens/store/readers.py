@@ -63,11 +63,11 @@ class ArrowReader:
                 if path is None:
                     self._adbc_ok = False
                     return None
-                import adbc_driver_sqlite  # noqa: F401 - fail here, not in the worker
+                import adbc_driver_sqlite  # noqa: F401 - fail here, not in the worker  # lazy: SQLite stores only
 
                 self._conn = _SqliteWorker(path)
             else:
-                import adbc_driver_postgresql.dbapi as adbc_pg
+                import adbc_driver_postgresql.dbapi as adbc_pg  # lazy: PostgreSQL stores only
 
                 self._conn = adbc_pg.connect(libpq_uri(make_url(url)), autocommit=True)
         except ImportError:
@@ -85,11 +85,15 @@ class ArrowReader:
     # -- compilation -------------------------------------------------------
     def _compile(self, stmt: Select[Any]) -> tuple[str, list[Any]]:
         if self._dialect == "sqlite":
-            from sqlalchemy.dialects import sqlite
+            from sqlalchemy.dialects import (
+                sqlite,
+            )  # lazy: only the dialect of the store's backend is loaded
 
             dialect: Any = sqlite.dialect(paramstyle="qmark")
         else:
-            from sqlalchemy.dialects.postgresql import psycopg
+            from sqlalchemy.dialects.postgresql import (
+                psycopg,
+            )  # lazy: only the dialect of the store's backend is loaded
 
             dialect = psycopg.dialect(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
         compiled = stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})

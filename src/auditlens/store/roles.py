@@ -43,7 +43,7 @@ from auditlens.errors import ConfigError
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from auditlens.store.store import AuditStore
+    from auditlens.store.store import Store
 
 __all__ = [
     "APPEND_READ_TABLES",
@@ -146,7 +146,7 @@ def scoped_url(url: str | URL, organization_id: str) -> str:
     return parsed.update_query_dict({"options": options}).render_as_string(hide_password=False)
 
 
-def create_roles(store: AuditStore, prefix: str = "auditlens") -> StoreRoles:
+def create_roles(store: Store, prefix: str = "auditlens") -> StoreRoles:
     """Create the reader/appender/admin group roles and row-level security for ``store``.
 
     Idempotent: running it again (e.g. after an upgrade added tables) brings the grants and

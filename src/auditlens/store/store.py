@@ -1,4 +1,8 @@
-"""``AuditStore``: the append-only, hash-chained store of audit entries.
+"""``Store``: the append-only, hash-chained store of audit entries (the storage layer).
+
+This module imports no feature (detectors, exports, checkpoints, context…): the features
+build on :class:`Store`, and :class:`auditlens.facade.AuditStore` (what
+:func:`auditlens.open_store` returns) adds their convenience methods on top.
 
 Example:
     >>> import auditlens as al
@@ -19,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Self, Unpack, overload
 
 import orjson
 import pyarrow as pa
@@ -27,7 +31,6 @@ from sqlalchemy import Select, and_, func, inspect, or_, select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
-from auditlens import context as _context
 from auditlens.chain.canonical import (
     CONTENT_FIELDS,
     GENESIS_HASH,
@@ -48,11 +51,18 @@ from auditlens.fields import FIELDS, Role
 from auditlens.frames import FRAME_SCHEMA, batches_to_backend
 from auditlens.query.compile import compile_filter
 from auditlens.query.filters import Filter, parse_duration, parse_when
+from auditlens.query.keywords import FilterKeywords
 from auditlens.query.search import parse_search
-from auditlens.schema import DEFAULT_MAX_DETAILS_BYTES, normalize_entries, row_to_entry
+from auditlens.schema import (
+    DEFAULT_MAX_DETAILS_BYTES,
+    format_timestamp,
+    normalize_entries,
+    row_to_entry,
+)
 from auditlens.store.engine import APPEND_LOCK_KEY, WRITE_OPTION, make_engine
 from auditlens.store.migrate import version_problem
 from auditlens.store.readers import ArrowReader
+from auditlens.store.roles import scoped_url
 from auditlens.store.tables import (
     SCHEMA_VERSION,
     SEARCH_FILL_SQL,
@@ -65,7 +75,7 @@ from auditlens.store.tables import (
     sqlite_ddl,
 )
 
-__all__ = ["AppendedEntry", "AuditStore", "Page", "Stats", "open_store"]
+__all__ = ["AppendedEntry", "Page", "Stats", "Store", "Where"]
 
 _C = entries.c
 # an entry's identity: the fields it was given (derived ones follow from them)
@@ -79,6 +89,12 @@ _INSERT_COLUMNS = tuple(f.column for f in FIELDS)
 _COLUMNAR_MIN = 256  # below this many rows, per-row hashing is cheaper than building a frame
 _FTS_FILL = text(SEARCH_FILL_SQL)  # SQLite text search: index the batch with ids >= :first
 
+if TYPE_CHECKING:
+    import pandas as pd
+    import polars as pl
+
+#: which entries: a search string, a :class:`~auditlens.query.Filter`, a mapping of keyword
+#: filters, or None for all.
 Where = Filter | Mapping[str, Any] | str | None
 
 
@@ -120,36 +136,13 @@ class Stats:
     last: str | None = None
 
 
-def open_store(
-    url: str | None = None,
-    *,
-    strict_actions: bool = False,
-    max_details_bytes: int = DEFAULT_MAX_DETAILS_BYTES,
-) -> AuditStore:
-    """Open (and on first use create) an audit store.
-
-    Args:
-        url: SQLAlchemy URL or SQLite file path; default ``$AUDITLENS_URL``, else
-            ``sqlite:///auditlens.db``. PostgreSQL: ``postgresql+psycopg://user@host/db``.
-        strict_actions: refuse actions outside the catalogue.
-        max_details_bytes: largest accepted ``details`` object, as compact JSON.
-
-    Raises:
-        StoreVersionError: the database holds a store of another schema version.
-        ConfigError: the URL is malformed or names an unsupported database.
-    """
-    return AuditStore(
-        make_engine(resolve_url(url)),
-        strict_actions=strict_actions,
-        max_details_bytes=max_details_bytes,
-    )
-
-
-class AuditStore:
+class Store:
     """An append-only store of audit entries with a per-organization hash chain.
 
-    Use :func:`open_store` to get one. Every read method takes the same filters
-    (see :meth:`query`), or a search string, or a :class:`~auditlens.query.Filter`.
+    Use :func:`auditlens.open_store` (the :class:`~auditlens.facade.AuditStore` subclass,
+    with ``detect``/``export``/``checkpoint``…) or :meth:`Store.open`. Every read method
+    takes the same filters (see :meth:`query`), or a search string, or a
+    :class:`~auditlens.query.Filter`.
     """
 
     def __init__(
@@ -179,9 +172,41 @@ class AuditStore:
             raise
 
     def __repr__(self) -> str:
-        return f"AuditStore({redact_url(self.engine.url.render_as_string(hide_password=False))!r})"
+        url = redact_url(self.engine.url.render_as_string(hide_password=False))
+        return f"{type(self).__name__}({url!r})"
 
-    def __enter__(self) -> AuditStore:
+    @classmethod
+    def open(
+        cls,
+        url: str | None = None,
+        *,
+        strict_actions: bool = False,
+        max_details_bytes: int = DEFAULT_MAX_DETAILS_BYTES,
+    ) -> Self:
+        """Open (and on first use create) an audit store.
+
+        Args:
+            url: SQLAlchemy URL or SQLite file path; default ``$AUDITLENS_URL``, else
+                ``sqlite:///auditlens.db``. PostgreSQL: ``postgresql+psycopg://user@host/db``.
+            strict_actions: refuse actions outside the catalogue.
+            max_details_bytes: largest accepted ``details`` object, as compact JSON.
+
+        Raises:
+            StoreVersionError: the database holds a store of another schema version.
+            ConfigError: the URL is malformed or names an unsupported database.
+
+        Example:
+            >>> with Store.open("sqlite://") as store:
+            ...     store.count()
+            0
+        """
+        return cls(
+            make_engine(resolve_url(url)),
+            strict_actions=strict_actions,
+            max_details_bytes=max_details_bytes,
+        )
+
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -192,17 +217,16 @@ class AuditStore:
         self._reader.close()
         self.engine.dispose()
 
-    def scoped(self, organization_id: str) -> AuditStore:
+    def scoped(self, organization_id: str) -> Self:
         """A new store on the same database whose sessions are scoped to one organization.
 
         PostgreSQL only: with the roles of :func:`auditlens.store.roles.create_roles`, row-level
         security then shows and accepts only that organization's entries, raw SQL included.
         Close it when done. Raises :class:`ConfigError` on SQLite.
         """
-        from auditlens.store.roles import scoped_url
 
         url = scoped_url(self.engine.url, organization_id)
-        return AuditStore(
+        return type(self)(
             make_engine(url),
             strict_actions=self.strict_actions,
             max_details_bytes=self.max_details_bytes,
@@ -393,7 +417,7 @@ class AuditStore:
             org = row["organization_id"]
             seqs[org] = row["seq"] = seqs.get(org, 0) + 1
         if len(fresh) >= _COLUMNAR_MIN:
-            import polars as pl
+            import polars as pl  # lazy: polars costs ~0.2 s at start-up; only this path needs it
 
             frame = pl.DataFrame(
                 {f: [r[f] for r in fresh] for f in CONTENT_FIELDS},
@@ -490,19 +514,64 @@ class AuditStore:
         *,
         limit: int | None = None,
         order: Order = "desc",
-        **filters: Any,
+        **filters: Unpack[FilterKeywords],
     ) -> pa.Table:
         """Matching entries as an Arrow table with the :data:`~auditlens.frames.COLUMNS` layout."""
         flt = self._filter(where, filters)
         return self._reader.read(self._select(_FRAME_COLUMNS, flt, order, limit))
 
     def batches(
-        self, where: Where = None, *, order: Order = "asc", batch_size: int = 65_536, **filters: Any
+        self,
+        where: Where = None,
+        *,
+        order: Order = "asc",
+        batch_size: int = 65_536,
+        **filters: Unpack[FilterKeywords],
     ) -> Iterator[pa.RecordBatch]:
         """Matching entries as Arrow record batches, for exports of any size in constant memory."""
         flt = self._filter(where, filters)
         return self._reader.batches(self._select(_FRAME_COLUMNS, flt, order, None), batch_size)
 
+    @overload
+    def query(
+        self,
+        where: Where = ...,
+        *,
+        backend: Literal["pandas"] = ...,
+        limit: int | None = ...,
+        order: Order = ...,
+        **filters: Unpack[FilterKeywords],
+    ) -> pd.DataFrame: ...
+    @overload
+    def query(
+        self,
+        where: Where = ...,
+        *,
+        backend: Literal["polars"],
+        limit: int | None = ...,
+        order: Order = ...,
+        **filters: Unpack[FilterKeywords],
+    ) -> pl.DataFrame: ...
+    @overload
+    def query(
+        self,
+        where: Where = ...,
+        *,
+        backend: Literal["arrow"],
+        limit: int | None = ...,
+        order: Order = ...,
+        **filters: Unpack[FilterKeywords],
+    ) -> pa.Table: ...
+    @overload
+    def query(
+        self,
+        where: Where = ...,
+        *,
+        backend: str,
+        limit: int | None = ...,
+        order: Order = ...,
+        **filters: Unpack[FilterKeywords],
+    ) -> pd.DataFrame | pl.DataFrame | pa.Table: ...
     def query(
         self,
         where: Where = None,
@@ -510,8 +579,8 @@ class AuditStore:
         backend: str = "pandas",
         limit: int | None = None,
         order: Order = "desc",
-        **filters: Any,
-    ) -> Any:
+        **filters: Unpack[FilterKeywords],
+    ) -> pd.DataFrame | pl.DataFrame | pa.Table:
         """Matching entries as a dataframe (pandas by default, or polars/arrow).
 
         Filters (all optional, combinable, evaluated by the database):
@@ -537,6 +606,46 @@ class AuditStore:
         stmt = self._select(_FRAME_COLUMNS, flt, order, limit)
         return batches_to_backend(self._reader.batches(stmt), backend)
 
+    @overload
+    def search(
+        self,
+        query: str,
+        *,
+        backend: Literal["pandas"] = ...,
+        limit: int | None = ...,
+        order: Order = ...,
+        **filters: Unpack[FilterKeywords],
+    ) -> pd.DataFrame: ...
+    @overload
+    def search(
+        self,
+        query: str,
+        *,
+        backend: Literal["polars"],
+        limit: int | None = ...,
+        order: Order = ...,
+        **filters: Unpack[FilterKeywords],
+    ) -> pl.DataFrame: ...
+    @overload
+    def search(
+        self,
+        query: str,
+        *,
+        backend: Literal["arrow"],
+        limit: int | None = ...,
+        order: Order = ...,
+        **filters: Unpack[FilterKeywords],
+    ) -> pa.Table: ...
+    @overload
+    def search(
+        self,
+        query: str,
+        *,
+        backend: str,
+        limit: int | None = ...,
+        order: Order = ...,
+        **filters: Unpack[FilterKeywords],
+    ) -> pd.DataFrame | pl.DataFrame | pa.Table: ...
     def search(
         self,
         query: str,
@@ -544,8 +653,8 @@ class AuditStore:
         backend: str = "pandas",
         limit: int | None = None,
         order: Order = "desc",
-        **filters: Any,
-    ) -> Any:
+        **filters: Unpack[FilterKeywords],
+    ) -> pd.DataFrame | pl.DataFrame | pa.Table:
         """Entries matching a search-bar query (see :mod:`auditlens.query.search`).
 
         Example:
@@ -555,7 +664,7 @@ class AuditStore:
         """
         return self.query(parse_search(query), backend=backend, limit=limit, order=order, **filters)
 
-    def count(self, where: Where = None, **filters: Any) -> int:
+    def count(self, where: Where = None, **filters: Unpack[FilterKeywords]) -> int:
         """Number of matching entries (counted by the database)."""
         flt = self._filter(where, filters)
         stmt = select(func.count()).select_from(entries).where(compile_filter(flt, self.dialect))
@@ -578,7 +687,7 @@ class AuditStore:
         *,
         limit: int | None = None,
         order: Order = "desc",
-        **filters: Any,
+        **filters: Unpack[FilterKeywords],
     ) -> list[dict[str, Any]]:
         """Matching entries as a list of dicts in the JSON shape (with chain fields)."""
         flt = self._filter(where, filters)
@@ -593,7 +702,7 @@ class AuditStore:
         limit: int = 100,
         cursor: str | None = None,
         order: Order = "desc",
-        **filters: Any,
+        **filters: Unpack[FilterKeywords],
     ) -> Page:
         """One page of matching entries and the cursor of the next (keyset pagination).
 
@@ -618,7 +727,7 @@ class AuditStore:
         nxt = _encode_cursor(rows[-1]["ts"], rows[-1]["id"]) if more and rows else None
         return Page([row_to_entry(r, chain=True) for r in rows], nxt)
 
-    def stats(self, where: Where = None, **filters: Any) -> Stats:
+    def stats(self, where: Where = None, **filters: Unpack[FilterKeywords]) -> Stats:
         """Counts of matching entries by category, result and UTC day."""
         flt = self._filter(where, filters)
         cond = compile_filter(flt, self.dialect)
@@ -638,7 +747,6 @@ class AuditStore:
                 ((datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=int(d))).date().isoformat(), n)
                 for d, n in grouped(day)
             ]
-        from auditlens.schema import format_timestamp
 
         return Stats(
             int(total),
@@ -670,140 +778,6 @@ class AuditStore:
                 for o, n, s, a, b in conn.execute(stmt)
             ]
 
-    # -- detection -----------------------------------------------------------------
-    def detect(
-        self,
-        name_or_all: str = "all",
-        where: Where = None,
-        *,
-        config: Mapping[str, Any] | None = None,
-        context: bool = True,
-        backend: str = "polars",
-        **filters: Any,
-    ) -> Any:
-        """Run one detector (``config`` = its parameters) or all of them on matching entries.
-
-        With ``context`` (the default) the organizations' stored context (time zones,
-        business hours, workdays, people: :mod:`auditlens.context`) sets the parameters
-        first; ``config`` overrides it.
-        """
-        from auditlens import detect
-
-        df = self.query(where, backend=backend, order="asc", **filters)
-        if context:
-            config = _context.with_context(self, config, name_or_all)
-        if name_or_all == "all":
-            return detect.run_all(df, config)
-        return detect.run(name_or_all, df, **dict(config or {}))
-
-    # -- organization context (kept as audit entries: auditlens.context) ---------------
-    def set_org_profile(
-        self,
-        organization_id: str,
-        *,
-        name: str | None = None,
-        timezone: str | None = None,
-        hours: str | None = None,
-        workdays: str | Iterable[str] | None = None,
-        by: str | None = None,
-    ) -> _context.OrgProfile:
-        """Set an organization's name, time zone, business hours or workdays.
-
-        Recorded as an ``organization.profile_changed`` entry; see
-        :func:`auditlens.context.set_org_profile`.
-        """
-        return _context.set_org_profile(
-            self,
-            organization_id,
-            name=name,
-            timezone=timezone,
-            hours=hours,
-            workdays=workdays,
-            by=by,
-        )
-
-    def org_profile(self, organization_id: str) -> _context.OrgProfile:
-        """An organization's current context (defaults when never set)."""
-        return _context.org_profile(self, organization_id)
-
-    def set_people(
-        self,
-        organization_id: str,
-        rows: Iterable[Mapping[str, Any]],
-        *,
-        replace_all: bool = True,
-        by: str | None = None,
-    ) -> _context.PeopleChange:
-        """Set an organization's people (email, timezone, name, role, manager)."""
-        return _context.set_people(self, organization_id, rows, replace_all=replace_all, by=by)
-
-    def people(self, organization_id: str) -> list[_context.Person]:
-        """An organization's people, sorted by email."""
-        return _context.people(self, organization_id)
-
-    # -- output ----------------------------------------------------------------------
-    def export(
-        self,
-        out: Any,
-        *,
-        format: str = "csv",
-        fields: Any = None,
-        query: Where = None,
-        **options: Any,
-    ) -> Any:
-        """Export matching entries to a file, ``"-"`` or a binary stream.
-
-        ``query`` is a search string or :class:`~auditlens.query.Filter`; keyword filters
-        and the options of :func:`auditlens.export.export` (``gzip``, ``record``,
-        ``manifest``) pass through. Returns an :class:`~auditlens.export.ExportResult`.
-
-        Example:
-            >>> import auditlens as al, io
-            >>> buf = io.BytesIO()
-            >>> al.open_store("sqlite://").export(buf, format="csv", fields="action,result").rows
-            0
-            >>> buf.getvalue()
-            b'action,result\\n'
-        """
-        from auditlens.export.writers import export
-
-        return export(self, out, format=format, fields=fields, where=query, **options)
-
-    # -- tamper evidence -----------------------------------------------------------
-    def checkpoint(
-        self, organization_id: str, signing_key: Any, *, origin: str | None = None
-    ) -> Any:
-        """Sign and record the organization's current Merkle tree head.
-
-        Returns a :class:`~auditlens.chain.checkpoints.CheckpointRecord` whose ``note``
-        is a C2SP signed checkpoint. Meant to run from cron (``auditlens checkpoint``).
-        """
-        from auditlens.chain.checkpoints import create_checkpoint
-
-        return create_checkpoint(self, organization_id, signing_key, origin=origin)
-
-    def inclusion_proof(self, audit_id: str, checkpoint: Any = None) -> Any:
-        """Proof that an entry is in its organization's tree at a checkpoint (default: latest)."""
-        from auditlens.chain.checkpoints import make_inclusion_proof
-
-        return make_inclusion_proof(self, audit_id, checkpoint)
-
-    def consistency_proof(
-        self, old_checkpoint: Any, new_checkpoint: Any = None, *, organization_id: str | None = None
-    ) -> Any:
-        """Proof that an older checkpoint's tree is a prefix of a newer one (default: now)."""
-        from auditlens.chain.checkpoints import CheckpointRecord, make_consistency_proof
-        from auditlens.chain.notes import parse_checkpoint, parse_note
-
-        org = organization_id
-        if org is None and isinstance(old_checkpoint, CheckpointRecord):
-            org = old_checkpoint.organization_id
-        if org is None and isinstance(old_checkpoint, str):
-            org = parse_checkpoint(parse_note(old_checkpoint).body).origin.rsplit("/", 1)[-1]
-        if org is None:
-            raise FilterError("pass organization_id with a tree size")
-        return make_consistency_proof(self, org, old_checkpoint, new_checkpoint)
-
     # -- streaming -------------------------------------------------------------
     def _max_id(self, conn: Connection | None = None) -> int:
         stmt = select(func.coalesce(func.max(_C.id), 0))
@@ -821,7 +795,7 @@ class AuditStore:
         stop: threading.Event | Callable[[], bool] | None = None,
         max_events: int | None = None,
         batch_size: int = 1000,
-        **filters: Any,
+        **filters: Unpack[FilterKeywords],
     ) -> Iterator[dict[str, Any]]:
         """Yield matching entries as they are appended (by any process), oldest first.
 

@@ -14,7 +14,7 @@ a space), so a phrase never matches across two fields.
 
 SQLite: an FTS5 trigram table (``audit_search``, storing its content) holds each
 entry's search document folded by Python (:func:`search_fold`, Unicode-aware: SQLite's
-own ``lower``/``LIKE`` fold ASCII only). It is filled by :meth:`AuditStore.append` in
+own ``lower``/``LIKE`` fold ASCII only). It is filled by :meth:`Store.append` in
 the same transaction as the rows, with one ``INSERT … SELECT`` per batch through the
 ``auditlens_fold``/``auditlens_details_text`` functions that :mod:`auditlens.store.engine`
 registers on every SQLite connection — far cheaper than a per-row trigger — so rows
