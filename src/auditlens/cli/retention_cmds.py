@@ -99,10 +99,10 @@ def archive_list(db: Db = None) -> None:
     """Archived ranges recorded in the store."""
     from sqlalchemy import select  # lazy: keeps --help fast
 
-    from auditlens.store.tables import retention_log
+    from auditlens.store.backend import retention_log
 
     r = retention_log.c
-    with al.open_store(db) as store, store.engine.connect() as conn:
+    with al.open_store(db) as store, store.connect() as conn:
         rows = conn.execute(
             select(r.organization_id, r.first_seq, r.through_seq, r.rows, r.manifest).order_by(
                 r.organization_id, r.first_seq

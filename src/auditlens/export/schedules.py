@@ -47,8 +47,8 @@ from sqlalchemy import and_, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from auditlens.errors import ConfigError
+from auditlens.export.schedule_tables import export_runs, export_schedules
 from auditlens.export.writers import FORMATS, ExportResult, export, resolve_fields
-from auditlens.store.tables import export_runs, export_schedules
 
 if TYPE_CHECKING:
     from auditlens.store.store import AuditStore
@@ -241,7 +241,7 @@ def add_schedule(
         report,
     )
     try:
-        with store._write() as conn:
+        with store.transaction() as conn:
             conn.execute(export_schedules.insert().values(**sched.__dict__))
     except Exception as exc:
         if (
@@ -256,13 +256,13 @@ def add_schedule(
 
 def remove_schedule(store: AuditStore, name: str) -> bool:
     """Delete a schedule (its run history stays)."""
-    with store._write() as conn:
+    with store.transaction() as conn:
         return bool(conn.execute(delete(export_schedules).where(_S.name == name)).rowcount)
 
 
 def list_schedules(store: AuditStore) -> list[Schedule]:
     """Every schedule."""
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         return [
             Schedule(**r._mapping)
             for r in conn.execute(
@@ -299,7 +299,7 @@ def list_runs(store: AuditStore, schedule: str | None = None) -> list[Run]:
     ).order_by(_R.period_start_ms.desc(), _R.schedule)
     if schedule:
         stmt = stmt.where(_R.schedule == schedule)
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         return [
             Run(
                 sched,
@@ -341,7 +341,7 @@ def _claim(
 ) -> int | None:
     """Claim a period; returns the attempt number, or None when it is done or not due yet."""
     key = and_(_R.schedule == s.name, _R.period_start_ms == int(start.timestamp() * 1000))
-    with store._write() as conn:
+    with store.transaction() as conn:
         row = conn.execute(
             select(_R.status, _R.attempts, _R.next_attempt_ms, _R.started_ms).where(key)
         ).first()
@@ -562,7 +562,7 @@ def _report_pdf(
 
 def _finish(store: AuditStore, key: Any, **values: Any) -> None:
     """Record how a claimed run ended."""
-    with store._write() as conn:
+    with store.transaction() as conn:
         conn.execute(
             update(export_runs).where(key).values(finished_ms=int(time.time() * 1000), **values)
         )

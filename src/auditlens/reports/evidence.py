@@ -914,9 +914,9 @@ def retention(inp: ReportInput) -> Evidence:
     from sqlalchemy import func, select
 
     from auditlens.retention import plan_of
-    from auditlens.store.tables import retention_log
+    from auditlens.store.backend import retention_log
 
-    with inp.store.engine.connect() as conn:
+    with inp.store.connect() as conn:
         archived = conn.execute(
             select(func.coalesce(func.sum(retention_log.c.rows), 0)).where(
                 retention_log.c.organization_id == inp.organization_id

@@ -375,10 +375,10 @@ def period(
     if lo is None or hi is None:
         from sqlalchemy import func, select
 
-        from auditlens.store.tables import entries
+        from auditlens.store.backend import entries
 
         c = entries.c
-        with store.engine.connect() as conn:  # one organization's bounds, from the index
+        with store.connect() as conn:  # one organization's bounds, from the index
             first, last = conn.execute(
                 select(func.min(c.ts), func.max(c.ts)).where(c.organization_id == organization_id)
             ).one()
