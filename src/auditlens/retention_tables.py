@@ -16,20 +16,19 @@ Example:
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, String, Table
+from sqlalchemy import BigInteger, Column, Index, Integer, String
 
-from auditlens.store.backend import ID_TYPE, metadata
+from auditlens.store.backend import ID_TYPE, declare_table
 
 __all__ = ["org_plans"]
 
 # one row per plan change (append-only); an organization's current plan is its newest row
-org_plans = Table(
+org_plans = declare_table(
     "org_plans",
-    metadata,
     Column("id", ID_TYPE, primary_key=True, autoincrement=True),
     Column("organization_id", String(36), nullable=False),
     Column("plan", String(16), nullable=False),  # free | starter | pro | enterprise
     Column("retention_days", Integer),  # enterprise: custom days, or NULL for unlimited
     Column("changed_ms", BigInteger, nullable=False),
+    Index("ix_org_plans_org_id", "organization_id", "id"),
 )
-Index("ix_org_plans_org_id", org_plans.c.organization_id, org_plans.c.id)

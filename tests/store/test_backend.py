@@ -12,11 +12,13 @@ import pytest
 from sqlalchemy import Table, inspect, select, text
 
 import auditlens as al
+from auditlens.errors import StoreError
 from auditlens.store.backend import (
     FEATURE_TABLES,
     FRAME_COLUMNS,
     ROW_COLUMNS,
     STORAGE_TABLES,
+    declare_table,
     load_feature_tables,
     meta,
     metadata,
@@ -39,6 +41,15 @@ def test_every_table_is_on_the_shared_metadata_and_in_the_schema() -> None:
     load_feature_tables()
     assert set(metadata.tables) == set(schema_tables())
     assert set(STORAGE_TABLES) | set(APPEND_ONLY_TABLES) <= set(schema_tables())
+
+
+def test_a_taken_table_name_with_another_definition_is_refused() -> None:
+    from sqlalchemy import Column, String
+
+    load_feature_tables()
+    with pytest.raises(StoreError, match="'alert_state' is declared twice"):
+        declare_table("alert_state", Column("rule", String(10), primary_key=True))
+    assert "group_key" in metadata.tables["alert_state"].c
 
 
 def test_a_new_store_has_every_feature_table(store: al.AuditStore) -> None:

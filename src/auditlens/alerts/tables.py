@@ -14,15 +14,14 @@ Example:
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Integer, String, Text, UniqueConstraint
 
-from auditlens.store.backend import ID_TYPE, metadata
+from auditlens.store.backend import ID_TYPE, declare_table
 
 __all__ = ["alert_deliveries", "alert_state"]
 
-alert_state = Table(
+alert_state = declare_table(
     "alert_state",
-    metadata,
     Column("rule", String(200), primary_key=True),
     Column("group_key", String(300), primary_key=True),
     Column("last_alert_id", String(32), nullable=False),
@@ -30,9 +29,8 @@ alert_state = Table(
     Column("fired_at_ms", BigInteger, nullable=False),
 )
 
-alert_deliveries = Table(
+alert_deliveries = declare_table(
     "alert_deliveries",
-    metadata,
     Column("id", ID_TYPE, primary_key=True, autoincrement=True),
     Column("alert_id", String(32), nullable=False),
     Column("rule", String(200), nullable=False),

@@ -14,27 +14,25 @@ Example:
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, String, Table, Text
+from sqlalchemy import BigInteger, Column, Index, String, Text
 
-from auditlens.store.backend import ID_TYPE, metadata
+from auditlens.store.backend import ID_TYPE, declare_table
 
 __all__ = ["checkpoints", "signing_keys"]
 
-checkpoints = Table(
+checkpoints = declare_table(
     "checkpoints",
-    metadata,
     Column("id", ID_TYPE, primary_key=True, autoincrement=True),
     Column("organization_id", String(36), nullable=False),
     Column("tree_size", BigInteger, nullable=False),
     Column("root_hash", String(64), nullable=False),
     Column("created_ms", BigInteger, nullable=False),
     Column("note", Text, nullable=False),
+    Index("ix_checkpoints_org_size", "organization_id", "tree_size"),
 )
-Index("ix_checkpoints_org_size", checkpoints.c.organization_id, checkpoints.c.tree_size)
 
-signing_keys = Table(
+signing_keys = declare_table(
     "signing_keys",
-    metadata,
     Column("vkey", String(200), primary_key=True),
     Column("name", String(128), nullable=False),
     Column("role", String(16), nullable=False),  # log | witness

@@ -12,15 +12,14 @@ Example:
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Integer, String, Text, UniqueConstraint
 
-from auditlens.store.backend import ID_TYPE, metadata
+from auditlens.store.backend import ID_TYPE, declare_table
 
 __all__ = ["export_runs", "export_schedules"]
 
-export_schedules = Table(
+export_schedules = declare_table(
     "export_schedules",
-    metadata,
     Column("name", String(200), primary_key=True),
     Column("organization_id", String(36), nullable=False),
     Column("every", String(16), nullable=False),
@@ -34,9 +33,8 @@ export_schedules = Table(
     Column("report", Text),  # a framework (soc2, iso27001, gdpr or a YAML path): deliver its PDF
 )
 
-export_runs = Table(
+export_runs = declare_table(
     "export_runs",
-    metadata,
     Column("id", ID_TYPE, primary_key=True, autoincrement=True),
     Column("schedule", String(200), nullable=False),
     Column("period_start_ms", BigInteger, nullable=False),

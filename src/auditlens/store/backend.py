@@ -52,8 +52,11 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy import MetaData, Table
 from sqlalchemy.engine import Connection
+from sqlalchemy.schema import CreateTable, SchemaItem
 
+from auditlens.errors import StoreError
 from auditlens.frames import FRAME_SCHEMA
 from auditlens.schema import ROW_FIELDS
 from auditlens.store.caches import Caches
@@ -87,6 +90,7 @@ __all__ = [
     "ArrowReader",
     "Caches",
     "Connection",
+    "declare_table",
     "details_search_text",
     "entries",
     "insert_chained",
@@ -131,6 +135,39 @@ FEATURE_TABLES: Mapping[str, tuple[str, ...]] = {
     "auditlens.export.schedule_tables": ("export_schedules", "export_runs"),
     "auditlens.retention_tables": ("org_plans",),
 }
+
+
+def declare_table(name: str, *items: SchemaItem, **options: Any) -> Table:
+    """A feature's table on the shared :data:`metadata` (columns, constraints and indexes
+    given together, so the declaration is one statement).
+
+    Declaring a table again with the same definition returns the table already declared: a
+    module executed twice (as doctest collection can do) changes nothing. A different
+    definition under a taken name is an error.
+
+    Raises:
+        StoreError: another table of that name, with another definition, is declared.
+
+    Example:
+        >>> from sqlalchemy import Column, Index, String
+        >>> t = declare_table("doc_example", Column("k", String(8), primary_key=True),
+        ...                   Column("v", String(8)), Index("ix_doc_example_v", "v"))
+        >>> declare_table("doc_example", Column("k", String(8), primary_key=True),
+        ...               Column("v", String(8)), Index("ix_doc_example_v", "v")) is t
+        True
+        >>> metadata.remove(t)
+    """
+    existing = metadata.tables.get(name)
+    if existing is None:
+        return Table(name, metadata, *items, **options)
+    if _definition(existing) != _definition(Table(name, MetaData(), *items, **options)):
+        raise StoreError(f"table {name!r} is declared twice with different definitions")
+    return existing
+
+
+def _definition(table: Table) -> tuple[str, list[str]]:
+    ddl = str(CreateTable(table).compile())
+    return ddl, sorted(str(ix.name) for ix in table.indexes)
 
 
 def schema_tables() -> tuple[str, ...]:
