@@ -275,8 +275,9 @@ class AuditStore:
 
         Example:
             >>> import auditlens as al
-            >>> al.open_store("sqlite://").filter("action:auth.*", result="failure")
-            Filter(...)
+            >>> flt = al.open_store("sqlite://").filter("action:auth.*", result="failure")
+            >>> [(c.field, c.values) for c in flt.clauses]
+            [('action', ('auth.*',)), ('result', ('failure',))]
         """
         return self._filter(where, filters)
 
