@@ -67,10 +67,17 @@ from auditlens.errors import ArchiveError, ConfigError, StoreError
 from auditlens.frames import FRAME_SCHEMA
 from auditlens.merkle import MerkleTree, leaf_hash
 from auditlens.query.filters import parse_when
+from auditlens.retention_tables import org_plans
 from auditlens.review import record_review, reviewer
 from auditlens.schema import ip_key
-from auditlens.store.store import _FRAME_COLUMNS, _FTS_FILL, Store
-from auditlens.store.tables import entries, org_plans, retention_authorizations, retention_log
+from auditlens.store.backend import (
+    FRAME_COLUMNS,
+    entries,
+    insert_chained,
+    retention_authorizations,
+    retention_log,
+)
+from auditlens.store.store import Store
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -203,7 +210,7 @@ def set_plan(
     if retention_days is not None and (plan != "enterprise" or retention_days < 1):
         raise ConfigError("custom retention_days (≥ 1) is for the enterprise plan only")
 
-    with store._write() as conn:
+    with store.transaction() as conn:
         old = _plan_rows(conn, organization_id).get(organization_id)
         if old == (plan, retention_days):
             return
@@ -256,7 +263,7 @@ def plan_of(store: Store, organization_id: str) -> tuple[str, int | None] | None
         >>> plan_of(store, "2b6f0cc9-4b8a-4bd8-9d5e-0a1f6f2f4a11")
         ('starter', 30)
     """
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         row = _plan_rows(conn, organization_id).get(organization_id)
     return None if row is None else _effective(*row)
 
@@ -274,7 +281,7 @@ def unrecorded_plan(store: Store, organization_id: str) -> str | None:
     plan and days; a row INSERTed behind auditlens' back (to make retention remove more)
     does not.
     """
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         row = _plan_rows(conn, organization_id).get(organization_id)
         if row is None:
             return None
@@ -336,7 +343,7 @@ def archived_ranges(store: Store, organization_id: str | None = None) -> list[Ar
     every organization's, by organization, when ``organization_id`` is None."""
     r = retention_log.c
     which = r.organization_id == organization_id if organization_id is not None else true()
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         rows = conn.execute(
             select(
                 r.organization_id,
@@ -505,7 +512,7 @@ def _empty_frame() -> pl.DataFrame:
 
 
 def _plans(store: Store) -> dict[str, tuple[str, int | None]]:
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         return {o: _effective(p, d) for o, (p, d) in _plan_rows(conn, None).items()}
 
 
@@ -524,13 +531,12 @@ def _atomic_write(path: Path, write: Any) -> None:
 
 
 def _rows(store: Store, org: str, first: int, through: int) -> pl.DataFrame:
-
     stmt = (
-        select(*_FRAME_COLUMNS)
+        select(*FRAME_COLUMNS)
         .where(_C.organization_id == org, _C.seq >= first, _C.seq <= through)
         .order_by(_C.seq)
     )
-    batches = list(store._reader.batches(stmt))
+    batches = list(store.read_batches(stmt))
     table = pa.Table.from_batches(batches, schema=FRAME_SCHEMA)
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
@@ -793,7 +799,7 @@ def _apply(
         cutoff = int((now - timedelta(days=days)).timestamp() * 1000)
         boundary = archive_boundary(store, org)
         first = (boundary[0] + 1) if boundary else 1
-        with store.engine.connect() as conn:
+        with store.connect() as conn:
             keep_from = conn.execute(
                 select(func.min(_C.seq)).where(_C.organization_id == org, _C.ts >= cutoff)
             ).scalar()
@@ -826,7 +832,7 @@ def _apply(
             location = _publish(root, manifest, remote)
             read_archive(location)  # and read back from the bucket too
         context = carry_forward(store, org, frame["audit_id"].to_list())
-        with store._write() as conn:
+        with store.transaction() as conn:
             conn.execute(
                 retention_authorizations.insert().values(
                     organization_id=org, through_seq=through, reason=f"retention {plan} {days}d"
@@ -865,7 +871,7 @@ def _apply(
             )
             if context:  # the organization's context outlives the entries that set it
                 store.append(context)
-        store.__dict__.pop("_merkle_trees", None)
+        store.invalidate()  # entries were removed: every cache over them (Merkle trees)
         results.append(
             RetentionResult(
                 org,
@@ -1016,11 +1022,8 @@ def _load_side_store(frame: pl.DataFrame, org: str, url: str, anchors: list[Arch
             )
             .to_dicts()
         )
-        with side._write() as conn:
-            first_id = (conn.execute(select(func.coalesce(func.max(_C.id), 0))).scalar_one()) + 1
-            conn.execute(entries.insert(), rows)
-            if side.dialect == "sqlite":
-                conn.execute(_FTS_FILL, {"first": first_id})
+        with side.transaction() as conn:
+            insert_chained(conn, rows)  # the one insert path of appends, with their chain fields
             for rng in anchors:  # verification starts at the first restored entry
                 conn.execute(
                     retention_log.insert().values(

@@ -19,20 +19,15 @@ from typer.testing import CliRunner
 
 import auditlens as al
 from auditlens.chain.canonical import GENESIS_HASH
+from auditlens.chain.checkpoint_tables import checkpoints, signing_keys
 from auditlens.chain.checkpoints import list_checkpoints
 from auditlens.chain.notes import SigningKey
 from auditlens.cli.app import app
 from auditlens.errors import StoreError
 from auditlens.merkle import MerkleTree, leaf_hash
 from auditlens.retention import apply_retention, set_plan
-from auditlens.store.tables import (
-    checkpoints,
-    entries,
-    org_plans,
-    retention_authorizations,
-    retention_log,
-    signing_keys,
-)
+from auditlens.retention_tables import org_plans
+from auditlens.store.backend import entries, retention_authorizations, retention_log
 from tests.chain.test_verify import tamper
 from tests.helpers import NOW, ORG, ORG2, make_entry
 
@@ -68,7 +63,7 @@ def delete_as_app_user(store: al.AuditStore, org: str, through: int) -> None:
                 retention_authorizations.c.organization_id == org
             )
         )
-    store.__dict__.pop("_merkle_trees", None)
+    store.invalidate()
 
 
 def fake_manifest(
@@ -267,7 +262,7 @@ def test_a_second_key_with_the_log_keys_name_does_not_make_a_rewrite_pass(
         params={"o": ORG},
     )
     attacker = SigningKey.generate(key.name)
-    store.__dict__.pop("_merkle_trees", None)
+    store.invalidate()
     with store.engine.begin() as conn:  # a new signing_keys row with the same name: INSERT
         conn.execute(
             insert(signing_keys).values(

@@ -40,7 +40,7 @@ def delete(store: al.AuditStore, *statements: str) -> None:
     with without_triggers(store, "audit_entries", "checkpoints") as conn:
         for stmt in statements:
             conn.execute(text(stmt), {"o": ORG})
-    store.__dict__.pop("_merkle_trees", None)
+    store.invalidate()
 
 
 def kinds(report: al.VerificationReport, org: str = ORG) -> list[str]:

@@ -92,7 +92,7 @@ def rewrite_history(store: al.AuditStore, seq: int) -> list[dict[str, Any]]:
             f"entry_hash = '{r['entry_hash']}' WHERE id = {r['id']}"
         )
     tamper(store, *stmts)
-    store.__dict__.pop("_merkle_trees", None)
+    store.invalidate()
     return rows
 
 

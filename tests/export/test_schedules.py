@@ -33,9 +33,9 @@ def pro(store: al.AuditStore) -> al.AuditStore:
 def _created(store: al.AuditStore, name: str, when: datetime) -> None:
     from sqlalchemy import update
 
-    from auditlens.store.tables import export_schedules
+    from auditlens.export.schedule_tables import export_schedules
 
-    with store._write() as conn:
+    with store.transaction() as conn:
         conn.execute(
             update(export_schedules)
             .where(export_schedules.c.name == name)
@@ -232,7 +232,7 @@ def test_a_stored_name_with_a_path_never_writes_outside_the_folders(
 
     from sqlalchemy import update
 
-    from auditlens.store.tables import export_schedules
+    from auditlens.export.schedule_tables import export_schedules
 
     root = tmp_path / "root"
     work = root / "work"  # where run_due's temporary folder goes
@@ -241,7 +241,7 @@ def test_a_stored_name_with_a_path_never_writes_outside_the_folders(
     dest.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(work))
     add_schedule(pro, "ok", organization_id=ORG, every="daily", destination=f"file://{dest}/")
-    with pro._write() as conn:  # ../../ leaves the temporary folder and work/
+    with pro.transaction() as conn:  # ../../ leaves the temporary folder and work/
         conn.execute(
             update(export_schedules)
             .where(export_schedules.c.name == "ok")

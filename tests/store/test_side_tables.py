@@ -18,7 +18,8 @@ from sqlalchemy.exc import DBAPIError
 import auditlens as al
 from auditlens.chain.notes import SigningKey
 from auditlens.retention import plan_of, set_plan
-from auditlens.store.tables import APPEND_ONLY_TABLES, org_plans, sqlite_ddl
+from auditlens.retention_tables import org_plans
+from auditlens.store.tables import APPEND_ONLY_TABLES, sqlite_ddl
 from tests.helpers import ORG, ORG2, make_entry
 
 

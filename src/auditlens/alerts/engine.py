@@ -31,8 +31,9 @@ from sqlalchemy import and_, func, select, update
 from auditlens.alerts.channels import DeliveryError, NotifierConfig, send
 from auditlens.alerts.evaluate import Alert, evaluate
 from auditlens.alerts.rules import Rule
+from auditlens.alerts.tables import alert_deliveries, alert_state
 from auditlens.errors import ConfigError
-from auditlens.store.tables import alert_deliveries, alert_state, entries
+from auditlens.store.backend import entries
 
 if TYPE_CHECKING:
     from auditlens.store.store import Store
@@ -98,7 +99,7 @@ def check(
 
 
 def _load_state(store: Store) -> dict[tuple[str, str], int]:
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         return {
             (r, g): int(e)
             for r, g, e in conn.execute(select(_S.rule, _S.group_key, _S.last_window_end_ms))
@@ -109,7 +110,7 @@ def _save_state(
     store: Store, changed: dict[tuple[str, str], int], ids: dict[tuple[str, str], str]
 ) -> None:
     now = int(time.time() * 1000)
-    with store._write() as conn:
+    with store.transaction() as conn:
         for (rule, group), end in changed.items():
             exists = conn.execute(
                 select(func.count())
@@ -150,7 +151,7 @@ def notify(
     changed = {k: v for k, v in state.items() if before.get(k) != v}
     ids = {(a.rule, f"{a.organization_id}|{a.group}"): a.alert_id for a in fresh}
     now = int(time.time() * 1000)
-    with store._write() as conn:
+    with store.transaction() as conn:
         for a in fresh:
             note = by_name[a.rule].notification
             for channel, targets in (
@@ -217,7 +218,7 @@ def retry_pending(
     cond = _D.status != "sent"
     if not force:
         cond = and_(cond, _D.next_attempt_ms <= now)
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         due = conn.execute(
             select(_D.id, _D.channel, _D.target, _D.payload, _D.attempts)
             .where(cond)
@@ -233,7 +234,7 @@ def retry_pending(
         except (DeliveryError, ConfigError) as exc:
             status, error, sent_ms = "failed", str(exc), None
         wait = _RETRY_AFTER[min(attempts, len(_RETRY_AFTER) - 1)] * 1000
-        with store._write() as conn:
+        with store.transaction() as conn:
             conn.execute(
                 update(alert_deliveries)
                 .where(_D.id == row_id)
@@ -250,7 +251,7 @@ def retry_pending(
 
 def deliveries(store: Store) -> list[Delivery]:
     """Every recorded delivery, oldest first."""
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         return [
             Delivery(*r)
             for r in conn.execute(
@@ -268,7 +269,7 @@ def deliveries(store: Store) -> list[Delivery]:
 
 
 def _cursor(store: Store) -> int | None:
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         v = conn.execute(
             select(_S.last_window_end_ms).where(
                 and_(_S.rule == _CURSOR[0], _S.group_key == _CURSOR[1])
@@ -295,13 +296,13 @@ def watch(
     stop = stop or threading.Event()
     last_id = _cursor(store)
     if last_id is None:
-        with store.engine.connect() as conn:
+        with store.connect() as conn:
             last_id = int(
                 conn.execute(select(func.coalesce(func.max(entries.c.id), 0))).scalar_one()
             )
         _save_state(store, {_CURSOR: last_id}, {})
     while not stop.is_set():
-        with store.engine.connect() as conn:
+        with store.connect() as conn:
             top, lo, hi = conn.execute(
                 select(
                     func.max(entries.c.id), func.min(entries.c.ts), func.max(entries.c.ts)

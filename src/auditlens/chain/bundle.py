@@ -133,12 +133,11 @@ def export_bundle(
     Raises:
         StoreError: nothing matched, or an organization has no covering checkpoint.
     """
-    from auditlens.store.store import _ROW_COLUMNS  # lazy: offline bundle checks need no store
+    from auditlens.store.backend import ROW_COLUMNS  # lazy: offline bundle checks need no store
 
-    flt = store._filter(where, filters)
-    stmt = store._select(_ROW_COLUMNS, flt, "asc", None)
+    stmt = store.select(ROW_COLUMNS, where, order="asc", **filters)
     by_org: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         for r in conn.execute(stmt).mappings():
             entry = row_to_entry(r, chain=True)
             entry["details_json"] = r["details"]

@@ -4,7 +4,8 @@ The leaves of an organization's tree are its entries' ``entry_hash`` values in
 ``seq`` order. A checkpoint is a C2SP signed note over (origin, tree size, root,
 time) stored append-only in the ``checkpoints`` table; witnesses add their own
 signatures (:func:`cosign`) after checking consistency with the last checkpoint they
-saw. Trees are cached per store and extended as entries are appended.
+saw. Trees are cached per store (the :data:`MERKLE_TREES` cache of the store) and
+extended as entries are appended.
 
 Example:
     >>> import auditlens as al
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
+from auditlens.chain.checkpoint_tables import checkpoints, signing_keys
 from auditlens.chain.notes import (
     Checkpoint,
     Note,
@@ -44,12 +46,13 @@ from auditlens.chain.notes import (
 )
 from auditlens.errors import ConfigError, StoreError, WitnessError
 from auditlens.merkle import MerkleTree, leaf_hash, verify_consistency, verify_inclusion
-from auditlens.store.tables import checkpoints, entries, signing_keys
+from auditlens.store.backend import entries
 
 if TYPE_CHECKING:
     from auditlens.store.store import Store
 
 __all__ = [
+    "MERKLE_TREES",
     "CheckpointRecord",
     "ConsistencyProof",
     "InclusionProof",
@@ -69,6 +72,10 @@ __all__ = [
 
 _C = entries.c
 _K = checkpoints.c
+
+#: the store cache (:meth:`AuditStore.cache`) holding each organization's Merkle tree;
+#: whoever removes or rewrites entries invalidates it.
+MERKLE_TREES = "merkle_trees"
 
 
 @dataclass(frozen=True)
@@ -213,7 +220,7 @@ def org_tree(store: Store, organization_id: str) -> MerkleTree:
     After retention, the tree starts with the archived leaves, read back and checked
     against ``retention_log`` (an :class:`~auditlens.errors.ArchiveError` otherwise).
     """
-    cache: dict[str, MerkleTree] = store.__dict__.setdefault("_merkle_trees", {})
+    cache: dict[str, MerkleTree] = store.cache(MERKLE_TREES)
     tree = cache.get(organization_id)
     if tree is None:
         from auditlens.retention import (
@@ -226,7 +233,7 @@ def org_tree(store: Store, organization_id: str) -> MerkleTree:
         .where(_C.organization_id == organization_id, _C.seq > len(tree))
         .order_by(_C.seq)
     )
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         new = [leaf_hash(bytes.fromhex(h)) for (h,) in conn.execute(stmt)]
     tree.extend(new)
     cache[organization_id] = tree
@@ -249,7 +256,7 @@ def list_checkpoints(store: Store, organization_id: str | None = None) -> list[C
     stmt = select(checkpoints).order_by(_K.organization_id, _K.tree_size, _K.id)
     if organization_id is not None:
         stmt = stmt.where(_K.organization_id == organization_id)
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         return [_record(r) for r in conn.execute(stmt)]
 
 
@@ -261,20 +268,20 @@ def latest_checkpoint(store: Store, organization_id: str) -> CheckpointRecord | 
         .order_by(_K.tree_size.desc(), _K.id.desc())
         .limit(1)
     )
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         row = conn.execute(stmt).first()
     return _record(row) if row is not None else None
 
 
 def recorded_keys(store: Store) -> list[tuple[VerifierKey, str]]:
     """Keys the store has seen sign checkpoints, with their role (log or witness)."""
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         rows = conn.execute(select(signing_keys.c.vkey, signing_keys.c.role)).all()
     return [(VerifierKey.parse(v), role) for v, role in rows]
 
 
 def _remember_key(store: Store, key: VerifierKey, role: str) -> None:
-    with store._write() as conn:
+    with store.transaction() as conn:
         exists = conn.execute(
             select(func.count()).select_from(signing_keys).where(signing_keys.c.vkey == key.vkey)
         ).scalar_one()
@@ -290,7 +297,7 @@ def _store_note(
     store: Store, organization_id: str, size: int, root: bytes, note: str
 ) -> CheckpointRecord:
     now = int(time.time() * 1000)
-    with store._write() as conn:
+    with store.transaction() as conn:
         res = conn.execute(
             checkpoints.insert().values(
                 organization_id=organization_id,
@@ -344,7 +351,7 @@ def make_inclusion_proof(
     store: Store, audit_id: str, checkpoint: CheckpointRecord | str | int | None = None
 ) -> InclusionProof:
     """Inclusion proof of an entry in its organization's tree at a checkpoint (default: latest)."""
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         row = conn.execute(
             select(_C.organization_id, _C.seq, _C.entry_hash).where(_C.audit_id == audit_id.lower())
         ).first()

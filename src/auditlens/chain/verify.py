@@ -60,8 +60,8 @@ from auditlens.chain.checkpoints import (
 from auditlens.chain.notes import VerifierKey, parse_checkpoint, parse_note
 from auditlens.errors import ConfigError
 from auditlens.merkle import MerkleTree, leaf_hash, verify_consistency
-from auditlens.store.readers import ArrowReader
-from auditlens.store.tables import entries, org_plans, retention_authorizations, retention_log
+from auditlens.retention_tables import org_plans
+from auditlens.store.backend import ArrowReader, entries, retention_authorizations, retention_log
 
 if TYPE_CHECKING:
     from auditlens.retention import ArchiveCheck

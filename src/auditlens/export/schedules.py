@@ -48,9 +48,9 @@ from sqlalchemy.exc import IntegrityError
 
 from auditlens import s3
 from auditlens.errors import ConfigError
+from auditlens.export.schedule_tables import export_runs, export_schedules
 from auditlens.export.writers import FORMATS, ExportResult, export, resolve_fields
 from auditlens.smtp import SmtpSettings, send_email
-from auditlens.store.tables import export_runs, export_schedules
 
 if TYPE_CHECKING:
     from auditlens.store.store import Store
@@ -245,7 +245,7 @@ def add_schedule(
         report,
     )
     try:
-        with store._write() as conn:
+        with store.transaction() as conn:
             conn.execute(export_schedules.insert().values(**sched.__dict__))
     except Exception as exc:
         if (
@@ -260,13 +260,13 @@ def add_schedule(
 
 def remove_schedule(store: Store, name: str) -> bool:
     """Delete a schedule (its run history stays)."""
-    with store._write() as conn:
+    with store.transaction() as conn:
         return bool(conn.execute(delete(export_schedules).where(_S.name == name)).rowcount)
 
 
 def list_schedules(store: Store) -> list[Schedule]:
     """Every schedule."""
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         return [
             Schedule(**r._mapping)
             for r in conn.execute(
@@ -303,7 +303,7 @@ def list_runs(store: Store, schedule: str | None = None) -> list[Run]:
     ).order_by(_R.period_start_ms.desc(), _R.schedule)
     if schedule:
         stmt = stmt.where(_R.schedule == schedule)
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         return [
             Run(
                 sched,
@@ -343,7 +343,7 @@ def _periods(s: Schedule, now: datetime) -> list[tuple[datetime, datetime]]:
 def _claim(store: Store, s: Schedule, start: datetime, end: datetime, now_ms: int) -> int | None:
     """Claim a period; returns the attempt number, or None when it is done or not due yet."""
     key = and_(_R.schedule == s.name, _R.period_start_ms == int(start.timestamp() * 1000))
-    with store._write() as conn:
+    with store.transaction() as conn:
         row = conn.execute(
             select(_R.status, _R.attempts, _R.next_attempt_ms, _R.started_ms).where(key)
         ).first()
@@ -563,7 +563,7 @@ def _report_pdf(
 
 def _finish(store: Store, key: Any, **values: Any) -> None:
     """Record how a claimed run ended."""
-    with store._write() as conn:
+    with store.transaction() as conn:
         conn.execute(
             update(export_runs).where(key).values(finished_ms=int(time.time() * 1000), **values)
         )

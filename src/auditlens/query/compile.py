@@ -4,7 +4,7 @@ Every value becomes a bound parameter. Wildcards in actions (``webhook.*``) and
 emails (``*@company.com``) become ``LIKE`` patterns with ``%`` and ``_`` escaped;
 CIDR blocks become a range on the sortable ``ip_key`` column; text search uses the
 SQLite FTS5 trigram table (``audit_search``) or the PostgreSQL ``pg_trgm`` index over
-each entry's search document (see :mod:`auditlens.store.tables`): case-insensitive
+each entry's search document (see :mod:`auditlens.store.backend`): case-insensitive
 (non-ASCII included), details as a user reads them, and a phrase within one field.
 A filter over the limits of :func:`~auditlens.query.filters.check_limits` raises
 :class:`~auditlens.errors.FilterError` before any SQL runs.
@@ -28,7 +28,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from auditlens.fields import KEYWORDS, Keyword, Match
 from auditlens.query.filters import Clause, Filter, check_limits
-from auditlens.store.tables import SEARCH_FIELD_SEP, entries, search_fold, search_text_expr
+from auditlens.store.backend import SEARCH_FIELD_SEP, entries, search_fold, search_text_expr
 
 __all__ = ["compile_filter", "like_escape"]
 

@@ -51,7 +51,7 @@ from auditlens.chain.notes import parse_note
 from auditlens.context import org_profile, with_context
 from auditlens.responses import RESPONSE_WINDOW, match_responses
 from auditlens.schema import ACTIONS
-from auditlens.store.tables import retention_log
+from auditlens.store.backend import retention_log
 from auditlens.troubleshoot import describe_change
 
 if TYPE_CHECKING:
@@ -910,7 +910,7 @@ def retention(inp: ReportInput) -> Evidence:
 
     from auditlens.retention import plan_of  # lazy: only the retention evidence needs it
 
-    with inp.store.engine.connect() as conn:
+    with inp.store.connect() as conn:
         archived = conn.execute(
             select(func.coalesce(func.sum(retention_log.c.rows), 0)).where(
                 retention_log.c.organization_id == inp.organization_id

@@ -53,7 +53,7 @@ from auditlens.reports.evidence import (
 )
 from auditlens.reports.frameworks import Check, Framework, Requirement, load_framework
 from auditlens.review import record_review
-from auditlens.store.tables import entries
+from auditlens.store.backend import entries
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -388,7 +388,7 @@ def period(
     hi = parse_when(end, end_of_day=True, field="end") + 1 if end is not None else None
     if lo is None or hi is None:
         c = entries.c
-        with store.engine.connect() as conn:  # one organization's bounds, from the index
+        with store.connect() as conn:  # one organization's bounds, from the index
             first, last = conn.execute(
                 select(func.min(c.ts), func.max(c.ts)).where(c.organization_id == organization_id)
             ).one()

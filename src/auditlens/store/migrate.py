@@ -119,7 +119,7 @@ def upgrade_engine(engine: Engine) -> UpgradeResult:
         StoreError: a migration failed; nothing was changed (the message names it).
     """
     from alembic.operations import Operations  # lazy: only upgrades need Alembic
-    from alembic.runtime.migration import MigrationContext
+    from alembic.runtime.migration import MigrationContext  # lazy: alembic only when upgrading
 
     dialect = engine.dialect.name
     step = "reading the schema version"

@@ -20,7 +20,7 @@ import base64
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Self, Unpack, overload
@@ -59,13 +59,20 @@ from auditlens.schema import (
     normalize_entries,
     row_to_entry,
 )
+from auditlens.store.backend import (
+    FRAME_COLUMNS,
+    ROW_COLUMNS,
+    Caches,
+    insert_chained,
+    load_feature_tables,
+    schema_tables,
+)
 from auditlens.store.engine import APPEND_LOCK_KEY, WRITE_OPTION, make_engine
 from auditlens.store.migrate import version_problem
 from auditlens.store.readers import ArrowReader
 from auditlens.store.roles import scoped_url
 from auditlens.store.tables import (
     SCHEMA_VERSION,
-    SEARCH_FILL_SQL,
     SEARCH_INDEX_PROBE,
     entries,
     meta,
@@ -80,14 +87,10 @@ __all__ = ["AppendedEntry", "Page", "Stats", "Store", "Where"]
 _C = entries.c
 # an entry's identity: the fields it was given (derived ones follow from them)
 _COMPARE_FIELDS = tuple(f.column for f in FIELDS if f.role is Role.ENTRY)
-_FRAME_COLUMNS = [
-    _C[f.column].label(f.frame) if f.frame != f.column else _C[f.column] for f in FIELDS if f.frame
-]
-_ROW_COLUMNS = [_C.id, *(_C[f.column] for f in FIELDS)]
+_FRAME_COLUMNS = FRAME_COLUMNS
+_ROW_COLUMNS = ROW_COLUMNS
 
-_INSERT_COLUMNS = tuple(f.column for f in FIELDS)
 _COLUMNAR_MIN = 256  # below this many rows, per-row hashing is cheaper than building a frame
-_FTS_FILL = text(SEARCH_FILL_SQL)  # SQLite text search: index the batch with ids >= :first
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -160,11 +163,8 @@ class Store:
         self.dialect: str = engine.dialect.name
         self._reader = ArrowReader(engine, FRAME_SCHEMA)
         self._held = threading.local()  # this thread's open write transaction, if any
-        mark = "?" if self.dialect == "sqlite" else "%s"
-        self._insert_sql = (
-            f"INSERT INTO audit_entries ({', '.join(_INSERT_COLUMNS)}) "
-            f"VALUES ({', '.join([mark] * len(_INSERT_COLUMNS))})"
-        )
+        #: named caches of derived state (see :meth:`cache`)
+        self.caches = Caches()
         try:
             self._init_schema()
         except BaseException:
@@ -232,16 +232,31 @@ class Store:
             max_details_bytes=self.max_details_bytes,
         )
 
-    # -- schema --------------------------------------------------------------
+    # -- transactions, reads and caches (the storage layer: auditlens.store.backend) --
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def transaction(self) -> Iterator[Connection]:
         """A write transaction holding the store-wide append lock.
 
         Every write auditlens makes goes through here: on SQLite it starts with
         ``BEGIN IMMEDIATE``, so a transaction that reads before it writes waits for
-        other writers (busy timeout) instead of failing with "database is locked".
-        Nested in another ``_write`` of the same thread (e.g. an ``append`` inside a plan
-        change), it is a savepoint of that transaction: both commit together or not at all.
+        other writers (busy timeout) instead of failing with "database is locked"; on
+        PostgreSQL it takes the append lock first. Nested in another ``transaction`` of the
+        same thread (e.g. an ``append`` inside a plan change), it is a savepoint of that
+        transaction: both commit together or not at all.
+
+        Raises:
+            StoreError: the database refused the write (an ``IntegrityError``, e.g. a
+                unique constraint, is raised as it is, for callers that handle it).
+
+        Example:
+            >>> import auditlens as al
+            >>> from auditlens.store.backend import meta
+            >>> store = al.open_store("sqlite://")
+            >>> with store.transaction() as conn:
+            ...     _ = conn.execute(meta.insert().values(key="note", value="kept"))
+            ...     with store.transaction() as inner:  # a savepoint of the same transaction
+            ...         inner is conn
+            True
         """
         held: Connection | None = getattr(self._held, "conn", None)
         if held is not None:
@@ -266,11 +281,97 @@ class Store:
         except DBAPIError as exc:
             raise StoreError(f"the database refused the write: {exc.orig}") from exc
 
+    _write = transaction  # the store's own name for it (kept for its internal callers)
+
+    def connect(self) -> AbstractContextManager[Connection]:
+        """A connection for reads (SQLAlchemy Core), closed when the ``with`` block ends.
+
+        Example:
+            >>> import auditlens as al
+            >>> from auditlens.store.backend import entries
+            >>> from sqlalchemy import func, select
+            >>> with al.open_store("sqlite://").connect() as conn:
+            ...     conn.execute(select(func.count()).select_from(entries)).scalar_one()
+            0
+        """
+        return self.engine.connect()
+
+    def filter(self, where: Where = None, **filters: Any) -> Filter:
+        """The :class:`~auditlens.query.Filter` a ``where`` (search string, Filter, mapping)
+        and keyword filters mean together, as every read method combines them.
+
+        Example:
+            >>> import auditlens as al
+            >>> flt = al.open_store("sqlite://").filter("action:auth.*", result="failure")
+            >>> [(c.field, c.values) for c in flt.clauses]
+            [('action', ('auth.*',)), ('result', ('failure',))]
+        """
+        return self._filter(where, filters)
+
+    def select(
+        self,
+        columns: Sequence[Any],
+        where: Where = None,
+        *,
+        order: Order = "desc",
+        limit: int | None = None,
+        **filters: Any,
+    ) -> Select[Any]:
+        """A SELECT of ``columns`` from ``audit_entries`` for matching entries, in time order
+        (then row order), with the filter compiled for this store's dialect.
+
+        ``columns``: :data:`~auditlens.store.backend.ROW_COLUMNS`,
+        :data:`~auditlens.store.backend.FRAME_COLUMNS` or any columns of
+        :data:`~auditlens.store.backend.entries`. Run it on :meth:`connect`, or on
+        :meth:`read_batches` when the columns are ``FRAME_COLUMNS``.
+
+        Example:
+            >>> import auditlens as al
+            >>> from auditlens.store.backend import entries
+            >>> store = al.open_store("sqlite://")
+            >>> stmt = store.select([entries.c.audit_id], actor="jane@company.com", limit=5)
+            >>> with store.connect() as conn:
+            ...     conn.execute(stmt).all()
+            []
+        """
+        return self._select(columns, self._filter(where, filters), order, limit)
+
+    def read_batches(self, stmt: Select[Any], batch_size: int = 65_536) -> Iterator[pa.RecordBatch]:
+        """Run a SELECT of :data:`~auditlens.store.backend.FRAME_COLUMNS` into Arrow record
+        batches of :data:`~auditlens.frames.FRAME_SCHEMA` (ADBC where it can reach the database).
+
+        Example:
+            >>> import auditlens as al
+            >>> from auditlens.store.backend import FRAME_COLUMNS
+            >>> store = al.open_store("sqlite://")
+            >>> sum(b.num_rows for b in store.read_batches(store.select(FRAME_COLUMNS)))
+            0
+        """
+        return self._reader.batches(stmt, batch_size)
+
+    def cache(self, name: str) -> dict[str, Any]:
+        """The named cache of derived state kept with this store object (see :class:`Caches`).
+
+        Example:
+            >>> import auditlens as al
+            >>> store = al.open_store("sqlite://")
+            >>> store.cache("merkle_trees")["org"] = "tree"
+            >>> store.invalidate("merkle_trees")
+            >>> store.cache("merkle_trees")
+            {}
+        """
+        return self.caches.get(name)
+
+    def invalidate(self, name: str | None = None) -> None:
+        """Forget a named cache, or every cache (after entries were removed or rewritten)."""
+        self.caches.invalidate(name)
+
+    # -- schema --------------------------------------------------------------
     def _init_schema(self) -> None:
         insp = inspect(self.engine)
         if insp.has_table("auditlens_meta"):
             self._check_version()
-            if all(insp.has_table(t) for t in metadata.tables) and self._search_ready():
+            if all(insp.has_table(t) for t in schema_tables()) and self._search_ready():
                 return
             # same schema version, tables added since: create them (every step is idempotent)
         elif insp.has_table("audit_entries"):
@@ -278,8 +379,9 @@ class Store:
                 "this database has an audit_entries table but no auditlens_meta: it was not "
                 "created by auditlens. Use another database or schema."
             )
+        load_feature_tables()  # the features' tables, declared on the shared metadata
         try:
-            with self._write() as conn:
+            with self.transaction() as conn:
                 if self.dialect == "postgresql":
                     try:
                         with conn.begin_nested():
@@ -398,12 +500,7 @@ class Store:
                 raise DuplicateEntryError(first.audit_id, first.differing, conflicts)
             if fresh:
                 self._chain(conn, fresh)
-                first_id = self._max_id(conn) + 1
-                conn.exec_driver_sql(
-                    self._insert_sql, [tuple(r[c] for c in _INSERT_COLUMNS) for r in fresh]
-                )
-                if self.dialect == "sqlite":
-                    conn.execute(_FTS_FILL, {"first": first_id})
+                insert_chained(conn, fresh)
         return [
             AppendedEntry(r["audit_id"], r["organization_id"], int(r["seq"]), r["entry_hash"], c)
             for r, c in zip(stored, created, strict=True)

@@ -1,4 +1,15 @@
-"""SQLAlchemy tables of a store and the dialect-specific DDL around them.
+"""The storage layer's own tables and the dialect-specific DDL around them.
+
+Reached from outside ``auditlens.store`` through :mod:`auditlens.store.backend` only.
+Here: ``audit_entries``, ``auditlens_meta``, the archived-prefix boundary
+``retention_log`` and the one authorized removal ``retention_authorizations``, all on the
+shared :data:`metadata`. Features declare their own tables on the same :data:`metadata`
+(``checkpoints``/``signing_keys`` in :mod:`auditlens.chain.checkpoint_tables`,
+``org_plans`` in :mod:`auditlens.retention_tables`, ``export_schedules``/``export_runs``
+in :mod:`auditlens.export.schedule_tables`, ``alert_state``/``alert_deliveries`` in
+:mod:`auditlens.alerts.tables`); the store creates them with its schema
+(:data:`auditlens.store.backend.FEATURE_TABLES`), and the triggers below refer to the
+append-only ones by name.
 
 ``audit_entries`` is append-only: triggers refuse UPDATE and DELETE (and TRUNCATE on
 PostgreSQL) for any client, raw SQL included. The side tables that vouch for the log —
@@ -52,26 +63,20 @@ from auditlens.fields import FIELDS, Field
 
 __all__ = [
     "APPEND_ONLY_TABLES",
+    "ID_TYPE",
     "SCHEMA_VERSION",
     "SEARCH_FIELD_SEP",
     "SEARCH_FILL_SQL",
     "SEARCH_INDEX_PROBE",
-    "alert_deliveries",
-    "alert_state",
-    "checkpoints",
     "details_search_text",
     "entries",
-    "export_runs",
-    "export_schedules",
     "meta",
     "metadata",
-    "org_plans",
     "postgres_ddl",
     "retention_authorizations",
     "retention_log",
     "search_fold",
     "search_text_expr",
-    "signing_keys",
     "sqlite_ddl",
 ]
 
@@ -83,6 +88,8 @@ SCHEMA_VERSION = 2
 metadata = MetaData()
 
 _BigId = BigInteger().with_variant(Integer(), "sqlite")
+#: the type of every surrogate ``id`` column (BIGINT; INTEGER on SQLite, for AUTOINCREMENT).
+ID_TYPE = _BigId
 
 
 def _sql_type(field: Field) -> TypeEngine[Any]:
@@ -127,40 +134,6 @@ retention_authorizations = Table(
 )
 
 
-checkpoints = Table(
-    "checkpoints",
-    metadata,
-    Column("id", _BigId, primary_key=True, autoincrement=True),
-    Column("organization_id", String(36), nullable=False),
-    Column("tree_size", BigInteger, nullable=False),
-    Column("root_hash", String(64), nullable=False),
-    Column("created_ms", BigInteger, nullable=False),
-    Column("note", Text, nullable=False),
-)
-Index("ix_checkpoints_org_size", checkpoints.c.organization_id, checkpoints.c.tree_size)
-
-signing_keys = Table(
-    "signing_keys",
-    metadata,
-    Column("vkey", String(200), primary_key=True),
-    Column("name", String(128), nullable=False),
-    Column("role", String(16), nullable=False),  # log | witness
-    Column("first_seen_ms", BigInteger, nullable=False),
-)
-
-
-# one row per plan change (append-only); an organization's current plan is its newest row
-org_plans = Table(
-    "org_plans",
-    metadata,
-    Column("id", _BigId, primary_key=True, autoincrement=True),
-    Column("organization_id", String(36), nullable=False),
-    Column("plan", String(16), nullable=False),  # free | starter | pro | enterprise
-    Column("retention_days", Integer),  # enterprise: custom days, or NULL for unlimited
-    Column("changed_ms", BigInteger, nullable=False),
-)
-Index("ix_org_plans_org_id", org_plans.c.organization_id, org_plans.c.id)
-
 retention_log = Table(
     "retention_log",
     metadata,
@@ -173,71 +146,6 @@ retention_log = Table(
     Column("manifest", Text, nullable=False),  # path of the archive manifest
     Column("manifest_sha256", String(64), nullable=False),
     Column("applied_ms", BigInteger, nullable=False),
-)
-
-export_schedules = Table(
-    "export_schedules",
-    metadata,
-    Column("name", String(200), primary_key=True),
-    Column("organization_id", String(36), nullable=False),
-    Column("every", String(16), nullable=False),
-    Column("at", String(8), nullable=False),
-    Column("timezone", String(64), nullable=False),
-    Column("query", Text),
-    Column("format", String(16), nullable=False),
-    Column("fields", Text),
-    Column("destination", Text, nullable=False),
-    Column("created_ms", BigInteger, nullable=False),
-    Column("report", Text),  # a framework (soc2, iso27001, gdpr or a YAML path): deliver its PDF
-)
-
-export_runs = Table(
-    "export_runs",
-    metadata,
-    Column("id", _BigId, primary_key=True, autoincrement=True),
-    Column("schedule", String(200), nullable=False),
-    Column("period_start_ms", BigInteger, nullable=False),
-    Column("period_end_ms", BigInteger, nullable=False),
-    Column("status", String(16), nullable=False),  # running | succeeded | failed
-    Column("attempts", Integer, nullable=False),
-    Column("next_attempt_ms", BigInteger, nullable=False),
-    Column("started_ms", BigInteger),
-    Column("finished_ms", BigInteger),
-    Column("rows", BigInteger),
-    Column("bytes", BigInteger),
-    Column("sha256", String(64)),
-    Column("destination", Text, nullable=False),
-    Column("location", Text),
-    Column("error", Text),
-    UniqueConstraint("schedule", "period_start_ms", name="uq_export_run_period"),
-)
-
-alert_state = Table(
-    "alert_state",
-    metadata,
-    Column("rule", String(200), primary_key=True),
-    Column("group_key", String(300), primary_key=True),
-    Column("last_alert_id", String(32), nullable=False),
-    Column("last_window_end_ms", BigInteger, nullable=False),
-    Column("fired_at_ms", BigInteger, nullable=False),
-)
-
-alert_deliveries = Table(
-    "alert_deliveries",
-    metadata,
-    Column("id", _BigId, primary_key=True, autoincrement=True),
-    Column("alert_id", String(32), nullable=False),
-    Column("rule", String(200), nullable=False),
-    Column("channel", String(16), nullable=False),
-    Column("target", Text, nullable=False),
-    Column("status", String(16), nullable=False),  # pending | sent | failed
-    Column("attempts", Integer, nullable=False),
-    Column("last_error", Text),
-    Column("next_attempt_ms", BigInteger, nullable=False),
-    Column("payload", Text, nullable=False),
-    Column("created_ms", BigInteger, nullable=False),
-    Column("sent_ms", BigInteger),
-    UniqueConstraint("alert_id", "channel", "target", name="uq_alert_delivery"),
 )
 
 
