@@ -127,6 +127,16 @@ def _text(value: str, dialect: str) -> ColumnElement[bool]:
     return _search_ids(_FTS_DOCUMENT.like(pattern, escape="\\"))
 
 
+def _text_by_time(value: str, dialect: str) -> ColumnElement[bool]:
+    """:func:`_text` for a walk of the time index (SQLite): ``id + 0`` keeps the planner
+    from looking every match up by id and sorting them; rows are checked against the
+    match set (built once) in time order instead. Same rows, another plan."""
+    folded = search_fold(value) or ""
+    if dialect != "sqlite" or len(folded) < _TRIGRAM:
+        return _text(value, dialect)
+    return (_C.id + 0).in_(select(_FTS.c.rowid).where(_match(_phrase(folded))))
+
+
 def _word(value: tuple[str, str], dialect: str) -> ColumnElement[bool]:
     word, result = value
     return or_(_C.result == result, _text(word, dialect))
@@ -170,8 +180,8 @@ _BUILDERS: dict[str, Callable[[Any, str], ColumnElement[bool]]] = {
 }
 
 
-def _clause(clause: Clause, dialect: str) -> ColumnElement[bool]:
-    build = _BUILDERS[clause.field]
+def _clause(clause: Clause, dialect: str, text_by_time: bool = False) -> ColumnElement[bool]:
+    build = _text_by_time if text_by_time and clause.field == "text" else _BUILDERS[clause.field]
     parts = [build(v, dialect) for v in clause.values]
     expr = or_(*parts) if len(parts) > 1 else (parts[0] if parts else false())
     if clause.negate:
@@ -180,8 +190,11 @@ def _clause(clause: Clause, dialect: str) -> ColumnElement[bool]:
     return expr
 
 
-def compile_filter(flt: Filter, dialect: str) -> ColumnElement[bool]:
+def compile_filter(flt: Filter, dialect: str, *, text_by_time: bool = False) -> ColumnElement[bool]:
     """The SQL condition for ``flt`` on the given dialect (``sqlite`` or ``postgresql``).
+
+    ``text_by_time`` (SQLite) words text clauses for a query that walks the time index
+    (the newest matches of a common term); the rows matched are the same.
 
     Raises:
         FilterError: ``flt`` is over a limit (:func:`~auditlens.query.filters.check_limits`).
@@ -189,4 +202,4 @@ def compile_filter(flt: Filter, dialect: str) -> ColumnElement[bool]:
     check_limits(flt)
     if not flt.clauses:
         return true()
-    return and_(*(_clause(c, dialect) for c in flt.clauses))
+    return and_(*(_clause(c, dialect, text_by_time) for c in flt.clauses))
