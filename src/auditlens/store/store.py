@@ -86,7 +86,7 @@ _SEARCH_TOP = "coalesce((SELECT rowid FROM audit_search ORDER BY rowid DESC LIMI
 #: SQLite: entries above the text-search index's highest rowid (not indexed yet)?
 _SEARCH_BEHIND = text(f"SELECT coalesce((SELECT max(id) FROM audit_entries), 0) > {_SEARCH_TOP}")
 _SEARCH_CATCH_UP = text(SEARCH_FILL_SQL.replace(":first", f"({_SEARCH_TOP} + 1)"))
-_WINDOW_ROWS = 20_000  # newest entries a common-term search with a limit looks at first
+_WINDOW_ROWS = 5_000  # newest entries a common-term search with a limit looks at first
 _WINDOW_LIMIT = 10_000  # ... for limits up to this
 _SEARCH_FIELDS = frozenset({"text", "word", "actor"})  # clauses that may read audit_search
 
@@ -556,10 +556,11 @@ class AuditStore:
         """SQLite, text search with a small limit: the same query over the newest (oldest, in
         ``asc`` order) :data:`_WINDOW_ROWS` entries by time, walking the time index.
 
-        A common term matches tens of thousands of entries; looking each up by id and
-        sorting them all to keep 100 was most of its cost. If the window yields ``limit``
-        rows they are the answer (every entry outside it sorts after them); otherwise the
-        caller runs the plain query. None when this does not apply.
+        A common term matches tens of thousands of entries; finding them all, then looking
+        each up by id and sorting them to keep 100, was its whole cost. Walking the newest
+        entries and checking each one's search document stops after ``limit`` matches.
+        If the window yields ``limit`` rows they are the answer (every entry outside it
+        sorts after them); otherwise the caller runs the plain query. None when this does not apply.
         """
         if self.dialect != "sqlite" or limit is None or not 0 < limit <= _WINDOW_LIMIT:
             return None
