@@ -555,31 +555,37 @@ def test_an_appended_entry_is_immediately_found_by_text_search(store: al.AuditSt
 
 
 @pytest.mark.parametrize("order", ["desc", "asc"])
+@pytest.mark.parametrize("term", ["kestrel", "ÖDÖN K", "ke", "c:\\users", "n k"])
 def test_newest_text_matches_are_the_same_through_the_time_window(
-    store: al.AuditStore, monkeypatch: pytest.MonkeyPatch, order: str
+    store: al.AuditStore, monkeypatch: pytest.MonkeyPatch, order: str, term: str
 ) -> None:
     """A limited text search first looks at the newest entries by time (SQLite): with entries
     appended out of time order, a window holding all, some or none of the answer gives the
-    answer of a full search."""
+    answer of a full search (folding, short terms, escapes and fields as everywhere)."""
     import auditlens.store.store as store_module
 
+    notes = ["heron", "Ödön Kestrel", "kestrel C:\\Users"]
     days = [17, 3, 25, 9, 28, 1, 14, 22, 6, 11, 19, 27, 4, 8, 30, 2]
     store.append(
         [
             make_entry(
                 timestamp=f"2025-03-{day:02d}T10:00:00.000Z",
-                details={"note": "kestrel" if i % 3 else "heron"},
+                details={"note": notes[i % 3]},
+                resource={"type": "bird", "id": f"b{i}", "name": "nest"},
             )
             for i, day in enumerate(days)
         ]
     )
-    full = store.query(text="kestrel", backend="polars", order=order)["audit_id"].to_list()
+    full = store.query(text=term, backend="polars", order=order)["audit_id"].to_list()
+    assert full  # every term matches some entries
+    if term == "n k":
+        assert store.count(text="nest kestrel") == 0  # never across two fields
     for window in (0, 2, 5, 40):
         monkeypatch.setattr(store_module, "_WINDOW_ROWS", window)
         for limit in (1, 3, 7, 10, 50):
-            got = store.query(text="kestrel", limit=limit, order=order, backend="polars")
+            got = store.query(text=term, limit=limit, order=order, backend="polars")
             assert got["audit_id"].to_list() == full[:limit]
-            listed = store.entries(text="kestrel", limit=limit, order=order)
+            listed = store.entries(text=term, limit=limit, order=order)
             assert [e["audit_id"] for e in listed] == full[:limit]
 
 
