@@ -72,6 +72,7 @@ typecheck: install
 ## Speed targets: prints a table with ratios against baselines measured in the same run.
 bench: install
 	$(BIN)/python benchmarks/bench_store.py
+	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_chain.py
 	$(BIN)/python benchmarks/bench_detect.py
 	$(BIN)/python benchmarks/bench_export.py

@@ -518,6 +518,77 @@ def test_search_index_is_rebuilt_for_a_store_made_before_it(store_url: str) -> N
         store.close()
 
 
+def test_an_appended_entry_is_immediately_found_by_text_search(store: al.AuditStore) -> None:
+    """The search index may be filled after the append (SQLite), but never later than the
+    next read that needs it: every read path finds an entry right after it was appended."""
+    store.append([make_entry(details={"note": "first kestrel"}) for _ in range(300)])
+    assert store.count("kestrel") == 300
+    later = make_entry(
+        details={"note": "second kestrel"}, actor={"email": "Ödön@x.io", "type": "user"}
+    )
+    store.append(later)
+    assert store.count('"second kestrel"') == 1
+    assert store.query(text="second kestrel", backend="polars")["audit_id"].to_list() == [
+        later["audit_id"]
+    ]
+    assert [e["audit_id"] for e in store.entries("second kestrel")] == [later["audit_id"]]
+    assert store.count(actor="ödön@X.io") == 1  # non-ASCII actors are matched through the index
+    third = make_entry(details={"note": "third kestrel"})
+    polls = iter(range(100))
+
+    def append_on_second_poll() -> bool:  # the stream's stop check runs before each poll
+        n = next(polls)
+        if n == 1:
+            store.append(third)
+        return n >= 99
+
+    got = list(
+        store.stream(
+            '"third kestrel"',
+            since="beginning",
+            poll_interval=0.01,
+            stop=append_on_second_poll,
+            max_events=1,
+        )
+    )
+    assert [e["audit_id"] for e in got] == [third["audit_id"]]
+
+
+@pytest.mark.parametrize("order", ["desc", "asc"])
+@pytest.mark.parametrize("term", ["kestrel", "ÖDÖN K", "ke", "c:\\users", "n k"])
+def test_newest_text_matches_are_the_same_through_the_time_window(
+    store: al.AuditStore, monkeypatch: pytest.MonkeyPatch, order: str, term: str
+) -> None:
+    """A limited text search first looks at the newest entries by time (SQLite): with entries
+    appended out of time order, a window holding all, some or none of the answer gives the
+    answer of a full search (folding, short terms, escapes and fields as everywhere)."""
+    import auditlens.store.store as store_module
+
+    notes = ["heron", "Ödön Kestrel", "kestrel C:\\Users"]
+    days = [17, 3, 25, 9, 28, 1, 14, 22, 6, 11, 19, 27, 4, 8, 30, 2]
+    store.append(
+        [
+            make_entry(
+                timestamp=f"2025-03-{day:02d}T10:00:00.000Z",
+                details={"note": notes[i % 3]},
+                resource={"type": "bird", "id": f"b{i}", "name": "nest"},
+            )
+            for i, day in enumerate(days)
+        ]
+    )
+    full = store.query(text=term, backend="polars", order=order)["audit_id"].to_list()
+    assert full  # every term matches some entries
+    if term == "n k":
+        assert store.count(text="nest kestrel") == 0  # never across two fields
+    for window in (0, 2, 5, 40):
+        monkeypatch.setattr(store_module, "_WINDOW_ROWS", window)
+        for limit in (1, 3, 7, 10, 50):
+            got = store.query(text=term, limit=limit, order=order, backend="polars")
+            assert got["audit_id"].to_list() == full[:limit]
+            listed = store.entries(text=term, limit=limit, order=order)
+            assert [e["audit_id"] for e in listed] == full[:limit]
+
+
 # -- limits: refused with the limit named, never a database error --------------------
 def test_queries_at_the_limits_run(filled: al.AuditStore) -> None:
     from auditlens.query.filters import MAX_CLAUSES, MAX_VALUES

@@ -142,3 +142,50 @@ def test_alerts_watch_keeps_up_after_retention_removed_the_newest_ids(
     found: list[Alert] = []
     watch(store, rule, cfg, poll_interval=0, stop=_StopAfter(2), on_alert=found.append)
     assert [(a.organization_id, a.group) for a in found] == [(ORG2, "mallory@company.com")]
+
+
+def test_stream_delivers_an_entry_whose_lower_id_committed_last(store_url: str) -> None:
+    """Two writers on two organizations; the one holding the lower id commits last. On
+    PostgreSQL the second does not wait for the first (per-organization append locks), and
+    the stream still delivers both entries, each exactly once, in id order."""
+    store = al.open_store(store_url)
+    first, second = al.open_store(store_url), al.open_store(store_url)
+    early, late = make_entry(organization_id=ORG), make_entry(organization_id=ORG2)
+    inserted, release, second_done = threading.Event(), threading.Event(), threading.Event()
+
+    def hold_first_open() -> None:
+        with first._write(orgs=[ORG]):
+            first.append(early)  # a savepoint of the open transaction: not committed yet
+            inserted.set()
+            release.wait(30)
+
+    def append_second() -> None:
+        second.append(late)
+        second_done.set()
+
+    got: list[dict[str, Any]] = []
+    stop = threading.Event()
+    consumer = threading.Thread(
+        target=lambda: got.extend(store.stream(since="beginning", poll_interval=0.02, stop=stop))
+    )
+    consumer.start()
+    holder = threading.Thread(target=hold_first_open)
+    holder.start()
+    assert inserted.wait(30)
+    writer = threading.Thread(target=append_second)
+    writer.start()
+    if store.dialect == "postgresql":
+        assert second_done.wait(30), "an append to another organization waited for the first"
+        time.sleep(0.3)  # the stream polls while only the higher id has committed
+    release.set()
+    holder.join(30)
+    writer.join(60)
+    deadline = time.time() + 10
+    while len(got) < 2 and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)  # more polls: nothing is delivered twice
+    stop.set()
+    consumer.join(10)
+    assert [e["audit_id"] for e in got] == [early["audit_id"], late["audit_id"]]
+    for s in (store, first, second):
+        s.close()

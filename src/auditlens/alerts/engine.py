@@ -297,16 +297,15 @@ def watch(
     last_id = _cursor(store)
     if last_id is None:
         with store.connect() as conn:
-            last_id = int(
-                conn.execute(select(func.coalesce(func.max(entries.c.id), 0))).scalar_one()
-            )
+            last_id = store.stream_top(conn)
         _save_state(store, {_CURSOR: last_id}, {})
     while not stop.is_set():
         with store.connect() as conn:
+            safe = store.stream_top(conn)  # below it every entry has committed (PostgreSQL)
             top, lo, hi = conn.execute(
                 select(
                     func.max(entries.c.id), func.min(entries.c.ts), func.max(entries.c.ts)
-                ).where(entries.c.id > last_id)
+                ).where(entries.c.id > last_id, entries.c.id <= safe)
             ).one()
         if top is not None:
             since = datetime.fromtimestamp(lo / 1000, UTC)

@@ -3,12 +3,17 @@
 SQLite: WAL journal (readers never block the writer), ``busy_timeout`` so that
 concurrent writers queue instead of failing, and transactions opened by auditlens
 itself so that an append can take the write lock up front (``BEGIN IMMEDIATE``)
-before it reads the chain head. PostgreSQL: appends serialize on an advisory lock
-(see :data:`APPEND_LOCK_KEY`).
+before it reads the chain head. PostgreSQL: appends to one organization serialize on
+that organization's advisory lock (:func:`org_lock_key`) and hold the store-wide lock
+(:data:`APPEND_LOCK_KEY`) shared, so appends to different organizations run in
+parallel while every other write (retention, checkpoints, plans) takes the store-wide
+lock exclusively; each append also publishes an *in-flight mark* (:data:`INFLIGHT_MARK_BASE`)
+that readers following ``id > last seen`` use to stay below ids that may still commit.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -21,7 +26,17 @@ from auditlens.errors import ConfigError, StoreError
 from auditlens.store.roles import scoped_url
 from auditlens.store.tables import details_search_text, search_fold
 
-__all__ = ["APPEND_LOCK_KEY", "ORG_ENV", "WRITE_OPTION", "libpq_uri", "make_engine", "sqlite_path"]
+__all__ = [
+    "APPEND_LOCK_KEY",
+    "INFLIGHT_MARK_BASE",
+    "ORG_ENV",
+    "ORG_LOCK_CLASS",
+    "WRITE_OPTION",
+    "libpq_uri",
+    "make_engine",
+    "org_lock_key",
+    "sqlite_path",
+]
 
 #: execution option that makes a SQLite transaction start with ``BEGIN IMMEDIATE``.
 WRITE_OPTION = "auditlens_write"
@@ -30,8 +45,31 @@ WRITE_OPTION = "auditlens_write"
 #: row-level security, see :mod:`auditlens.store.roles`).
 ORG_ENV = "AUDITLENS_ORG"
 
-#: PostgreSQL advisory lock taken by every append transaction ("auditlns" as an int64).
+#: PostgreSQL store-wide advisory lock ("auditlns" as an int64): appends hold it shared,
+#: every other write transaction exclusively (so they never overlap an append).
 APPEND_LOCK_KEY = int.from_bytes(b"auditlns", "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+#: first key of the two-key advisory locks that serialize appends per organization ("Auor").
+ORG_LOCK_CLASS = int.from_bytes(b"Auor", "big")
+
+#: in-flight marks: an append transaction holds ``INFLIGHT_MARK_BASE + n`` (shared, one-key
+#: form), where ``n`` is an id drawn from the entries' id sequence before it inserts, so
+#: every id it inserts is above ``n`` ("AU" in the top bytes; ids stay below 2**48).
+INFLIGHT_MARK_BASE = int.from_bytes(b"AU", "big") << 48
+
+
+def org_lock_key(organization_id: str) -> int:
+    """Second key (int32) of an organization's append lock: the first 4 bytes of its SHA-256.
+
+    Two organizations with the same key merely take turns; nothing else depends on it.
+
+    Example:
+        >>> org_lock_key("2b6f0cc9-4b8a-4bd8-9d5e-0a1f6f2f4a11") == org_lock_key(
+        ...     "2b6f0cc9-4b8a-4bd8-9d5e-0a1f6f2f4a11")
+        True
+    """
+    digest = hashlib.sha256(organization_id.encode()).digest()
+    return int.from_bytes(digest[:4], "big", signed=True)
 
 
 def sqlite_path(url: URL) -> str | None:

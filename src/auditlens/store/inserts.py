@@ -4,8 +4,8 @@ Appends (:meth:`AuditStore.append` / ``append_rows``, and so bulk ingest) give e
 row its ``seq``, ``prev_hash`` and ``entry_hash`` first; a restore from the archive
 (:func:`auditlens.retention.restore_archive`) brings rows that already carry them. Both
 insert through :func:`insert_chained`, inside the store's write transaction
-(:meth:`AuditStore.transaction`), so the insert statement, the SQLite text-search upkeep
-and any future per-insert duty live in one place.
+(:meth:`AuditStore.transaction`), so the insert statement and any future per-insert
+duty live in one place.
 
 Example:
     >>> import auditlens as al
@@ -29,21 +29,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection
 
 from auditlens.errors import StoreError
 from auditlens.schema import ROW_FIELDS
 from auditlens.store.engine import WRITE_OPTION
-from auditlens.store.tables import SEARCH_FILL_SQL, entries
 
 __all__ = ["INSERT_COLUMNS", "insert_chained"]
 
 #: the columns every inserted row carries: the flat entry row and its chain fields.
 INSERT_COLUMNS: tuple[str, ...] = (*ROW_FIELDS, "seq", "prev_hash", "entry_hash")
 
-_FTS_FILL = text(SEARCH_FILL_SQL)  # SQLite text search: index the batch with ids >= :first
-_MAX_ID = select(func.coalesce(func.max(entries.c.id), 0))
 _INSERT_SQL = {
     mark: f"INSERT INTO audit_entries ({', '.join(INSERT_COLUMNS)}) "
     f"VALUES ({', '.join([mark] * len(INSERT_COLUMNS))})"
@@ -57,7 +53,9 @@ def insert_chained(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
     ``conn`` is the connection of :meth:`AuditStore.transaction` (the store-wide append
     lock is held, so no other writer interleaves). Nothing is checked here: appends
     compute the chain fields, restores verify them against the archive first. On SQLite the
-    rows' search documents are indexed in the same transaction. Returns the rows inserted.
+    rows' search documents are indexed by the first read that needs them (see
+    :mod:`auditlens.store.tables`), not here: that keeps bulk appends fast. Returns the rows
+    inserted.
 
     Raises:
         StoreError: ``conn`` is not a write transaction of a store.
@@ -70,11 +68,8 @@ def insert_chained(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
             "`with store.transaction() as conn:`"
         )
     sqlite = conn.dialect.name == "sqlite"
-    first_id = int(conn.execute(_MAX_ID).scalar_one()) + 1 if sqlite else 0
     conn.exec_driver_sql(
         _INSERT_SQL["?" if sqlite else "%s"],
         [tuple(r[c] for c in INSERT_COLUMNS) for r in rows],
     )
-    if sqlite:
-        conn.execute(_FTS_FILL, {"first": first_id})
     return len(rows)

@@ -67,12 +67,20 @@ from auditlens.store.backend import (
     load_feature_tables,
     schema_tables,
 )
-from auditlens.store.engine import APPEND_LOCK_KEY, WRITE_OPTION, make_engine
+from auditlens.store.engine import (
+    APPEND_LOCK_KEY,
+    INFLIGHT_MARK_BASE,
+    ORG_LOCK_CLASS,
+    WRITE_OPTION,
+    make_engine,
+    org_lock_key,
+)
 from auditlens.store.migrate import version_problem
 from auditlens.store.readers import ArrowReader
 from auditlens.store.roles import scoped_url
 from auditlens.store.tables import (
     SCHEMA_VERSION,
+    SEARCH_FILL_SQL,
     SEARCH_INDEX_PROBE,
     entries,
     meta,
@@ -91,6 +99,13 @@ _FRAME_COLUMNS = FRAME_COLUMNS
 _ROW_COLUMNS = ROW_COLUMNS
 
 _COLUMNAR_MIN = 256  # below this many rows, per-row hashing is cheaper than building a frame
+_SEARCH_TOP = "coalesce((SELECT rowid FROM audit_search ORDER BY rowid DESC LIMIT 1), 0)"
+#: SQLite: entries above the text-search index's highest rowid (not indexed yet)?
+_SEARCH_BEHIND = text(f"SELECT coalesce((SELECT max(id) FROM audit_entries), 0) > {_SEARCH_TOP}")
+_SEARCH_CATCH_UP = text(SEARCH_FILL_SQL.replace(":first", f"({_SEARCH_TOP} + 1)"))
+_WINDOW_ROWS = 5_000  # newest entries a common-term search with a limit looks at first
+_WINDOW_LIMIT = 10_000  # ... for limits up to this
+_SEARCH_FIELDS = frozenset({"text", "word", "actor"})  # clauses that may read audit_search
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -99,6 +114,14 @@ if TYPE_CHECKING:
 #: which entries: a search string, a :class:`~auditlens.query.Filter`, a mapping of keyword
 #: filters, or None for all.
 Where = Filter | Mapping[str, Any] | str | None
+
+#: PostgreSQL: the largest id, then (read after it) the lowest in-flight mark of an append
+_PG_STREAM_TOP = text(
+    "SELECT coalesce(max(id), 0), (SELECT min((l.classid::bigint << 32) | l.objid::bigint) "
+    "FROM pg_locks l WHERE l.locktype = 'advisory' AND l.objsubid = 1 "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND l.classid::bigint >= :lo AND l.classid::bigint < :hi) FROM audit_entries"
+)
 
 
 def _differing(prior: Mapping[str, Any], row: Mapping[str, Any]) -> tuple[str, ...]:
@@ -234,15 +257,16 @@ class Store:
 
     # -- transactions, reads and caches (the storage layer: auditlens.store.backend) --
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
+    def transaction(self, orgs: Iterable[str] | None = None) -> Iterator[Connection]:
         """A write transaction holding the store-wide append lock.
 
         Every write auditlens makes goes through here: on SQLite it starts with
         ``BEGIN IMMEDIATE``, so a transaction that reads before it writes waits for
         other writers (busy timeout) instead of failing with "database is locked"; on
-        PostgreSQL it takes the append lock first. Nested in another ``transaction`` of the
-        same thread (e.g. an ``append`` inside a plan change), it is a savepoint of that
-        transaction: both commit together or not at all.
+        PostgreSQL it takes the store-wide append lock first — or, for an append to
+        ``orgs``, their per-organization locks and the store-wide lock shared. Nested in
+        another ``transaction`` of the same thread (e.g. an ``append`` inside a plan change),
+        it is a savepoint of that transaction: both commit together or not at all.
 
         Raises:
             StoreError: the database refused the write (an ``IntegrityError``, e.g. a
@@ -261,13 +285,17 @@ class Store:
         held: Connection | None = getattr(self._held, "conn", None)
         if held is not None:
             with held.begin_nested():
+                if orgs is not None and self.dialect == "postgresql":
+                    self._append_locks(held, orgs)
                 yield held
             return
         try:
             with self.engine.connect() as conn:
                 conn = conn.execution_options(**{WRITE_OPTION: True})
                 with conn.begin():
-                    if self.dialect == "postgresql":
+                    if self.dialect == "postgresql" and orgs is not None:
+                        self._append_locks(conn, orgs)
+                    elif self.dialect == "postgresql":
                         conn.execute(
                             text("SELECT pg_advisory_xact_lock(:k)"), {"k": APPEND_LOCK_KEY}
                         )
@@ -366,6 +394,27 @@ class Store:
         """Forget a named cache, or every cache (after entries were removed or rewritten)."""
         self.caches.invalidate(name)
 
+    @staticmethod
+    def _append_locks(conn: Connection, orgs: Iterable[str]) -> None:
+        """PostgreSQL: the locks of an append to ``orgs`` and its in-flight mark (see
+        :mod:`auditlens.store.engine`); per-organization locks in key order (no deadlock)."""
+        conn.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": APPEND_LOCK_KEY})
+        keys = sorted({org_lock_key(org) for org in orgs})
+        conn.execute(
+            text(
+                "SELECT pg_advisory_xact_lock(:c, k) FROM "
+                "(SELECT k FROM unnest(CAST(:keys AS integer[])) AS u(k) ORDER BY k) AS s"
+            ),
+            {"c": ORG_LOCK_CLASS, "keys": keys},
+        )
+        conn.execute(
+            text(
+                "SELECT pg_advisory_xact_lock_shared("
+                ":base + nextval(pg_get_serial_sequence('audit_entries', 'id')))"
+            ),
+            {"base": INFLIGHT_MARK_BASE},
+        )
+
     # -- schema --------------------------------------------------------------
     def _init_schema(self) -> None:
         insp = inspect(self.engine)
@@ -415,6 +464,19 @@ class Store:
         """Whether the text-search index of this layout exists (else the DDL builds it)."""
         with self.engine.connect() as conn:
             return bool(conn.execute(text(SEARCH_INDEX_PROBE[self.dialect])).scalar())
+
+    def _search_catch_up(self) -> None:
+        """SQLite: index the entries appended since the text-search index was last filled.
+
+        Appends leave ``audit_search`` to the first read that needs it (text, or a non-ASCII
+        actor): one ``INSERT … SELECT`` for every entry above the index's highest rowid,
+        in a write transaction of its own (ids only grow, so the index always holds a prefix).
+        """
+        with self.engine.connect() as conn:
+            behind = conn.execute(_SEARCH_BEHIND).scalar()
+        if behind:
+            with self._write() as conn:
+                conn.execute(_SEARCH_CATCH_UP)
 
     def _check_version(self) -> None:
         with self.engine.connect() as conn:
@@ -473,7 +535,7 @@ class Store:
     def _append_rows(
         self, rows: list[dict[str, Any]], *, check_existing: bool
     ) -> list[AppendedEntry]:
-        with self._write() as conn:
+        with self._write(orgs={r["organization_id"] for r in rows}) as conn:
             known = self._existing(conn, [r["audit_id"] for r in rows]) if check_existing else {}
             # for each input: the row that is (or will be) stored under its audit_id
             stored: list[dict[str, Any]] = []
@@ -587,14 +649,22 @@ class Store:
         flt = parse_search(where) if isinstance(where, str) else Filter.coerce(where)
         if filters:
             flt = flt & Filter.coerce(filters)
+        if self.dialect == "sqlite" and any(c.field in _SEARCH_FIELDS for c in flt.clauses):
+            self._search_catch_up()
         return flt
 
     def _select(
-        self, columns: Sequence[Any], flt: Filter, order: Order, limit: int | None
+        self,
+        columns: Sequence[Any],
+        flt: Filter,
+        order: Order,
+        limit: int | None,
+        *,
+        text_by_time: bool = False,
     ) -> Select[Any]:
         if order not in ("asc", "desc"):
             raise FilterError(f"order must be 'asc' or 'desc', got {order!r}")
-        stmt = select(*columns).where(compile_filter(flt, self.dialect))
+        stmt = select(*columns).where(compile_filter(flt, self.dialect, text_by_time=text_by_time))
         if order == "desc":
             stmt = stmt.order_by(_C.ts.desc(), _C.id.desc())
         else:
@@ -604,6 +674,35 @@ class Store:
                 raise FilterError(f"limit must be >= 0, got {limit}")
             stmt = stmt.limit(limit)
         return stmt
+
+    def _newest_window(
+        self, columns: Sequence[Any], flt: Filter, order: Order, limit: int | None
+    ) -> Select[Any] | None:
+        """SQLite, text search with a small limit: the same query over the newest (oldest, in
+        ``asc`` order) :data:`_WINDOW_ROWS` entries by time, walking the time index.
+
+        A common term matches tens of thousands of entries; finding them all, then looking
+        each up by id and sorting them to keep 100, was its whole cost. Walking the newest
+        entries and checking each one's search document stops after ``limit`` matches.
+        If the window yields ``limit`` rows they are the answer (every entry outside it
+        sorts after them); otherwise the caller runs the plain query. None when this does not apply.
+        """
+        if self.dialect != "sqlite" or limit is None or not 0 < limit <= _WINDOW_LIMIT:
+            return None
+        if not any(c.field == "text" and not c.negate for c in flt.clauses):
+            return None
+        desc = order == "desc"
+        edge = (
+            select(_C.ts)
+            .order_by(_C.ts.desc() if desc else _C.ts.asc())
+            .limit(1)
+            .offset(_WINDOW_ROWS)
+            .scalar_subquery()
+        )
+        stmt = self._select(columns, flt, order, limit, text_by_time=True)
+        if desc:
+            return stmt.where(_C.ts >= func.coalesce(edge, -(2**62)))
+        return stmt.where(_C.ts <= func.coalesce(edge, 2**62))
 
     def to_arrow(
         self,
@@ -615,6 +714,11 @@ class Store:
     ) -> pa.Table:
         """Matching entries as an Arrow table with the :data:`~auditlens.frames.COLUMNS` layout."""
         flt = self._filter(where, filters)
+        window = self._newest_window(_FRAME_COLUMNS, flt, order, limit)
+        if window is not None:
+            table = self._reader.read(window)
+            if table.num_rows == limit:
+                return table
         return self._reader.read(self._select(_FRAME_COLUMNS, flt, order, limit))
 
     def batches(
@@ -700,6 +804,11 @@ class Store:
         if backend not in ("pandas", "polars", "arrow"):
             raise ConfigError(f"unknown backend {backend!r}; use 'pandas', 'polars' or 'arrow'")
         flt = self._filter(where, filters)
+        window = self._newest_window(_FRAME_COLUMNS, flt, order, limit)
+        if window is not None:
+            table = self._reader.read(window)
+            if table.num_rows == limit:
+                return batches_to_backend(iter(table.to_batches()), backend)
         stmt = self._select(_FRAME_COLUMNS, flt, order, limit)
         return batches_to_backend(self._reader.batches(stmt), backend)
 
@@ -788,8 +897,13 @@ class Store:
     ) -> list[dict[str, Any]]:
         """Matching entries as a list of dicts in the JSON shape (with chain fields)."""
         flt = self._filter(where, filters)
-        stmt = self._select(_ROW_COLUMNS, flt, order, limit)
+        window = self._newest_window(_ROW_COLUMNS, flt, order, limit)
         with self.engine.connect() as conn:
+            if window is not None:
+                rows = list(conn.execute(window).mappings())
+                if len(rows) == limit:
+                    return [row_to_entry(r, chain=True) for r in rows]
+            stmt = self._select(_ROW_COLUMNS, flt, order, limit)
             return [row_to_entry(r, chain=True) for r in conn.execute(stmt).mappings()]
 
     def page(
@@ -883,6 +997,26 @@ class Store:
         with self.engine.connect() as c:
             return int(c.execute(stmt).scalar_one())
 
+    def stream_top(self, conn: Connection) -> int:
+        """The highest id below which every entry has committed (or never will): a reader
+        following ``id > last seen`` may advance to it without ever skipping a row.
+
+        SQLite: the largest id (writers are serialized, ids grow in commit order).
+        PostgreSQL: appends to different organizations commit in any order, so also below
+        every in-flight mark (:data:`~auditlens.store.engine.INFLIGHT_MARK_BASE`): an append
+        still running holds one below all the ids it inserts. The largest id is read first
+        and the marks after it, so any append it missed can only insert ids above it.
+        """
+        if self.dialect != "postgresql":
+            return self._max_id(conn)
+        top, mark = conn.execute(
+            _PG_STREAM_TOP,
+            {"lo": INFLIGHT_MARK_BASE >> 32, "hi": (INFLIGHT_MARK_BASE >> 32) + (1 << 16)},
+        ).one()
+        if mark is not None:
+            top = min(int(top), int(mark) - INFLIGHT_MARK_BASE)
+        return int(top)
+
     def stream(
         self,
         where: Where = None,
@@ -905,7 +1039,8 @@ class Store:
         """
         flt = self._filter(where, filters)
         if since is None:
-            last_id = self._max_id()
+            with self.engine.connect() as conn:
+                last_id = self.stream_top(conn)
         else:
             last_id = 0
             if since != "beginning":
@@ -917,6 +1052,7 @@ class Store:
                     lo = parse_when(since, field="since")
                 flt = flt & Filter.from_kwargs(start=datetime.fromtimestamp(lo / 1000, UTC))
         cond = compile_filter(flt, self.dialect)
+        searches = self.dialect == "sqlite" and any(c.field in _SEARCH_FIELDS for c in flt.clauses)
         sent = 0
 
         def stopped() -> bool:
@@ -925,13 +1061,16 @@ class Store:
             return stop.is_set() if isinstance(stop, threading.Event) else bool(stop())
 
         while not stopped():
-            stmt = (
-                select(*_ROW_COLUMNS)
-                .where(and_(_C.id > last_id, cond))
-                .order_by(_C.id)
-                .limit(batch_size)
-            )
+            if searches:
+                self._search_catch_up()
             with self.engine.connect() as conn:
+                top = self.stream_top(conn)  # its own statement: rows are read after it
+                stmt = (
+                    select(*_ROW_COLUMNS)
+                    .where(and_(_C.id > last_id, _C.id <= top, cond))
+                    .order_by(_C.id)
+                    .limit(batch_size)
+                )
                 rows = list(conn.execute(stmt).mappings())
             for r in rows:
                 last_id = r["id"]

@@ -25,12 +25,14 @@ a space), so a phrase never matches across two fields.
 
 SQLite: an FTS5 trigram table (``audit_search``, storing its content) holds each
 entry's search document folded by Python (:func:`search_fold`, Unicode-aware: SQLite's
-own ``lower``/``LIKE`` fold ASCII only). It is filled by :meth:`Store.append` in
-the same transaction as the rows, with one ``INSERT … SELECT`` per batch through the
+own ``lower``/``LIKE`` fold ASCII only). Appends do not fill it: the first read that needs
+it (a text search, a non-ASCII actor) first indexes every entry above its highest rowid,
+with one ``INSERT … SELECT`` (:data:`SEARCH_FILL_SQL`) through the
 ``auditlens_fold``/``auditlens_details_text`` functions that :mod:`auditlens.store.engine`
-registers on every SQLite connection — far cheaper than a per-row trigger — so rows
-inserted by raw SQL outside auditlens are not text-searchable (they would not be chained
-either). Opening a store made before this table existed creates and fills it.
+registers on every SQLite connection — far cheaper than a per-row trigger, and outside
+the append transactions (bulk ingest pays nothing for it). Rows inserted by raw SQL
+outside auditlens are indexed the same way (they are not chained, though). Opening a
+store made before this table existed creates and fills it.
 PostgreSQL: a ``pg_trgm`` GIN index over :func:`search_text_expr` (``lower``/``ILIKE``
 follow the database collation: a UTF-8 locale folds non-ASCII, ``C`` ASCII only).
 
