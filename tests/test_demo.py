@@ -45,6 +45,11 @@ def test_incidents_are_present_with_their_evidence(demo: object) -> None:
         "bulk_deletions",
         "new_ip_and_agent",
         "activity_after_suspension",
+        "failure_burst",
+        "self_grant",
+        "new_principal_admin",
+        "defence_evasion",
+        "mass_export",
     }
     assert set(kinds.values()) == {3}
     for inc in demo.incidents:  # type: ignore[attr-defined]
