@@ -678,13 +678,17 @@ class AuditStore:
         config: Mapping[str, Any] | None = None,
         context: bool = True,
         backend: str = "polars",
+        allowlist: Any = None,
+        keep_suppressed: bool = False,
         **filters: Any,
     ) -> Any:
         """Run one detector (``config`` = its parameters) or all of them on matching entries.
 
         With ``context`` (the default) the organizations' stored context (time zones,
         business hours, workdays, people: :mod:`auditlens.context`) sets the parameters
-        first; ``config`` overrides it.
+        first; ``config`` overrides it. ``allowlist`` (a file or rules of known
+        automation: :mod:`auditlens.detect.allowlist`) downgrades or suppresses the
+        findings it explains.
         """
         from auditlens import detect
 
@@ -692,8 +696,11 @@ class AuditStore:
         if context:
             config = _context.with_context(self, config, name_or_all)
         if name_or_all == "all":
-            return detect.run_all(df, config)
-        return detect.run(name_or_all, df, **dict(config or {}))
+            return detect.run_all(df, config, allowlist, keep_suppressed)
+        found = detect.run(name_or_all, df, **dict(config or {}))
+        if allowlist is None:
+            return found
+        return detect.apply_allowlist(found, df, allowlist, keep_suppressed)
 
     # -- organization context (kept as audit entries: auditlens.context) ---------------
     def set_org_profile(
