@@ -255,7 +255,8 @@ def unusual_access(
     """Access that does not fit an actor's history.
 
     * a successful action from a network (/24 for IPv4, the address for IPv6) or a
-      user-agent family never seen before for an actor with ``min_history`` earlier
+      user-agent family (:mod:`auditlens.detect.agents`: a tool's new run id or version is
+      not a new client) never seen before for an actor with ``min_history`` earlier
       actions (``high`` when both are new, else ``medium``);
     * an actor with history acting again after ``dormant`` of silence (``medium``);
     * any successful action by a user after they were suspended or removed (``critical``).
