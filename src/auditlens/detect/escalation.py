@@ -32,6 +32,7 @@ from typing import Any
 import polars as pl
 
 from auditlens.detect.findings import (
+    actions_matching,
     as_polars,
     build_findings,
     empty_findings,
@@ -120,11 +121,14 @@ def privilege_escalation(
     """
     frame, kind = as_polars(df)
     span = parse_window(window)
-    grant_re = _check(grant_actions, "grant_actions")
-    create_re = _check(create_actions, "create_actions")
+    grants = actions_matching(frame, grant_actions, "grant_actions")
+    creations = actions_matching(frame, create_actions, "create_actions")
     admin_re = _check(admin_privileges, "admin_privileges")
     d = _details(frame)
-    ok = frame.filter(pl.col("result") == "success")
+    # only grants and creations have their details read
+    ok = frame.filter(
+        (pl.col("result") == "success") & pl.col("action").is_in(sorted({*grants, *creations}))
+    )
     if ok.is_empty():
         return return_like(empty_findings(), kind)
     privilege = pl.coalesce(*(d.str.json_path_match(p) for p in _PRIVILEGE_PATHS))
@@ -137,12 +141,12 @@ def privilege_escalation(
     ).with_columns(
         pl.col("_priv").str.contains(admin_re).fill_null(False).alias("_admin"),
     )
-    parts = [_self_grants(ev, grant_re), _new_admins(ev, grant_re, create_re, span)]
+    parts = [_self_grants(ev, grants), _new_admins(ev, grants, creations, span)]
     out = pl.concat([p for p in parts if not p.is_empty()] or [empty_findings()])
     return return_like(out, kind)
 
 
-def _self_grants(ev: pl.DataFrame, grant_re: str) -> pl.DataFrame:
+def _self_grants(ev: pl.DataFrame, grants: list[str]) -> pl.DataFrame:
     me = [
         _lower(pl.col("actor_email")),
         _lower(pl.col("actor_user_id")),
@@ -153,9 +157,7 @@ def _self_grants(ev: pl.DataFrame, grant_re: str) -> pl.DataFrame:
         for mine in me:
             is_me = is_me | (pl.col(target) == mine).fill_null(False)
     hits = ev.filter(
-        pl.col("action").str.contains(grant_re)
-        & is_me
-        & (pl.col("_admin") | pl.col("_priv").is_null())
+        pl.col("action").is_in(grants) & is_me & (pl.col("_admin") | pl.col("_priv").is_null())
     )
     if hits.is_empty():
         return empty_findings()
@@ -184,8 +186,10 @@ def _self_grants(ev: pl.DataFrame, grant_re: str) -> pl.DataFrame:
     )
 
 
-def _new_admins(ev: pl.DataFrame, grant_re: str, create_re: str, span: timedelta) -> pl.DataFrame:
-    made = ev.filter(pl.col("action").str.contains(create_re)).select(
+def _new_admins(
+    ev: pl.DataFrame, grant_acts: list[str], create_acts: list[str], span: timedelta
+) -> pl.DataFrame:
+    made = ev.filter(pl.col("action").is_in(create_acts)).select(
         "organization_id",
         pl.col("timestamp").alias("_made_at"),
         pl.col("audit_id").alias("_made_id"),
@@ -210,7 +214,7 @@ def _new_admins(ev: pl.DataFrame, grant_re: str, create_re: str, span: timedelta
         pl.col("_creator").alias("_granter"),
         pl.col("_priv").alias("granted"),
     )
-    grants = ev.filter(pl.col("action").str.contains(grant_re) & pl.col("_admin")).select(
+    grants = ev.filter(pl.col("action").is_in(grant_acts) & pl.col("_admin")).select(
         "organization_id",
         pl.col("timestamp").alias("_granted_at"),
         pl.col("audit_id").alias("_grant_id"),

@@ -38,6 +38,7 @@ from typing import Any
 import polars as pl
 
 from auditlens.detect.findings import (
+    actions_matching,
     as_polars,
     build_findings,
     empty_findings,
@@ -123,15 +124,32 @@ def defence_evasion(
     """
     frame, kind = as_polars(df)
     span = parse_window(window)
-    log_re = _check(logging_actions, "logging_actions")
-    mfa_re = _check(mfa_actions, "mfa_actions")
-    alert_re = _check(alerting_actions, "alerting_actions")
     dest_re = _check(alert_destinations, "alert_destinations")
-    d = pl.col("details").cast(pl.Utf8) if "details" in frame.columns else pl.lit(None, pl.Utf8)
+    # patterns are matched against the distinct actions; rows are then picked by is_in, and
+    # only the few candidate rows have their details read
+    log_acts = actions_matching(frame, logging_actions, "logging_actions")
+    mfa_acts = [
+        a
+        for a in actions_matching(frame, mfa_actions, "mfa_actions")
+        if "mfa_reset" not in a.lower()
+    ]
+    alert_acts = actions_matching(frame, alerting_actions, "alerting_actions")
+    setting_acts = actions_matching(frame, _SETTINGS_UPDATED)
+    gone_acts = actions_matching(frame, _WEBHOOK_GONE)
+    changed_acts = actions_matching(frame, _WEBHOOK_CHANGED)
+    every = {*log_acts, *mfa_acts, *alert_acts, *setting_acts, *gone_acts, *changed_acts}
+    candidates = frame.filter(pl.col("action").is_in(sorted(every)))
+    if candidates.is_empty():
+        return return_like(empty_findings(), kind)
+    d = (
+        pl.col("details").cast(pl.Utf8)
+        if "details" in candidates.columns
+        else pl.lit(None, pl.Utf8)
+    )
     action = pl.col("action")
     setting = d.str.json_path_match("$.setting")
     after = pl.coalesce(d.str.json_path_match("$.after.value"), d.str.json_path_match("$.after"))
-    is_setting = action.str.contains(_SETTINGS_UPDATED)
+    is_setting = action.is_in(setting_acts)
     switched_off = pl.coalesce(
         d.str.json_path_match("$.after.actions.enabled"),
         d.str.json_path_match("$.after.enabled"),
@@ -145,22 +163,22 @@ def defence_evasion(
         d.str.json_path_match("$.url").fill_null(""),
         separator=" ",
     ).str.contains(dest_re)
-    webhook_off = action.str.contains(_WEBHOOK_GONE) | (
-        action.str.contains(_WEBHOOK_CHANGED) & switched_off.fill_null(False)
+    webhook_off = action.is_in(gone_acts) | (
+        action.is_in(changed_acts) & switched_off.fill_null(False)
     )
     reason = (
-        pl.when(action.str.contains(log_re) | (is_setting & setting.str.contains(_LOG_SETTING)))
+        pl.when(action.is_in(log_acts) | (is_setting & setting.str.contains(_LOG_SETTING)))
         .then(pl.lit("logging_disabled"))
         .when(
-            (action.str.contains(mfa_re) & ~action.str.contains(r"(?i)mfa_reset"))
+            action.is_in(mfa_acts)
             | (is_setting & setting.str.contains(_MFA_SETTING) & after.str.contains(_OFF))
         )
         .then(pl.lit("mfa_disabled"))
-        .when(action.str.contains(alert_re) | (webhook_off & destination))
+        .when(action.is_in(alert_acts) | (webhook_off & destination))
         .then(pl.lit("alerting_disabled"))
     )
     ev = (
-        frame.with_columns(reason.alias("_reason"))
+        candidates.with_columns(reason.alias("_reason"))
         .filter(pl.col("_reason").is_not_null())
         .select(
             "organization_id",

@@ -21,13 +21,13 @@ Example:
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Any
 
 import polars as pl
 
 from auditlens.detect.findings import (
+    actions_matching,
     as_polars,
     build_findings,
     empty_findings,
@@ -37,7 +37,6 @@ from auditlens.detect.findings import (
     positive_int,
     return_like,
 )
-from auditlens.errors import FilterError
 
 __all__ = ["EXPORT_ACTIONS", "mass_export"]
 
@@ -67,16 +66,13 @@ def mass_export(
     row_limit = positive_int(rows, "rows")
     export_limit = positive_int(exports, "exports")
     span = parse_window(window)
-    try:
-        re.compile(actions)
-    except re.error as exc:
-        raise FilterError(f"actions is not a valid regular expression: {exc}") from None
+    exported = actions_matching(frame, actions, "actions")
     d = pl.col("details").cast(pl.Utf8) if "details" in frame.columns else pl.lit(None, pl.Utf8)
     volume = pl.coalesce(
         *(d.str.json_path_match(p).cast(pl.Int64, strict=False) for p in _VOLUME_PATHS)
     )
     ev = (
-        frame.filter(pl.col("action").str.contains(actions) & (pl.col("result") == "success"))
+        frame.filter(pl.col("action").is_in(exported) & (pl.col("result") == "success"))
         .select(
             "organization_id",
             pl.coalesce("actor_email", "actor_user_id", pl.lit("(unknown)")).alias("key"),

@@ -277,6 +277,26 @@ def build_findings(
     )
 
 
+def actions_matching(frame: pl.DataFrame, pattern: str, name: str = "pattern") -> list[str]:
+    """The distinct actions of ``frame`` that the regular expression ``pattern`` matches.
+
+    Logs hold a few hundred distinct actions over millions of rows: matching the distinct
+    ones and filtering with ``is_in`` costs one hash lookup per row instead of a regex.
+
+    Example:
+        >>> actions_matching(pl.DataFrame({"action": ["a.x", "b.y", "a.x"]}), "^a")
+        ['a.x']
+    """
+    import re
+
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise FilterError(f"{name} is not a valid regular expression: {exc}") from None
+    acts = frame.get_column("action").drop_nulls().unique()
+    return sorted(acts.filter(acts.str.contains(pattern)).to_list())
+
+
 def human(span: timedelta) -> str:
     """``timedelta(minutes=5)`` → ``"5 minutes"``."""
     secs = int(span.total_seconds())
