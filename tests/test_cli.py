@@ -136,9 +136,9 @@ def test_demo_command_writes_store_and_ground_truth(tmp_path: Path) -> None:
         "--incidents",
         str(truth),
     )
-    assert code == 0 and "7 injected incidents" in out
+    assert code == 0 and "12 injected incidents" in out
     data = orjson.loads(truth.read_bytes())
-    assert len(data["incidents"]) == 7
+    assert len(data["incidents"]) == 12
     code, out, _ = run("stats", "--db", db, "--format", "json")
     assert orjson.loads(out)["total"] > 100
 

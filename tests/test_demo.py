@@ -45,6 +45,11 @@ def test_incidents_are_present_with_their_evidence(demo: object) -> None:
         "bulk_deletions",
         "new_ip_and_agent",
         "activity_after_suspension",
+        "failure_burst",
+        "self_grant",
+        "new_principal_admin",
+        "defence_evasion",
+        "mass_export",
     }
     assert set(kinds.values()) == {3}
     for inc in demo.incidents:  # type: ignore[attr-defined]
@@ -58,6 +63,18 @@ def test_incidents_are_present_with_their_evidence(demo: object) -> None:
             assert len({e["ip_address"] for e in evidence}) == 1
         if inc["kind"] == "bulk_deletions":
             assert all(e["action"].endswith(".deleted") for e in evidence)
+        if inc["kind"] == "failure_burst":
+            assert len(evidence) > 10 and {e["result"] for e in evidence} == {"failure"}
+            assert {e["actor"]["email"] for e in evidence} == {inc["subject"]}
+        if inc["kind"] == "self_grant":
+            (grant,) = evidence
+            assert grant["resource"]["id"] == grant["actor"]["user_id"]
+            assert grant["details"]["after"]["role"] == "admin"
+        if inc["kind"] == "new_principal_admin":
+            assert [e["action"] for e in evidence] == ["user.invited", "user.role_changed"]
+            assert {e["resource"]["name"] for e in evidence} == {inc["subject"]}
+        if inc["kind"] == "mass_export":
+            assert sum(e["details"]["rows"] for e in evidence) > 10_000
 
 
 def test_weekends_are_quiet_and_suspended_users_stop(demo: object) -> None:

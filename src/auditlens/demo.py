@@ -17,7 +17,15 @@ off_hours_admin            an admin changing roles and settings at ~02:40 local 
 bulk_deletions             one user deleting 14 webhooks and applications in 5 minutes
 new_ip_and_agent           a user signing in from a never-seen IP with a script agent
 activity_after_suspension  a suspended user signing in and changing a webhook
+failure_burst              24 calls of one user refused (AccessDenied) within 2 minutes
+self_grant                 a member making themselves admin
+new_principal_admin        an invited account made owner 6 minutes after the invitation
+defence_evasion            a security-alerts webhook disabled and audit-log retention cut
+mass_export                one user exporting 83,000 audit entries in 20 minutes
 =========================  ===========================================================
+
+The last five come from a random stream of their own (seeded by the seed and the
+organization), so adding them left every earlier entry of a seed as it was.
 
 Example:
     >>> from datetime import date
@@ -126,6 +134,11 @@ DETECTOR_OF_KIND: dict[str, str] = {
     "bulk_deletions": "bulk_deletions",
     "new_ip_and_agent": "unusual_access",
     "activity_after_suspension": "unusual_access",
+    "failure_burst": "failure_bursts",
+    "self_grant": "privilege_escalation",
+    "new_principal_admin": "privilege_escalation",
+    "defence_evasion": "defence_evasion",
+    "mass_export": "mass_export",
 }
 
 
@@ -512,6 +525,182 @@ class _Gen:
             "admin": next(u for u in org.users if u.role in ("owner", "admin")),
         }
 
+    def inject_more(self, org: _Org, days: list[date], plan: dict[str, Any], seed: int) -> None:
+        """Failure bursts, privilege escalation, defence evasion and mass export, from their
+        own random stream (the main stream, and so every earlier entry, is left as it was)."""
+        main = self.rng
+        self.rng = random.Random(f"{seed}:{org.org_id}:more")
+        try:
+            self._inject_more(org, days, plan)
+        finally:
+            self.rng = main
+
+    def _inject_more(self, org: _Org, days: list[date], plan: dict[str, Any]) -> None:
+        rng = self.rng
+        taken = {plan[k].email for k in ("victim", "target", "wanderer", "deleter", "suspended")}
+        members = [u for u in org.users if u.role in ("member", "viewer") and u.email not in taken]
+        prober, climber, exporter = (
+            (members * 3)[:3] if len(members) < 3 else rng.sample(members, 3)
+        )
+        admin = plan["admin"]
+
+        day = self.weekday_in(days, 0.3, 0.6)
+        t = self.local(day, prober.tz, 10.5)
+        ids, times = [], []
+        targets = ["application.updated", "webhook.updated", "billing.plan_changed"]
+        for k in range(24):
+            when = t + timedelta(seconds=5 * k + rng.randint(0, 3))
+            action = targets[k % 3]
+            res = (
+                {"type": "application", "id": org.apps[0][0], "name": org.apps[0][1]}
+                if action == "application.updated"
+                else {"type": "organization", "id": org.org_id, "name": org.name}
+            )
+            ids.append(
+                self.emit(
+                    org,
+                    when,
+                    action,
+                    actor=prober,
+                    resource=res,
+                    result="failure",
+                    details={"error_code": "AccessDenied"},
+                )
+            )
+            times.append(when)
+        self.record(
+            "failure_burst",
+            org,
+            prober.email,
+            "actor",
+            ids,
+            times,
+            f"24 calls by {prober.email} refused (AccessDenied) within 2 minutes",
+        )
+
+        day = self.weekday_in(days, 0.35, 0.65)
+        when = self.local(day, climber.tz, 11.0)
+        ids = [
+            self.emit(
+                org,
+                when,
+                "user.role_changed",
+                actor=climber,
+                resource={"type": "user", "id": climber.user_id, "name": climber.email},
+                details={"before": {"role": climber.role}, "after": {"role": "admin"}},
+            )
+        ]
+        self.record(
+            "self_grant",
+            org,
+            climber.email,
+            "actor",
+            ids,
+            [when],
+            f"{climber.email} changed their own role to admin",
+        )
+
+        day = self.weekday_in(days, 0.4, 0.7)
+        t = self.local(day, admin.tz, 13.0)
+        newbie = f"contractor{rng.randint(10, 99)}@{org.domain}"
+        new_id = self.uuid()
+        ids = [
+            self.emit(
+                org,
+                t,
+                "user.invited",
+                actor=admin,
+                resource={"type": "user", "id": newbie, "name": newbie},
+                details={"role": "member"},
+            )
+        ]
+        when = t + timedelta(minutes=6)
+        ids.append(
+            self.emit(
+                org,
+                when,
+                "user.role_changed",
+                actor=admin,
+                resource={"type": "user", "id": new_id, "name": newbie},
+                details={"before": {"role": "member"}, "after": {"role": "owner"}},
+            )
+        )
+        self.record(
+            "new_principal_admin",
+            org,
+            newbie,
+            "actor",
+            ids,
+            [t, when],
+            f"{newbie} made owner by {admin.email} 6 minutes after being invited",
+        )
+
+        day = self.weekday_in(days, 0.45, 0.85)
+        t = self.local(day, admin.tz, 15.5)
+        hook = f"wh-{rng.randint(1000, 9999)}"
+        url = "https://events.pagerduty.example/integration"
+        before = {
+            "conditions": {"events": ["security.alert"]},
+            "actions": {"url": url, "enabled": True},
+        }
+        after = {**before, "actions": {"url": url, "enabled": False}}
+        ids = [
+            self.emit(
+                org,
+                t,
+                "webhook.updated",
+                actor=admin,
+                resource={"type": "webhook", "id": hook, "name": "Security Alerts (PagerDuty)"},
+                details={"before": before, "after": after},
+            )
+        ]
+        when = t + timedelta(minutes=4)
+        ids.append(
+            self.emit(
+                org,
+                when,
+                "organization.settings_updated",
+                actor=admin,
+                resource={"type": "organization", "id": org.org_id, "name": org.name},
+                details={"setting": "audit_log_retention_days", "before": "365", "after": "7"},
+            )
+        )
+        self.record(
+            "defence_evasion",
+            org,
+            admin.email,
+            "actor",
+            ids,
+            [t, when],
+            f"{admin.email} disabled the security-alerts webhook and cut audit-log retention",
+        )
+
+        day = self.weekday_in(days, 0.5, 0.9)
+        t = self.local(day, exporter.tz, 14.0)
+        ids, times = [], []
+        for k, rows in enumerate((25_000, 30_000, 28_000)):
+            when = t + timedelta(minutes=10 * k, seconds=rng.randint(0, 30))
+            ids.append(
+                self.emit(
+                    org,
+                    when,
+                    "audit_log.exported",
+                    actor=exporter,
+                    resource={"type": "audit_log", "id": org.org_id, "name": f"export-{k + 1}.csv"},
+                    details={"format": "csv", "rows": rows},
+                )
+            )
+            times.append(when)
+        self.record(
+            "mass_export",
+            org,
+            exporter.email,
+            "actor",
+            ids,
+            times,
+            f"{exporter.email} exported 83,000 audit entries in 20 minutes",
+        )
+
     def inject(self, org: _Org, days: list[date], plan: dict[str, Any]) -> None:
         rng = self.rng
         victim, target, wanderer = plan["victim"], plan["target"], plan["wanderer"]
@@ -651,6 +840,7 @@ class _Gen:
             ids,
             times,
             f"{admin.email} changed a role and disabled MFA at ~02:40 local time",
+            also=("defence_evasion",),  # require_mfa → false switches MFA off
         )
 
         day = self.weekday_in(days, 0.5, 0.9)
@@ -791,6 +981,7 @@ def generate(*, orgs: int = 3, days: int = 30, seed: int = 7, end: date | None =
         for day in all_days:
             gen.routine_day(org, day)
         gen.inject(org, all_days, plan)
+        gen.inject_more(org, all_days, plan, seed)
     gen.entries.sort(key=lambda e: (e["timestamp"], e["audit_id"]))
     organizations = [
         {

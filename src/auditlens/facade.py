@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import polars as pl
 
+    from auditlens.detect.allowlist import AllowlistSource
     from auditlens.export.writers import ExportResult
 
 __all__ = ["AuditStore", "open_store"]
@@ -88,6 +89,8 @@ class AuditStore(Store):
         *,
         config: Mapping[str, Any] | None = ...,
         context: bool = ...,
+        allowlist: AllowlistSource | None = ...,
+        keep_suppressed: bool = ...,
         backend: Literal["polars"] = ...,
         **filters: Unpack[FilterKeywords],
     ) -> pl.DataFrame: ...
@@ -99,6 +102,8 @@ class AuditStore(Store):
         *,
         config: Mapping[str, Any] | None = ...,
         context: bool = ...,
+        allowlist: AllowlistSource | None = ...,
+        keep_suppressed: bool = ...,
         backend: Literal["pandas"],
         **filters: Unpack[FilterKeywords],
     ) -> pd.DataFrame: ...
@@ -109,6 +114,8 @@ class AuditStore(Store):
         *,
         config: Mapping[str, Any] | None = None,
         context: bool = True,
+        allowlist: AllowlistSource | None = None,
+        keep_suppressed: bool = False,
         backend: Literal["polars", "pandas"] = "polars",
         **filters: Unpack[FilterKeywords],
     ) -> pl.DataFrame | pd.DataFrame:
@@ -116,7 +123,9 @@ class AuditStore(Store):
 
         With ``context`` (the default) the organizations' stored context (time zones,
         business hours, workdays, people: :mod:`auditlens.context`) sets the parameters
-        first; ``config`` overrides it. :func:`auditlens.detect.stored.detect_stored` does it.
+        first; ``config`` overrides it. ``allowlist`` (a file or rules of known automation:
+        :mod:`auditlens.detect.allowlist`) downgrades or suppresses the findings it explains.
+        :func:`auditlens.detect.stored.detect_stored` does it.
 
         Example:
             >>> import auditlens as al
@@ -131,6 +140,8 @@ class AuditStore(Store):
             where,
             config=config,
             use_context=context,
+            allowlist=allowlist,
+            keep_suppressed=keep_suppressed,
             backend=backend,
             **filters,
         )

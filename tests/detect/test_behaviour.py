@@ -105,3 +105,13 @@ def test_run_all_with_config() -> None:
     assert isinstance(run_all(tl.to_pandas()), type(tl.to_pandas()))
     assert set(out.columns) >= {"finding_id", "audit_ids", "summary", "window_start"}
     assert out.schema["audit_ids"] == pl.List(pl.Utf8)
+
+
+def test_off_hours_ignores_guessed_accounts_of_failed_sign_ins() -> None:
+    # a sprayer's guesses at 03:00 UTC are failures: not people working late
+    guesses = [
+        (-9 * 60 + i, "auth.failed", "failure", f"guess{i}@x.io", "6.6.6.6") for i in range(5)
+    ]
+    assert off_hours(timeline(*guesses)).height == 0
+    worked = timeline((-9 * 60, "auth.login", "success", "guess0@x.io", "6.6.6.6"))
+    assert off_hours(worked).height == 1

@@ -73,6 +73,10 @@ def test_cli_detect_lists_the_demo_incidents(tmp_path) -> None:
         "off_hours",
         "bulk_deletions",
         "unusual_access",
+        "failure_bursts",
+        "privilege_escalation",
+        "defence_evasion",
+        "mass_export",
     }
     res = runner.invoke(app, ["detect", "--db", db, "--exit-code"])
     assert res.exit_code == 1 and "brute_force_success" in res.stdout

@@ -139,3 +139,34 @@ def test_evidence_tables_render_timestamps_and_truncate_cells() -> None:
     frame = pl.DataFrame({"text": ["x" * 1000]})
     t = EvidenceTable.of("long", frame)
     assert len(t.rows[0][0]) == MAX_CELL and t.rows[0][0].endswith("…")
+
+
+def test_escalation_evasion_and_exports_evidence(store: al.AuditStore) -> None:
+    from tests.detect.timeline import as_entries, timeline, uid
+
+    ip = "10.0.0.5"
+    role = {"before": {"role": "member"}, "after": {"role": "admin"}}
+    tl = timeline(
+        (0, "user.role_changed", "success", "eve@x.io", ip, None, ("user", "u1", "eve@x.io"), role),
+        (1, "user.role_changed", "success", "bob@x.io", ip, None, ("user", "u2", "amy@x.io"), role),
+        (2, "cloudtrail.stop_logging", "success", "eve@x.io", ip),
+        (3, "audit_log.exported", "success", "eve@x.io", ip, None, None, {"rows": 12_000}),
+        (4, "audit_log.exported", "success", "amy@x.io", ip, None, None, {"rows": 50}),
+    )
+    store.append(as_entries(tl))
+    org = uid("org-1")
+    names = ["escalation", "defence_evasion", "data_exports"]
+    ev = collect_evidence(store, org, "2025-01-06", "2025-01-06", names, charts=False)
+    assert ev["escalation"].metrics == {
+        "escalations": 1,
+        "self_grants": 1,
+        "new_principal_admins": 0,
+    }
+    assert ev["escalation"].population is not None and ev["escalation"].population.height == 2
+    assert ev["escalation"].exceptions["self_grants"]["audit_id"].to_list() == [uid("e000")]
+    assert ev["defence_evasion"].metrics["logging_disabled"] == 1
+    assert ev["defence_evasion"].exceptions["logging_disabled"]["audit_id"].to_list() == [
+        uid("e002")
+    ]
+    assert ev["data_exports"].metrics == {"exports": 2, "exported_rows": 12_050, "mass_exports": 1}
+    assert ev["data_exports"].exceptions["mass_exports"]["audit_id"].to_list() == [uid("e003")]

@@ -209,6 +209,13 @@ def detect_cmd(
         bool,
         typer.Option("--no-context", help="Ignore the stored organization context (all UTC)."),
     ] = False,
+    allowlist: Annotated[
+        Path | None,
+        typer.Option(
+            help="YAML of known automation (actors, agents, networks): its findings are "
+            "downgraded or suppressed, with the reason shown."
+        ),
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
     exit_code: Annotated[
         bool, typer.Option("--exit-code", help="Exit 1 when anything was found (for cron).")
@@ -221,6 +228,11 @@ def detect_cmd(
     """
     import json
 
+    import polars as pl  # lazy: polars costs start-up time of every other command
+
+    from auditlens.detect import load_allowlist  # lazy: the detectors load polars
+
+    known = load_allowlist(allowlist) if allowlist is not None else None
     config: dict[str, Any] = _params(param or [])
     zones = _zones(timezones)
     if zones:
@@ -235,10 +247,18 @@ def detect_cmd(
     filters: FilterKeywords = {"last": since} if since else {}
     with al.open_store(db) as store:
         findings = store.detect(
-            detector, query or None, config=config, context=not no_context, **filters
+            detector,
+            query or None,
+            config=config,
+            context=not no_context,
+            allowlist=known,
+            keep_suppressed=True,
+            **filters,
         )
         covered = store.count(query or None, **filters)
-    rows = findings.sort(["window_start"]).to_dicts()
+    hidden = findings["details"].str.json_path_match("$.allowlisted.action") == "suppress"
+    suppressed = findings.filter(hidden.fill_null(False))
+    rows = findings.filter(~hidden.fill_null(False)).sort(["window_start"]).to_dicts()
     if fmt == "json":
         for r in rows:
             r["window_start"], r["window_end"] = (
@@ -252,6 +272,18 @@ def detect_cmd(
         style = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
         span = f"the last {since}" if since else "the selection"
         result_line(f"{len(rows)} finding(s) in {covered:,} entries ({span}{_q(query)})")
+        if suppressed.height:
+            rules = (
+                suppressed.group_by(pl.col("details").str.json_path_match("$.allowlisted.rule"))
+                .len()
+                .sort("details")
+                .rows()
+            )
+            result_line(
+                f"{suppressed.height} more suppressed by the allow-list ("
+                + ", ".join(f"{rule}: {n}" for rule, n in rules)
+                + ")"
+            )
         for r in rows:
             line = Text(f"{r['severity'].upper():8} ", style=style.get(r["severity"], ""))
             line.append(f"{r['window_start']:%Y-%m-%d %H:%M} UTC  {r['detector']:20} ")

@@ -12,11 +12,13 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 import polars as pl
 
+from auditlens.detect.allowlist import Allowlist, AllowRule, apply_allowlist, load_allowlist
 from auditlens.detect.behaviour import off_hours, unusual_access
 from auditlens.detect.bursts import (
     brute_force_success,
@@ -24,6 +26,10 @@ from auditlens.detect.bursts import (
     failed_login_spikes,
     password_spray,
 )
+from auditlens.detect.escalation import privilege_escalation
+from auditlens.detect.evasion import defence_evasion
+from auditlens.detect.exfiltration import mass_export
+from auditlens.detect.failures import failure_bursts
 from auditlens.detect.findings import (
     FINDING_SCHEMA,
     SEVERITIES,
@@ -40,11 +46,19 @@ __all__ = [
     "DETECTORS",
     "FINDING_SCHEMA",
     "SEVERITIES",
+    "AllowRule",
+    "Allowlist",
+    "apply_allowlist",
     "brute_force_success",
     "bulk_deletions",
+    "defence_evasion",
     "failed_login_spikes",
+    "failure_bursts",
+    "load_allowlist",
+    "mass_export",
     "off_hours",
     "password_spray",
+    "privilege_escalation",
     "run",
     "run_all",
     "unusual_access",
@@ -58,6 +72,10 @@ DETECTORS: dict[str, Callable[..., Any]] = {
     "off_hours": off_hours,
     "bulk_deletions": bulk_deletions,
     "unusual_access": unusual_access,
+    "failure_bursts": failure_bursts,
+    "privilege_escalation": privilege_escalation,
+    "defence_evasion": defence_evasion,
+    "mass_export": mass_export,
 }
 
 
@@ -90,20 +108,36 @@ def run(name: str, df: pl.DataFrame | pd.DataFrame, **params: Any) -> pl.DataFra
 
 @overload
 def run_all(
-    df: pl.DataFrame, config: Mapping[str, Mapping[str, Any] | bool] | None = ...
+    df: pl.DataFrame,
+    config: Mapping[str, Mapping[str, Any] | bool] | None = ...,
+    allowlist: Allowlist | str | Path | Mapping[str, Any] | Sequence[Any] | None = ...,
+    keep_suppressed: bool = ...,
 ) -> pl.DataFrame: ...
 @overload
 def run_all(
-    df: pd.DataFrame, config: Mapping[str, Mapping[str, Any] | bool] | None = ...
+    df: pd.DataFrame,
+    config: Mapping[str, Mapping[str, Any] | bool] | None = ...,
+    allowlist: Allowlist | str | Path | Mapping[str, Any] | Sequence[Any] | None = ...,
+    keep_suppressed: bool = ...,
 ) -> pd.DataFrame: ...
 @overload
 def run_all(
-    df: pl.DataFrame | pd.DataFrame, config: Mapping[str, Mapping[str, Any] | bool] | None = ...
+    df: pl.DataFrame | pd.DataFrame,
+    config: Mapping[str, Mapping[str, Any] | bool] | None = ...,
+    allowlist: Allowlist | str | Path | Mapping[str, Any] | Sequence[Any] | None = ...,
+    keep_suppressed: bool = ...,
 ) -> pl.DataFrame | pd.DataFrame: ...
 def run_all(
-    df: pl.DataFrame | pd.DataFrame, config: Mapping[str, Mapping[str, Any] | bool] | None = None
+    df: pl.DataFrame | pd.DataFrame,
+    config: Mapping[str, Mapping[str, Any] | bool] | None = None,
+    allowlist: Allowlist | str | Path | Mapping[str, Any] | Sequence[Any] | None = None,
+    keep_suppressed: bool = False,
 ) -> pl.DataFrame | pd.DataFrame:
-    """Run every detector (``config[name] = False`` disables one, a dict sets its parameters)."""
+    """Run every detector (``config[name] = False`` disables one, a dict sets its parameters).
+
+    ``allowlist`` (a file, rules or an :class:`Allowlist`) downgrades or suppresses the
+    findings known automation explains: :func:`~auditlens.detect.allowlist.apply_allowlist`.
+    """
     frame, kind = as_polars(df)
     config = dict(config or {})
     unknown = set(config) - set(DETECTORS)
@@ -116,5 +150,7 @@ def run_all(
             continue
         parts.append(run(name, frame, **(params if isinstance(params, Mapping) else {})))
     out = pl.concat(parts) if parts else empty_findings()
+    if allowlist is not None:
+        out = apply_allowlist(out, frame, allowlist, keep_suppressed=keep_suppressed)
     found: pl.DataFrame | pd.DataFrame = return_like(out, kind)
     return found

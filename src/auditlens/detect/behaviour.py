@@ -24,6 +24,7 @@ import polars as pl
 
 from auditlens.context import DAYS, parse_hours, parse_workdays
 from auditlens.context import _zone as _check_zone
+from auditlens.detect.agents import family_expr
 from auditlens.detect.findings import (
     as_polars,
     build_findings,
@@ -237,26 +238,10 @@ def off_hours(
     return return_like(out, kind)
 
 
-_FAMILIES = [
-    ("curl", "curl"),
-    ("python-requests", "python-requests"),
-    ("Go-http-client", "go"),
-    ("PostmanRuntime", "postman"),
-    ("okhttp", "okhttp"),
-    ("Edg/", "edge"),
-    ("Chrome/", "chrome"),
-    ("Firefox/", "firefox"),
-    ("Safari/", "safari"),
-]
-
-
 def user_agent_family(col: str = "user_agent") -> pl.Expr:
-    """A coarse family (chrome, firefox, safari, curl, python-requests…) of a user agent."""
-    expr: Any = pl.when(pl.col(col).is_null()).then(pl.lit(None, pl.Utf8))
-    for needle, fam in _FAMILIES:
-        expr = expr.when(pl.col(col).str.contains(needle, literal=True)).then(pl.lit(fam))
-    family: pl.Expr = expr.otherwise(pl.col(col).str.split("/").list.first().str.to_lowercase())
-    return family
+    """The family (chrome, firefox, curl, python-requests, aws-cli, terraform, a tool tag
+    without its run id…) of a user agent: :func:`auditlens.detect.agents.family_expr`."""
+    return family_expr(col)
 
 
 def unusual_access(
@@ -270,7 +255,8 @@ def unusual_access(
     """Access that does not fit an actor's history.
 
     * a successful action from a network (/24 for IPv4, the address for IPv6) or a
-      user-agent family never seen before for an actor with ``min_history`` earlier
+      user-agent family (:mod:`auditlens.detect.agents`: a tool's new run id or version is
+      not a new client) never seen before for an actor with ``min_history`` earlier
       actions (``high`` when both are new, else ``medium``);
     * an actor with history acting again after ``dormant`` of silence (``medium``);
     * any successful action by a user after they were suspended or removed (``critical``).

@@ -33,6 +33,7 @@ from auditlens.detect.findings import (
     rolling_count,
     subject_expr,
 )
+from auditlens.detect.networks import network_expr
 from auditlens.errors import FilterError
 
 __all__ = ["brute_force_success", "bulk_deletions", "failed_login_spikes", "password_spray"]
@@ -85,17 +86,26 @@ def _escalate(threshold: int, factor: int) -> pl.Expr:
 
 
 def failed_login_spikes(
-    df: Any, threshold: int = 5, window: str | timedelta = "5m", by: str = "actor"
+    df: Any,
+    threshold: int = 5,
+    window: str | timedelta = "5m",
+    by: str = "actor",
+    group_by_network: bool = False,
+    network_prefix: tuple[int, int] | int = (24, 64),
 ) -> Any:
     """More than ``threshold`` failed sign-ins in any ``window`` for one actor, IP or organization.
 
     Default 5 in 5 minutes: a person mistyping a password fails once or twice; five
-    quick failures is a script or someone guessing.
+    quick failures is a script or someone guessing. With ``by="ip"`` and
+    ``group_by_network``, addresses count by network (``network_prefix``: /24 for IPv4,
+    /64 for IPv6), so a guesser spread over neighbouring addresses is one source.
     """
     frame, kind = as_polars(df)
     threshold = positive_int(threshold, "threshold")
     span = parse_window(window)
     key, subject_type = subject_expr(by)
+    if group_by_network and by == "ip":
+        key, subject_type = network_expr("ip_address", network_prefix), "network"
     rows = _bursts(frame, pl.col("action") == "auth.failed", key, span, threshold)
     if rows is None:
         return return_like(empty_findings(), kind)
@@ -149,17 +159,30 @@ def bulk_deletions(df: Any, threshold: int = 10, window: str | timedelta = "10m"
     return return_like(out, kind)
 
 
-def password_spray(df: Any, accounts: int = 10, window: str | timedelta = "10m") -> Any:
-    """One IP failing to sign in as at least ``accounts`` different accounts within ``window``."""
+def password_spray(
+    df: Any,
+    accounts: int = 10,
+    window: str | timedelta = "10m",
+    group_by_network: bool = False,
+    network_prefix: tuple[int, int] | int = (24, 64),
+) -> Any:
+    """One IP failing to sign in as at least ``accounts`` different accounts within ``window``.
+
+    ``group_by_network``: one *network* (``network_prefix``, /24 and /64 by default)
+    instead of one address, for a sprayer rotating through neighbouring addresses.
+    """
     frame, kind = as_polars(df)
     accounts = positive_int(accounts, "accounts")
     span = parse_window(window)
     actor, _ = subject_expr("actor")
+    source = (
+        network_expr("ip_address", network_prefix) if group_by_network else pl.col("ip_address")
+    )
     ev = frame.filter(
         (pl.col("action") == "auth.failed") & pl.col("ip_address").is_not_null()
     ).select(
         "organization_id",
-        pl.col("ip_address").alias("key"),
+        source.alias("key"),
         "timestamp",
         "audit_id",
         actor.alias("account"),
@@ -183,7 +206,7 @@ def password_spray(df: Any, accounts: int = 10, window: str | timedelta = "10m")
         rows,
         "password_spray",
         "high",
-        "ip",
+        "network" if group_by_network else "ip",
         pl.format(
             "{} failed to sign in as {} different accounts ({} attempts)",
             pl.col("key"),

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import hashlib
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from auditlens.errors import FilterError
 from auditlens.query.filters import parse_duration
@@ -162,7 +165,7 @@ def as_polars(df: Any) -> tuple[pl.DataFrame, str]:
     return frame, kind
 
 
-def return_like(findings: pl.DataFrame, kind: str) -> Any:
+def return_like(findings: pl.DataFrame, kind: str) -> pl.DataFrame | pd.DataFrame:
     """Findings as the kind of frame the caller passed in."""
     findings = findings.select(list(FINDING_SCHEMA)).sort(["window_start", "detector", "subject"])
     return findings.to_pandas() if kind == "pandas" else findings
@@ -275,6 +278,26 @@ def build_findings(
             FINDING_SCHEMA  # type: ignore[arg-type]
         )
     )
+
+
+def actions_matching(frame: pl.DataFrame, pattern: str, name: str = "pattern") -> list[str]:
+    """The distinct actions of ``frame`` that the regular expression ``pattern`` matches.
+
+    Logs hold a few hundred distinct actions over millions of rows: matching the distinct
+    ones and filtering with ``is_in`` costs one hash lookup per row instead of a regex.
+
+    Example:
+        >>> actions_matching(pl.DataFrame({"action": ["a.x", "b.y", "a.x"]}), "^a")
+        ['a.x']
+    """
+    import re
+
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise FilterError(f"{name} is not a valid regular expression: {exc}") from None
+    acts = frame.get_column("action").drop_nulls().unique()
+    return sorted(acts.filter(acts.str.contains(pattern)).to_list())
 
 
 def human(span: timedelta) -> str:

@@ -13,12 +13,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 
 from auditlens import context
-from auditlens.detect import run, run_all
+from auditlens.detect import apply_allowlist, run, run_all
 
 if TYPE_CHECKING:
     import pandas as pd
     import polars as pl
 
+    from auditlens.detect.allowlist import AllowlistSource
     from auditlens.query.keywords import FilterKeywords
     from auditlens.store.store import Store, Where
 
@@ -33,6 +34,8 @@ def detect_stored(
     *,
     config: Mapping[str, Any] | None = ...,
     use_context: bool = ...,
+    allowlist: AllowlistSource | None = ...,
+    keep_suppressed: bool = ...,
     backend: Literal["polars"] = ...,
     **filters: Unpack[FilterKeywords],
 ) -> pl.DataFrame: ...
@@ -44,6 +47,8 @@ def detect_stored(
     *,
     config: Mapping[str, Any] | None = ...,
     use_context: bool = ...,
+    allowlist: AllowlistSource | None = ...,
+    keep_suppressed: bool = ...,
     backend: Literal["pandas"],
     **filters: Unpack[FilterKeywords],
 ) -> pd.DataFrame: ...
@@ -55,6 +60,8 @@ def detect_stored(
     *,
     config: Mapping[str, Any] | None = ...,
     use_context: bool = ...,
+    allowlist: AllowlistSource | None = ...,
+    keep_suppressed: bool = ...,
     backend: Literal["polars", "pandas"],
     **filters: Unpack[FilterKeywords],
 ) -> pl.DataFrame | pd.DataFrame: ...
@@ -65,6 +72,8 @@ def detect_stored(
     *,
     config: Mapping[str, Any] | None = None,
     use_context: bool = True,
+    allowlist: AllowlistSource | None = None,
+    keep_suppressed: bool = False,
     backend: Literal["polars", "pandas"] = "polars",
     **filters: Unpack[FilterKeywords],
 ) -> pl.DataFrame | pd.DataFrame:
@@ -73,7 +82,9 @@ def detect_stored(
     The time range and filters are pushed into SQL; with ``use_context`` the stored
     context sets the detectors' parameters first
     (:func:`auditlens.context.with_context`) and ``config``
-    overrides it. ``Store.detect`` is this function as a method.
+    overrides it. ``allowlist`` (known automation: :mod:`auditlens.detect.allowlist`)
+    downgrades or suppresses the findings it explains. ``AuditStore.detect`` is this
+    function as a method.
 
     Example:
         >>> import auditlens as al
@@ -84,5 +95,8 @@ def detect_stored(
     if use_context:
         config = context.with_context(store, config, name_or_all)
     if name_or_all == "all":
-        return run_all(df, config)
-    return run(name_or_all, df, **dict(config or {}))
+        return run_all(df, config, allowlist, keep_suppressed)
+    found = run(name_or_all, df, **dict(config or {}))
+    if allowlist is None:
+        return found
+    return apply_allowlist(found, df, allowlist, keep_suppressed=keep_suppressed)

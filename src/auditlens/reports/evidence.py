@@ -49,6 +49,8 @@ from auditlens import detect, plots
 from auditlens.chain.checkpoints import list_checkpoints
 from auditlens.chain.notes import parse_note
 from auditlens.context import org_profile, with_context
+from auditlens.detect.escalation import CREATE_PATTERN, GRANT_PATTERN
+from auditlens.detect.exfiltration import EXPORT_ACTIONS
 from auditlens.responses import RESPONSE_WINDOW, match_responses
 from auditlens.schema import ACTIONS
 from auditlens.store.backend import retention_log
@@ -756,6 +758,140 @@ def findings(inp: ReportInput) -> Evidence:
             "unhandled_findings": inp.exceptions(keyed.filter(open_), what),
             "unhandled_high_findings": inp.exceptions(keyed.filter(high & open_), what),
         },
+    )
+
+
+# -- privilege escalation, defence evasion, exports -------------------------------
+def _finding_entries(inp: ReportInput, detector: str) -> pl.DataFrame:
+    """The period's entries that are evidence of ``detector``'s findings, each once, with
+    the finding's summary (``_summary``) and ``details.reason`` (``_reason``)."""
+    found = inp.findings.filter(pl.col("detector") == detector).select(
+        pl.col("summary").alias("_summary"),
+        pl.col("details").str.json_path_match("$.reason").alias("_reason"),
+        pl.col("audit_ids").alias("audit_id"),
+    )
+    ev = found.explode("audit_id").unique("audit_id", keep="first")
+    return inp.frame.join(ev, on="audit_id", how="inner").sort("seq")
+
+
+def _findings_table(inp: ReportInput, detector: str, title: str) -> EvidenceTable:
+    found = inp.findings.filter(pl.col("detector") == detector).sort("window_start")
+    return EvidenceTable.of(
+        title,
+        found.select(pl.col("window_start").alias("when"), "severity", "subject", "summary"),
+    )
+
+
+@_evidence(
+    "escalation",
+    "Privilege escalation",
+    ("escalations", "self_grants", "new_principal_admins"),
+)
+def escalation(inp: ReportInput) -> Evidence:
+    """Self-grants and accounts made admin just after their creation (the
+    ``privilege_escalation`` detector), over every grant and account creation."""
+    pop = inp.frame.filter(
+        pl.col("action").str.contains(GRANT_PATTERN) | pl.col("action").str.contains(CREATE_PATTERN)
+    )
+    ev = _finding_entries(inp, "privilege_escalation")
+    found = inp.findings.filter(pl.col("detector") == "privilege_escalation")
+    reason = found["details"].str.json_path_match("$.reason")
+    metrics: dict[str, float | int | None] = {
+        "escalations": found.height,
+        "self_grants": int((reason == "self_grant").sum()),
+        "new_principal_admins": int((reason == "new_principal_admin").sum()),
+    }
+    return Evidence(
+        "escalation",
+        "Privilege escalation",
+        f"{metrics['escalations']} escalation finding(s): {metrics['self_grants']} self-grant(s), "
+        f"{metrics['new_principal_admins']} account(s) made admin soon after their creation.",
+        metrics,
+        [_findings_table(inp, "privilege_escalation", "Privilege escalation findings")],
+        test="Every grant of a role, permission or group and every account creation of the "
+        "period was checked for people granting themselves privileges and for new accounts "
+        "given an admin role soon after their creation (default: within an hour).",
+        population=inp.population(pop),
+        population_query="action:user.role_changed,application.member_added,user.invited,"
+        "user.joined",
+        exceptions={
+            "escalations": inp.exceptions(ev, pl.col("_summary")),
+            "self_grants": inp.exceptions(
+                ev.filter(pl.col("_reason") == "self_grant"), pl.col("_summary")
+            ),
+            "new_principal_admins": inp.exceptions(
+                ev.filter(pl.col("_reason") == "new_principal_admin"), pl.col("_summary")
+            ),
+        },
+    )
+
+
+@_evidence(
+    "defence_evasion",
+    "Logging, MFA and alerting switched off",
+    ("evasion_findings", "logging_disabled", "mfa_disabled", "alerting_disabled"),
+)
+def defence_evasion(inp: ReportInput) -> Evidence:
+    """Audit/log settings changed, MFA switched off, alert destinations disabled (the
+    ``defence_evasion`` detector)."""
+    ev = _finding_entries(inp, "defence_evasion")
+    found = inp.findings.filter(pl.col("detector") == "defence_evasion")
+    reason = found["details"].str.json_path_match("$.reason")
+    kinds = ("logging_disabled", "mfa_disabled", "alerting_disabled")
+    metrics: dict[str, float | int | None] = {"evasion_findings": found.height}
+    metrics.update({k: int((reason == k).sum()) for k in kinds})
+    exceptions = {"evasion_findings": inp.exceptions(ev, pl.col("_summary"))}
+    exceptions.update(
+        {k: inp.exceptions(ev.filter(pl.col("_reason") == k), pl.col("_summary")) for k in kinds}
+    )
+    return Evidence(
+        "defence_evasion",
+        "Logging, MFA and alerting switched off",
+        f"{found.height} finding(s): {metrics['logging_disabled']} of logging or audit settings "
+        f"changed, {metrics['mfa_disabled']} of MFA switched off, "
+        f"{metrics['alerting_disabled']} of alert destinations disabled.",
+        metrics,
+        [_findings_table(inp, "defence_evasion", "Defence evasion findings")],
+        test="Every entry of the period was checked for audit or log settings changed, "
+        "multi-factor authentication switched off and alert destinations disabled or deleted.",
+        population=inp.population(inp.frame),
+        exceptions=exceptions,
+    )
+
+
+@_evidence("data_exports", "Data exports", ("exports", "exported_rows", "mass_exports"))
+def data_exports(inp: ReportInput) -> Evidence:
+    """Exports and downloads, and the bursts the ``mass_export`` detector found."""
+    exp = inp.frame.filter(
+        pl.col("action").str.contains(EXPORT_ACTIONS) & (pl.col("result") == "success")
+    ).with_columns(_details_field("$.rows").cast(pl.Int64, strict=False).fill_null(0).alias("rows"))
+    ev = _finding_entries(inp, "mass_export")
+    found = inp.findings.filter(pl.col("detector") == "mass_export")
+    by_actor = (
+        exp.group_by(_who())
+        .agg(pl.len().alias("exports"), pl.col("rows").sum().alias("rows"))
+        .sort(["rows", "actor"], descending=[True, False])
+    )
+    metrics: dict[str, float | int | None] = {
+        "exports": exp.height,
+        "exported_rows": int(exp["rows"].sum()),
+        "mass_exports": found.height,
+    }
+    return Evidence(
+        "data_exports",
+        "Data exports",
+        f"{exp.height} export(s) of {metrics['exported_rows']:,} row(s) by {by_actor.height} "
+        f"actor(s); {found.height} mass-export finding(s).",
+        metrics,
+        [
+            EvidenceTable.of("Exports by actor", by_actor),
+            _findings_table(inp, "mass_export", "Mass exports"),
+        ],
+        test="Every export or download of the period was summed per actor and checked by the "
+        "mass_export detector (default: more than 10,000 rows or 20 exports in any hour).",
+        population=inp.population(exp),
+        population_query="action:audit_log.exported",
+        exceptions={"mass_exports": inp.exceptions(ev, pl.col("_summary"))},
     )
 
 
