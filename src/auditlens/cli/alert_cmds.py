@@ -208,7 +208,10 @@ def detect_cmd(
         bool,
         typer.Option("--no-context", help="Ignore the stored organization context (all UTC)."),
     ] = False,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+    fmt: Annotated[
+        str,
+        typer.Option("--format", "-f", help="table, json or ocsf (Detection Finding JSON Lines)."),
+    ] = "table",
     exit_code: Annotated[
         bool, typer.Option("--exit-code", help="Exit 1 when anything was found (for cron).")
     ] = False,
@@ -238,7 +241,12 @@ def detect_cmd(
         )
         covered = store.count(query or None, **filters)
     rows = findings.sort(["window_start"]).to_dicts()
-    if fmt == "json":
+    if fmt == "ocsf":
+        from auditlens.export.ocsf import findings_to_ocsf
+
+        for event in findings_to_ocsf(findings.sort(["window_start"])):
+            typer.echo(json.dumps(event))
+    elif fmt == "json":
         for r in rows:
             r["window_start"], r["window_end"] = (
                 r["window_start"].isoformat(),

@@ -1,8 +1,9 @@
-"""Exports of audit entries (CSV, JSON, JSON Lines, Parquet, PDF), streamed in chunks;
+"""Exports of audit entries (CSV, JSON, JSON Lines, Parquet, PDF, OCSF), streamed in chunks;
 scheduled exports and their destinations."""
 
 from __future__ import annotations
 
+from auditlens.export.ocsf import export_ocsf_parquet, findings_to_ocsf
 from auditlens.export.schedules import (
     Run,
     Schedule,
@@ -24,6 +25,8 @@ __all__ = [
     "add_schedule",
     "deliver",
     "export",
+    "export_ocsf_parquet",
+    "findings_to_ocsf",
     "list_runs",
     "list_schedules",
     "previous_period",
