@@ -21,20 +21,37 @@ alerts_app = typer.Typer(
 )
 app.add_typer(alerts_app, name="alerts")
 
-Rules = Annotated[Path, typer.Argument(help="YAML rules file.")]
+Rules = Annotated[
+    Path | None, typer.Argument(help="YAML rules file (optional with --sigma).", show_default=False)
+]
+SigmaRules = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--sigma", help="Sigma rule file or folder (repeatable), e.g. rules/.", show_default=False
+    ),
+]
 
 
-def _load(path: Path) -> list[alerts.Rule]:
+def _load(path: Path | None, sigma: list[Path] | None = None) -> list[alerts.Rule]:
     import warnings
 
     from auditlens import alerts  # lazy: loads polars and SQLAlchemy
 
-    with warnings.catch_warnings(record=True):
-        warnings.simplefilter("ignore", alerts.AlertRuleWarning)
-        ruleset = alerts.load_rules(path)
-    for note in ruleset.warnings:
-        result_line((f"warning: {note}", "yellow"), err=True)
-    return ruleset.rules
+    if path is None and not sigma:
+        raise al.RuleError("<command line>", None, "rules", "give a rules file, --sigma, or both")
+    rules: list[alerts.Rule] = []
+    if path is not None:
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("ignore", alerts.AlertRuleWarning)
+            ruleset = alerts.load_rules(path)
+        for note in ruleset.warnings:
+            result_line((f"warning: {note}", "yellow"), err=True)
+        rules.extend(ruleset.rules)
+    if sigma:
+        from auditlens.sigma import alert_rules
+
+        rules.extend(alert_rules(list(sigma)))
+    return rules
 
 
 def _print_alerts(found: list[alerts.Alert]) -> None:
@@ -51,8 +68,9 @@ def _print_alerts(found: list[alerts.Alert]) -> None:
 @alerts_app.command("check")
 @handle_errors
 def check_cmd(
-    rules: Rules,
+    rules: Rules = None,
     db: Db = None,
+    sigma: SigmaRules = None,
     since: Annotated[
         str, typer.Option(help="How far back: a duration (24h, 7d) or a date.")
     ] = "24h",
@@ -63,7 +81,7 @@ def check_cmd(
     """Evaluate the rules over history and print what would fire."""
     from auditlens import alerts  # lazy: loads polars and SQLAlchemy
 
-    parsed = _load(rules)
+    parsed = _load(rules, sigma)
     with al.open_store(db) as store:
         found = alerts.check(store, parsed, since=since)
         if notify:
@@ -75,14 +93,15 @@ def check_cmd(
 @alerts_app.command("watch")
 @handle_errors
 def watch_cmd(
-    rules: Rules,
+    rules: Rules = None,
     db: Db = None,
+    sigma: SigmaRules = None,
     interval: Annotated[float, typer.Option(min=0.1, help="Seconds between polls.")] = 1.0,
 ) -> None:
     """Follow new entries and notify when a rule fires (Ctrl-C to stop)."""
     from auditlens import alerts  # lazy: loads polars and SQLAlchemy
 
-    parsed = _load(rules)
+    parsed = _load(rules, sigma)
     stop = threading.Event()
     result_line(f"watching with {len(parsed)} rule(s); Ctrl-C to stop")
     with al.open_store(db) as store:
