@@ -704,7 +704,7 @@ def _run(
     cond = {">": pl.col("_n") > corr.count, ">=": pl.col("_n") >= corr.count}.get(
         corr.op, pl.col("_n") == corr.count
     )
-    from auditlens.detect.findings import merge_flagged_windows
+    from auditlens.detect.findings import human, merge_flagged_windows
 
     rows = merge_flagged_windows(
         ev.sort(["organization_id", "key", "timestamp"]), cond, corr.timespan
@@ -719,7 +719,7 @@ def _run(
         pl.lit(f"{rule.title}: ")
         + pl.col("count").cast(pl.Utf8)
         + pl.lit(
-            f" entries ({what[corr.type]} {corr.op} {corr.count} within {corr.timespan}) "
+            f" entries ({what[corr.type]} {corr.op} {corr.count} within {human(corr.timespan)}) "
             f"for {group} "
         )
         + pl.col("key")
@@ -771,4 +771,6 @@ def _rolling_distinct(ev: pl.DataFrame, window: timedelta) -> pl.DataFrame:
         closed="right",
         group_by=["organization_id", "key"],
     ).agg(pl.col("_value").drop_nulls().n_unique().alias("_n"))
-    return ev.with_columns(counts["_n"])
+    # rows at the same instant share one window, so (organization, key, time) identifies it
+    keys = ["organization_id", "key", "timestamp"]
+    return ev.join(counts.unique(keys), on=keys, how="left", nulls_equal=True)

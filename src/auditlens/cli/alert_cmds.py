@@ -231,11 +231,12 @@ def detect_cmd(
         str,
         typer.Option("--format", "-f", help="table, json or ocsf (Detection Finding JSON Lines)."),
     ] = "table",
+    sigma: SigmaRules = None,
     exit_code: Annotated[
         bool, typer.Option("--exit-code", help="Exit 1 when anything was found (for cron).")
     ] = False,
 ) -> None:
-    """Run the security detectors and list their findings.
+    """Run the security detectors (or, with --sigma, Sigma rules) and list their findings.
 
     Time zones, business hours and workdays come from the stored organization context
     (`auditlens org set`, `auditlens people import`); --timezones and --param override it.
@@ -255,9 +256,14 @@ def detect_cmd(
         config = config.get(detector, {})
     filters = {"last": since} if since else {}
     with al.open_store(db) as store:
-        findings = store.detect(
-            detector, query or None, config=config, context=not no_context, **filters
-        )
+        if sigma:  # Sigma rules instead of the detectors
+            from auditlens.sigma import detect as sigma_detect
+
+            findings = sigma_detect(store, list(sigma), since=since, where=query or None)
+        else:
+            findings = store.detect(
+                detector, query or None, config=config, context=not no_context, **filters
+            )
         covered = store.count(query or None, **filters)
     rows = findings.sort(["window_start"]).to_dicts()
     if fmt == "ocsf":
