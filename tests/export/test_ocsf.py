@@ -211,6 +211,11 @@ def test_parquet_by_suffix_through_export(store: al.AuditStore, tmp_path: Path) 
     assert table["metadata"].struct.field("uid").to_list() == [store.entries()[0]["audit_id"]]
 
 
+def test_fields_do_not_apply(store: al.AuditStore, tmp_path: Path) -> None:
+    with pytest.raises(al.ExportFormatError, match="fields do not apply"):
+        export(store, tmp_path / "x.jsonl", format="ocsf", fields="action", record=False)
+
+
 def test_parquet_refuses_a_folder_with_files(store: al.AuditStore, tmp_path: Path) -> None:
     (tmp_path / "x.parquet").mkdir()
     (tmp_path / "x.parquet" / "keep.txt").write_text("mine")

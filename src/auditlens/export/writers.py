@@ -224,6 +224,8 @@ def export(
     """
     if format not in FORMATS:
         raise ExportFormatError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+    if format == "ocsf" and fields is not None:
+        raise ExportFormatError("fields do not apply to format ocsf (events have the OCSF shape)")
     if format == "ocsf" and isinstance(out, str | os.PathLike) and Path(out).suffix == ".parquet":
         from auditlens.export.ocsf import export_ocsf_parquet
 
