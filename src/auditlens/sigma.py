@@ -49,7 +49,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,6 +73,7 @@ __all__ = [
     "alert_rules",
     "detect",
     "load_sigma",
+    "matches",
     "parse_sigma",
 ]
 
@@ -185,7 +186,6 @@ class _Ctx:
     rule_id: str
     source: str
     text: str
-    sigma: Any = field(default=None)
 
     def fail(self, field_name: str, message: str) -> SigmaRuleError:
         line = _line_of(self.text, field_name.split(".")[-1].split("|")[0])
@@ -223,6 +223,16 @@ def load_sigma(paths: str | Path | Sequence[str | Path]) -> list[SigmaRule]:
     Raises:
         SigmaRuleError: a file cannot be read or parsed, or a rule uses what auditlens cannot
             run (the message names the file, rule and field).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (folder / "r.yml").write_text(
+        ...     "title: Logins\\nid: 0b8c7c1e-0000-4000-8000-00000000000a\\n"
+        ...     "logsource: {product: auditlens}\\n"
+        ...     "detection: {s: {action: auth.login}, condition: s}\\n")
+        >>> [r.title for r in load_sigma(folder)]
+        ['Logins']
     """
     items = [paths] if isinstance(paths, str | Path) else list(paths)
     files: list[Path] = []
@@ -571,7 +581,20 @@ def matches(
     end: datetime | None = None,
     where: Any = None,
 ) -> pl.DataFrame:
-    """The entries a detection rule matches (one SQL query per branch, in time order)."""
+    """The entries a detection rule matches (one SQL query per branch, in time order).
+
+    Example:
+        >>> import auditlens as al
+        >>> store = al.open_store("sqlite://")
+        >>> _ = store.append({"actor": {"email": "jane@company.com", "type": "user"},
+        ...     "action": "auth.mfa_disabled", "result": "success",
+        ...     "organization_id": "2b6f0cc9-4b8a-4bd8-9d5e-0a1f6f2f4a11"})
+        >>> (rule,) = parse_sigma("title: MFA\\nid: 0b8c7c1e-0000-4000-8000-00000000000b\\n"
+        ...     "logsource: {product: auditlens}\\n"
+        ...     "detection: {s: {action|contains: mfa}, condition: s}\\n")
+        >>> matches(store, rule)["action"].to_list()
+        ['auth.mfa_disabled']
+    """
     parts = []
     bounds: dict[str, Any] = {k: v for k, v in (("start", start), ("end", end)) if v}
     for branch in rule.branches:
@@ -737,7 +760,17 @@ def _run(
 def alert_rules(paths: str | Path | Sequence[str | Path]) -> list[Rule]:
     """Alert rules (``auditlens alerts check/watch --sigma``) for the Sigma rules in ``paths``:
     one per rule, named ``sigma:<id>``, with the rule's level as severity and no notification
-    channel (``check`` prints them; ``watch`` reports them as they fire)."""
+    channel (``check`` prints them; ``watch`` reports them as they fire).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "r.yml"
+        >>> _ = path.write_text("title: Logins\\nid: 0b8c7c1e-0000-4000-8000-00000000000c\\n"
+        ...     "logsource: {product: auditlens}\\n"
+        ...     "detection: {s: {action: auth.login}, condition: s}\\n")
+        >>> [(r.name, r.severity) for r in alert_rules(path)]
+        [('sigma:0b8c7c1e-0000-4000-8000-00000000000c', 'medium')]
+    """
     from auditlens.alerts.rules import Notification, Rule, Trigger
 
     out = []

@@ -420,7 +420,21 @@ def write_ocsf_jsonl(
     batch_size: int,
     tally: Callable[[pl.DataFrame], None],
 ) -> None:
-    """Stream matching entries to ``sink`` as OCSF JSON Lines (``export(format="ocsf")``)."""
+    """Stream matching entries to ``sink`` as OCSF JSON Lines (``export(format="ocsf")``);
+    ``tally`` sees every batch (the export's counts and time range).
+
+    Example:
+        >>> import auditlens as al, io
+        >>> store = al.open_store("sqlite://")
+        >>> _ = store.append({"actor": {"email": "jane@company.com", "type": "user"},
+        ...     "action": "webhook.deleted", "result": "success",
+        ...     "resource": {"type": "webhook", "id": "wh-1", "name": "Hook"},
+        ...     "organization_id": "2b6f0cc9-4b8a-4bd8-9d5e-0a1f6f2f4a11"})
+        >>> sink = io.BytesIO()
+        >>> write_ocsf_jsonl(store, sink, None, {}, 1000, lambda batch: None)
+        >>> orjson.loads(sink.getvalue())["type_uid"]
+        300404
+    """
     for rb in store.batches(where, order="asc", batch_size=batch_size, **filters):
         batch = pl.from_arrow(rb)
         assert isinstance(batch, pl.DataFrame)
