@@ -138,8 +138,10 @@ _USER_TYPES = {"user": "User", "service_account": "Service", "system": "System"}
 _SEVERITY = {1: "Informational", 2: "Low", 3: "Medium", 4: "High", 5: "Critical"}
 _FINDING_SEVERITY = {"low": 2, "medium": 3, "high": 4, "critical": 5}
 
-# A tree of the event: leaves are (kind, expression), kind "s" text, "i" integer, "b" true
-# or absent, "j" JSON text spliced as is; ("l", tree) is a one-element list of that object.
+# A tree of the event: leaves are (kind, expression), kind "s" text (JSON-escaped), "t" text
+# that never needs escaping (validated: UUIDs, actions, IPs, enums, captions), "i" integer,
+# "b" true or absent, "j" JSON text spliced as is, ("c", python value) a constant;
+# ("l", tree) is a one-element list of that object.
 Node = tuple[str, Any] | dict[str, "Node"]
 Tree = dict[str, Node]
 
@@ -151,7 +153,21 @@ def _product() -> dict[str, str]:
 
 
 def _classify(frame: pl.DataFrame) -> pl.DataFrame:
-    """Add ``_class``, ``_activity``, ``_verb`` and ``_prefix`` columns."""
+    """Add ``_class`` and ``_activity`` columns.
+
+    They depend on the action and on whether the entry names a resource only, so they are
+    worked out once per distinct pair (a few dozen) and joined back.
+    """
+    pairs = frame.select(
+        pl.col("action"), pl.col("resource_type").is_not_null().alias("_has_resource")
+    )
+    kinds = _classify_pairs(pairs.unique())
+    return frame.with_columns(pairs["_has_resource"]).join(
+        kinds, on=["action", "_has_resource"], how="left", maintain_order="left"
+    )
+
+
+def _classify_pairs(pairs: pl.DataFrame) -> pl.DataFrame:
     action = pl.col("action")
     prefix = action.str.extract(r"^([^.]+)\.", 1)
     verb = action.str.extract(r"\.(.+)$", 1).fill_null("")
@@ -160,10 +176,7 @@ def _classify(frame: pl.DataFrame) -> pl.DataFrame:
         | ((prefix == "auth") & verb.is_in(_ACCOUNT_AUTH))
         | verb.str.contains(r"(^|_)(role|member|permission)(_|$)")
     )
-    entity = (
-        verb.str.contains(r"(^|_)(created|updated|deleted)$")
-        & pl.col("resource_type").is_not_null()
-    )
+    entity = verb.str.contains(r"(^|_)(created|updated|deleted)$") & pl.col("_has_resource")
     cls = (
         pl.when(account)
         .then(3001)
@@ -194,9 +207,11 @@ def _classify(frame: pl.DataFrame) -> pl.DataFrame:
         .then(entity_activity)
         .otherwise(api)
     )
-    return frame.with_columns(
-        cls.cast(pl.Int64).alias("_class"), prefix.alias("_prefix"), verb.alias("_verb")
-    ).with_columns(activity.cast(pl.Int64).alias("_activity"))
+    return (
+        pairs.with_columns(cls.cast(pl.Int64).alias("_class"))
+        .with_columns(activity.cast(pl.Int64).alias("_activity"))
+        .select("action", "_has_resource", "_class", "_activity")
+    )
 
 
 def _lookup(expr: pl.Expr, table: Mapping[int, str]) -> pl.Expr:
@@ -210,7 +225,7 @@ def _actor_user() -> Tree:
         "name": ("s", pl.coalesce(pl.col("actor_email"), pl.col("actor_user_id"), kind)),
         "email_addr": ("s", pl.col("actor_email")),
         "type_id": ("i", kind.replace_strict(_USER_TYPE_IDS, default=0, return_dtype=pl.Int64)),
-        "type": ("s", kind.replace_strict(_USER_TYPES, default=None, return_dtype=pl.Utf8)),
+        "type": ("t", kind.replace_strict(_USER_TYPES, default=None, return_dtype=pl.Utf8)),
     }
 
 
@@ -244,36 +259,36 @@ def _tree(cls: int) -> Tree:
     ip = pl.col("ip_address")
     tree: Tree = {
         "activity_id": ("i", activity),
-        "activity_name": ("s", activity_name),
-        "category_uid": ("i", pl.lit(category_uid)),
-        "category_name": ("s", pl.lit(category_name)),
-        "class_uid": ("i", pl.lit(cls)),
-        "class_name": ("s", pl.lit(name)),
+        "activity_name": ("t", activity_name),
+        "category_uid": ("c", category_uid),
+        "category_name": ("c", category_name),
+        "class_uid": ("c", cls),
+        "class_name": ("c", name),
         "type_uid": ("i", type_uid),
-        "type_name": ("s", pl.lit(f"{name}: ") + activity_name),
+        "type_name": ("t", pl.lit(f"{name}: ") + activity_name),
         "time": ("i", pl.col("timestamp").dt.epoch("ms")),
         "severity_id": ("i", severity_id),
-        "severity": ("s", _lookup(severity_id, _SEVERITY)),
+        "severity": ("t", _lookup(severity_id, _SEVERITY)),
         "status_id": ("i", status_id),
-        "status": ("s", status),
-        "message": ("s", pl.col("action")),
+        "status": ("t", status),
+        "message": ("t", pl.col("action")),
         "metadata": {
-            "version": ("s", pl.lit(OCSF_VERSION)),
-            "product": {k: ("s", pl.lit(v)) for k, v in product.items()},
-            "uid": ("s", pl.col("audit_id")),
-            "tenant_uid": ("s", pl.col("organization_id")),
-            "log_name": ("s", pl.lit("audit_trail")),
-            "original_time": ("s", pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")),
+            "version": ("c", OCSF_VERSION),
+            "product": {k: ("c", v) for k, v in product.items()},
+            "uid": ("t", pl.col("audit_id")),
+            "tenant_uid": ("t", pl.col("organization_id")),
+            "log_name": ("c", "audit_trail"),
+            "original_time": ("t", pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")),
             "sequence": ("i", pl.col("seq")),
         },
         "actor": {"user": _actor_user()},
-        "src_endpoint": {"ip": ("s", ip)},
+        "src_endpoint": {"ip": ("t", ip)},
         "http_request": {"user_agent": ("s", pl.col("user_agent"))},
     }
     if cls == 3002:
         tree["user"] = _actor_user()
         tree["service"] = {
-            "uid": ("s", pl.coalesce(pl.col("application_id"), pl.col("organization_id")))
+            "uid": ("t", pl.coalesce(pl.col("application_id"), pl.col("organization_id")))
         }
         tree["status_detail"] = (
             "s",
@@ -309,10 +324,10 @@ def _tree(cls: int) -> Tree:
             "type": ("s", pl.col("resource_type")),
         }
     else:
-        tree["api"] = {"operation": ("s", pl.col("action"))}
+        tree["api"] = {"operation": ("t", pl.col("action"))}
         tree["src_endpoint"] = {
-            "ip": ("s", ip),
-            "name": ("s", pl.when(ip.is_null()).then(pl.lit("unknown"))),
+            "ip": ("t", ip),
+            "name": ("t", pl.when(ip.is_null()).then(pl.lit("unknown"))),
         }
         tree["resources"] = (
             "l",
@@ -323,10 +338,10 @@ def _tree(cls: int) -> Tree:
             },
         )
     tree["unmapped"] = {
-        "category": ("s", pl.col("category")),
-        "application_id": ("s", pl.col("application_id")),
-        "result": ("s", pl.col("result")),
-        "entry_hash": ("s", pl.col("entry_hash")),
+        "category": ("t", pl.col("category")),
+        "application_id": ("t", pl.col("application_id")),
+        "result": ("t", pl.col("result")),
+        "entry_hash": ("t", pl.col("entry_hash")),
         "details": ("j", pl.col("details")),
     }
     return tree
@@ -334,27 +349,21 @@ def _tree(cls: int) -> Tree:
 
 def _json_str(expr: pl.Expr) -> pl.Expr:
     """JSON text of a string expression (quoted and escaped), null stays null."""
-    encoded = pl.struct(expr.cast(pl.Utf8).alias("v")).struct.json_encode()
-    return (
-        pl.when(expr.is_null())
-        .then(None)
-        .otherwise(encoded.str.strip_prefix('{"v":').str.strip_suffix("}"))
-    )
+    encoded = pl.struct(expr.cast(pl.Utf8).alias("v")).struct.json_encode()  # {"v":"…"}
+    return pl.when(expr.is_null()).then(None).otherwise(encoded.str.slice(5).str.head(-1))
 
 
 def _json(node: Node) -> pl.Expr:
-    """JSON text of a tree node; absent values and empty objects are null (left out)."""
-    if isinstance(node, dict):
-        members = [pl.lit(f'"{key}":') + _json(child) for key, child in node.items()]
-        inner = pl.concat_str(members, separator=",", ignore_nulls=True)
-        return pl.when(inner == "").then(None).otherwise(pl.lit("{") + inner + pl.lit("}"))
+    """JSON text of a leaf (absent values are null, and left out of their object)."""
+    assert isinstance(node, tuple)
     kind, value = node
-    if kind == "l":
-        obj = _json(value)
-        return pl.when(obj.is_null()).then(None).otherwise(pl.lit("[") + obj + pl.lit("]"))
+    if kind == "c":
+        return pl.lit(orjson.dumps(value).decode())
     expr: pl.Expr = value
     if kind == "s":
         return _json_str(expr)
+    if kind == "t":
+        return pl.concat_str([pl.lit('"'), expr.cast(pl.Utf8), pl.lit('"')])
     if kind == "i":
         return expr.cast(pl.Int64).cast(pl.Utf8)
     if kind == "b":
@@ -362,7 +371,40 @@ def _json(node: Node) -> pl.Expr:
     return expr  # "j"
 
 
-# "l": a list of one object
+def _json_frame(frame: pl.DataFrame, tree: Tree) -> pl.Series:
+    """The JSON text of ``tree`` for every row of ``frame``.
+
+    Objects are built innermost first, each into a column of its own, so every value is
+    computed once (an expression that used a nested object twice — once to test it for
+    emptiness, once to wrap it — would compute its subtree twice per level).
+    """
+    columns: list[list[pl.Expr]] = []
+
+    def build(node: Tree, name: str, depth: int) -> str:
+        members = []
+        for key, child in node.items():
+            if isinstance(child, dict):
+                text = pl.col(build(child, f"{name}.{key}", depth + 1))
+            elif child[0] == "l":
+                obj = pl.col(build(child[1], f"{name}.{key}", depth + 1))
+                text = pl.lit("[") + obj + pl.lit("]")
+            else:
+                text = _json(child)
+            members.append(pl.concat_str([pl.lit(f'"{key}":'), text]))  # null stays null
+        inner = pl.concat_str(members, separator=",", ignore_nulls=True)
+        while len(columns) <= depth:
+            columns.append([])
+        columns[depth].append(
+            pl.when(inner == "").then(None).otherwise(pl.lit("{") + inner + pl.lit("}")).alias(name)
+        )
+        return name
+
+    top = build(tree, "_json", 0)
+    lazy = frame.lazy()
+    for level in reversed(columns):
+        lazy = lazy.with_columns(level)
+    out: pl.Series = lazy.select(top).collect().to_series()
+    return out
 
 
 def _struct(node: Node) -> pl.Expr:
@@ -373,12 +415,14 @@ def _struct(node: Node) -> pl.Expr:
     if kind == "l":
         present = pl.any_horizontal([leaf[1].is_not_null() for leaf in value.values()])
         return pl.when(present).then(pl.concat_list([_struct(value)]))
+    if kind == "c":
+        return pl.lit(value, pl.Int64 if isinstance(value, int) else pl.Utf8)
     expr: pl.Expr = value
     if kind == "i":
         return expr.cast(pl.Int64)
     if kind == "b":
         return pl.when(expr).then(pl.lit(True))
-    return expr.cast(pl.Utf8)  # "s", "j"
+    return expr.cast(pl.Utf8)  # "s", "t", "j"
 
 
 def ocsf_json_lines(frame: pl.DataFrame) -> list[str]:
@@ -394,7 +438,7 @@ def ocsf_json_lines(frame: pl.DataFrame) -> list[str]:
     for cls in CLASSES:
         sub = classified.filter(pl.col("_class") == cls)
         if sub.height:
-            parts.append(sub.select(pl.col("_row"), _json(_tree(cls)).alias("j")))
+            parts.append(sub.select("_row").with_columns(_json_frame(sub, _tree(cls)).alias("j")))
     return pl.concat(parts).sort("_row")["j"].to_list()
 
 
