@@ -19,6 +19,7 @@ keeps working in code that does not know auditlens::
     ├── FindingNotFoundError (ValueError)   no detector finding has this id
     ├── YamlFileError (ValueError)          a YAML file is invalid (file, line, field)
     │   ├── RuleError                       an alert rules file is invalid
+    │   ├── SigmaRuleError                  a Sigma rule cannot be read or run by auditlens
     │   └── FrameworkError                  a report framework file is invalid
     ├── WitnessError (ValueError)           a witness refused to cosign a checkpoint
     ├── ProofError (ValueError)             a Merkle proof was asked for a bad tree size or leaf
@@ -70,6 +71,7 @@ __all__ = [
     "ProofError",
     "QuerySyntaxError",
     "RuleError",
+    "SigmaRuleError",
     "StoreError",
     "StoreVersionError",
     "TriageError",
@@ -345,6 +347,11 @@ class YamlFileError(AuditLensError, ValueError):
 
 class RuleError(YamlFileError):
     """A rules file is invalid; the message names the file, line and field."""
+
+
+class SigmaRuleError(YamlFileError):
+    """A Sigma rule cannot be read, or uses what auditlens cannot run (a modifier, field or
+    correlation); the message names the file, line, field and the rule (title and id)."""
 
 
 class FrameworkError(YamlFileError):

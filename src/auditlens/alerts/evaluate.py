@@ -112,6 +112,12 @@ def evaluate(
     start, end = _when(since, now), _when(until, now)
     if rule.trigger.detector is not None:
         return _detector_alerts(store, rule, start, end)
+    if rule.trigger.sigma is not None:
+        from auditlens.sigma import (
+            detect as sigma_detect,  # lazy: auditlens.sigma imports the alert rules
+        )
+
+        return _alerts_of(rule, sigma_detect(store, rule.trigger.sigma, since=start, until=end))
     return _count_alerts(store, rule, start, end)
 
 
@@ -199,7 +205,11 @@ def _detector_alerts(store: Store, rule: Rule, start: datetime, end: datetime) -
     df = store.query(backend="polars", order="asc", start=start - lookback, end=end)
     # the stored organization context (time zones, hours, people) first; the rule overrides
     findings = detect.run(t.detector, df, **with_context(store, t.params, t.detector))
-    findings = findings.filter(pl.col("window_end") >= start)
+    return _alerts_of(rule, findings.filter(pl.col("window_end") >= start))
+
+
+def _alerts_of(rule: Rule, findings: pl.DataFrame) -> list[Alert]:
+    """A findings frame (detector or Sigma rule) as alerts of ``rule``."""
     out = []
     for f in findings.iter_rows(named=True):
         out.append(

@@ -16,9 +16,11 @@ A rules file holds one rule, a list of rules, or several YAML documents::
     cooldown: 30m                  # default: the window
 
 or, instead of ``action``/``query`` + ``count``, ``detector: brute_force_success`` with
-optional ``params:``. The seed's unquoted ``count: > 5`` and ``slack: #security-alerts``
-(invalid YAML: a block scalar and a comment) are accepted with a warning that shows
-the quoted form; line numbers stay those of the file.
+optional ``params:``, or ``sigma: rules/brute_force.yml`` (a Sigma rule file or folder,
+relative to the rules file; ``rule:`` picks one by id or title when it holds several).
+The seed's unquoted ``count: > 5`` and ``slack: #security-alerts`` (invalid YAML: a block
+scalar and a comment) are accepted with a warning that shows the quoted form; line numbers
+stay those of the file.
 
 Example:
     >>> rules = parse_rules('alert: Spike\\ntrigger:\\n  action: auth.failed\\n  count: "> 5"\\n'
@@ -37,14 +39,17 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from auditlens.errors import FilterError, QuerySyntaxError, RuleError
+from auditlens.errors import FilterError, QuerySyntaxError, RuleError, SigmaRuleError
 from auditlens.query.filters import parse_duration
 from auditlens.query.search import parse_search
 from auditlens.yamlnodes import NodeReader, compose_documents, plain
+
+if TYPE_CHECKING:
+    from auditlens.sigma import SigmaRule
 
 __all__ = [
     "AlertRuleWarning",
@@ -82,6 +87,7 @@ class Trigger:
     count: int = 0
     window: timedelta = timedelta(minutes=5)
     group_by: str = "organization"
+    sigma: SigmaRule | None = None
 
 
 @dataclass(frozen=True)
@@ -174,8 +180,21 @@ class _Reader(NodeReader):
         t = self.mapping(
             node,
             "trigger",
-            ("action", "actions", "query", "detector", "params", "count", "window", "group_by"),
+            (
+                "action",
+                "actions",
+                "query",
+                "detector",
+                "params",
+                "count",
+                "window",
+                "group_by",
+                "sigma",
+                "rule",
+            ),
         )
+        if "sigma" in t:
+            return self.sigma(t)
         window = (
             self.duration(t["window"][1], "trigger.window")
             if "window" in t
@@ -232,6 +251,29 @@ class _Reader(NodeReader):
             window=window,
             group_by=group_by,
         )
+
+    def sigma(self, t: dict[str, tuple[yaml.Node, yaml.Node]]) -> Trigger:
+        from auditlens.sigma import load_sigma  # lazy: auditlens.sigma imports the alert rules
+
+        node = t["sigma"][1]
+        path = Path(self.text(node, "trigger.sigma"))
+        if not path.is_absolute() and not self.source.startswith("<"):
+            path = Path(self.source).parent / path
+        try:
+            found = load_sigma(path)
+        except SigmaRuleError as exc:
+            raise self.fail(node, "trigger.sigma", str(exc)) from None
+        if "rule" in t:
+            want = self.text(t["rule"][1], "trigger.rule")
+            found = [r for r in found if want in (r.id, r.title)]
+            if not found:
+                raise self.fail(t["rule"][1], "trigger.rule", f"no Sigma rule {want!r} in {path}")
+        if len(found) != 1:
+            names = ", ".join(f"{r.id} ({r.title})" for r in found)
+            raise self.fail(node, "trigger.rule", f"{path} holds several rules, name one: {names}")
+        rule = found[0]
+        window = rule.correlation.timespan if rule.correlation else timedelta(minutes=5)
+        return Trigger(sigma=rule, window=window)
 
     def notification(self, node: yaml.Node) -> Notification:
         n = self.mapping(node, "notification", ("email", "slack", "webhook"))

@@ -22,20 +22,37 @@ alerts_app = typer.Typer(
 )
 app.add_typer(alerts_app, name="alerts")
 
-Rules = Annotated[Path, typer.Argument(help="YAML rules file.")]
+Rules = Annotated[
+    Path | None, typer.Argument(help="YAML rules file (optional with --sigma).", show_default=False)
+]
+SigmaRules = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--sigma", help="Sigma rule file or folder (repeatable), e.g. rules/.", show_default=False
+    ),
+]
 
 
-def _load(path: Path) -> list[alerts.Rule]:
+def _load(path: Path | None, sigma: list[Path] | None = None) -> list[alerts.Rule]:
     import warnings
 
     from auditlens import alerts  # lazy: loads polars and SQLAlchemy
 
-    with warnings.catch_warnings(record=True):
-        warnings.simplefilter("ignore", alerts.AlertRuleWarning)
-        ruleset = alerts.load_rules(path)
-    for note in ruleset.warnings:
-        result_line((f"warning: {note}", "yellow"), err=True)
-    return ruleset.rules
+    if path is None and not sigma:
+        raise al.RuleError("<command line>", None, "rules", "give a rules file, --sigma, or both")
+    rules: list[alerts.Rule] = []
+    if path is not None:
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("ignore", alerts.AlertRuleWarning)
+            ruleset = alerts.load_rules(path)
+        for note in ruleset.warnings:
+            result_line((f"warning: {note}", "yellow"), err=True)
+        rules.extend(ruleset.rules)
+    if sigma:
+        from auditlens.sigma import alert_rules  # lazy: pySigma only with --sigma
+
+        rules.extend(alert_rules(list(sigma)))
+    return rules
 
 
 def _print_alerts(found: list[alerts.Alert]) -> None:
@@ -52,8 +69,9 @@ def _print_alerts(found: list[alerts.Alert]) -> None:
 @alerts_app.command("check")
 @handle_errors
 def check_cmd(
-    rules: Rules,
+    rules: Rules = None,
     db: Db = None,
+    sigma: SigmaRules = None,
     since: Annotated[
         str, typer.Option(help="How far back: a duration (24h, 7d) or a date.")
     ] = "24h",
@@ -64,7 +82,7 @@ def check_cmd(
     """Evaluate the rules over history and print what would fire."""
     from auditlens import alerts  # lazy: loads polars and SQLAlchemy
 
-    parsed = _load(rules)
+    parsed = _load(rules, sigma)
     with al.open_store(db) as store:
         found = alerts.check(store, parsed, since=since)
         if notify:
@@ -76,14 +94,15 @@ def check_cmd(
 @alerts_app.command("watch")
 @handle_errors
 def watch_cmd(
-    rules: Rules,
+    rules: Rules = None,
     db: Db = None,
+    sigma: SigmaRules = None,
     interval: Annotated[float, typer.Option(min=0.1, help="Seconds between polls.")] = 1.0,
 ) -> None:
     """Follow new entries and notify when a rule fires (Ctrl-C to stop)."""
     from auditlens import alerts  # lazy: loads polars and SQLAlchemy
 
-    parsed = _load(rules)
+    parsed = _load(rules, sigma)
     stop = threading.Event()
     result_line(f"watching with {len(parsed)} rule(s); Ctrl-C to stop")
     with al.open_store(db) as store:
@@ -216,12 +235,16 @@ def detect_cmd(
             "downgraded or suppressed, with the reason shown."
         ),
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+    fmt: Annotated[
+        str,
+        typer.Option("--format", "-f", help="table, json or ocsf (Detection Finding JSON Lines)."),
+    ] = "table",
+    sigma: SigmaRules = None,
     exit_code: Annotated[
         bool, typer.Option("--exit-code", help="Exit 1 when anything was found (for cron).")
     ] = False,
 ) -> None:
-    """Run the security detectors and list their findings.
+    """Run the security detectors (or, with --sigma, Sigma rules) and list their findings.
 
     Time zones, business hours and workdays come from the stored organization context
     (`auditlens org set`, `auditlens people import`); --timezones and --param override it.
@@ -230,7 +253,7 @@ def detect_cmd(
 
     import polars as pl  # lazy: polars costs start-up time of every other command
 
-    from auditlens.detect import load_allowlist  # lazy: the detectors load polars
+    from auditlens.detect import apply_allowlist, load_allowlist  # lazy: the detectors load polars
 
     known = load_allowlist(allowlist) if allowlist is not None else None
     config: dict[str, Any] = _params(param or [])
@@ -246,20 +269,36 @@ def detect_cmd(
         config = config.get(detector, {})
     filters: FilterKeywords = {"last": since} if since else {}
     with al.open_store(db) as store:
-        findings = store.detect(
-            detector,
-            query or None,
-            config=config,
-            context=not no_context,
-            allowlist=known,
-            keep_suppressed=True,
-            **filters,
-        )
+        if sigma:  # Sigma rules instead of the detectors
+            from auditlens.sigma import detect as sigma_detect  # lazy: pySigma only with --sigma
+
+            findings = sigma_detect(store, list(sigma), since=since, where=query or None)
+            if known is not None:
+                findings = apply_allowlist(
+                    findings, store.query(query or None, **filters), known, keep_suppressed=True
+                )
+        else:
+            findings = store.detect(
+                detector,
+                query or None,
+                config=config,
+                context=not no_context,
+                allowlist=known,
+                keep_suppressed=True,
+                **filters,
+            )
         covered = store.count(query or None, **filters)
     hidden = findings["details"].str.json_path_match("$.allowlisted.action") == "suppress"
     suppressed = findings.filter(hidden.fill_null(False))
     rows = findings.filter(~hidden.fill_null(False)).sort(["window_start"]).to_dicts()
-    if fmt == "json":
+    if fmt == "ocsf":
+        from auditlens.export.ocsf import findings_to_ocsf  # lazy: py-ocsf-models only for ocsf
+
+        for event in findings_to_ocsf(
+            findings.filter(~hidden.fill_null(False)).sort(["window_start"])
+        ):
+            typer.echo(json.dumps(event))
+    elif fmt == "json":
         for r in rows:
             r["window_start"], r["window_end"] = (
                 r["window_start"].isoformat(),

@@ -329,7 +329,7 @@ def export_cmd(
     out: Annotated[str, typer.Option(help="File to write, or - for standard output.")],
     db: Db = None,
     fmt: Annotated[
-        str, typer.Option("--format", "-f", help="csv, json, jsonl or parquet.")
+        str, typer.Option("--format", "-f", help="csv, json, jsonl, parquet, pdf or ocsf.")
     ] = "csv",
     fields: Annotated[
         str | None, typer.Option(help="Comma-separated fields, e.g. timestamp,actor.email,action.")
@@ -341,14 +341,31 @@ def export_cmd(
     record: Annotated[
         bool, typer.Option("--record/--no-record", help="Record the export in the audit trail.")
     ] = True,
+    parquet: Annotated[
+        bool,
+        typer.Option(
+            "--parquet", help="With --format ocsf: a folder OUT of Parquet files, one per class."
+        ),
+    ] = False,
 ) -> None:
-    """Export matching entries (streamed), with a manifest beside the file."""
-    from auditlens.export import export  # lazy: CLI start-up stays light
+    """Export matching entries (streamed), with a manifest beside the file.
 
+    --format ocsf writes OCSF 1.5 events as JSON Lines; with --parquet (or an OUT ending
+    in .parquet) a folder with one Parquet file per OCSF class.
+    """
+    from auditlens.export import export  # lazy: CLI start-up stays light
+    from auditlens.export.ocsf import export_ocsf_parquet  # lazy: CLI start-up stays light
+
+    if parquet and fmt != "ocsf":
+        error_line("--parquet applies to --format ocsf (use --format parquet for entries)")
+        raise typer.Exit(EXIT_USAGE)
     with al.open_store(db) as store:
-        res = export(
-            store, out, format=fmt, fields=fields, where=query or None, gzip=gzip, record=record
-        )
+        if parquet:
+            res = export_ocsf_parquet(store, out, where=query or None, record=record)
+        else:
+            res = export(
+                store, out, format=fmt, fields=fields, where=query or None, gzip=gzip, record=record
+            )
     if res.path is not None:
         result_line(
             f"wrote {res.rows:,} entries to {res.path} ({res.bytes:,} bytes, sha256 {res.sha256})",

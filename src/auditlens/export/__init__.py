@@ -1,4 +1,4 @@
-"""Exports of audit entries (CSV, JSON, JSON Lines, Parquet, PDF), streamed in chunks;
+"""Exports of audit entries (CSV, JSON, JSON Lines, Parquet, PDF, OCSF), streamed in chunks;
 scheduled exports and their destinations.
 
 The names load on first use (PEP 562): scheduled exports build reports
@@ -12,6 +12,7 @@ import importlib as _importlib
 import typing as _typing
 
 if _typing.TYPE_CHECKING:
+    from auditlens.export.ocsf import export_ocsf_parquet, findings_to_ocsf
     from auditlens.export.schedules import (
         Run,
         Schedule,
@@ -33,6 +34,8 @@ __all__ = [
     "add_schedule",
     "deliver",
     "export",
+    "export_ocsf_parquet",
+    "findings_to_ocsf",
     "list_runs",
     "list_schedules",
     "previous_period",
@@ -42,15 +45,16 @@ __all__ = [
 ]
 
 _WRITERS = frozenset({"FORMATS", "ExportResult", "export", "resolve_fields"})
+_OCSF = frozenset({"export_ocsf_parquet", "findings_to_ocsf"})
 
 
 def __getattr__(name: str) -> object:
     """Load a public name (or the ``schedules``/``writers``/``pdf`` module) on first use."""
-    if name in ("schedules", "writers", "pdf"):
+    if name in ("schedules", "writers", "pdf", "ocsf"):
         return _importlib.import_module(f"auditlens.export.{name}")
     if name not in __all__:
         raise AttributeError(f"module 'auditlens.export' has no attribute {name!r}")
-    module = "writers" if name in _WRITERS else "schedules"
+    module = "writers" if name in _WRITERS else "ocsf" if name in _OCSF else "schedules"
     value: object = getattr(_importlib.import_module(f"auditlens.export.{module}"), name)
     globals()[name] = value
     return value

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMATS", "ExportResult", "export", "resolve_fields"]
 
-FORMATS = ("csv", "json", "jsonl", "parquet", "pdf")
+FORMATS = ("csv", "json", "jsonl", "parquet", "pdf", "ocsf")
 
 #: dotted interchange paths → flat columns.
 _PATHS = dict(EXPORT_PATHS)
@@ -180,7 +180,9 @@ def export(
 
     Args:
         out: a file path, ``"-"`` for standard output, or a binary stream.
-        format: ``csv``, ``json`` (an array), ``jsonl`` or ``parquet``.
+        format: ``csv``, ``json`` (an array), ``jsonl``, ``parquet``, ``pdf`` or ``ocsf``
+            (OCSF 1.5 events as JSON Lines; to a ``.parquet`` path: a folder with one
+            Parquet file per class, see :mod:`auditlens.export.ocsf`).
         fields: output fields in order (default: every field of the interchange shape).
         gzip: compress (text formats); default: when the path ends with ``.gz``.
         record: append an ``audit_log.exported`` entry per organization.
@@ -188,6 +190,22 @@ def export(
     """
     if format not in FORMATS:
         raise ExportFormatError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+    if format == "ocsf" and fields is not None:
+        raise ExportFormatError("fields do not apply to format ocsf (events have the OCSF shape)")
+    if format == "ocsf" and isinstance(out, str | os.PathLike) and Path(out).suffix == ".parquet":
+        from auditlens.export.ocsf import (
+            export_ocsf_parquet,  # lazy: export.ocsf imports this module
+        )
+
+        return export_ocsf_parquet(
+            store,
+            out,
+            where=where,
+            record=record,
+            manifest=manifest,
+            batch_size=batch_size,
+            **filters,
+        )
     spec = resolve_fields(fields)
     path: Path | None = None
     if isinstance(out, str | os.PathLike) and os.fspath(out) != "-":
@@ -345,6 +363,13 @@ def _write(
     try:
         if fmt == "pdf":
             return _write_pdf(store, text, spec, where, filters, stats)
+        if fmt == "ocsf":
+            from auditlens.export.ocsf import (
+                write_ocsf_jsonl,  # lazy: export.ocsf imports this module
+            )
+
+            write_ocsf_jsonl(store, text, where, filters, batch_size, lambda b: _tally(stats, b))
+            return stats
         if fmt == "json":
             text.write(b"[")
         for rb in store.batches(where, order="asc", batch_size=batch_size, **filters):
