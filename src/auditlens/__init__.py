@@ -20,7 +20,7 @@ import importlib as _importlib
 import typing as _typing
 
 if _typing.TYPE_CHECKING:  # the real types for mypy and IDEs; at run time they load on first use
-    from auditlens import context, export, plots, reports, troubleshoot
+    from auditlens import context, export, importers, plots, reports, troubleshoot
     from auditlens.chain.notes import SigningKey, VerifierKey, load_signing_key, load_verifier
     from auditlens.chain.verify import VerificationReport, verify
     from auditlens.compat import query_audit_trail, stream_audit_events
@@ -109,6 +109,7 @@ __all__ = [
     "expand_details",
     "explore",
     "export",
+    "importers",
     "load_signing_key",
     "load_verifier",
     "open_store",
@@ -145,6 +146,7 @@ _LAZY: dict[str, str] = {
     "expand_details": "auditlens.frames",
     "explore": "auditlens.explorer",
     "export": "",
+    "importers": "",
     "load_signing_key": "auditlens.chain.notes",
     "load_verifier": "auditlens.chain.notes",
     "open_store": "auditlens.store",

@@ -89,7 +89,7 @@ entries = Table(
     Column("seq", BigInteger, nullable=False),
     Column("audit_id", String(36), nullable=False, unique=True),
     Column("ts", BigInteger, nullable=False),
-    Column("actor_user_id", String(36)),
+    Column("actor_user_id", String(256)),
     Column("actor_email", Text),
     Column("actor_type", String(32), nullable=False),
     Column("action", String(128), nullable=False),
