@@ -152,11 +152,13 @@ def frame(fmt: str, paths: Paths, **options: Any) -> pl.DataFrame:
     from auditlens.schema import normalize_entries
 
     rows = normalize_entries(list(read(fmt, paths, **options)), max_details_bytes=1 << 62)
-    cols = [c for c in COLUMNS if c in rows[0]] if rows else []
-    out = pl.DataFrame(rows).select(cols) if rows else pl.DataFrame()
-    if "ts" in out.columns:
-        out = out.with_columns(pl.from_epoch("ts", time_unit="ms").dt.replace_time_zone("UTC"))
-    return out
+    names = [c for c in COLUMNS if c not in ("seq", "prev_hash", "entry_hash")]
+    if not rows:
+        return pl.DataFrame(schema=dict.fromkeys(names, pl.Utf8))
+    out = pl.DataFrame(rows, infer_schema_length=None).with_columns(
+        pl.from_epoch("ts", time_unit="ms").cast(pl.Datetime("ms", "UTC")).alias("timestamp")
+    )
+    return out.select(pl.col(c) if c == "timestamp" else pl.col(c).cast(pl.Utf8) for c in names)
 
 
 @dataclass

@@ -73,7 +73,8 @@ EVENTS: tuple[tuple[str, str, str, re.Pattern[str]], ...] = tuple(
             "accepted",
             "auth.login",
             "success",
-            rf"^Accepted (?P<method>\S+) for (?P<user>.+?) from {_ADDR}(?: ssh2)?(?:: (?P<key>.+))?$",
+            rf"^Accepted (?P<method>\S+) for (?P<user>.+?) from {_ADDR}(?: ssh2)?"
+            r"(?:: (?P<key>.+))?$",
         ),
         (
             "failed",
@@ -278,7 +279,7 @@ def records(
         with open_text(path) as fh:
             for lineno, text in enumerate(fh, 1):
                 text = text.rstrip("\r\n")
-                if not text.strip():
+                if not text.strip() or text.startswith("-- "):  # journalctl's "-- Boot …"
                     continue
                 raw = text.encode()
                 try:
