@@ -68,6 +68,7 @@ def stable_id(source: str, *native: str) -> str:
     return str(uuid.uuid5(IMPORT_NAMESPACE, "\x1f".join((source, *native))))
 
 
+@functools.lru_cache(maxsize=4096)
 def organization_for(kind: str, native_id: str) -> str:
     """The organization id derived from a source's tenant (``aws-account``, ``okta-org``,
     ``github-org``, ``google-customer``) and its id.
@@ -136,11 +137,13 @@ def fit_details(
     ``bulky``; if they alone are too large the entry is rejected by validation.
 
     Example:
-        >>> d = fit_details({"eventID": "e1", "responseElements": {"x": "y" * 500}}, 200,
-        ...                 ["responseElements"], raw=b"{}")
+        >>> record = {"eventID": "e1", "responseElements": {"x": "y" * 500}}
+        >>> d = fit_details(dict(record), 200, ["responseElements"], raw=orjson.dumps(record))
         >>> d["eventID"], d["truncated"]["dropped"], d["truncated"]["bytes"]
         ('e1', ['responseElements'], 544)
     """
+    if raw is not None and len(raw) <= limit:
+        return details  # a part of the native record is never larger than all of it
     size = len(orjson.dumps(details))
     if size <= limit:
         return details
