@@ -32,13 +32,13 @@ import gzip
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import orjson
 
 from auditlens.errors import IngestError
 
-__all__ = ["iter_files", "json_records", "open_text", "read_bytes"]
+__all__ = ["iter_files", "json_records", "open_binary", "open_text", "read_bytes"]
 
 #: files a folder walk skips (CloudTrail digest files, hidden files, manifests)
 _SKIPPED_SUFFIXES = (".sha256", ".md5", ".manifest")
@@ -98,23 +98,57 @@ def open_text(path: Path) -> IO[str]:
     return path.open(encoding="utf-8", errors="replace", newline="")
 
 
+def open_binary(path: Path) -> IO[bytes]:
+    """A binary stream over a (possibly gzipped) file."""
+    if _is_gzip(path):
+        return cast(IO[bytes], gzip.open(path, "rb"))
+    return path.open("rb")
+
+
 def json_records(path: Path, keys: Sequence[str] = ()) -> Iterator[tuple[int, Any, bytes]]:
     """``(line, record or IngestError, raw bytes)`` for each record of a JSON file.
 
     ``keys``: names of the top-level key that holds the records in a JSON object
     (``("Records",)`` for CloudTrail). A JSON object without any of them is one record.
+    JSON Lines are streamed line by line (a Lake export may be larger than memory); a
+    JSON document (an array, or an object holding the records) is parsed whole.
     """
-    data = read_bytes(path)
-    start = data.lstrip()[:1]
-    if start in (b"[", b"{"):
-        try:
-            doc = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            doc = None  # JSON Lines (several objects), or broken JSON: read line by line
-        if doc is not None:
-            yield from _document(path, data, doc, keys)
-            return
-    for lineno, line in enumerate(data.split(b"\n"), 1):
+    try:
+        with open_binary(path) as fh:
+            first = fh.readline()
+            lineno = 1
+            while first and not first.strip():
+                first = fh.readline()
+                lineno += 1
+            try:
+                head: Any = orjson.loads(first)
+            except orjson.JSONDecodeError:
+                head = _NOT_A_LINE
+            one_record = isinstance(head, dict) and not any(k in head for k in keys)
+            if one_record:  # JSON Lines: stream them
+                yield from _lines(_chain(first, fh), lineno)
+                return
+            data = first + fh.read()
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise IngestError(f"{path}: cannot be read: {exc}") from None
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        yield from _lines(data.split(b"\n"), lineno)  # broken JSON: each line says why
+        return
+    yield from _document(path, data, doc, keys, lineno - 1)
+
+
+_NOT_A_LINE = object()
+
+
+def _chain(first: bytes, rest: Iterable[bytes]) -> Iterator[bytes]:
+    yield first
+    yield from rest
+
+
+def _lines(lines: Iterable[bytes], start: int) -> Iterator[tuple[int, Any, bytes]]:
+    for lineno, line in enumerate(lines, start):
         line = line.strip()
         if not line:
             continue
@@ -134,12 +168,12 @@ def _not_object(value: object) -> IngestError:
 
 
 def _document(
-    path: Path, data: bytes, doc: Any, keys: Sequence[str]
+    path: Path, data: bytes, doc: Any, keys: Sequence[str], skipped: int = 0
 ) -> Iterator[tuple[int, Any, bytes]]:
     if isinstance(doc, dict):
         key = next((k for k in keys if k in doc), None)
         if key is None:
-            yield 1, doc, orjson.dumps(doc)
+            yield 1 + skipped, doc, orjson.dumps(doc)
             return
         items = doc[key]
         if not isinstance(items, list):
@@ -150,7 +184,7 @@ def _document(
         raise IngestError(f"{path}: expected a JSON object or array")
     lines = _record_lines(data, len(items)) if b"\n" in data.strip() else None
     for i, item in enumerate(items):
-        line = lines[i] if lines is not None and i < len(lines) else 1
+        line = skipped + (lines[i] if lines is not None and i < len(lines) else 1)
         raw = orjson.dumps(item)
         if isinstance(item, dict):
             yield line, item, raw
