@@ -71,6 +71,11 @@ def test_each_kind_of_bad_field_is_named(
         ("arn:aws:iam::123456789012:user/Alice", "arn:aws:iam::123456789012:user/Alice"),
         ("00u1a2b3c4DEF5g6h7", "00u1a2b3c4DEF5g6h7"),
         ("sshd:web-1:root", "sshd:web-1:root"),
+        ("sshd:web-1:admin@example.com", "sshd:web-1:admin@example.com"),  # a sprayed name
+        (
+            "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Admin_0a1b/jane@company.com",
+            "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Admin_0a1b/jane@company.com",
+        ),
         ("2B6F0CC9-4B8A-4BD8-9D5E-0A1F6F2F4A11", "2b6f0cc9-4b8a-4bd8-9d5e-0a1f6f2f4a11"),
     ],
 )

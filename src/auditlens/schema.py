@@ -217,6 +217,9 @@ _UUID_RE = re.compile(
 #: principal ARNs and every other source's ids stay far below)
 MAX_USER_ID = 256
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+#: a bare email address: an id with a scheme or a path that ends in one (an SSO session
+#: ARN ``…:assumed-role/AWSReservedSSO_Admin/jane@company.com``, ``sshd:host:a@b.c``) is an id
+_BARE_EMAIL_RE = re.compile(r"^[^@\s:/]+@[^@\s:/]+\.[^@\s:/]+$")
 _ACTION_RE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -410,7 +413,7 @@ class _Checker:
         if not s.strip() or s != s.strip():
             self.fail(field, f"must not be empty or start/end with spaces: {s!r}")
             return None
-        if _EMAIL_RE.match(s):
+        if _BARE_EMAIL_RE.match(s):
             self.fail(field, f"is an email address ({s!r}); put it in actor.email")
             return None
         return s

@@ -28,6 +28,11 @@ def test_docs_show_every_mapping_table_as_the_code_declares_it() -> None:
     assert mappings_markdown() in doc, "regenerate: python tools/importer_docs.py"
 
 
+def test_format_modules_are_reached_from_the_package() -> None:
+    entries = list(al.importers.workspace.read(samples_dir() / "workspace"))
+    assert len(entries) == 7
+
+
 def test_unknown_format_is_named() -> None:
     with pytest.raises(ConfigError, match="expected one of cloudtrail, okta"):
         list(read("splunk", "x"))

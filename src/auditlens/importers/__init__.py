@@ -74,6 +74,13 @@ _UUID_RE = re.compile(
 Paths = str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
 
 
+def __getattr__(name: str) -> ModuleType:
+    """``auditlens.importers.cloudtrail`` and the other format modules, imported on first use."""
+    if name in FORMATS:
+        return importlib.import_module(FORMATS[name])
+    raise AttributeError(f"module 'auditlens.importers' has no attribute {name!r}")
+
+
 def module(fmt: str) -> ModuleType:
     """The importer module of a format.
 
