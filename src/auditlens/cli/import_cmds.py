@@ -9,7 +9,7 @@ import typer
 
 import auditlens as al
 from auditlens.cli.app import EXIT_PROBLEM, app, handle_errors
-from auditlens.cli.commands import Db, _print_rejected
+from auditlens.cli.commands import Db
 from auditlens.cli.output import progress_bar, result_line
 from auditlens.errors import IngestAbortedError
 
@@ -86,8 +86,9 @@ def import_(
                 progress=lambda n: bar.advance(task, n),
                 **options,
             )
-        except IngestAbortedError as exc:
-            _print_rejected(exc.source, exc.rejected_lines)
+        except IngestAbortedError as exc:  # the records rejected before it stopped
+            for _, where_reason in exc.rejected_lines[:50]:  # "file:line: reason"
+                result_line((where_reason, "red"), err=True)
             raise
     for r in report.rejected[:50]:
         result_line((f"{r.where}: {r.reason}", "red"), err=True)
