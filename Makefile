@@ -25,6 +25,14 @@ demo: install system-deps
 	rm -f out/demo.db out/demo.db-wal out/demo.db-shm
 	$(BIN)/auditlens demo --db out/demo.db --orgs 3 --days 62 --incidents out/incidents.json
 	$(BIN)/auditlens stats --db out/demo.db --days 7
+	@echo; echo '$$ auditlens import FORMAT data/samples/FORMAT   # real trails: CloudTrail, Okta, GitHub, Workspace, sshd'
+	$(BIN)/auditlens import cloudtrail data/samples/cloudtrail --db out/demo.db
+	$(BIN)/auditlens import okta data/samples/okta --okta-org acme.okta.com --db out/demo.db
+	$(BIN)/auditlens import github data/samples/github --db out/demo.db
+	$(BIN)/auditlens import workspace data/samples/workspace --db out/demo.db
+	$(BIN)/auditlens org set 7e57e0d0-55d0-4c1a-9b1e-5e4e0e0055d0 --name "Acme servers" --timezone Europe/Berlin --db out/demo.db > /dev/null
+	$(BIN)/auditlens import sshd data/samples/sshd --org "Acme servers" --year 2024 --timezone Europe/Berlin --db out/demo.db
+	$(BIN)/auditlens search --db out/demo.db "actor:sshd:web-1:root" --limit 3
 	@echo; echo '$$ auditlens search "failed" --limit 8'
 	$(BIN)/auditlens search --db out/demo.db "failed" --limit 8
 	@echo; echo '$$ auditlens search "action:webhook.* -result:success" --limit 5'

@@ -17,6 +17,7 @@ def test_every_notebook_is_in_the_wheel() -> None:
     for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
         assert shipped.get(f"notebooks/{nb.name}") == f"auditlens/_shipped/notebooks/{nb.name}"
     assert shipped["report_templates"] == "auditlens/_shipped/report_templates"
+    assert shipped["data/samples"] == "auditlens/_shipped/samples"  # the importer samples
 
 
 def test_every_notebook_has_parameters_with_defaults() -> None:

@@ -32,7 +32,10 @@ def _problems(entry: dict[str, Any], **kwargs: object) -> dict[str, str]:
         ({"organization_id": None}, "organization_id", "is required"),
         ({"organization_id": "123"}, "organization_id", "not a UUID"),
         ({"application_id": "app-1"}, "application_id", "not a UUID"),
-        ({"actor.user_id": "jane"}, "actor.user_id", "not a UUID"),
+        ({"actor.user_id": "jane@company.com"}, "actor.user_id", "put it in actor.email"),
+        ({"actor.user_id": "x" * 257}, "actor.user_id", "limit is 256"),
+        ({"actor.user_id": " root"}, "actor.user_id", "start/end with spaces"),
+        ({"actor.user_id": 12}, "actor.user_id", "must be a string"),
         ({"actor.email": "jane at company"}, "actor.email", "not an email"),
         ({"actor.type": "robot"}, "actor.type", "must be one of"),
         ({"actor": "jane"}, "actor", "must be an object"),
@@ -60,6 +63,27 @@ def test_each_kind_of_bad_field_is_named(
     problems = _problems(make_entry(**overrides))
     assert field in problems
     assert message in problems[field]
+
+
+@pytest.mark.parametrize(
+    ("user_id", "stored"),
+    [
+        ("arn:aws:iam::123456789012:user/Alice", "arn:aws:iam::123456789012:user/Alice"),
+        ("00u1a2b3c4DEF5g6h7", "00u1a2b3c4DEF5g6h7"),
+        ("sshd:web-1:root", "sshd:web-1:root"),
+        ("sshd:web-1:admin@example.com", "sshd:web-1:admin@example.com"),  # a sprayed name
+        (
+            "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Admin_0a1b/jane@company.com",
+            "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Admin_0a1b/jane@company.com",
+        ),
+        ("2B6F0CC9-4B8A-4BD8-9D5E-0A1F6F2F4A11", "2b6f0cc9-4b8a-4bd8-9d5e-0a1f6f2f4a11"),
+    ],
+)
+def test_actor_user_id_is_any_stable_non_email_id(user_id: str, stored: str) -> None:
+    entry = make_entry(**{"actor": {"type": "role", "user_id": user_id}})
+    row = normalize_entry(entry)
+    assert (row["actor_user_id"], row["actor_type"]) == (stored, "role")
+    assert row_to_entry(row)["actor"] == {"user_id": stored, "email": None, "type": "role"}
 
 
 def test_oversized_details_respects_the_configured_limit() -> None:

@@ -117,7 +117,9 @@ class Explorer:
         )
         self.actor = w.Text(placeholder="email or user id", description="Actor")
         self.actor_type = w.Dropdown(
-            options=["any", "user", "service_account", "system"], value="any", description="Type"
+            options=["any", "user", "service_account", "role", "system"],
+            value="any",
+            description="Type",
         )
         self.category = w.Dropdown(
             options=["any", *CATEGORIES], value="any", description="Category"

@@ -35,11 +35,11 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import orjson
 from sqlalchemy.exc import SQLAlchemyError
@@ -55,15 +55,34 @@ from auditlens.errors import (
 from auditlens.schema import ROW_FIELDS, normalize_entry
 from auditlens.store.store import AppendedEntry, Store
 
-__all__ = ["IngestReport", "Rejected", "ingest", "iter_entries"]
+__all__ = ["IngestReport", "Rejected", "SourceRecord", "ingest", "ingest_records", "iter_entries"]
 
 
 @dataclass(frozen=True)
 class Rejected:
-    """One input line that was not appended."""
+    """One input line that was not appended (``file``: set when a run reads several files)."""
 
     line: int
     reason: str
+    raw: bytes
+    file: str | None = None
+
+    @property
+    def where(self) -> str:
+        """``file:line`` (or ``line N`` when the input is one unnamed stream)."""
+        return f"{self.file}:{self.line}" if self.file else f"line {self.line}"
+
+
+class SourceRecord(NamedTuple):
+    """One record read from a source: where it is, what it parsed to, its raw text.
+
+    ``value`` is the entry in the interchange shape, or the exception that says why
+    the record cannot be one (it is rejected with that reason, at ``file:line``).
+    """
+
+    file: str | None
+    line: int
+    value: Any
     raw: bytes
 
 
@@ -199,7 +218,7 @@ def ingest(
             stream.seek(0)
             report.read = 0
             progress = None
-        _load(store, stream, report, batch_size, progress)
+        _load(store, _records(stream), report, batch_size, progress)
     except _BatchRefused as refused:
         report.rejected.sort(key=lambda r: r.line)
         _write_rejects(rejects, report.rejected)
@@ -224,6 +243,71 @@ def ingest(
     report.rejected.sort(key=lambda r: r.line)
     _write_rejects(rejects, report.rejected)
     return report
+
+
+def ingest_records(
+    store: Store,
+    records: Iterable[SourceRecord],
+    *,
+    source: str,
+    batch_size: int = 10_000,
+    rejects: str | os.PathLike[str] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> IngestReport:
+    """Validate and append records read by someone else (an importer), through the same
+    batches, duplicate handling and rejects file as :func:`ingest`.
+
+    Each rejected record keeps its ``file`` and ``line``; the rejects file receives its
+    ``raw`` text.
+
+    Example:
+        >>> import auditlens as al
+        >>> store = al.open_store("sqlite://")
+        >>> good = {"actor": {"type": "system"}, "action": "auth.login", "result": "success",
+        ...         "organization_id": "2b6f0cc9-4b8a-4bd8-9d5e-0a1f6f2f4a11"}
+        >>> report = ingest_records(store, [SourceRecord("a.log", 3, good, b"..."),
+        ...     SourceRecord("a.log", 9, ValueError("no time"), b"...")], source="a.log")
+        >>> report.appended, [r.where for r in report.rejected]
+        (1, ['a.log:9'])
+
+    Raises:
+        IngestAbortedError: the database refused a batch.
+    """
+    if batch_size < 1:
+        raise IngestError("batch_size must be at least 1")
+    report = IngestReport(source=source)
+    try:
+        _load(store, iter(records), report, batch_size, progress)
+    except _BatchRefused as refused:
+        report.rejected.sort(key=_order)
+        _write_rejects(rejects, report.rejected)
+        raise IngestAbortedError(
+            report.source,
+            refused.first_line,
+            refused.last_line,
+            refused.reason,
+            appended=report.appended,
+            duplicates=report.duplicates,
+            rejected=len(report.rejected),
+            rejects_path=None if rejects is None else os.fspath(rejects),
+            rejected_lines=[(r.line, f"{r.where}: {r.reason}") for r in report.rejected],
+        ) from refused.__cause__
+    except BaseException:
+        report.rejected.sort(key=_order)
+        _write_rejects(rejects, report.rejected)
+        raise
+    report.rejected.sort(key=_order)
+    _write_rejects(rejects, report.rejected)
+    return report
+
+
+def _order(r: Rejected) -> tuple[str, int]:
+    return (r.file or "", r.line)
+
+
+def _records(stream: IO[bytes]) -> Iterator[SourceRecord]:
+    for lineno, value, raw in iter_entries(stream):
+        yield SourceRecord(None, lineno, value, raw)
 
 
 def _open(
@@ -254,11 +338,16 @@ def _open(
 
 
 def _check(
-    store: Store, value: Any, lineno: int, raw: bytes, report: IngestReport
+    store: Store,
+    value: Any,
+    lineno: int,
+    raw: bytes,
+    report: IngestReport,
+    file: str | None = None,
 ) -> dict[str, Any] | None:
     report.read += 1
     if isinstance(value, Exception):
-        report.rejected.append(Rejected(lineno, str(value), raw))
+        report.rejected.append(Rejected(lineno, str(value), raw, file))
         return None
     try:
         return normalize_entry(
@@ -269,11 +358,11 @@ def _check(
         )
     except ValidationError as exc:
         reason = "; ".join(f"{p.field or 'entry'}: {p.message}" for p in exc.problems)
-        report.rejected.append(Rejected(lineno, reason, raw))
+        report.rejected.append(Rejected(lineno, reason, raw, file))
         return None
 
 
-Item = tuple[int, bytes, dict[str, Any]]  # line number, raw line, validated row
+Item = tuple[int, bytes, dict[str, Any], str | None]  # line number, raw, validated row, file
 
 
 class _BatchRefused(Exception):
@@ -302,7 +391,7 @@ def _validate_only(
             progress(1)
         if row is None:
             continue
-        batch.append((lineno, raw, row))
+        batch.append((lineno, raw, row, None))
         if len(batch) >= batch_size:
             _check_duplicates(store, batch, first_seen, report)
             batch = []
@@ -324,7 +413,7 @@ def _check_duplicates(
     against the store (one set-based lookup for the batch's new ids)."""
     new: list[Item] = []
     for item in batch:
-        lineno, raw, row = item
+        lineno, raw, row, _ = item
         aid, digest = row["audit_id"], _digest(row)
         prior = first_seen.get(aid)
         if prior is None:
@@ -333,9 +422,9 @@ def _check_duplicates(
         elif prior[1] != digest:
             reason = f"audit_id: {aid} is also on line {prior[0]} with different content"
             report.rejected.append(Rejected(lineno, reason, raw))
-    for conflict in store.find_conflicts([row for _, _, row in new]):
+    for conflict in store.find_conflicts([row for _, _, row, _ in new]):
         assert conflict.index is not None
-        lineno, raw, _ = new[conflict.index]
+        lineno, raw, _, _ = new[conflict.index]
         report.rejected.append(Rejected(lineno, _conflict_reason(conflict), raw))
 
 
@@ -349,7 +438,7 @@ def _conflict_reason(conflict: DuplicateConflict) -> str:
 
 def _load(
     store: Store,
-    stream: IO[bytes],
+    records: Iterator[SourceRecord],
     report: IngestReport,
     batch_size: int,
     progress: Callable[[int], None] | None,
@@ -370,13 +459,13 @@ def _load(
             progress(len(items))
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="auditlens-ingest") as pool:
-        for lineno, value, raw in iter_entries(stream):
-            row = _check(store, value, lineno, raw, report)
+        for file, lineno, value, raw in records:
+            row = _check(store, value, lineno, raw, report, file)
             if row is None:
                 if progress is not None:
                     progress(1)
                 continue
-            batch.append((lineno, raw, row))
+            batch.append((lineno, raw, row, file))
             if len(batch) >= batch_size:
                 if pending is not None:
                     pending.result()
@@ -396,14 +485,14 @@ def _append_batch(store: Store, items: list[Item], report: IngestReport) -> None
     """
     while items:
         try:
-            results: list[AppendedEntry] = store.append_rows([row for _, _, row in items])
+            results: list[AppendedEntry] = store.append_rows([row for _, _, row, _ in items])
         except DuplicateEntryError as exc:
             dropped: set[int] = set()
             for conflict in exc.conflicts:
                 if conflict.index is None:  # pragma: no cover - the store always gives it
                     raise
-                lineno, raw, _ = items[conflict.index]
-                report.rejected.append(Rejected(lineno, _conflict_reason(conflict), raw))
+                lineno, raw, _, file = items[conflict.index]
+                report.rejected.append(Rejected(lineno, _conflict_reason(conflict), raw, file))
                 dropped.add(conflict.index)
             items = [item for i, item in enumerate(items) if i not in dropped]
             continue

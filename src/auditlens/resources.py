@@ -26,6 +26,7 @@ __all__ = [
     "notebooks_dir",
     "open_store_or_sample",
     "sample_data",
+    "samples_dir",
     "templates_dir",
 ]
 
@@ -65,6 +66,19 @@ def sample_data() -> Path:
     if not path.is_file():
         raise ConfigError("the sample data ships with the source checkout only (data/sample.jsonl)")
     return path
+
+
+def samples_dir() -> Path:
+    """The folder of small samples of each importer format (``data/samples/<format>/``).
+
+    Example:
+        >>> sorted(p.name for p in samples_dir().iterdir())
+        ['cloudtrail', 'github', 'okta', 'sshd', 'workspace']
+    """
+    for path in (_PACKAGE / "_shipped" / "samples", _CHECKOUT / "data" / "samples"):
+        if path.is_dir():
+            return path
+    raise ConfigError("auditlens' data/samples/ folder is missing from this installation")
 
 
 def open_store_or_sample(url: str | None = None) -> AuditStore:

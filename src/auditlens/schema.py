@@ -10,6 +10,10 @@ An entry travels as JSON in exactly this shape (``docs/ENTRY.md``)::
      "ip_address": "192.168.1.100", "user_agent": "Mozilla/5.0...",
      "details": {"conditions": {}, "actions": {}}, "result": "success"}
 
+``actor.user_id`` is the source's stable identifier of the actor: a UUID, or any other
+text that is not an email (``arn:aws:iam::123456789012:user/alice``, an Okta id
+``00u1a2b3c4``, ``sshd:web-1:root``), so imported trails need no invented emails.
+
 and is stored as one flat row (:data:`ROW_FIELDS`). :func:`normalize_entry` turns
 the first into the second, :func:`row_to_entry` goes back.
 
@@ -50,6 +54,7 @@ __all__ = [
     "DEFAULT_MAX_DETAILS_BYTES",
     "ENTRY_FIELDS",
     "MAX_TS_MS",
+    "MAX_USER_ID",
     "MIN_TS_MS",
     "ROW_FIELDS",
     "ActionInfo",
@@ -71,6 +76,9 @@ class ActorType(StrEnum):
 
     USER = "user"
     SERVICE_ACCOUNT = "service_account"
+    #: an assumed role or federated session: temporary credentials a person or a workload
+    #: took on (AWS AssumedRole); who is behind it is in ``details``, not in the actor
+    ROLE = "role"
     SYSTEM = "system"
 
 
@@ -170,7 +178,13 @@ _MAX_TEXT = 2048
 _UUID_RE = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )
+#: longest ``actor.user_id`` (an AWS ARN can reach 2,048 characters in theory; real
+#: principal ARNs and every other source's ids stay far below)
+MAX_USER_ID = 256
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+#: a bare email address: an id with a scheme or a path that ends in one (an SSO session
+#: ARN ``…:assumed-role/AWSReservedSSO_Admin/jane@company.com``, ``sshd:host:a@b.c``) is an id
+_BARE_EMAIL_RE = re.compile(r"^[^@\s:/]+@[^@\s:/]+\.[^@\s:/]+$")
 _ACTION_RE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -354,6 +368,21 @@ class _Checker:
             return None
         return s.lower()
 
+    def actor_id(self, value: object, field: str) -> str | None:
+        """A stable actor id: UUIDs are lower-cased, other text is kept as written."""
+        s = self.text(value, field, limit=MAX_USER_ID)
+        if s is None:
+            return None
+        if _UUID_RE.match(s):
+            return s.lower()
+        if not s.strip() or s != s.strip():
+            self.fail(field, f"must not be empty or start/end with spaces: {s!r}")
+            return None
+        if _BARE_EMAIL_RE.match(s):
+            self.fail(field, f"is an email address ({s!r}); put it in actor.email")
+            return None
+        return s
+
 
 def normalize_entry(
     entry: Mapping[str, Any],
@@ -403,7 +432,7 @@ def normalize_entry(
         for key in actor:
             if key not in _ACTOR_KEYS:
                 chk.fail(f"actor.{key}", "unknown field; expected user_id, email, type")
-        actor_user_id = chk.uuid(actor.get("user_id"), "actor.user_id")
+        actor_user_id = chk.actor_id(actor.get("user_id"), "actor.user_id")
         actor_email = chk.text(actor.get("email"), "actor.email", limit=320)
         if actor_email is not None and not _EMAIL_RE.match(actor_email):
             chk.fail("actor.email", f"is not an email address: {actor_email!r}")

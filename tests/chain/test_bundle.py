@@ -208,3 +208,19 @@ def test_cli_end_to_end(store_url: str, tmp_path: Path, monkeypatch: pytest.Monk
             conn.execute(text("UPDATE audit_entries SET result = 'success' WHERE seq = 3"))
     code, out = run("verify", "--db", store_url, "--key", vkey)
     assert code == 1 and "seq 3" in out and "modified" in out
+
+
+def test_imported_actors_without_email_verify_with_both_verifiers(
+    store: al.AuditStore, key: SigningKey, tmp_path: Path
+) -> None:
+    from auditlens.importers import import_files
+    from auditlens.resources import samples_dir
+
+    report = import_files(store, "cloudtrail", [samples_dir() / "cloudtrail"])
+    [org] = report.organizations
+    store.checkpoint(org, key)
+    out = tmp_path / "imported.zip"
+    assert export_bundle(store, "actor_type:role", out).entries == 3
+    assert verify_bundle(out, keys=[key.verifier]).ok
+    res = stdlib_tool(out, key.verifier.vkey)
+    assert res.returncode == 0 and "OK" in res.stdout, res.stdout + res.stderr

@@ -106,7 +106,11 @@ def _actor(value: str, dialect: str) -> ColumnElement[bool]:
         if pieces:
             conditions.append(_match(" AND ".join(f"actor_email : {_phrase(p)}" for p in pieces)))
         return _search_ids(*conditions)
-    return _eq_or_like(func.lower(_C.actor_email), value)
+    by_email = _eq_or_like(func.lower(_C.actor_email), value)
+    if "@" in value:
+        return by_email
+    # an actor without email (imported trails): ARNs, Okta ids, sshd:host:user, any case
+    return or_(by_email, _eq_or_like(func.lower(_C.actor_user_id), value))
 
 
 def _time(value: tuple[int | None, int | None], dialect: str) -> ColumnElement[bool]:
