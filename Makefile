@@ -41,6 +41,8 @@ demo: install system-deps
 	$(BIN)/auditlens org list --db out/demo.db
 	@echo; echo '$$ auditlens detect   # the injected incidents, in each person and organization time zone'
 	$(BIN)/auditlens detect --db out/demo.db
+	@echo; echo '$$ auditlens detect --sigma rules/   # the Sigma rule pack, compiled to the same SQL filters and windows'
+	$(BIN)/auditlens detect --db out/demo.db --sigma rules/
 	@echo; echo '$$ auditlens checkpoint && auditlens verify   # sign the chain heads, then check everything'
 	rm -rf out/keys && $(BIN)/auditlens keys generate --out out/keys --name demo.local/log > /dev/null
 	AUDITLENS_SIGNING_KEY=out/keys/signing.key $(BIN)/auditlens checkpoint --db out/demo.db
@@ -81,9 +83,11 @@ typecheck: install
 bench: install
 	$(BIN)/python benchmarks/bench_store.py
 	$(BIN)/python benchmarks/bench_ingest.py
+	$(BIN)/python benchmarks/bench_import.py
 	$(BIN)/python benchmarks/bench_chain.py
 	$(BIN)/python benchmarks/bench_detect.py
 	$(BIN)/python benchmarks/bench_export.py
+	$(BIN)/python benchmarks/bench_ocsf.py
 	$(BIN)/python benchmarks/bench_report.py
 	$(BIN)/python benchmarks/bench_cli.py
 

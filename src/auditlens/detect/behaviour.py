@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from datetime import date, time, timedelta
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 
@@ -26,6 +26,7 @@ from auditlens.context import DAYS, parse_hours, parse_workdays
 from auditlens.context import _zone as _check_zone
 from auditlens.detect.agents import family_expr
 from auditlens.detect.findings import (
+    FrameT,
     as_polars,
     build_findings,
     empty_findings,
@@ -86,7 +87,7 @@ def _zone(name: str, where: str = "timezone") -> str:
 
 
 def off_hours(
-    df: Any,
+    df: FrameT,
     business_hours: str = "08:00-18:00",
     timezone: str = "UTC",
     timezones: Mapping[str, str] | None = None,
@@ -96,7 +97,7 @@ def off_hours(
     person_timezones: Mapping[str, str] | None = None,
     hours: Mapping[str, str] | str | None = None,
     workdays: Mapping[str, Iterable[str] | str] | str | None = None,
-) -> Any:
+) -> FrameT:
     """People acting outside business hours, one finding per person and local day.
 
     Only what a person *did* counts: failed attempts are left out (a failed sign-in at
@@ -168,7 +169,7 @@ def off_hours(
         .alias("_mask"),
     )
     if ev.is_empty():
-        return return_like(empty_findings(), kind)
+        return cast(FrameT, return_like(empty_findings(), kind))
     zones = ev["tz"].unique().to_list()
     parts = []
     for tz in zones:  # one conversion per time zone in use (usually a handful)
@@ -188,7 +189,7 @@ def off_hours(
         off = off | pl.col("_day").is_in(sorted(off_days))
     hits = ev.filter(off)
     if hits.is_empty():
-        return return_like(empty_findings(), kind)
+        return cast(FrameT, return_like(empty_findings(), kind))
     rows = (
         hits.sort("timestamp")
         .group_by(["organization_id", "key", "_day", "tz", "tz_source", "_start", "_end"])
@@ -235,7 +236,7 @@ def off_hours(
             *_hhmm(pl.col("_end")),
         ),
     )
-    return return_like(out, kind)
+    return cast(FrameT, return_like(out, kind))
 
 
 def user_agent_family(col: str = "user_agent") -> pl.Expr:
@@ -245,13 +246,13 @@ def user_agent_family(col: str = "user_agent") -> pl.Expr:
 
 
 def unusual_access(
-    df: Any,
+    df: FrameT,
     min_history: int = 20,
     dormant: str | timedelta = "14d",
     new_network: bool = True,
     new_agent: bool = True,
     after_suspension: bool = True,
-) -> Any:
+) -> FrameT:
     """Access that does not fit an actor's history.
 
     * a successful action from a network (/24 for IPv4, the address for IPv6) or a
@@ -400,7 +401,7 @@ def unusual_access(
     if after_suspension:
         parts.append(_after_suspension(frame, key))
     out = pl.concat(parts) if parts else empty_findings()
-    return return_like(out, kind)
+    return cast(FrameT, return_like(out, kind))
 
 
 def _after_suspension(frame: pl.DataFrame, key: pl.Expr) -> pl.DataFrame:

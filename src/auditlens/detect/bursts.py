@@ -17,11 +17,12 @@ Example:
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import cast
 
 import polars as pl
 
 from auditlens.detect.findings import (
+    FrameT,
     as_polars,
     build_findings,
     empty_findings,
@@ -86,13 +87,13 @@ def _escalate(threshold: int, factor: int) -> pl.Expr:
 
 
 def failed_login_spikes(
-    df: Any,
+    df: FrameT,
     threshold: int = 5,
     window: str | timedelta = "5m",
     by: str = "actor",
     group_by_network: bool = False,
     network_prefix: tuple[int, int] | int = (24, 64),
-) -> Any:
+) -> FrameT:
     """More than ``threshold`` failed sign-ins in any ``window`` for one actor, IP or organization.
 
     Default 5 in 5 minutes: a person mistyping a password fails once or twice; five
@@ -108,7 +109,7 @@ def failed_login_spikes(
         key, subject_type = network_expr("ip_address", network_prefix), "network"
     rows = _bursts(frame, pl.col("action") == "auth.failed", key, span, threshold)
     if rows is None:
-        return return_like(empty_findings(), kind)
+        return cast(FrameT, return_like(empty_findings(), kind))
     out = build_findings(
         rows,
         "failed_login_spikes",
@@ -125,10 +126,10 @@ def failed_login_spikes(
             pl.lit(human(span)),
         ),
     )
-    return return_like(out, kind)
+    return cast(FrameT, return_like(out, kind))
 
 
-def bulk_deletions(df: Any, threshold: int = 10, window: str | timedelta = "10m") -> Any:
+def bulk_deletions(df: FrameT, threshold: int = 10, window: str | timedelta = "10m") -> FrameT:
     """More than ``threshold`` deletions by one actor in any ``window``.
 
     Deletions are ``*.deleted`` actions and ``user.removed`` that did not fail.
@@ -142,7 +143,7 @@ def bulk_deletions(df: Any, threshold: int = 10, window: str | timedelta = "10m"
     ) & (pl.col("result") != "failure")
     rows = _bursts(frame, deletion, key, span, threshold)
     if rows is None:
-        return return_like(empty_findings(), kind)
+        return cast(FrameT, return_like(empty_findings(), kind))
     out = build_findings(
         rows,
         "bulk_deletions",
@@ -156,16 +157,16 @@ def bulk_deletions(df: Any, threshold: int = 10, window: str | timedelta = "10m"
             pl.col("window_end").dt.strftime("%H:%M UTC"),
         ),
     )
-    return return_like(out, kind)
+    return cast(FrameT, return_like(out, kind))
 
 
 def password_spray(
-    df: Any,
+    df: FrameT,
     accounts: int = 10,
     window: str | timedelta = "10m",
     group_by_network: bool = False,
     network_prefix: tuple[int, int] | int = (24, 64),
-) -> Any:
+) -> FrameT:
     """One IP failing to sign in as at least ``accounts`` different accounts within ``window``.
 
     ``group_by_network``: one *network* (``network_prefix``, /24 and /64 by default)
@@ -188,11 +189,11 @@ def password_spray(
         actor.alias("account"),
     )
     if ev.is_empty():
-        return return_like(empty_findings(), kind)
+        return cast(FrameT, return_like(empty_findings(), kind))
     ev = _rolling(ev, span, pl.col("account").n_unique().alias("_u"))
     rows = merge_flagged_windows(ev, pl.col("_u") >= accounts, span)
     if rows.is_empty():
-        return return_like(empty_findings(), kind)
+        return cast(FrameT, return_like(empty_findings(), kind))
     n_accounts = (
         ev.join(
             rows.explode("audit_ids").rename({"audit_ids": "audit_id"}),
@@ -214,15 +215,15 @@ def password_spray(
             pl.col("count"),
         ),
     )
-    return return_like(out, kind)
+    return cast(FrameT, return_like(out, kind))
 
 
 def brute_force_success(
-    df: Any,
+    df: FrameT,
     failures: int = 5,
     window: str | timedelta = "30m",
     by: tuple[str, ...] | str = ("actor", "ip"),
-) -> Any:
+) -> FrameT:
     """A successful sign-in preceded by at least ``failures`` failures within ``window``,
     for the same account or from the same IP: the guess worked (critical)."""
     frame, kind = as_polars(df)
@@ -328,4 +329,4 @@ def brute_force_success(
             )
         )
     out = pl.concat(parts) if parts else empty_findings()
-    return return_like(out, kind)
+    return cast(FrameT, return_like(out, kind))

@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Any
+from typing import cast
 
 import polars as pl
 
 from auditlens.detect.findings import (
+    FrameT,
     actions_matching,
     as_polars,
     build_findings,
@@ -104,12 +105,12 @@ def _last_segment(expr: pl.Expr) -> pl.Expr:
 
 
 def privilege_escalation(
-    df: Any,
+    df: FrameT,
     window: str | timedelta = "60m",
     grant_actions: str = GRANT_PATTERN,
     create_actions: str = CREATE_PATTERN,
     admin_privileges: str = ADMIN_PATTERN,
-) -> Any:
+) -> FrameT:
     """Self-grants and principals made admin within ``window`` of their creation.
 
     Only successful entries count (a refused grant is the failure detectors' business).
@@ -130,7 +131,7 @@ def privilege_escalation(
         (pl.col("result") == "success") & pl.col("action").is_in(sorted({*grants, *creations}))
     )
     if ok.is_empty():
-        return return_like(empty_findings(), kind)
+        return cast(FrameT, return_like(empty_findings(), kind))
     privilege = pl.coalesce(*(d.str.json_path_match(p) for p in _PRIVILEGE_PATHS))
     detail_target = pl.coalesce(*(d.str.json_path_match(p) for p in _TARGET_PATHS))
     ev = ok.with_columns(
@@ -143,7 +144,7 @@ def privilege_escalation(
     )
     parts = [_self_grants(ev, grants), _new_admins(ev, grants, creations, span)]
     out = pl.concat([p for p in parts if not p.is_empty()] or [empty_findings()])
-    return return_like(out, kind)
+    return cast(FrameT, return_like(out, kind))
 
 
 def _self_grants(ev: pl.DataFrame, grants: list[str]) -> pl.DataFrame:

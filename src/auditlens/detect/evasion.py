@@ -33,11 +33,12 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Any
+from typing import cast
 
 import polars as pl
 
 from auditlens.detect.findings import (
+    FrameT,
     actions_matching,
     as_polars,
     build_findings,
@@ -107,13 +108,13 @@ def _check(pattern: str, name: str) -> str:
 
 
 def defence_evasion(
-    df: Any,
+    df: FrameT,
     window: str | timedelta = "1h",
     logging_actions: str = LOGGING_ACTIONS,
     mfa_actions: str = MFA_ACTIONS,
     alerting_actions: str = ALERTING_ACTIONS,
     alert_destinations: str = ALERT_DESTINATIONS,
-) -> Any:
+) -> FrameT:
     """Logging stopped, MFA switched off, alert destinations disabled (see the module).
 
     Settings changes (``organization.settings_updated`` and other ``*.settings_updated``)
@@ -140,7 +141,7 @@ def defence_evasion(
     every = {*log_acts, *mfa_acts, *alert_acts, *setting_acts, *gone_acts, *changed_acts}
     candidates = frame.filter(pl.col("action").is_in(sorted(every)))
     if candidates.is_empty():
-        return return_like(empty_findings(), kind)
+        return cast(FrameT, return_like(empty_findings(), kind))
     d = (
         pl.col("details").cast(pl.Utf8)
         if "details" in candidates.columns
@@ -191,7 +192,7 @@ def defence_evasion(
         )
     )
     if ev.is_empty():
-        return return_like(empty_findings(), kind)
+        return cast(FrameT, return_like(empty_findings(), kind))
     group = ["organization_id", "key", "_reason"]
     ev = ev.sort([*group, "timestamp"]).with_columns(
         (pl.col("timestamp").diff().over(group).fill_null(span * 2) > span)
@@ -228,4 +229,4 @@ def defence_evasion(
             pl.col("_all_failed").alias("failed"),
         ).struct.json_encode(),
     )
-    return return_like(out, kind)
+    return cast(FrameT, return_like(out, kind))

@@ -22,11 +22,12 @@ Example:
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import cast
 
 import polars as pl
 
 from auditlens.detect.findings import (
+    FrameT,
     actions_matching,
     as_polars,
     build_findings,
@@ -49,12 +50,12 @@ _VOLUME_PATHS = ("$.rows", "$.row_count", "$.records", "$.count")
 
 
 def mass_export(
-    df: Any,
+    df: FrameT,
     rows: int = 10_000,
     exports: int = 20,
     window: str | timedelta = "1h",
     actions: str = EXPORT_ACTIONS,
-) -> Any:
+) -> FrameT:
     """More than ``rows`` exported rows, or more than ``exports`` exports, by one actor in
     any ``window`` (sliding, ``(t − window, t]``).
 
@@ -83,7 +84,7 @@ def mass_export(
         .sort("timestamp")
     )
     if ev.is_empty():
-        return return_like(empty_findings(), kind)
+        return cast(FrameT, return_like(empty_findings(), kind))
     ones = pl.col("timestamp").dt.epoch("ms") * 0 + 1
     group = ["organization_id", "key"]
     ev = ev.with_columns(
@@ -97,7 +98,7 @@ def mass_export(
         ev, (pl.col("_v") > row_limit) | (pl.col("_n") > export_limit), span
     )
     if bursts.is_empty():
-        return return_like(empty_findings(), kind)
+        return cast(FrameT, return_like(empty_findings(), kind))
     totals = (
         bursts.select(*group, "window_start", pl.col("audit_ids").alias("audit_id"))
         .explode("audit_id")
@@ -127,7 +128,7 @@ def mass_export(
         ),
         pl.struct(pl.col("total_rows").alias("rows")).struct.json_encode(),
     )
-    return return_like(out, kind)
+    return cast(FrameT, return_like(out, kind))
 
 
 def _spans(spans: pl.Series) -> pl.Series:

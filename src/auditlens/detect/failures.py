@@ -23,11 +23,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any
+from typing import cast
 
 import polars as pl
 
 from auditlens.detect.findings import (
+    FrameT,
     as_polars,
     build_findings,
     empty_findings,
@@ -57,14 +58,14 @@ def _error(frame: pl.DataFrame) -> pl.Expr:
 
 
 def failure_bursts(
-    df: Any,
+    df: FrameT,
     threshold: int = 10,
     window: str | timedelta = "5m",
     by: Iterable[str] | str = ("actor", "ip"),
     exclude: Iterable[str] = ("auth.failed",),
     group_by_network: bool = False,
     network_prefix: tuple[int, int] | int = (24, 64),
-) -> Any:
+) -> FrameT:
     """More than ``threshold`` failed calls (any action but ``exclude``) in any ``window``,
     per actor and per source IP.
 
@@ -87,7 +88,7 @@ def failure_bursts(
     skip = [exclude] if isinstance(exclude, str) else list(exclude)
     failed = frame.filter((pl.col("result") == "failure") & ~pl.col("action").is_in(skip))
     if failed.is_empty():
-        return return_like(empty_findings(), kind)
+        return cast(FrameT, return_like(empty_findings(), kind))
     failed = failed.with_columns(_error(failed).alias("_error"))
     parts: list[pl.DataFrame] = []
     for b in keys:
@@ -136,11 +137,11 @@ def failure_bursts(
             )
         )
     if not parts:
-        return return_like(empty_findings(), kind)
+        return cast(FrameT, return_like(empty_findings(), kind))
     out = pl.concat(parts)
     if len(parts) > 1:
         out = _drop_retold(out)
-    return return_like(out, kind)
+    return cast(FrameT, return_like(out, kind))
 
 
 def _what(rows: pl.DataFrame, ev: pl.DataFrame) -> pl.DataFrame:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import polars as pl
 
@@ -24,9 +24,13 @@ if TYPE_CHECKING:
 from auditlens.errors import FilterError
 from auditlens.query.filters import parse_duration
 
+#: a detector returns the kind of frame it was given: polars in, polars out; pandas in, pandas out.
+FrameT = TypeVar("FrameT", bound="pl.DataFrame | pd.DataFrame")
+
 __all__ = [
     "FINDING_SCHEMA",
     "SEVERITIES",
+    "FrameT",
     "as_polars",
     "empty_findings",
     "finding_id",
