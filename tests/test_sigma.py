@@ -72,6 +72,19 @@ def test_brute_force(store: al.AuditStore, n: int, fires: bool) -> None:
         assert len(row["audit_ids"]) == 6
 
 
+def test_store_detect_takes_sigma_rules(store: al.AuditStore) -> None:
+    """``store.detect(sigma=...)`` runs the rules like ``al.sigma.detect``; filters narrow them."""
+    store.append(_failed(6))  # jane: fires
+    store.append(_failed(6, actor={"email": "bob@company.com", "type": "user"}))  # bob: fires
+    found = store.detect(sigma=RULES / "brute_force.yml")
+    assert sorted(found["subject"]) == ["bob@company.com", "jane@company.com"]
+    assert found.equals(detect(store, RULES / "brute_force.yml"))
+    only_jane = store.detect(sigma=[RULES / "brute_force.yml"], actor="jane@company.com")
+    assert only_jane["subject"].to_list() == ["jane@company.com"]
+    as_pandas = store.detect(sigma=str(RULES / "brute_force.yml"), backend="pandas")
+    assert sorted(as_pandas["subject"]) == ["bob@company.com", "jane@company.com"]
+
+
 def test_window_is_right_closed(store: al.AuditStore) -> None:
     # 6 failures with the first and the last exactly 5 minutes apart: the window (t − 5m, t]
     # holds 5 of them (pySigma's SQLite backend counts [t, t + 5m] in whole seconds: 6)

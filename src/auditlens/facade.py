@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, Unpack, overload
 
 from auditlens import context as _context
@@ -90,6 +91,7 @@ class AuditStore(Store):
         config: Mapping[str, Any] | None = ...,
         context: bool = ...,
         allowlist: AllowlistSource | None = ...,
+        sigma: str | Path | Sequence[str | Path] | None = ...,
         keep_suppressed: bool = ...,
         backend: Literal["polars"] = ...,
         **filters: Unpack[FilterKeywords],
@@ -103,6 +105,7 @@ class AuditStore(Store):
         config: Mapping[str, Any] | None = ...,
         context: bool = ...,
         allowlist: AllowlistSource | None = ...,
+        sigma: str | Path | Sequence[str | Path] | None = ...,
         keep_suppressed: bool = ...,
         backend: Literal["pandas"],
         **filters: Unpack[FilterKeywords],
@@ -115,6 +118,7 @@ class AuditStore(Store):
         config: Mapping[str, Any] | None = None,
         context: bool = True,
         allowlist: AllowlistSource | None = None,
+        sigma: str | Path | Sequence[str | Path] | None = None,
         keep_suppressed: bool = False,
         backend: Literal["polars", "pandas"] = "polars",
         **filters: Unpack[FilterKeywords],
@@ -127,11 +131,20 @@ class AuditStore(Store):
         :mod:`auditlens.detect.allowlist`) downgrades or suppresses the findings it explains.
         :func:`auditlens.detect.stored.detect_stored` does it.
 
+        ``sigma`` (a Sigma rule file, a folder of them, or several) runs those rules instead
+        of the built-in detectors (:func:`auditlens.sigma.detect`: selections pushed into SQL,
+        correlations on the same sliding windows); ``where`` and the keyword filters narrow
+        them, ``allowlist`` applies to their findings too.
+
         Example:
             >>> import auditlens as al
             >>> al.open_store("sqlite://").detect("off_hours", last="7d").height
             0
+            >>> al.open_store("sqlite://").detect(sigma="rules/").height
+            0
         """
+        if sigma is not None:
+            return self._detect_sigma(sigma, where, allowlist, keep_suppressed, backend, filters)
         from auditlens.detect.stored import detect_stored  # lazy: loads polars; search/tail do not
 
         return detect_stored(
@@ -145,6 +158,28 @@ class AuditStore(Store):
             backend=backend,
             **filters,
         )
+
+    def _detect_sigma(
+        self,
+        sigma: str | Path | Sequence[str | Path],
+        where: Where,
+        allowlist: AllowlistSource | None,
+        keep_suppressed: bool,
+        backend: Literal["polars", "pandas"],
+        filters: FilterKeywords,
+    ) -> pl.DataFrame | pd.DataFrame:
+        from auditlens.detect import apply_allowlist  # lazy: the detectors load polars
+        from auditlens.sigma import detect as sigma_detect  # lazy: pySigma is an optional extra
+
+        rules: str | Path | Sequence[str | Path] = (
+            [sigma] if isinstance(sigma, str | Path) else sigma
+        )
+        narrowed = self.filter(where, **filters)
+        found = sigma_detect(self, rules, where=narrowed if narrowed.clauses else None)
+        if allowlist is not None:
+            entries = self.query(narrowed, backend="polars", order="asc")
+            found = apply_allowlist(found, entries, allowlist, keep_suppressed=keep_suppressed)
+        return found.to_pandas() if backend == "pandas" else found
 
     # -- organization context (kept as audit entries: auditlens.context) ---------------
     def set_org_profile(
