@@ -44,7 +44,7 @@ from auditlens.errors import ConfigError, ExportFormatError, FilterError
 if TYPE_CHECKING:
     from auditlens.store.store import AuditStore
 
-__all__ = ["FORMATS", "ExportResult", "export", "resolve_fields"]
+__all__ = ["FORMATS", "ExportResult", "export", "resolve_fields", "write_csv"]
 
 FORMATS = ("csv", "json", "jsonl", "parquet", "pdf")
 
@@ -152,6 +152,41 @@ def _neutralise(frame: pl.DataFrame) -> pl.DataFrame:
         .alias(c)
         for c in text_cols
     )
+
+
+def write_csv(frame: pl.DataFrame, sink: IO[bytes], *, header: bool = True) -> None:
+    """Write ``frame`` as CSV to ``sink``: the one CSV writer of auditlens.
+
+    Timestamps become ISO 8601 UTC with milliseconds (``2025-01-20T10:30:00.123Z``),
+    text a spreadsheet would run as a formula (starting with ``= + - @``, a tab or a
+    carriage return) gets a leading ``'``, and a cell is quoted only when it holds a
+    comma, a quote or a line break. UTF-8, ``\\n`` line ends, an empty cell for null.
+    Column-wise: no Python per row. Exports (:func:`export`) and the CLI's
+    ``--format csv`` both write through it.
+
+    Example:
+        >>> import io
+        >>> buf = io.BytesIO()
+        >>> write_csv(pl.DataFrame({"who": ["=SUM(A1)", "a,b"], "n": [1, None]}), buf)
+        >>> print(buf.getvalue().decode(), end="")
+        who,n
+        '=SUM(A1),1
+        "a,b",
+    """
+    if frame.is_empty() and header:  # polars writes nothing at all for a frame without rows
+        sink.write((",".join(_csv_quote(name) for name in frame.columns) + "\n").encode())
+        return
+    frame = _neutralise(
+        frame.with_columns(pl.col(pl.Datetime).dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"))
+    )
+    frame.write_csv(sink, include_header=header)
+
+
+def _csv_quote(text: str) -> str:
+    """One header cell, quoted when it must be (as polars quotes data cells)."""
+    if any(ch in text for ch in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 def _json_lines(frame: pl.DataFrame, spec: list[tuple[str, str, str | None]]) -> list[str]:
@@ -390,14 +425,7 @@ def _write(
                 continue
             _tally(stats, batch)
             if fmt == "csv":
-                frame = _neutralise(
-                    _columns(batch, spec).with_columns(
-                        pl.col(pl.Datetime).dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
-                    )
-                )
-                buf = io.BytesIO()
-                frame.write_csv(buf, include_header=first)
-                text.write(buf.getvalue())
+                write_csv(_columns(batch, spec), text, header=first)
             elif fmt in ("json", "jsonl"):
                 lines = _json_lines(batch, spec)
                 if fmt == "jsonl":
@@ -415,7 +443,7 @@ def _write(
         if fmt == "json":
             text.write(b"\n]\n" if not first else b"]\n")
         if fmt == "csv" and first:  # no rows: still a header
-            text.write((",".join(name for name, _, _ in spec) + "\n").encode())
+            write_csv(pl.DataFrame(schema={name: pl.Utf8 for name, _, _ in spec}), text)
         if fmt == "parquet" and writer is None:
             import pyarrow.parquet as pq
 
