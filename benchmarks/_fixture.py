@@ -86,19 +86,32 @@ def build(db: Path, entries: int) -> Path:
     for name, _ in indexes:
         conn.execute(f"DROP INDEX {name}")
     insert = f"INSERT INTO audit_entries ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
-    done, copy = 0, 0
-    while done < entries:
-        part = frame.head(entries - done).with_columns(
-            (pl.lit(f"{copy:08x}") + pl.col("organization_id").str.slice(8)).alias(
-                "organization_id"
-            ),
-            (pl.lit(f"{copy:08x}") + pl.col("audit_id").str.slice(8)).alias("audit_id"),
+    copies = -(-entries // frame.height)
+    tips: dict[str, bytes] = {}
+    zero = bytes(32)
+    sha = hashlib.sha256
+    done, step = 0, max(1, 200_000 // copies)
+    # copies interleaved row by row: ids follow time, as in a store ingested as it happened
+    for start in range(0, frame.height, step):
+        chunk = frame.slice(start, step).with_row_index("_row")
+        part = (
+            pl.concat(
+                [
+                    chunk.with_columns(
+                        pl.lit(c).alias("_copy"),
+                        (pl.lit(f"{c:08x}") + pl.col("organization_id").str.slice(8)).alias(
+                            "organization_id"
+                        ),
+                        (pl.lit(f"{c:08x}") + pl.col("audit_id").str.slice(8)).alias("audit_id"),
+                    )
+                    for c in range(copies)
+                ]
+            )
+            .sort("_row", "_copy")
+            .head(entries - done)
         )
         contents = content_hashes(part)
-        tips: dict[str, bytes] = {}
         prev_col, hash_col = [], []
-        zero = bytes(32)
-        sha = hashlib.sha256
         for org, content in zip(part["organization_id"].to_list(), contents, strict=True):
             prev = tips.get(org, zero)
             h = sha(prev + content).digest()
@@ -112,8 +125,10 @@ def build(db: Path, entries: int) -> Path:
         conn.executemany(insert, part.iter_rows())
         conn.execute("COMMIT")
         done += part.height
-        copy += 1
-        print(f"built {done:,} / {entries:,}", file=sys.stderr, flush=True)
+        if done // 1_000_000 != (done - part.height) // 1_000_000:
+            print(f"built {done:,} / {entries:,}", file=sys.stderr, flush=True)
+        if done >= entries:
+            break
     for _, sql in indexes:
         conn.execute(sql)
     conn.execute("PRAGMA journal_mode=WAL")
