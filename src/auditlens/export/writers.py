@@ -90,6 +90,7 @@ DEFAULT_FIELDS = [
     "result",
 ]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_RE = "^[=+\\-@\t\r]"  # one anchored pass per cell (a regex of _FORMULA_START)
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ def _neutralise(frame: pl.DataFrame) -> pl.DataFrame:
     """Prefix ``'`` to text cells a spreadsheet would run as a formula."""
     text_cols = [c for c, t in frame.schema.items() if t == pl.Utf8]
     return frame.with_columns(
-        pl.when(pl.any_horizontal([pl.col(c).str.starts_with(ch) for ch in _FORMULA_START]))
+        pl.when(pl.col(c).str.contains(_FORMULA_RE))
         .then(pl.lit("'") + pl.col(c))
         .otherwise(pl.col(c))
         .alias(c)

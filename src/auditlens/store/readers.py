@@ -30,13 +30,16 @@ from pathlib import Path
 from typing import IO, Any, ClassVar
 
 import pyarrow as pa
-from sqlalchemy import Select
+from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Engine, make_url
 
 from auditlens.errors import StoreError
 from auditlens.store.engine import libpq_uri, sqlite_path
 
-__all__ = ["ArrowReader"]
+__all__ = ["RANGE_ROWS", "ArrowReader"]
+
+#: rows per range of a ranged read (two ranges are in memory at once)
+RANGE_ROWS = 200_000
 
 
 class ArrowReader:
@@ -172,6 +175,27 @@ class ArrowReader:
             finally:
                 for fut in pending.values():
                     fut.cancel()
+
+    def split_by_time(
+        self, stmt: Select[Any], ts: Any, where: Any, *, descending: bool = False
+    ) -> list[Select[Any]]:
+        """``stmt`` (ordered by ``ts`` first) as consecutive time ranges of about
+        :data:`RANGE_ROWS` matching rows each, for :meth:`ranged_batches`.
+
+        The ranges cut the span between the first and last matching time evenly, as many
+        as the count of matching rows asks for; one statement when it is small.
+        """
+        with self._engine.connect() as conn:
+            lo, hi, n = conn.execute(
+                select(func.min(ts), func.max(ts), func.count()).where(where)
+            ).one()
+        parts = -(-int(n or 0) // RANGE_ROWS)
+        if parts < 2 or lo is None or hi <= lo:
+            return [stmt]
+        step = -(-(int(hi) - int(lo) + 1) // parts)
+        cuts = [int(lo) + k * step for k in range(parts)]
+        ranges = [stmt.where(ts >= a, ts < a + step) for a in cuts]
+        return ranges[::-1] if descending else ranges
 
     def _conform(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         arrays = []

@@ -500,7 +500,11 @@ class AuditStore:
     ) -> Iterator[pa.RecordBatch]:
         """Matching entries as Arrow record batches, for exports of any size in constant memory."""
         flt = self._filter(where, filters)
-        return self._reader.batches(self._select(_FRAME_COLUMNS, flt, order, None), batch_size)
+        stmt = self._select(_FRAME_COLUMNS, flt, order, None)
+        # time ranges, two read at once (two reader processes on SQLite), in order
+        cond = compile_filter(flt, self.dialect)
+        ranges = self._reader.split_by_time(stmt, _C.ts, cond, descending=order == "desc")
+        return self._reader.ranged_batches(ranges, batch_size)
 
     def query(
         self,
@@ -534,7 +538,12 @@ class AuditStore:
             raise ConfigError(f"unknown backend {backend!r}; use 'pandas', 'polars' or 'arrow'")
         flt = self._filter(where, filters)
         stmt = self._select(_FRAME_COLUMNS, flt, order, limit)
-        return batches_to_backend(self._reader.batches(stmt), backend)
+        if limit is not None:
+            return batches_to_backend(self._reader.batches(stmt), backend)
+        # time ranges, two read at once (two reader processes on SQLite), in order
+        cond = compile_filter(flt, self.dialect)
+        ranges = self._reader.split_by_time(stmt, _C.ts, cond, descending=order == "desc")
+        return batches_to_backend(self._reader.ranged_batches(ranges), backend)
 
     def search(
         self,
