@@ -108,10 +108,14 @@ def main() -> None:
     from auditlens.merkle import MerkleTree, leaf_hash
 
     store = al.open_store(str(db))
-    t, cpu = time.perf_counter(), time.process_time()
+    from _children import helper_cpu
+
+    t, cpu = time.perf_counter(), time.process_time() + helper_cpu()
     report = al.verify(store)
-    verify_s, verify_cpu = time.perf_counter() - t, time.process_time() - cpu
+    verify_s, verify_cpu = time.perf_counter() - t, time.process_time() + helper_cpu() - cpu
+    cpu = time.process_time()
     base_s, base_n = baseline(str(db))
+    base_cpu = time.process_time() - cpu
 
     with store.engine.connect() as conn:
         from sqlalchemy import text
@@ -143,11 +147,19 @@ def main() -> None:
         table.add_column(col)
     table.add_row(
         "full verify (read, content hashes, links)",
-        f"{rate:,.0f} entries/s ({verify_s:.1f} s, {verify_cpu:.1f} s CPU in-process)",
+        f"{rate:,.0f} entries/s ({verify_s:.1f} s)",
         f"json.dumps+sha256 loop {base_n / base_s:,.0f}/s ({base_s:.1f} s) → "
         f"{base_s / verify_s:.1f}×",
         "≥ 500,000/s and ≥ 10×",
         "yes" if rate >= 500_000 and base_s / verify_s >= 10 else "NO",
+    )
+    table.add_row(
+        "  CPU time (all processes: verify and its reader helpers; the loop)",
+        f"{verify_cpu:.1f} s = {verify_cpu / report.checked * 1e6:.2f} µs/entry",
+        f"{base_cpu:.1f} s = {base_cpu / base_n * 1e6:.2f} µs/entry → "
+        f"{base_cpu / verify_cpu:.1f}× less CPU",
+        "",
+        "",
     )
     table.add_row(
         "Merkle root + signed checkpoint, 1M leaves",
