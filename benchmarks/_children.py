@@ -4,6 +4,7 @@ own (so its peak memory, ``ru_maxrss``, is its own), and reports one JSON line."
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -40,3 +41,19 @@ def answer_child(children: dict[str, Callable[..., dict[str, Any]]], child: list
     """In the child: run the named measurement and print its JSON line."""
     name, *rest = child
     print(json.dumps(children[name](*rest)))
+
+
+def helper_cpu() -> float:
+    """CPU seconds (user + system) used so far by this process's SQLite reader helper
+    processes (``_adbc_worker``), read from /proc while they run (0 where there is none)."""
+    from auditlens.store.readers import _SqliteWorker
+
+    total = 0.0
+    for cls in (_SqliteWorker, *_SqliteWorker._slots.values()):
+        proc = cls._proc
+        if proc is None or proc.poll() is not None:
+            continue
+        with open(f"/proc/{proc.pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total

@@ -85,7 +85,7 @@ def child_baseline_read_sql(db: str) -> dict[str, float]:
     import pandas as pd
     from sqlalchemy import create_engine
 
-    engine = create_engine(f"sqlite:///{db}")
+    engine = create_engine(db if "://" in db else f"sqlite:///{db}")
     t = time.perf_counter()
     df = pd.read_sql("SELECT * FROM audit_entries", engine)
     return {"seconds": time.perf_counter() - t, "rows": len(df), "rss_mb": rss_mb()}
@@ -172,6 +172,47 @@ CHILDREN = {
 }
 
 
+def load_only(entries: int, pg: str | None) -> None:
+    """Full loads against `pandas.read_sql` in the same run, on SQLite or PostgreSQL."""
+    from _fixture import build, pg_build
+    from rich.console import Console
+    from rich.table import Table
+
+    if pg:
+        pg_build(pg, entries)
+        db = pg
+    else:
+        db = str(build(DATA / f"demo-{entries}.db", entries))
+    pol = run_child(__file__, "polars", db)
+    pan = run_child(__file__, "pandas", db)
+    base = run_child(__file__, "baseline_read_sql", db)
+    assert pol and pan and base
+    load = "load average {:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
+    backend = "PostgreSQL" if pg else "SQLite"
+    t = Table(title=f"auditlens full loads ({entries:,} entries, {backend}, {load})")
+    for col in ("measure", "result", "baseline / ratio", "target", "met"):
+        t.add_column(col)
+    sp_pl = base["seconds"] / pol["seconds"]
+    mem_pl = pol["rss_mb"] / base["rss_mb"]
+    t.add_row(
+        "query() all rows → polars",
+        f"{pol['seconds']:.2f} s, peak {pol['rss_mb']:,.0f} MB",
+        f"read_sql {base['seconds']:.2f} s, {base['rss_mb']:,.0f} MB → {sp_pl:.1f}× faster, "
+        f"{mem_pl:.2f}× memory",
+        "≥ 4× faster, ≤ 0.5× memory",
+        "yes" if sp_pl >= 4 and mem_pl <= 0.5 else "NO",
+    )
+    sp_pd = base["seconds"] / pan["seconds"]
+    t.add_row(
+        "query() all rows → pandas",
+        f"{pan['seconds']:.2f} s, peak {pan['rss_mb']:,.0f} MB",
+        f"{sp_pd:.1f}× faster than read_sql",
+        "≥ 2× faster",
+        "yes" if sp_pd >= 2 else "NO",
+    )
+    Console().print(t)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--entries", type=int, default=1_000_000)
@@ -179,9 +220,18 @@ def main() -> None:
     ap.add_argument(
         "--reuse", action="store_true", help="keep an existing store (skips the ingest run)"
     )
+    ap.add_argument(
+        "--load-only",
+        action="store_true",
+        help="only the full loads (polars, pandas, read_sql) on a store built by _fixture.py",
+    )
+    ap.add_argument("--pg", help="with --load-only: a PostgreSQL store URL (filled if empty)")
     args = ap.parse_args()
     if args.child:
         answer_child(CHILDREN, args.child)
+        return
+    if args.load_only:
+        load_only(args.entries, args.pg)
         return
 
     from rich.console import Console

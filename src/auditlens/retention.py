@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import delete, func, select, true
+from sqlalchemy import delete, func, select, text, true
 
 from auditlens import s3
 from auditlens.chain.canonical import CONTENT_FIELDS, GENESIS_HASH, content_hashes, link_hash
@@ -66,6 +66,7 @@ from auditlens.context import carry_forward
 from auditlens.errors import ArchiveError, ConfigError, StoreError
 from auditlens.frames import FRAME_SCHEMA
 from auditlens.merkle import MerkleTree, leaf_hash
+from auditlens.plans import RETENTION_DAYS
 from auditlens.query.filters import parse_when
 from auditlens.retention_tables import org_plans
 from auditlens.review import record_review, reviewer
@@ -77,6 +78,7 @@ from auditlens.store.backend import (
     retention_authorizations,
     retention_log,
 )
+from auditlens.store.roles import REMOVE_FUNCTION
 from auditlens.store.store import Store
 
 if TYPE_CHECKING:
@@ -107,7 +109,6 @@ __all__ = [
 ]
 
 PLANS = ("free", "starter", "pro", "enterprise")
-RETENTION_DAYS: dict[str, int | None] = {"free": 7, "starter": 30, "pro": 365, "enterprise": None}
 _C = entries.c
 
 
@@ -516,6 +517,17 @@ def _plans(store: Store) -> dict[str, tuple[str, int | None]]:
         return {o: _effective(p, d) for o, (p, d) in _plan_rows(conn, None).items()}
 
 
+def _through_function(conn: Connection) -> bool:
+    """PostgreSQL, and this session may not DELETE entries itself (the retention role):
+    removal goes through the archive-first function instead."""
+    if conn.dialect.name != "postgresql":
+        return False
+    may_delete = conn.execute(
+        text("SELECT has_table_privilege('audit_entries', 'DELETE')")
+    ).scalar()
+    return not may_delete
+
+
 def _sha(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
@@ -832,30 +844,42 @@ def _apply(
             location = _publish(root, manifest, remote)
             read_archive(location)  # and read back from the bucket too
         context = carry_forward(store, org, frame["audit_id"].to_list())
+        record = {
+            "organization_id": org,
+            "first_seq": first,
+            "through_seq": through,
+            "last_entry_hash": frame["entry_hash"][-1],
+            "rows": frame.height,
+            "manifest": location,
+            "manifest_sha256": _sha(manifest),
+            "applied_ms": int(time.time() * 1000),
+        }
         with store.transaction() as conn:
-            conn.execute(
-                retention_authorizations.insert().values(
-                    organization_id=org, through_seq=through, reason=f"retention {plan} {days}d"
+            if _through_function(conn):
+                # the retention role: no DELETE of its own, the archive-first function checks
+                # the record against the store, removes and records (store/roles.py)
+                conn.execute(
+                    text(
+                        f"SELECT {REMOVE_FUNCTION}(:organization_id, :first_seq, :through_seq, "
+                        ":last_entry_hash, :rows, :manifest, :manifest_sha256, :applied_ms)"
+                    ),
+                    record,
                 )
-            )
-            conn.execute(delete(entries).where(_C.organization_id == org, _C.seq <= through))
-            conn.execute(
-                delete(retention_authorizations).where(
-                    retention_authorizations.c.organization_id == org
+            else:
+                conn.execute(
+                    retention_authorizations.insert().values(
+                        organization_id=org,
+                        through_seq=through,
+                        reason=f"retention {plan} {days}d",
+                    )
                 )
-            )
-            conn.execute(
-                retention_log.insert().values(
-                    organization_id=org,
-                    first_seq=first,
-                    through_seq=through,
-                    last_entry_hash=frame["entry_hash"][-1],
-                    rows=frame.height,
-                    manifest=location,
-                    manifest_sha256=_sha(manifest),
-                    applied_ms=int(time.time() * 1000),
+                conn.execute(delete(entries).where(_C.organization_id == org, _C.seq <= through))
+                conn.execute(
+                    delete(retention_authorizations).where(
+                        retention_authorizations.c.organization_id == org
+                    )
                 )
-            )
+                conn.execute(retention_log.insert().values(**record))
             record_review(  # nested in this transaction: the removal and its entry, or neither
                 store,
                 "audit_log.retention_applied",

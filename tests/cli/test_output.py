@@ -112,3 +112,31 @@ def test_user_text_is_printed_literally_never_as_markup(
     assert code == 1 and "no entry with audit_id [link]nope[/link]" in stderr
     code, _, stderr = run("search", "", "--db", url, "--format", "[bold]x[/bold]")
     assert code == 2 and "got '[bold]x[/bold]'" in stderr
+
+
+def test_search_csv_neutralises_formulas_and_quotes_like_exports(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    entry = make_entry(resource={"type": "webhook", "id": "w", "name": '=cmd|" /C calc"!A0, x'})
+    with al.open_store(url) as store:
+        store.append([entry])
+    code, stdout, stderr = run("search", "", "--db", url, "--format", "csv", "--no-record")
+    assert code == 0, stderr
+    code, _, stderr = run(
+        "export",
+        "",
+        "--out",
+        str(tmp_path / "e.csv"),
+        "--db",
+        url,
+        "--no-record",
+        "--fields",
+        "resource.name",
+    )
+    assert code == 0, stderr
+    import csv
+    import io
+
+    [header, row] = list(csv.reader(io.StringIO(stdout, newline="")))
+    assert row[header.index("resource.name")] == '\'=cmd|" /C calc"!A0, x'
+    exported = (tmp_path / "e.csv").read_text().splitlines()[1]
+    assert exported in stdout  # the same cell, quoted the same way: one CSV writer

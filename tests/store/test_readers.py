@@ -103,3 +103,24 @@ def test_a_helper_dying_mid_result_raises_and_the_next_read_works(tmp_path: Path
     assert sqlite_store.query(backend="arrow").num_rows == 1200
     assert sum(b.num_rows for b in sqlite_store.batches(batch_size=500)) == 1200
     sqlite_store.close()
+
+
+def test_ranged_reads_give_the_ranges_in_order_read_two_at_once(store: al.AuditStore) -> None:
+    """Disjoint ranges of one result come back in order, whole, from two readers."""
+    from sqlalchemy import select
+
+    from auditlens.store.readers import ArrowReader
+    from auditlens.store.tables import entries
+
+    store.append([make_entry(details={"i": i}) for i in range(50)])
+    reader = ArrowReader(store.engine, store.to_arrow(limit=0).select(["seq"]).schema)
+    stmt = select(entries.c.seq).order_by(entries.c.seq)
+    ranges = [stmt.where(entries.c.seq >= a, entries.c.seq < a + 7) for a in range(1, 51, 7)]
+    try:
+        seqs = [s for b in reader.ranged_batches(ranges, 3) for s in b.column(0).to_pylist()]
+        assert seqs == list(range(1, 51))
+        if store.dialect == "sqlite":  # a second helper process read every other range
+            assert _SqliteWorker.of_slot(1)._proc is not None
+            assert _SqliteWorker.of_slot(1)._proc is not _SqliteWorker._proc
+    finally:
+        reader.close()

@@ -23,7 +23,7 @@ import auditlens as al
 from auditlens.cli import app
 from auditlens.errors import ConfigError, StoreError
 from auditlens.retention import apply_retention, set_plan
-from auditlens.store.roles import create_roles, role_names, scoped_url
+from auditlens.store.roles import create_roles, retention_role_name, role_names, scoped_url
 from tests.helpers import NOW, ORG, ORG2, append_aged, make_entry
 
 #: these tests need PostgreSQL: the `store_url` fixture's SQLite case does not apply
@@ -43,12 +43,13 @@ class Cluster:
     reader_url: str
     appender_url: str
     admin_url: str
+    retention_url: str = ""
 
 
 @pytest.fixture
 def roles(store_url: str) -> Iterator[Cluster]:
     prefix = f"alt_{uuid.uuid4().hex[:10]}"
-    groups = role_names(prefix)
+    groups = (*role_names(prefix), retention_role_name(prefix))
     users = [f"{g}_login" for g in groups]
     with psycopg.connect(_libpq(store_url), autocommit=True) as conn:
         try:
@@ -217,6 +218,59 @@ def test_retention_runs_as_admin_and_appender_cannot_authorize_removal(
         assert al.verify(admin).ok
 
 
+def _removal(org: str, first: int, through: int, last_hash: str, rows: int) -> str:
+    return (
+        f"SELECT auditlens_remove_archived('{org}', {first}, {through}, '{last_hash}', {rows}, "
+        f"'/archive/manifest.json', '{'0' * 64}', 0)"
+    )
+
+
+@PG_ONLY
+def test_retention_role_removes_only_through_the_archive_first_function(
+    roles: Cluster, tmp_path: Path
+) -> None:
+    with al.open_store(roles.owner_url) as owner:
+        append_aged(owner)  # ORG: + 50 entries, 40 of them older than 30 days
+        set_plan(owner, ORG, "starter")
+        with owner.engine.connect() as conn:
+            rows = dict(
+                conn.execute(
+                    text("SELECT seq, entry_hash FROM audit_entries WHERE organization_id = :o"),
+                    {"o": ORG},
+                ).all()
+            )
+    url, last = roles.retention_url, max(rows)
+    denied = "permission denied for table"
+    _refused(url, f"DELETE FROM audit_entries WHERE organization_id = '{ORG}'", denied)
+    _refused(url, "UPDATE audit_entries SET action = 'forged'", denied)
+    _refused(url, "TRUNCATE audit_entries", denied)
+    _refused(url, f"INSERT INTO retention_authorizations VALUES ('{ORG}', 10, 'x')", denied)
+    _refused(
+        url,
+        "INSERT INTO retention_log (organization_id, first_seq, through_seq, last_entry_hash, "
+        f"rows, manifest, manifest_sha256, applied_ms) VALUES ('{ORG}', 1, 5, 'x', 5, 'm', "
+        "'x', 0)",
+        denied,
+    )
+    _refused(url, "DELETE FROM retention_log", denied)
+    # the function: only a range that continues the archive, matches it, and is old enough
+    _refused(url, _removal(ORG, 2, 5, rows[5], 4), "must continue the archived prefix at seq 1")
+    _refused(url, _removal(ORG, 1, 5, "f" * 64, 5), "do not match the archive")
+    _refused(url, _removal(ORG, 1, 5, rows[5], 4), "do not match the archive")
+    _refused(url, _removal(ORG, 1, last, rows[last], last), "newer than the starter plan keeps")
+    _refused(url, _removal(ORG2, 1, 5, rows[5], 5), "has no plan")
+    assert _count(roles.owner_url) == 104  # nothing removed (ORG's plan change is an entry)
+    # the whole retention path runs as the retention role: archive, check, remove, record
+    with al.open_store(url) as retention:
+        [done] = apply_retention(retention, tmp_path, organization_id=ORG, now=NOW)
+    assert (done.organization_id, done.first_seq) == (ORG, 1) and done.rows > 0
+    with al.open_store(roles.owner_url) as owner:
+        assert owner.count(organization_id=ORG) < 53
+        assert owner.count(organization_id=ORG2) == 51  # untouched
+        report = al.verify(owner)
+        assert report.ok and report.archived == done.rows
+
+
 @PG_ONLY
 def test_cli_db_roles(store_url: str) -> None:
     prefix = f"alt_{uuid.uuid4().hex[:10]}"
@@ -225,9 +279,10 @@ def test_cli_db_roles(store_url: str) -> None:
         result = CliRunner().invoke(app, ["db", "roles", "--db", store_url, "--prefix", prefix])
         assert result.exit_code == 0, result.output
         assert f"roles {names[0]}, {names[1]}, {names[2]}" in result.output
+        assert retention_role_name(prefix) in result.output
     finally:
         with psycopg.connect(_libpq(store_url), autocommit=True) as conn:
-            _drop_roles(conn, list(names))
+            _drop_roles(conn, [*names, retention_role_name(prefix)])
 
 
 def test_invalid_prefix_and_organization_are_refused() -> None:

@@ -22,10 +22,13 @@ app.add_typer(db_app, name="db")
 def roles(
     db: Db = None,
     prefix: Annotated[
-        str, typer.Option(help="Role name prefix: PREFIX_reader, PREFIX_appender, PREFIX_admin.")
+        str,
+        typer.Option(
+            help="Role name prefix: PREFIX_reader, PREFIX_appender, PREFIX_admin, PREFIX_retention."
+        ),
     ] = "auditlens",
 ) -> None:
-    """Create the reader/appender/admin roles and per-organization row-level security.
+    """Create the reader/appender/admin/retention roles and per-organization row-level security.
 
     Run as the owner of the store's tables; running it again is safe. See docs/SECURITY.md.
     """
@@ -33,7 +36,10 @@ def roles(
 
     with al.open_store(db) as store:
         made = create_roles(store, prefix)
-    result_line(f"schema {made.schema}: roles {made.reader}, {made.appender}, {made.admin}")
+    result_line(
+        f"schema {made.schema}: roles {made.reader}, {made.appender}, {made.admin}, "
+        f"{made.retention}"
+    )
     result_line("row-level security on audit_entries: reader/appender see one organization")
 
 

@@ -8,11 +8,10 @@ but :func:`print_table` widens a table rather than split a path or an id.
 
 from __future__ import annotations
 
-import csv
 import io
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias, cast
+from typing import IO, TYPE_CHECKING, Any, TypeAlias, cast
 
 import orjson
 
@@ -144,15 +143,27 @@ def _get(entry: dict[str, Any], path: str) -> Any:
     return value
 
 
-def _csv_cell(value: Any) -> str:
+def _csv_cell(value: Any) -> str | None:
     if value is None:
-        return ""
+        return None
     if isinstance(value, dict | list):
-        value = orjson.dumps(value).decode()
-    text = str(value)
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        text = "'" + text  # keep spreadsheets from evaluating it as a formula
-    return text
+        return orjson.dumps(value).decode()
+    return str(value)
+
+
+def _write_csv(entries: Sequence[dict[str, Any]], out: IO[str]) -> None:
+    """Entries (a page: the CLI prints what it was given) through the one CSV writer."""
+    import polars as pl  # lazy: polars costs start-up time of every command
+
+    from auditlens.export.writers import write_csv  # lazy: only --format csv needs the writer
+
+    frame = pl.DataFrame(
+        {f: [_csv_cell(_get(e, f)) for e in entries] for f in _CSV_FIELDS},
+        schema=dict.fromkeys(_CSV_FIELDS, pl.Utf8),
+    )
+    buf = io.BytesIO()
+    write_csv(frame, buf)  # formulas neutralised and cells quoted there, as in exports
+    out.write(buf.getvalue().decode())
 
 
 def print_entries(entries: Sequence[dict[str, Any]], fmt: str, *, title: str | None = None) -> None:
@@ -164,12 +175,7 @@ def print_entries(entries: Sequence[dict[str, Any]], fmt: str, *, title: str | N
         for e in entries:
             out.write(orjson.dumps(e).decode() + "\n")
     elif fmt == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(_CSV_FIELDS)
-        for e in entries:
-            w.writerow([_csv_cell(_get(e, f)) for f in _CSV_FIELDS])
-        out.write(buf.getvalue())
+        _write_csv(entries, out)
     elif console.width < _NARROW:
         _print_entries_stacked(entries, title)
     else:

@@ -46,7 +46,7 @@ from auditlens.review import check_review, record_review
 if TYPE_CHECKING:
     from auditlens.store.store import Store, Where
 
-__all__ = ["FORMATS", "ExportResult", "export", "resolve_fields"]
+__all__ = ["FORMATS", "ExportResult", "export", "resolve_fields", "write_csv"]
 
 FORMATS = ("csv", "json", "jsonl", "parquet", "pdf", "ocsf")
 
@@ -56,6 +56,7 @@ _FLAT = {v: k for k, v in _PATHS.items()}
 #: the fields of an export when none are chosen (the interchange shape, flattened)
 DEFAULT_FIELDS = list(EXPORT_DEFAULTS)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_RE = "^[=+\\-@\t\r]"  # one anchored pass per cell (a regex of _FORMULA_START)
 
 
 @dataclass(frozen=True)
@@ -112,12 +113,47 @@ def _neutralise(frame: pl.DataFrame) -> pl.DataFrame:
     """Prefix ``'`` to text cells a spreadsheet would run as a formula."""
     text_cols = [c for c, t in frame.schema.items() if t == pl.Utf8]
     return frame.with_columns(
-        pl.when(pl.any_horizontal([pl.col(c).str.starts_with(ch) for ch in _FORMULA_START]))
+        pl.when(pl.col(c).str.contains(_FORMULA_RE))
         .then(pl.lit("'") + pl.col(c))
         .otherwise(pl.col(c))
         .alias(c)
         for c in text_cols
     )
+
+
+def write_csv(frame: pl.DataFrame, sink: IO[bytes], *, header: bool = True) -> None:
+    """Write ``frame`` as CSV to ``sink``: the one CSV writer of auditlens.
+
+    Timestamps become ISO 8601 UTC with milliseconds (``2025-01-20T10:30:00.123Z``),
+    text a spreadsheet would run as a formula (starting with ``= + - @``, a tab or a
+    carriage return) gets a leading ``'``, and a cell is quoted only when it holds a
+    comma, a quote or a line break. UTF-8, ``\\n`` line ends, an empty cell for null.
+    Column-wise: no Python per row. Exports (:func:`export`) and the CLI's
+    ``--format csv`` both write through it.
+
+    Example:
+        >>> import io
+        >>> buf = io.BytesIO()
+        >>> write_csv(pl.DataFrame({"who": ["=SUM(A1)", "a,b"], "n": [1, None]}), buf)
+        >>> print(buf.getvalue().decode(), end="")
+        who,n
+        '=SUM(A1),1
+        "a,b",
+    """
+    if frame.is_empty() and header:  # polars writes nothing at all for a frame without rows
+        sink.write((",".join(_csv_quote(name) for name in frame.columns) + "\n").encode())
+        return
+    frame = _neutralise(
+        frame.with_columns(pl.col(pl.Datetime).dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"))
+    )
+    frame.write_csv(sink, include_header=header)
+
+
+def _csv_quote(text: str) -> str:
+    """One header cell, quoted when it must be (as polars quotes data cells)."""
+    if any(ch in text for ch in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 def _json_lines(frame: pl.DataFrame, spec: list[tuple[str, str, str | None]]) -> list[str]:
@@ -379,14 +415,7 @@ def _write(
                 continue
             _tally(stats, batch)
             if fmt == "csv":
-                frame = _neutralise(
-                    _columns(batch, spec).with_columns(
-                        pl.col(pl.Datetime).dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
-                    )
-                )
-                buf = io.BytesIO()
-                frame.write_csv(buf, include_header=first)
-                text.write(buf.getvalue())
+                write_csv(_columns(batch, spec), text, header=first)
             elif fmt in ("json", "jsonl"):
                 lines = _json_lines(batch, spec)
                 if fmt == "jsonl":
@@ -404,7 +433,7 @@ def _write(
         if fmt == "json":
             text.write(b"\n]\n" if not first else b"]\n")
         if fmt == "csv" and first:  # no rows: still a header
-            text.write((",".join(name for name, _, _ in spec) + "\n").encode())
+            write_csv(pl.DataFrame(schema={name: pl.Utf8 for name, _, _ in spec}), text)
         if fmt == "parquet" and writer is None:
             import pyarrow.parquet as pq  # lazy: the Parquet writer only for Parquet output
 

@@ -27,28 +27,33 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
 import pyarrow as pa
-from sqlalchemy import Select
+from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Engine, make_url
 
 from auditlens.errors import StoreError
 from auditlens.store.engine import libpq_uri, sqlite_path
 
-__all__ = ["ArrowReader"]
+__all__ = ["RANGE_ROWS", "ArrowReader"]
+
+#: rows per range of a ranged read (two ranges are in memory at once)
+RANGE_ROWS = 200_000
 
 
 class ArrowReader:
     """Runs SELECT statements of one engine into Arrow tables."""
 
-    def __init__(self, engine: Engine, schema: pa.Schema) -> None:
+    def __init__(self, engine: Engine, schema: pa.Schema, *, slot: int = 0) -> None:
         self._engine = engine
         self._schema = schema
         self._dialect = engine.dialect.name
         self._lock = threading.RLock()
         self._conn: Any = None
         self._adbc_ok: bool | None = None
+        self._slot = slot  # which SQLite helper process (ranged reads use a second one)
+        self._peer: ArrowReader | None = None
 
     # -- connections -------------------------------------------------------
     def _adbc(self) -> Any:
@@ -65,7 +70,7 @@ class ArrowReader:
                     return None
                 import adbc_driver_sqlite  # noqa: F401 - fail here, not in the worker  # lazy: SQLite stores only
 
-                self._conn = _SqliteWorker(path)
+                self._conn = _SqliteWorker.of_slot(self._slot)(path)
             else:
                 import adbc_driver_postgresql.dbapi as adbc_pg  # lazy: PostgreSQL stores only
 
@@ -81,6 +86,8 @@ class ArrowReader:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            if self._peer is not None:
+                self._peer.close()
 
     # -- compilation -------------------------------------------------------
     def _compile(self, stmt: Select[Any]) -> tuple[str, list[Any]]:
@@ -136,6 +143,64 @@ class ArrowReader:
             finally:
                 cur.close()
 
+    def ranged_batches(
+        self, stmts: Sequence[Select[Any]], batch_size: int = 65_536
+    ) -> Iterator[pa.RecordBatch]:
+        """Batches of each statement in turn (disjoint ranges of one result, in order),
+        two statements read at once by two readers (two SQLite helper processes, or two
+        PostgreSQL connections).
+
+        Each range is read whole into memory by a background thread while the caller
+        consumes the one before it, so memory holds about two ranges: keep them bounded
+        (a few hundred thousand rows). Without ADBC the ranges are read one by one.
+        """
+        if len(stmts) < 2 or self._adbc() is None:
+            for stmt in stmts:
+                yield from self.batches(stmt, batch_size)
+            return
+        if self._peer is None:
+            self._peer = ArrowReader(self._engine, self._schema, slot=self._slot + 1)
+        readers = (self, self._peer)
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        def read(i: int) -> list[pa.RecordBatch]:
+            return list(readers[i % 2].batches(stmts[i], batch_size))
+
+        with ThreadPoolExecutor(2, thread_name_prefix="auditlens-read") as pool:
+            pending: dict[int, Future[list[pa.RecordBatch]]] = {}
+            try:
+                for i in range(len(stmts)):
+                    for j in (i, i + 1):  # this range and the next one, each in its reader
+                        if j < len(stmts) and j not in pending:
+                            pending[j] = pool.submit(read, j)
+                    batches = pending.pop(i).result()
+                    while batches:
+                        yield batches.pop(0)
+            finally:
+                for fut in pending.values():
+                    fut.cancel()
+
+    def split_by_time(
+        self, stmt: Select[Any], ts: Any, where: Any, *, descending: bool = False
+    ) -> list[Select[Any]]:
+        """``stmt`` (ordered by ``ts`` first) as consecutive time ranges of about
+        :data:`RANGE_ROWS` matching rows each, for :meth:`ranged_batches`.
+
+        The ranges cut the span between the first and last matching time evenly, as many
+        as the count of matching rows asks for; one statement when it is small.
+        """
+        with self._engine.connect() as conn:
+            lo, hi, n = conn.execute(
+                select(func.min(ts), func.max(ts), func.count()).where(where)
+            ).one()
+        parts = -(-int(n or 0) // RANGE_ROWS)
+        if parts < 2 or lo is None or hi <= lo:
+            return [stmt]
+        step = -(-(int(hi) - int(lo) + 1) // parts)
+        cuts = [int(lo) + k * step for k in range(parts)]
+        ranges = [stmt.where(ts >= a, ts < a + step) for a in cuts]
+        return ranges[::-1] if descending else ranges
+
     def _conform(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         arrays = []
         for f, arr in zip(self._schema, batch.columns, strict=True):
@@ -176,6 +241,27 @@ class _SqliteWorker:
     def __init__(self, path: str) -> None:
         self.path = str(Path(path).resolve())
 
+    _slots: ClassVar[dict[int, type[_SqliteWorker]]] = {}
+
+    @classmethod
+    def of_slot(cls, slot: int) -> type[_SqliteWorker]:
+        """The helper of ``slot`` (0: the process's usual one; 1: the second reader of
+        ranged reads), each its own process with its own lock."""
+        if slot == 0:
+            return cls
+        if slot not in cls._slots:
+            cls._slots[slot] = type(
+                f"_SqliteWorker{slot}",
+                (cls,),
+                {
+                    "_proc": None,
+                    "_lock": threading.Lock(),
+                    "_owner": None,
+                    "_stopper_registered": False,
+                },
+            )
+        return cls._slots[slot]
+
     @classmethod
     def _pipes(cls) -> tuple[IO[bytes], IO[bytes]]:
         proc = cls._proc
@@ -214,17 +300,17 @@ class _SqliteWorker:
 
     def query(self, sql: str, params: list[Any], batch_rows: int) -> Iterator[pa.RecordBatch]:
         """Run one query; yields its record batches (always reads the stream to the end)."""
-        if _SqliteWorker._owner == threading.get_ident():
+        if type(self)._owner == threading.get_ident():
             raise StoreError(
                 "a SQLite read was started while another read's batches are still being "
                 "consumed in this thread; finish (or close) the first one"
             )
         with self._lock:
-            _SqliteWorker._owner = threading.get_ident()
+            type(self)._owner = threading.get_ident()
             try:
                 yield from self._query(sql, params, batch_rows)
             finally:
-                _SqliteWorker._owner = None
+                type(self)._owner = None
 
     def _send(self, request: bytes) -> tuple[IO[bytes], dict[str, Any] | None]:
         """Send one request; the helper's stdout and its header, or None if it died first."""
@@ -283,7 +369,7 @@ class _SqliteWorker:
 
     def close(self) -> None:
         """Let the worker close this file."""
-        if _SqliteWorker._owner == threading.get_ident():
+        if type(self)._owner == threading.get_ident():
             return  # a read of this thread is suspended mid-result (holding the lock)
         with self._lock:
             proc = self._proc

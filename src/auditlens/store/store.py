@@ -731,7 +731,11 @@ class Store:
     ) -> Iterator[pa.RecordBatch]:
         """Matching entries as Arrow record batches, for exports of any size in constant memory."""
         flt = self._filter(where, filters)
-        return self._reader.batches(self._select(_FRAME_COLUMNS, flt, order, None), batch_size)
+        stmt = self._select(_FRAME_COLUMNS, flt, order, None)
+        # time ranges, two read at once (two reader processes on SQLite), in order
+        cond = compile_filter(flt, self.dialect)
+        ranges = self._reader.split_by_time(stmt, _C.ts, cond, descending=order == "desc")
+        return self._reader.ranged_batches(ranges, batch_size)
 
     @overload
     def query(
@@ -810,7 +814,12 @@ class Store:
             if table.num_rows == limit:
                 return batches_to_backend(iter(table.to_batches()), backend)
         stmt = self._select(_FRAME_COLUMNS, flt, order, limit)
-        return batches_to_backend(self._reader.batches(stmt), backend)
+        if limit is not None:
+            return batches_to_backend(self._reader.batches(stmt), backend)
+        # time ranges, two read at once (two reader processes on SQLite), in order
+        cond = compile_filter(flt, self.dialect)
+        ranges = self._reader.split_by_time(stmt, _C.ts, cond, descending=order == "desc")
+        return batches_to_backend(self._reader.ranged_batches(ranges), backend)
 
     @overload
     def search(
