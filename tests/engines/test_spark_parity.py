@@ -86,11 +86,24 @@ _row = st.fixed_dictionaries(
         "actor_user_id": st.sampled_from(["u1", None]),
         "ip_address": st.sampled_from(["10.0.0.1", "10.0.0.2", "2001:db8::1", None]),
         "action": st.sampled_from(
-            ["auth.failed"] * 4 + ["auth.login", "doc.deleted", "user.removed", "api.call"]
+            ["auth.failed"] * 4
+            + ["auth.login", "doc.deleted", "user.removed", "api.call", "report.Export"]
+            + ["s3.get_object", "s3.get_object_acl"]
         ),
         "result": st.sampled_from(["failure", "success"]),
         "details": st.sampled_from(
-            [None, "{}", '{"error_code":"E1"}', '{"errorCode":"E2"}', '{"reason":"no"}', "oops"]
+            [
+                None,
+                "{}",
+                '{"error_code":"E1"}',
+                '{"errorCode":"E2"}',
+                '{"reason":"no"}',
+                "oops",
+                '{"rows":600}',
+                '{"row_count":"250"}',
+                '{"rows":12.5}',
+                '{"count":-3}',
+            ]
         ),
     }
 )
@@ -170,6 +183,30 @@ def test_failure_bursts(
     assert_parity(
         engine, frame, "failure_bursts", threshold=threshold, window="1m", by=by, exclude=()
     )
+
+
+@_fast
+@given(frame=entries, rows=st.integers(1, 1000), exports=st.integers(1, 3))
+def test_mass_export(engine: Engine, frame: pl.DataFrame, rows: int, exports: int) -> None:
+    assert_parity(engine, frame, "mass_export", rows=rows, exports=exports, window="1m")
+
+
+@pytest.mark.parametrize("window", ["1m", "90s", "2h", "1d"])
+def test_mass_export_durations_in_words(engine: Engine, window: str) -> None:
+    """The summary's durations ("2 minutes", "90 seconds") are spelled as polars spells them."""
+    offsets = [0, 90_000, 120_000, 3_600_000]
+    frame = pl.DataFrame(
+        {
+            "audit_id": [f"x{i}" for i in range(4)],
+            "timestamp": [BASE + timedelta(milliseconds=o) for o in offsets],
+            "action": ["report.export"] * 4,
+            "result": ["success"] * 4,
+            "organization_id": ["org-a"] * 4,
+            "actor_email": ["ann@x.io"] * 4,
+            "details": ['{"rows":5000}'] * 4,
+        }
+    )
+    assert assert_parity(engine, frame, "mass_export", rows=4000, window=window) > 0
 
 
 def test_window_edges_and_ties(engine: Engine) -> None:

@@ -43,6 +43,7 @@ from typing import Any, NamedTuple
 
 import polars as pl
 
+from auditlens.detect.exfiltration import EXPORT_ACTIONS
 from auditlens.detect.findings import FINDING_SCHEMA, human, parse_window, positive_int
 from auditlens.errors import DetectorError, FilterError
 
@@ -65,6 +66,7 @@ _TEXT = (
     "details",
 )
 _PART = ("organization_id", "key")
+_VOLUME_PATHS = ("$.rows", "$.row_count", "$.records", "$.count")  # as detect.exfiltration
 
 
 class SparkApi(NamedTuple):
@@ -621,6 +623,77 @@ def _drop_retold(api: SparkApi, out: SparkFrame) -> SparkFrame:
     return out.join(retold, on="finding_id", how="left_anti")
 
 
+def _human(api: SparkApi, ms: SparkColumn) -> SparkColumn:
+    """:func:`auditlens.detect.findings.human` of a duration in ms: ``"5 minutes"``."""
+    F = api.F
+    secs = F.floor(ms / 1000).cast("long")
+    out = _text(api, secs, " seconds")
+    for unit, size in (("minute", 60), ("hour", 3600), ("day", 86400)):  # largest unit wins
+        n = F.floor(secs / size).cast("long")
+        plural = F.when(n != 1, F.lit("s")).otherwise(F.lit(""))
+        fits = ((secs % size) == 0) & (secs >= size)
+        out = F.when(fits, _text(api, n, f" {unit}", plural)).otherwise(out)
+    return out
+
+
+def mass_export(
+    api: SparkApi,
+    frame: SparkFrame,
+    rows: int = 10_000,
+    exports: int = 20,
+    window: str | timedelta = "1h",
+    actions: str = EXPORT_ACTIONS,
+) -> SparkFrame:
+    """:func:`auditlens.detect.mass_export` on Spark (rows and exports summed over one range
+    window; ``actions`` matched with ``rlike``)."""
+    F = api.F
+    row_limit = positive_int(rows, "rows")
+    export_limit = positive_int(exports, "exports")
+    span = parse_window(window)
+    ms = _ms(span)
+    d = F.col("details")
+    volume = None
+    for path in _VOLUME_PATHS:
+        text = _json_text(api, d, path)
+        # a whole number, else null (polars' non-strict cast); DuckDB's cast would fail
+        number = F.when(text.rlike(r"^-?[0-9]{1,18}$"), text.cast("long"))
+        volume = number if volume is None else F.coalesce(volume, number)
+    actor, _ = _subject(api, "actor")
+    ev = frame.filter(F.col("action").rlike(actions) & (F.col("result") == "success")).select(
+        "organization_id",
+        actor.alias("key"),
+        "timestamp",
+        "_t",
+        "seq",
+        "audit_id",
+        F.greatest(F.coalesce(volume, F.lit(0)), F.lit(0)).alias("_rows"),
+    )
+    window_spec = _range(api, -(ms - 1), 0)
+    ev = ev.select(
+        "*",
+        F.count(F.lit(1)).over(window_spec).alias("_n"),
+        F.sum("_rows").over(window_spec).alias("_v"),
+    )
+    flag = (F.col("_v") > row_limit) | (F.col("_n") > export_limit)
+    bursts, _ = _merge(api, ev, flag, ms, F.sum("_rows").cast("long").alias("total_rows"))
+    summary = _text(
+        api,
+        F.col("key"),
+        " exported ",
+        F.col("total_rows"),
+        " rows in ",
+        F.col("count"),
+        " export(s) within ",
+        _human(api, F.col("_we") - F.col("_ws")),
+        f" (limit: {row_limit} rows, {export_limit} exports per {human(span)})",
+    )
+    severity = F.when(F.col("total_rows") >= 10 * row_limit, F.lit("critical")).otherwise(
+        F.lit("high")
+    )
+    details = _text(api, '{"rows":', F.col("total_rows"), "}")
+    return _findings(api, bursts, "mass_export", severity, "actor", summary, details)
+
+
 def _union(parts: Sequence[SparkFrame]) -> SparkFrame:
     out = parts[0]
     for part in parts[1:]:
@@ -635,6 +708,7 @@ PORTED: dict[str, Callable[..., SparkFrame]] = {
     "password_spray": password_spray,
     "bulk_deletions": bulk_deletions,
     "failure_bursts": failure_bursts,
+    "mass_export": mass_export,
 }
 
 
