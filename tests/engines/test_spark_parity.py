@@ -114,27 +114,54 @@ def _frame(rows: list[dict[str, Any]], with_seq: bool) -> pl.DataFrame:
         {
             "audit_id": [f"e{i:03d}" for i in range(len(rows))],
             "timestamp": [BASE + timedelta(milliseconds=r["offset"]) for r in rows],
-            **{k: [r[k] for r in rows] for k in _row_keys},
+            **{k: [r[k] for r in rows] for k in rows[0] if k != "offset"},
         },
         schema_overrides={"timestamp": pl.Datetime("ms", "UTC")},
     )
-    for col in ("actor_email", "actor_user_id", "ip_address", "details"):
-        out = out.with_columns(pl.col(col).cast(pl.Utf8))
+    text = ("actor_email", "actor_user_id", "ip_address", "details", "resource_name")
+    out = out.with_columns(pl.col(c).cast(pl.Utf8) for c in text if c in out.columns)
     if with_seq:  # seq in append order, which need not be time order
         out = out.with_columns(pl.int_range(1, pl.len() + 1).over("organization_id").alias("seq"))
     return out
 
 
-_row_keys = [
-    "organization_id",
-    "actor_email",
-    "actor_user_id",
-    "ip_address",
-    "action",
-    "result",
-    "details",
-]
 entries = st.builds(_frame, st.lists(_row, min_size=6, max_size=40), st.booleans())
+
+_evasion_row = st.fixed_dictionaries(
+    {
+        "offset": st.integers(0, 4).map(lambda k: k * 1_800_000),  # episodes of 1 h
+        "organization_id": st.sampled_from(["org-a", "org-b"]),
+        "actor_email": st.sampled_from(["ann@x.io", "bob@x.io", None]),
+        "actor_user_id": st.sampled_from(["u1", None]),
+        "action": st.sampled_from(
+            [
+                "cloudtrail.stop_logging",
+                "iam.deactivate_mfa_device",
+                "auth.mfa_reset",
+                "organization.settings_updated",
+                "webhook.deleted",
+                "webhook.updated",
+                "cloudwatch.delete_alarms",
+                "doc.viewed",
+            ]
+        ),
+        "result": st.sampled_from(["failure", "success", "success"]),
+        "resource_name": st.sampled_from(["pagerduty-hook", "build-hook", None]),
+        "details": st.sampled_from(
+            [
+                None,
+                "{}",
+                '{"setting":"audit_log_retention","after":"30d"}',
+                '{"setting":"require_mfa","after":{"value":"off"}}',
+                '{"setting":"require_mfa","after":"false"}',
+                '{"after":{"active":false},"before":{"url":"https://siem.example/hook"}}',
+                '{"after":{"enabled":"no"}}',
+                "not json",
+            ]
+        ),
+    }
+)
+evasion_entries = st.builds(_frame, st.lists(_evasion_row, min_size=1, max_size=25), st.booleans())
 
 _fast = settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -189,6 +216,12 @@ def test_failure_bursts(
 @given(frame=entries, rows=st.integers(1, 1000), exports=st.integers(1, 3))
 def test_mass_export(engine: Engine, frame: pl.DataFrame, rows: int, exports: int) -> None:
     assert_parity(engine, frame, "mass_export", rows=rows, exports=exports, window="1m")
+
+
+@_fast
+@given(frame=evasion_entries, window=st.sampled_from(["1h", "30m"]))
+def test_defence_evasion(engine: Engine, frame: pl.DataFrame, window: str) -> None:
+    assert_parity(engine, frame, "defence_evasion", window=window)
 
 
 @pytest.mark.parametrize("window", ["1m", "90s", "2h", "1d"])

@@ -43,6 +43,7 @@ from typing import Any, NamedTuple
 
 import polars as pl
 
+from auditlens.detect import evasion
 from auditlens.detect.exfiltration import EXPORT_ACTIONS
 from auditlens.detect.findings import FINDING_SCHEMA, human, parse_window, positive_int
 from auditlens.errors import DetectorError, FilterError
@@ -694,6 +695,136 @@ def mass_export(
     return _findings(api, bursts, "mass_export", severity, "actor", summary, details)
 
 
+def defence_evasion(
+    api: SparkApi,
+    frame: SparkFrame,
+    window: str | timedelta = "1h",
+    logging_actions: str = evasion.LOGGING_ACTIONS,
+    mfa_actions: str = evasion.MFA_ACTIONS,
+    alerting_actions: str = evasion.ALERTING_ACTIONS,
+    alert_destinations: str = evasion.ALERT_DESTINATIONS,
+) -> SparkFrame:
+    """:func:`auditlens.detect.defence_evasion` on Spark (actions matched with ``rlike``;
+    episodes by ``lag`` and a running sum)."""
+    F, W = api.F, api.Window
+    span = parse_window(window)
+    ms = _ms(span)
+    for pattern, name in (
+        (logging_actions, "logging_actions"),
+        (mfa_actions, "mfa_actions"),
+        (alerting_actions, "alerting_actions"),
+        (alert_destinations, "alert_destinations"),
+    ):
+        _check_regex(pattern, name)
+    action = F.col("action")
+    d = F.col("details")
+    setting = _json_text(api, d, "$.setting")
+    after = F.coalesce(_json_text(api, d, "$.after.value"), _json_text(api, d, "$.after"))
+    is_setting = action.rlike(evasion._SETTINGS_UPDATED)
+    switched_off = F.coalesce(
+        _json_text(api, d, "$.after.actions.enabled"),
+        _json_text(api, d, "$.after.enabled"),
+        _json_text(api, d, "$.after.active"),
+        _json_text(api, d, "$.after.config.active"),
+    ).rlike(evasion._OFF)
+    destination = F.concat_ws(
+        " ",
+        F.coalesce(F.col("resource_name"), F.lit("")),
+        F.coalesce(_json_text(api, d, "$.before.actions.url"), F.lit("")),
+        F.coalesce(_json_text(api, d, "$.before.url"), F.lit("")),
+        F.coalesce(_json_text(api, d, "$.url"), F.lit("")),
+    ).rlike(alert_destinations)
+    webhook_off = action.rlike(evasion._WEBHOOK_GONE) | (
+        action.rlike(evasion._WEBHOOK_CHANGED) & F.coalesce(switched_off, F.lit(False))
+    )
+    mfa = action.rlike(mfa_actions) & ~F.lower(action).contains("mfa_reset")
+    reason = (
+        F.when(
+            action.rlike(logging_actions) | (is_setting & setting.rlike(evasion._LOG_SETTING)),
+            F.lit("logging_disabled"),
+        )
+        .when(
+            mfa | (is_setting & setting.rlike(evasion._MFA_SETTING) & after.rlike(evasion._OFF)),
+            F.lit("mfa_disabled"),
+        )
+        .when(
+            action.rlike(alerting_actions) | (webhook_off & destination), F.lit("alerting_disabled")
+        )
+    )
+    actor, _ = _subject(api, "actor")
+    ev = frame.select(
+        "organization_id",
+        actor.alias("key"),
+        "timestamp",
+        "_t",
+        "seq",
+        "audit_id",
+        "action",
+        reason.alias("_reason"),
+        # polars' all() skips nulls: a null result counts as failed here
+        F.coalesce((F.col("result") == "failure").cast("int"), F.lit(1)).alias("_failed"),
+    ).filter(F.col("_reason").isNotNull())
+    group = [*_PART, "_reason"]
+    by_time = W.partitionBy(*group).orderBy("_t")
+    ev = ev.select("*", F.lag("_t").over(by_time).alias("_prev"))
+    new = F.when(
+        F.col("_prev").isNull() | ((F.col("_t") - F.col("_prev")) > ms), F.lit(1)
+    ).otherwise(F.lit(0))
+    ev = ev.select(
+        "*", F.sum(new).over(by_time.rowsBetween(W.unboundedPreceding, 0)).alias("_episode")
+    )
+    rows = ev.groupBy(*group, "_episode").agg(
+        F.min("timestamp").alias("window_start"),
+        F.max("timestamp").alias("window_end"),
+        F.min("_t").alias("_ws"),
+        F.count(F.lit(1)).alias("count"),
+        _evidence(api, "_t", "seq", "audit_id").alias("audit_ids"),
+        F.array_sort(F.collect_set("action")).alias("_action_list"),
+        F.min("_failed").alias("_all_failed"),
+    )
+    all_failed = F.col("_all_failed") == 1
+    severity = F.when(all_failed, F.lit("medium"))
+    what = None
+    for name, text in evasion._WHAT.items():
+        severity = severity.when(F.col("_reason") == name, F.lit(evasion._SEVERITY[name]))
+        what = (
+            F.when(F.col("_reason") == name, F.lit(text))
+            if what is None
+            else what.when(F.col("_reason") == name, F.lit(text))
+        )
+    actions = F.array_join(F.col("_action_list"), ", ")
+    summary = _text(
+        api,
+        F.col("key"),
+        ": ",
+        F.when(all_failed, F.lit("attempt failed, ")).otherwise(F.lit("")),
+        what,
+        " (",
+        actions,
+        ")",
+    )
+    details = _text(
+        api,
+        '{"reason":"',
+        F.col("_reason"),
+        '","actions":',
+        F.to_json(F.col("_action_list")),
+        ',"failed":',
+        F.when(all_failed, F.lit("true")).otherwise(F.lit("false")),
+        "}",
+    )
+    return _findings(api, rows, "defence_evasion", severity, "actor", summary, details)
+
+
+def _check_regex(pattern: str, name: str) -> None:
+    import re
+
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise FilterError(f"{name} is not a valid regular expression: {exc}") from None
+
+
 def _union(parts: Sequence[SparkFrame]) -> SparkFrame:
     out = parts[0]
     for part in parts[1:]:
@@ -709,6 +840,7 @@ PORTED: dict[str, Callable[..., SparkFrame]] = {
     "bulk_deletions": bulk_deletions,
     "failure_bursts": failure_bursts,
     "mass_export": mass_export,
+    "defence_evasion": defence_evasion,
 }
 
 
