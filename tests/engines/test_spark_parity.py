@@ -166,6 +166,8 @@ evasion_entries = st.builds(_frame, st.lists(_evasion_row, min_size=1, max_size=
 _fast = settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
+#: detectors whose plans are deep (two subjects, joins): ~1–2 s an example on SQLFrame
+_slow = settings(_fast, max_examples=15)
 
 
 @_fast
@@ -188,7 +190,7 @@ def test_password_spray(engine: Engine, frame: pl.DataFrame, accounts: int) -> N
     assert_parity(engine, frame, "password_spray", accounts=accounts, window="1m")
 
 
-@_fast
+@_slow
 @given(
     frame=entries,
     failures=st.integers(1, 3),
@@ -200,9 +202,7 @@ def test_brute_force_success(
     assert_parity(engine, frame, "brute_force_success", failures=failures, window="1m", by=by)
 
 
-@settings(
-    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@_slow
 @given(frame=entries, threshold=st.integers(1, 3), by=st.sampled_from([("actor", "ip"), "ip"]))
 def test_failure_bursts(
     engine: Engine, frame: pl.DataFrame, threshold: int, by: tuple[str, ...] | str
