@@ -70,7 +70,7 @@ def _bursts(
     None when no event matches at all.
     """
     ev = frame.filter(condition).select(
-        "organization_id", key.alias("key"), "timestamp", "audit_id"
+        "organization_id", key.alias("key"), "timestamp", "audit_id", "seq"
     )
     if ev.is_empty():
         return None
@@ -186,6 +186,7 @@ def password_spray(
         source.alias("key"),
         "timestamp",
         "audit_id",
+        "seq",
         actor.alias("account"),
     )
     if ev.is_empty():
@@ -239,7 +240,7 @@ def brute_force_success(
             raise FilterError(f"by must be 'actor' and/or 'ip', got {b!r}")
         key, subject_type = subject_expr(b)
         auth = frame.filter(pl.col("action").is_in(["auth.failed", "auth.login"])).select(
-            "organization_id", key.alias("key"), "timestamp", "audit_id", "action", "result"
+            "organization_id", key.alias("key"), "timestamp", "audit_id", "seq", "action", "result"
         )
         fails = auth.filter(pl.col("action") == "auth.failed").sort(
             ["organization_id", "key", "timestamp"]
@@ -288,6 +289,7 @@ def brute_force_success(
                     "key",
                     pl.col("timestamp").alias("timestamp_f"),
                     pl.col("audit_id").alias("audit_id_f"),
+                    pl.col("seq").alias("seq_f"),
                 ),
                 on=["organization_id", "key"],
             )
@@ -299,7 +301,7 @@ def brute_force_success(
         hits = pairs.group_by(["organization_id", "key", "audit_id", "timestamp"]).agg(
             pl.len().alias("fails"),
             pl.col("timestamp_f").min().alias("window_start"),
-            pl.col("audit_id_f").sort_by("timestamp_f").alias("fail_ids"),
+            pl.col("audit_id_f").sort_by(["timestamp_f", "seq_f", "audit_id_f"]).alias("fail_ids"),
         )
         hits = hits.filter(~pl.col("audit_id").is_in(list(seen_success)))
         seen_success.update(hits["audit_id"].to_list())

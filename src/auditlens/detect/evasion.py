@@ -186,6 +186,7 @@ def defence_evasion(
             pl.coalesce("actor_email", "actor_user_id", pl.lit("(unknown)")).alias("key"),
             "timestamp",
             "audit_id",
+            "seq",
             "action",
             "_reason",
             (pl.col("result") == "failure").alias("_failed"),
@@ -194,7 +195,7 @@ def defence_evasion(
     if ev.is_empty():
         return cast(FrameT, return_like(empty_findings(), kind))
     group = ["organization_id", "key", "_reason"]
-    ev = ev.sort([*group, "timestamp"]).with_columns(
+    ev = ev.sort([*group, "timestamp", "seq", "audit_id"]).with_columns(
         (pl.col("timestamp").diff().over(group).fill_null(span * 2) > span)
         .cast(pl.Int32)
         .cum_sum()

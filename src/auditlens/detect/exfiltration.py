@@ -79,6 +79,7 @@ def mass_export(
             pl.coalesce("actor_email", "actor_user_id", pl.lit("(unknown)")).alias("key"),
             "timestamp",
             "audit_id",
+            "seq",
             volume.fill_null(0).clip(0).alias("_rows"),
         )
         .sort("timestamp")

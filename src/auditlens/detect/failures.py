@@ -100,12 +100,14 @@ def failure_bursts(
         else:
             key, subject_type = pl.col("ip_address"), "ip"
         ev = failed.select(
-            "organization_id", key.alias("key"), "timestamp", "audit_id", "action", "_error"
+            "organization_id", key.alias("key"), "timestamp", "audit_id", "seq", "action", "_error"
         ).filter(pl.col("key").is_not_null())
         if ev.is_empty():
             continue
         rows = merge_flagged_windows(
-            rolling_count(ev.select("organization_id", "key", "timestamp", "audit_id"), span),
+            rolling_count(
+                ev.select("organization_id", "key", "timestamp", "audit_id", "seq"), span
+            ),
             pl.col("_n") > threshold,
             span,
         )

@@ -33,6 +33,7 @@ __all__ = [
     "FrameT",
     "as_polars",
     "empty_findings",
+    "evidence_order",
     "finding_id",
     "finding_id_expr",
     "merge_flagged_windows",
@@ -164,6 +165,8 @@ def as_polars(df: Any) -> tuple[pl.DataFrame, str]:
             frame = frame.with_columns(pl.lit(None, pl.Utf8).alias(col))
         elif frame.schema[col] != pl.Utf8:
             frame = frame.with_columns(pl.col(col).cast(pl.Utf8))
+    if "seq" not in frame.columns:  # ties in time are ordered by seq, then audit_id
+        frame = frame.with_columns(pl.lit(None, pl.Int64).alias("seq"))
     if frame.schema["timestamp"] != pl.Datetime("ms", "UTC"):
         frame = frame.with_columns(pl.col("timestamp").cast(pl.Datetime("ms", "UTC")))
     return frame, kind
@@ -233,10 +236,25 @@ def merge_flagged_windows(events: pl.DataFrame, flag: pl.Expr, window: timedelta
             pl.col("timestamp").min().alias("window_start"),
             pl.col("timestamp").max().alias("window_end"),
             pl.len().alias("count"),
-            pl.col("audit_id").sort_by("timestamp").alias("audit_ids"),
+            pl.col("audit_id").sort_by(evidence_order(ev)).alias("audit_ids"),
         )
         .drop("_burst")
     )
+
+
+def evidence_order(frame: pl.DataFrame, suffix: str = "") -> list[str]:
+    """The columns that order a finding's evidence: time, then ``seq``, then ``audit_id``.
+
+    Entries at the same millisecond keep their order in the log (``seq``, when the frame
+    has it) and then their id, so every engine lists the same evidence in the same order
+    and a finding's first entry (part of its id) does not depend on row order.
+
+    Example:
+        >>> evidence_order(pl.DataFrame(schema={"timestamp": pl.Int64, "audit_id": pl.Utf8}))
+        ['timestamp', 'audit_id']
+    """
+    cols = ["timestamp", "seq", "audit_id"]
+    return [c + suffix for c in cols if c + suffix in frame.columns]
 
 
 def rolling_count(ev: pl.DataFrame, window: timedelta) -> pl.DataFrame:
