@@ -85,6 +85,18 @@ def test_store_detect_takes_sigma_rules(store: al.AuditStore) -> None:
     assert sorted(as_pandas["subject"]) == ["bob@company.com", "jane@company.com"]
 
 
+def test_accounts_without_email_are_grouped_by_their_own_id(store: al.AuditStore) -> None:
+    """SSH accounts and IAM principals have no email: ``actor`` groups them by their stable
+    id, and accounts without any identity are never lumped together as one."""
+    root = {"user_id": "sshd:web-1:root", "type": "user"}
+    store.append(_failed(6, actor=root))  # one account guessed 6 times: fires
+    for name in ("admin", "oracle", "test"):  # three accounts, 3 failures each: none fires
+        store.append(_failed(3, actor={"user_id": f"sshd:web-1:{name}", "type": "user"}))
+    found = _fired(store, "brute_force")
+    assert found["subject"].to_list() == ["sshd:web-1:root"]
+    assert found["count"].to_list() == [6]
+
+
 def test_window_is_right_closed(store: al.AuditStore) -> None:
     # 6 failures with the first and the last exactly 5 minutes apart: the window (t − 5m, t]
     # holds 5 of them (pySigma's SQLite backend counts [t, t + 5m] in whole seconds: 6)

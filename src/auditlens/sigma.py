@@ -645,14 +645,25 @@ def _search(text: str) -> Filter:
     return parse_search(text)
 
 
+def _group_part(field: str) -> pl.Expr:
+    """One group-by field's value; ``actor`` is the account: its email, else its stable id
+    (SSH accounts, IAM principals and Okta ids have no email)."""
+    if field == "actor":
+        return pl.coalesce("actor_email", "actor_user_id")
+    return pl.col(COLUMNS[field])
+
+
 def _group_key(group_by: Sequence[str]) -> pl.Expr:
+    """The correlation's group; null when every group-by field is missing — such events
+    are left out (entries with no account are not one account)."""
     if not group_by:
         return pl.lit("")
-    if len(group_by) == 1:
-        return pl.col(COLUMNS[group_by[0]]).fill_null("(none)")
-    return pl.concat_str(
-        [pl.col(COLUMNS[g]).fill_null("(none)") for g in group_by], separator=" | "
-    )
+    parts = [_group_part(g) for g in group_by]
+    if len(parts) == 1:
+        return parts[0]
+    known = pl.any_horizontal([p.is_not_null() for p in parts])
+    joined = pl.concat_str([p.fill_null("(none)") for p in parts], separator=" | ")
+    return pl.when(known).then(joined)
 
 
 def detect(
@@ -746,8 +757,11 @@ def _run(
         _group_key(corr.group_by).alias("key"),
         "timestamp",
         "audit_id",
-        (pl.col(COLUMNS[corr.field]) if corr.field else pl.col("_rule")).alias("_value"),
+        (_group_part(corr.field) if corr.field else pl.col("_rule")).alias("_value"),
     ).unique("audit_id", keep="first")
+    ev = ev.filter(pl.col("key").is_not_null())
+    if ev.is_empty():
+        return empty_findings()
     flag_value = corr.type in ("value_count", "temporal")
     ev = _rolling_distinct(ev, corr.timespan) if flag_value else _rolling(ev, corr.timespan)
     cond = {">": pl.col("_n") > corr.count, ">=": pl.col("_n") >= corr.count}.get(
