@@ -31,9 +31,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auditlens.fields import CONTENT_FIELDS
+
+if TYPE_CHECKING:
+    import polars as pl
 
 __all__ = [
     "CANONICAL_VERSION",
@@ -99,7 +102,7 @@ def content_hashes(frame: Any) -> list[bytes]:
     return [bytes.fromhex(h) for h in hexes.to_list()]
 
 
-def content_hash_expr() -> Any:
+def content_hash_expr() -> pl.Expr:
     """A polars expression: the content hash (64 hex digits) of each row, column-wise.
 
     Needs the columns of :data:`CONTENT_FIELDS` (``ts`` and ``seq`` as integers); the hash
@@ -129,4 +132,5 @@ def content_hash_expr() -> Any:
                 pl.concat_str([col.str.len_bytes().cast(pl.Utf8), pl.lit(":"), col, pl.lit(",")])
             )
         )
-    return pl.concat_str(parts).chash.sha2_256()  # type: ignore[attr-defined]
+    digest: pl.Expr = pl.concat_str(parts).chash.sha2_256()  # type: ignore[attr-defined]
+    return digest

@@ -86,7 +86,7 @@ def _time(value: tuple[int | None, int | None]) -> pl.Expr:
 
 def _ip(value: tuple[str, str]) -> pl.Expr:
     lo, hi = value
-    return pl.col("ip_key").is_between(lo, hi)
+    return pl.col("ip_key").is_between(pl.lit(lo), pl.lit(hi))
 
 
 def _resource(value: str) -> pl.Expr:
@@ -229,7 +229,7 @@ class Lake:
         frame = lazy.select(FRAME_SCHEMA.names).collect()
         if backend == "polars":
             return frame
-        return to_backend(frame.to_arrow().cast(FRAME_SCHEMA), backend)  # type: ignore[no-any-return]
+        return to_backend(frame.to_arrow().cast(FRAME_SCHEMA), backend)
 
 
 def open_lake(path: str | os.PathLike[str]) -> Lake:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 import polars as pl
 import polars_hash  # noqa: F401 - registers the .chash namespace
@@ -84,9 +83,7 @@ def verify_lake(
     return VerificationReport(results, started, time.perf_counter() - t0, source)
 
 
-def _read_files(
-    state: LakeState, org: str, res: OrganizationResult
-) -> pl.DataFrame | None:
+def _read_files(state: LakeState, org: str, res: OrganizationResult) -> pl.DataFrame | None:
     frames = []
     for f in state.files_of(org):
         p = state.root / f.path
@@ -139,7 +136,9 @@ def _check_rows(org: str, head: OrgHead, frame: pl.DataFrame, res: OrganizationR
         problems.append(Problem(org, seq, None, "missing", None, None, "no row has this seq"))
     dup = frame.filter(pl.col("seq").is_duplicated()).unique("seq", maintain_order=True)
     for seq, aid in dup.select("seq", "audit_id").head(50).iter_rows():
-        problems.append(Problem(org, seq, aid, "inserted", None, None, "several rows have this seq"))
+        problems.append(
+            Problem(org, seq, aid, "inserted", None, None, "several rows have this seq")
+        )
     outside = frame.filter((pl.col("seq") < head.first_seq) | (pl.col("seq") > head.last_seq))
     for seq, aid in outside.select("seq", "audit_id").head(50).iter_rows():
         problems.append(
