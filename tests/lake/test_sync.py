@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 import auditlens as al
-from auditlens.errors import ArchiveError
+from auditlens.errors import ArchiveError, ConfigError
 from auditlens.lake import sync_lake, verify_lake
 from auditlens.lake.layout import read_state
 from tests.helpers import ORG, ORG2, append_aged, make_entry
@@ -141,3 +141,18 @@ def test_the_manifest_carries_the_covering_checkpoint(store: al.AuditStore, lake
     sync_lake(store, lake)
     manifest = json.loads((lake / "manifests" / "sync-000001.json").read_text())
     assert manifest["organizations"][ORG]["checkpoint"] == cp.note
+
+
+def test_a_lake_partitioned_by_month(store: al.AuditStore, lake: Path) -> None:
+    append_aged(store)  # 60 days: three months
+    sync_lake(store, lake, partition="month")
+    folders = {p.parent.name for p in lake.glob("organization_id=*/*/*.parquet")}
+    assert folders and all(
+        f.startswith("month=20") and len(f) == len("month=2025-01") for f in folders
+    )
+    store.append([make_entry()])
+    assert sync_lake(store, lake).organizations == {ORG: (51, 51)}  # keeps its partition
+    with pytest.raises(ConfigError, match="partitioned by month, not date"):
+        sync_lake(store, lake, partition="date")
+    assert al.open_lake(lake).query().height == 101
+    assert verify_lake(lake).ok

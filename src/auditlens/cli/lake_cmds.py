@@ -31,6 +31,13 @@ def sync_cmd(
     target_mib: Annotated[
         int, typer.Option("--target-mib", help="Target size of a Parquet file, in MiB.", min=1)
     ] = 128,
+    partition: Annotated[
+        str | None,
+        typer.Option(
+            "--partition",
+            help="Time partition of a new lake: date (default) or month; a lake keeps its own.",
+        ),
+    ] = None,
 ) -> None:
     """Append the entries the lake does not hold yet (incremental, compacted, with a manifest)."""
     with al.open_store(db) as store:
@@ -41,6 +48,7 @@ def sync_cmd(
                 to,
                 organization_id=org,
                 target_file_bytes=target_mib << 20,
+                partition=partition,
                 progress=bar.advance,
             )
     if result.sync is None:

@@ -2,11 +2,12 @@
 
 ```
 <root>/organization_id=<org>/date=YYYY-MM-DD/part-s<sync>-<first seq>-<last seq>.parquet
+       (or …/month=YYYY-MM/…: a lake partitioned by month)
 <root>/manifests/sync-000001.json, sync-000002.json, …
 ```
 
 Parquet files hold the entry frame (:data:`auditlens.frames.FRAME_SCHEMA`) without the
-partition columns (``organization_id`` and ``date`` come from the folder names, as Hive,
+partition columns (``organization_id`` and ``date``/``month`` come from the folder names, as Hive,
 Trino, Athena, Spark and polars expect), plus ``ip_key`` (the sortable address key CIDR
 filters compare). One manifest per sync lists, per organization, the seq range it added,
 the ``prev_hash`` of its first entry, its last ``entry_hash`` and the newest signed
@@ -113,6 +114,7 @@ class LakeState:
     manifests: list[tuple[int, dict[str, Any], str]] = field(default_factory=list)
     heads: dict[str, OrgHead] = field(default_factory=dict)
     files: dict[str, LakeFile] = field(default_factory=dict)  #: current files by path
+    partition: str = "date"  #: the time partition (inner Hive folder): date or month
     #: what is wrong with the manifests themselves: (organization or "", detail)
     problems: list[tuple[str, str]] = field(default_factory=list)
 
@@ -180,6 +182,8 @@ def read_state(root: str | os.PathLike[str]) -> LakeState:
                 ("", f"{path.name}: the previous manifest's SHA-256 differs from the one recorded")
             )
         previous = sha
+        if not state.manifests:
+            state.partition = str(meta.get("partition", "date"))
         state.manifests.append((number, meta, sha))
         for rel in meta.get("replaces", []):
             state.files.pop(rel, None)

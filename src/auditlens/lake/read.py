@@ -1,7 +1,7 @@
 """Reading the lake back: ``al.open_lake(path).query(...)`` with the store's filters.
 
 The files the manifests list are scanned lazily with polars (Hive partitions
-``organization_id`` and ``date`` from the folder names); keyword filters and search
+``organization_id`` and ``date`` or ``month`` from the folder names); keyword filters and search
 strings become one polars predicate, which polars pushes into the scan: partitions that
 cannot match are not opened, row groups are skipped on their statistics. The filters mean
 what they mean on the store (the same :class:`~auditlens.query.Filter`): time ranges,
@@ -38,7 +38,6 @@ from auditlens.errors import FilterError
 from auditlens.fields import FIELD, KEYWORDS, Match
 from auditlens.frames import FRAME_SCHEMA, to_backend
 from auditlens.lake.layout import read_state
-from auditlens.lake.sync import PARTITIONS
 from auditlens.query.filters import Clause, Filter
 from auditlens.query.keywords import FilterKeywords
 from auditlens.query.search import parse_search
@@ -49,7 +48,6 @@ if TYPE_CHECKING:
 __all__ = ["Lake", "filter_expr", "open_lake"]
 
 _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_HIVE = {"organization_id": pl.String, "date": pl.String}
 
 
 def _frame_column(store_column: str) -> str:
@@ -153,7 +151,9 @@ class Lake:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.root = Path(path)
-        self.files = [self.root / f for f in sorted(read_state(self.root).files)]
+        state = read_state(self.root)
+        self.files = [self.root / f for f in sorted(state.files)]
+        self.partition = state.partition  #: the time partition: "date" or "month"
 
     def scan(self) -> pl.LazyFrame:
         """Every current file as one lazy frame (partition columns included)."""
@@ -162,7 +162,10 @@ class Lake:
             assert isinstance(empty, pl.DataFrame)
             return empty.lazy()
         return pl.scan_parquet(
-            self.files, hive_partitioning=True, hive_schema=_HIVE, missing_columns="insert"
+            self.files,
+            hive_partitioning=True,
+            hive_schema={"organization_id": pl.String, self.partition: pl.String},
+            missing_columns="insert",
         )
 
     @overload
@@ -220,7 +223,7 @@ class Lake:
         lazy = (
             self.scan()
             .filter(filter_expr(flt))
-            .sort(["timestamp", *PARTITIONS[:1], "seq"], descending=desc)
+            .sort(["timestamp", "organization_id", "seq"], descending=desc)
         )
         if limit is not None:
             if limit < 0:

@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -40,7 +41,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import select
 
 from auditlens.chain.checkpoints import list_checkpoints
-from auditlens.errors import ArchiveError
+from auditlens.errors import ArchiveError, ConfigError
 from auditlens.frames import FRAME_SCHEMA
 from auditlens.lake.layout import (
     FORMAT,
@@ -56,14 +57,16 @@ from auditlens.schema import ip_key
 from auditlens.store.backend import FRAME_COLUMNS, entries
 from auditlens.store.store import Store
 
-__all__ = ["PARTITIONS", "TARGET_FILE_BYTES", "SyncResult", "lake_frame", "sync_lake"]
+__all__ = ["TARGET_FILE_BYTES", "TIME_PARTITIONS", "SyncResult", "lake_frame", "sync_lake"]
 
 #: target size of a Parquet file: a partition's files grow to it before a new one starts.
 TARGET_FILE_BYTES = 128 * 1024 * 1024
 #: rows per Parquet row group.
 ROW_GROUP_ROWS = 128 * 1024
-#: the Hive partition columns, outermost first (not stored inside the files).
-PARTITIONS = ("organization_id", "date")
+#: the time partition (inner Hive folder) → its strftime format: a UTC day (the default),
+#: or a month (``month=YYYY-MM``, the retention archive's folders: fewer, larger files
+#: when organizations log a few hundred entries a day).
+TIME_PARTITIONS = {"date": "%Y-%m-%d", "month": "%Y-%m"}
 _C = entries.c
 
 
@@ -81,9 +84,9 @@ class SyncResult:
     seconds: float = 0.0
 
 
-def lake_frame(table: pa.Table) -> pl.DataFrame:
-    """Entries (:data:`~auditlens.frames.FRAME_SCHEMA`) → the rows of lake files: the
-    ``date`` partition value (UTC) and ``ip_key`` added, each distinct address keyed once.
+def lake_frame(table: pa.Table, partition: str = "date") -> pl.DataFrame:
+    """Entries (:data:`~auditlens.frames.FRAME_SCHEMA`) → the rows of lake files: the time
+    partition's value (UTC) and ``ip_key`` added, each distinct address keyed once.
 
     Example:
         >>> lake_frame(FRAME_SCHEMA.empty_table()).columns[-2:]
@@ -94,7 +97,10 @@ def lake_frame(table: pa.Table) -> pl.DataFrame:
     ips = [a for a in frame["ip_address"].unique().to_list() if a is not None]
     keys = {a: ip_key(a) for a in ips}
     return frame.with_columns(
-        pl.col("timestamp").dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%d").alias("date"),
+        pl.col("timestamp")
+        .dt.convert_time_zone("UTC")
+        .dt.strftime(TIME_PARTITIONS[partition])
+        .alias(partition),
         pl.col("ip_address")
         .replace_strict(keys, default=None, return_dtype=pl.Utf8)
         .alias("ip_key"),
@@ -108,6 +114,7 @@ def sync_lake(
     organization_id: str | None = None,
     target_file_bytes: int = TARGET_FILE_BYTES,
     row_group_rows: int = ROW_GROUP_ROWS,
+    partition: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> SyncResult:
     """Append the entries the lake at ``to`` does not hold yet (every organization, or one).
@@ -117,17 +124,27 @@ def sync_lake(
         organization_id: only this organization.
         target_file_bytes: a partition's files grow to about this size (compaction).
         row_group_rows: rows per Parquet row group.
+        partition: the time partition of a new lake, ``"date"`` (default) or ``"month"``
+            (see :data:`TIME_PARTITIONS`); an existing lake keeps its own.
         progress: called with the number of entries written since the last call.
 
     Raises:
         ArchiveError: the store's entries do not continue the lake's chain (entries the
             lake is missing were removed by retention, or the store and the lake differ),
             or a file the sync would compact does not match its manifest.
+        ConfigError: an unknown partition, or another one than the existing lake's.
     """
     t0 = time.perf_counter()
     root = Path(to)
     root.mkdir(parents=True, exist_ok=True)
     state = read_state(root)
+    if partition is not None and partition not in TIME_PARTITIONS:
+        raise ConfigError(
+            f"partition must be one of {', '.join(TIME_PARTITIONS)}, got {partition!r}"
+        )
+    if state.manifests and partition is not None and partition != state.partition:
+        raise ConfigError(f"{root}: this lake is partitioned by {state.partition}, not {partition}")
+    part_by = state.partition if state.manifests else (partition or "date")
     _remove_leftovers(root, state)
     number = state.last_sync + 1
     result = SyncResult(str(root), None)
@@ -150,7 +167,7 @@ def sync_lake(
             table = pa.Table.from_batches(list(store.read_batches(stmt)), schema=FRAME_SCHEMA)
             if table.num_rows == 0:
                 continue
-            frame = lake_frame(table)
+            frame = lake_frame(table, part_by)
             first, last = int(frame["seq"][0]), int(frame["seq"][-1])
             first_prev = str(frame["prev_hash"][0])
             if head is not None and (first != after + 1 or first_prev != head.last_entry_hash):
@@ -158,12 +175,12 @@ def sync_lake(
                     f"{root}: organization {org}: the store's next entry (seq {first}) does not "
                     f"continue the lake's seq {after} (removed by retention, or another store?)"
                 )
-            for f in _write_org(root, state, org, frame, number, target_file_bytes, row_group_rows):
-                if f.path in state.files or f.path in replaces:
-                    continue
+            for f in _write_org(
+                root, state, org, frame, part_by, number, target_file_bytes, row_group_rows
+            ):
                 files.append(f)
                 written.append(root / f.path)
-            replaces.extend(_replaced_by(state, org, frame, target_file_bytes))
+            replaces.extend(_replaced_by(state, org, frame, part_by, target_file_bytes))
             cp = _covering_checkpoint(store, org, last)
             segments[org] = {
                 "first_seq": first,
@@ -183,6 +200,7 @@ def sync_lake(
         manifest = {
             "format": FORMAT,
             "sync": number,
+            "partition": part_by,
             "previous_sha256": state.last_sha256,
             "created_at_ms": int(time.time() * 1000),
             "organizations": segments,
@@ -217,10 +235,12 @@ def _open_file(state: LakeState, folder: str, target: int) -> LakeFile | None:
     return newest if newest.bytes < target else None
 
 
-def _replaced_by(state: LakeState, org: str, frame: pl.DataFrame, target: int) -> list[str]:
+def _replaced_by(
+    state: LakeState, org: str, frame: pl.DataFrame, partition: str, target: int
+) -> list[str]:
     out = []
-    for date in frame["date"].unique(maintain_order=True).to_list():
-        open_ = _open_file(state, f"organization_id={org}/date={date}", target)
+    for value in frame[partition].unique(maintain_order=True).to_list():
+        open_ = _open_file(state, f"organization_id={org}/{partition}={value}", target)
         if open_ is not None:
             out.append(open_.path)
     return out
@@ -231,15 +251,16 @@ def _write_org(
     state: LakeState,
     org: str,
     frame: pl.DataFrame,
+    partition: str,
     number: int,
     target: int,
     group_rows: int,
 ) -> list[LakeFile]:
     """Write one organization's new rows, partition by partition; compacts open files."""
     out: list[LakeFile] = []
-    for (date,), part in frame.group_by(["date"], maintain_order=True):
-        folder = f"organization_id={org}/date={date}"
-        rows = part.drop(list(PARTITIONS))
+    for (value,), part in frame.group_by([partition], maintain_order=True):
+        folder = f"organization_id={org}/{partition}={value}"
+        rows = part.drop("organization_id", partition)
         open_ = _open_file(state, folder, target)
         if open_ is not None:
             path = root / open_.path
@@ -265,8 +286,17 @@ def _write_files(
     group_rows: int,
 ) -> list[LakeFile]:
     """Write ``rows`` as files of about ``target`` bytes (checked after each row group)."""
-    out: list[LakeFile] = []
     table = rows.to_arrow()
+    if table.nbytes < target:  # the usual case: compressed, it is smaller still
+        buf = pa.BufferOutputStream()
+        pq.write_table(table, buf, row_group_size=group_rows, compression="zstd")
+        data = buf.getvalue()
+        lo, hi = int(table.column("seq")[0].as_py()), int(table.column("seq")[-1].as_py())
+        name = f"{folder}/part-s{number:06d}-{lo:012d}-{hi:012d}.parquet"
+        atomic_write(root / name, lambda p: p.write_bytes(data))
+        sha = hashlib.sha256(data).hexdigest()
+        return [LakeFile(name, org, table.num_rows, lo, hi, sha, data.size, number)]
+    out: list[LakeFile] = []
     start = 0
     while start < table.num_rows:
         tmp = root / folder / f".part-s{number:06d}-{start}.parquet.tmp"
