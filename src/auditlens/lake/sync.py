@@ -32,13 +32,14 @@ import json
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from auditlens.chain.checkpoints import list_checkpoints
 from auditlens.errors import ArchiveError, ConfigError
@@ -148,23 +149,27 @@ def sync_lake(
     _remove_leftovers(root, state)
     number = state.last_sync + 1
     result = SyncResult(str(root), None)
-    orgs = [o["organization_id"] for o in store.organizations()]
-    if organization_id is not None:
-        orgs = [o for o in orgs if o == organization_id]
+    heads = _store_heads(store, organization_id)
+    orgs = [o for o, top in heads if top > _after(state, o)]  # only organizations with news
     written: list[Path] = []
     files: list[LakeFile] = []
     replaces: list[str] = []
     segments: dict[str, dict[str, object]] = {}
+    # the next organization's entries are read (by the store's reader: ADBC in a helper
+    # process on SQLite) while this one's files are written; an in-memory SQLite store is
+    # one connection of one thread, so it is read in turn
+    in_memory = store.engine.url.database in (None, "", ":memory:")
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-read")
+    submit = _now if in_memory else pool.submit
     try:
-        for org in orgs:
+        pending = submit(_read, store, orgs[0], _after(state, orgs[0])) if orgs else None
+        for i, org in enumerate(orgs):
             head = state.heads.get(org)
-            after = head.last_seq if head is not None else 0
-            stmt = (
-                select(*FRAME_COLUMNS)
-                .where(_C.organization_id == org, _C.seq > after)
-                .order_by(_C.seq)
-            )
-            table = pa.Table.from_batches(list(store.read_batches(stmt)), schema=FRAME_SCHEMA)
+            after = _after(state, org)
+            assert pending is not None
+            table = pending.result()
+            if i + 1 < len(orgs):
+                pending = submit(_read, store, orgs[i + 1], _after(state, orgs[i + 1]))
             if table.num_rows == 0:
                 continue
             frame = lake_frame(table, part_by)
@@ -216,6 +221,8 @@ def sync_lake(
         for path in written:
             path.unlink(missing_ok=True)
         raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     for rel in replaces:
         (root / rel).unlink(missing_ok=True)
     result.sync = number
@@ -224,6 +231,32 @@ def sync_lake(
     result.bytes_written = sum(f.bytes for f in files)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _store_heads(store: Store, organization_id: str | None) -> list[tuple[str, int]]:
+    """Each organization's highest seq (an index-only scan of the (organization, seq) key)."""
+    stmt = select(_C.organization_id, func.max(_C.seq)).group_by(_C.organization_id)
+    if organization_id is not None:
+        stmt = stmt.where(_C.organization_id == organization_id)
+    with store.connect() as conn:
+        return sorted((str(o), int(top)) for o, top in conn.execute(stmt))
+
+
+def _after(state: LakeState, org: str) -> int:
+    head = state.heads.get(org)
+    return head.last_seq if head is not None else 0
+
+
+def _now(fn: Callable[..., pa.Table], *args: object) -> Future[pa.Table]:
+    """``fn(*args)`` run now, as a finished future (what ``pool.submit`` would return)."""
+    done: Future[pa.Table] = Future()
+    done.set_result(fn(*args))
+    return done
+
+
+def _read(store: Store, org: str, after: int) -> pa.Table:
+    stmt = select(*FRAME_COLUMNS).where(_C.organization_id == org, _C.seq > after).order_by(_C.seq)
+    return pa.Table.from_batches(list(store.read_batches(stmt)), schema=FRAME_SCHEMA)
 
 
 def _open_file(state: LakeState, folder: str, target: int) -> LakeFile | None:
