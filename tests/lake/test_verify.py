@@ -178,3 +178,12 @@ def test_with_keys_an_organization_without_checkpoint_is_a_problem(
     sync_lake(store, root)
     report = verify_lake(root, keys=[key.verifier])
     assert [(p.organization_id, p.kind) for p in report.problems] == [(ORG, "no_checkpoint")]
+
+
+def test_a_file_that_is_no_longer_parquet_is_reported_not_raised(lake: Path) -> None:
+    path = _file_with(lake, ORG2, 1)
+    path.write_bytes(b"PAR1 garbage")
+    report = verify_lake(lake)
+    kinds = {(p.organization_id, p.kind) for p in report.problems}
+    assert {(ORG2, "file_changed"), (ORG2, "file_unreadable"), (ORG2, "missing")} <= kinds
+    assert report.first_problem(ORG) is None

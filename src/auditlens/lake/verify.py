@@ -1,7 +1,7 @@
 """``verify_lake``: the lake checked from its files alone (no store needed).
 
 For each organization: every current file exists and has the SHA-256 its manifest records
-(``file_missing``, ``file_changed``, with the file's seq range); the rows run from the
+(``file_missing``, ``file_changed``, ``file_unreadable``, with the file's seq range); the rows run from the
 first synced seq to the last without gap or repeat (``missing``, ``inserted``); every
 content hash and link hash is recomputed column-wise from the Parquet values, and each
 ``prev_hash`` is the previous row's ``entry_hash`` (``modified``, naming the seq and
@@ -106,7 +106,13 @@ def _read_files(state: LakeState, org: str, res: OrganizationResult) -> pl.DataF
                     f"{where}: SHA-256 differs from the manifest",
                 )
             )
-        frames.append(pl.read_parquet(p))
+        try:
+            frames.append(pl.read_parquet(p))
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            detail = f"{where}: not readable as Parquet ({type(exc).__name__})"
+            res.problems.append(
+                Problem(org, f.first_seq, None, "file_unreadable", None, None, detail)
+            )
     if not frames:
         return None
     return pl.concat(frames, how="vertical_relaxed").sort("seq")
@@ -126,6 +132,9 @@ def _verify_org(
     res.first_seq, res.last_seq = head.first_seq, head.last_seq
     if frame.height:
         _check_rows(org, head, frame, res)
+    elif head.last_seq >= head.first_seq:
+        detail = f"no readable file holds seq {head.first_seq}–{head.last_seq}"
+        res.problems.append(Problem(org, head.first_seq, None, "missing", None, None, detail))
     _check_checkpoint(org, head, frame, res, keys)
 
 
