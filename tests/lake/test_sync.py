@@ -115,11 +115,14 @@ def test_leftovers_of_a_killed_sync_are_removed(store: al.AuditStore, lake: Path
     sync_lake(store, lake)
     folder = _parquet(lake)[0].parent
     (folder / "part-s000002-000000000002-000000000009.parquet").write_bytes(b"half")
-    (folder / "x.parquet.tmp").write_bytes(b"half")
+    (folder / "part-s000002-000000000002-000000000009.parquet.tmp").write_bytes(b"half")
+    foreign = folder / "seq-000000000001-000000000030.parquet"  # e.g. a retention archive's
+    foreign.write_bytes(b"not ours")
     store.append([make_entry()])
     sync_lake(store, lake)
-    assert len(_parquet(lake)) == 1
+    assert _parquet(lake) == sorted([foreign, *(lake / f for f in read_state(lake).files)])
     assert not list(folder.glob("*.tmp"))
+    assert foreign.read_bytes() == b"not ours"
     assert verify_lake(lake).ok
 
 

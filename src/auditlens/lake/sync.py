@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -362,11 +363,14 @@ def _covering_checkpoint(store: Store, org: str, last_seq: int) -> str | None:
     return max(notes, key=lambda c: (c.tree_size, c.id)).note if notes else None
 
 
+_OURS = re.compile(r"\.?part-s\d{6,}-\d+(?:-\d+)?\.parquet(?:\.tmp)?")
+
+
 def _remove_leftovers(root: Path, state: LakeState) -> None:
-    """Delete what a killed sync left: temporary files and Parquet files no manifest lists."""
+    """Delete what a killed sync left: its temporary files and the Parquet files it named
+    that no manifest lists. Files a sync does not name (a retention archive's, yours) stay."""
     for path in root.glob("organization_id=*/**/*"):
-        if not path.is_file():
+        if not path.is_file() or not _OURS.fullmatch(path.name):
             continue
-        rel = path.relative_to(root).as_posix()
-        if path.name.endswith(".tmp") or (path.suffix == ".parquet" and rel not in state.files):
+        if path.name.endswith(".tmp") or path.relative_to(root).as_posix() not in state.files:
             path.unlink()

@@ -1,8 +1,8 @@
 """``verify_lake``: the lake checked from its files alone (no store needed).
 
-For each organization: every current file exists and has the SHA-256 its manifest records
-(``file_missing``, ``file_changed``, ``file_unreadable``, with the file's seq range); the rows run from the
-first synced seq to the last without gap or repeat (``missing``, ``inserted``); every
+For each organization: every current file exists, is Parquet and has the SHA-256 its
+manifest records (``file_missing``, ``file_unreadable``, ``file_changed``, with the file's seq
+range); the rows run from the first synced seq to the last without gap or repeat (``missing``, ``inserted``); every
 content hash and link hash is recomputed column-wise from the Parquet values, and each
 ``prev_hash`` is the previous row's ``entry_hash`` (``modified``, naming the seq and
 audit id); the last entry hash is the one the manifests record (``truncated``). The
