@@ -2,8 +2,8 @@
 
 For each organization: every current file exists, is Parquet and has the SHA-256 its
 manifest records (``file_missing``, ``file_unreadable``, ``file_changed``, with the file's seq
-range); the rows run from the first synced seq to the last without gap or repeat (``missing``, ``inserted``); every
-content hash and link hash is recomputed column-wise from the Parquet values, and each
+range); the rows run from the first synced seq to the last without gap or repeat
+(``missing``, ``inserted``); every content hash and link hash is recomputed column-wise from the Parquet values, and each
 ``prev_hash`` is the previous row's ``entry_hash`` (``modified``, naming the seq and
 audit id); the last entry hash is the one the manifests record (``truncated``). The
 manifests form a chain (each records the SHA-256 of the one before) and each sync must
