@@ -1,16 +1,17 @@
 """``verify_lake``: the lake checked from its files alone (no store needed).
 
 For each organization: every current file exists, is Parquet and has the SHA-256 its
-manifest records (``file_missing``, ``file_unreadable``, ``file_changed``, with the file's seq
-range); the rows run from the first synced seq to the last without gap or repeat
-(``missing``, ``inserted``); every content hash and link hash is recomputed column-wise from the Parquet values, and each
-``prev_hash`` is the previous row's ``entry_hash`` (``modified``, naming the seq and
-audit id); the last entry hash is the one the manifests record (``truncated``). The
-manifests form a chain (each records the SHA-256 of the one before) and each sync must
-continue the previous one (``manifest``). The newest signed checkpoint a manifest carries
-is checked for its signature (with the keys you give) and for its Merkle root, recomputed
-over the lake's entry hashes (``bad_signature``, ``checkpoint_mismatch``); with keys, an
-organization whose lake range no checkpoint signed by them covers is ``no_checkpoint``.
+manifest records (``file_missing``, ``file_unreadable``, ``file_changed``, with the file's
+seq range); the rows run from the first synced seq to the last without gap or repeat
+(``missing``, ``inserted``); every content hash and link hash is recomputed column-wise from
+the Parquet values, and each ``prev_hash`` is the previous row's ``entry_hash``
+(``modified``, naming the seq and audit id); the last entry hash is the one the manifests
+record (``truncated``). The manifests form a chain (each records the SHA-256 of the one
+before) and each sync must continue the previous one (``manifest``). The newest signed
+checkpoint a manifest carries is checked for its signature (with the keys you give) and for
+its Merkle root, recomputed over the lake's entry hashes (``bad_signature``,
+``checkpoint_mismatch``); with keys, an organization whose lake range no checkpoint signed
+by them covers is ``no_checkpoint``.
 
 The result is the store verifier's :class:`~auditlens.chain.verify.VerificationReport`.
 
