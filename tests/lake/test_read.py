@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 import auditlens as al
-from auditlens.errors import FilterError
+from auditlens.errors import ArchiveError, FilterError
 from auditlens.frames import COLUMNS
 from auditlens.lake import sync_lake
 from tests.helpers import JANE_ID, ORG, ORG2, make_entry
@@ -105,3 +105,8 @@ def test_an_empty_lake_reads_as_an_empty_frame(tmp_path: Path) -> None:
     frame = al.open_lake(tmp_path).query(result="success")
     assert isinstance(frame, pl.DataFrame) and frame.height == 0
     assert frame.columns == list(COLUMNS)
+
+
+def test_a_missing_folder_is_an_error_not_an_empty_lake(tmp_path: Path) -> None:
+    with pytest.raises(ArchiveError, match="no such folder"):
+        al.open_lake(tmp_path / "typo")

@@ -10,6 +10,7 @@ import pytest
 
 import auditlens as al
 from auditlens.chain.canonical import entry_hash
+from auditlens.errors import ArchiveError
 from auditlens.lake import sync_lake, verify_lake
 from auditlens.lake.layout import file_sha256, read_state
 from tests.helpers import ORG, ORG2, make_entry
@@ -187,3 +188,8 @@ def test_a_file_that_is_no_longer_parquet_is_reported_not_raised(lake: Path) -> 
     kinds = {(p.organization_id, p.kind) for p in report.problems}
     assert {(ORG2, "file_changed"), (ORG2, "file_unreadable"), (ORG2, "missing")} <= kinds
     assert report.first_problem(ORG) is None
+
+
+def test_a_folder_without_manifests_is_not_a_verified_lake(tmp_path: Path) -> None:
+    with pytest.raises(ArchiveError, match="no lake manifest"):
+        verify_lake(tmp_path)

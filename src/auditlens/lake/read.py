@@ -34,7 +34,7 @@ import polars as pl
 import pyarrow as pa
 from typing_extensions import Unpack
 
-from auditlens.errors import FilterError
+from auditlens.errors import ArchiveError, FilterError
 from auditlens.fields import FIELD, KEYWORDS, Match
 from auditlens.frames import FRAME_SCHEMA, to_backend
 from auditlens.lake.layout import read_state
@@ -151,6 +151,8 @@ class Lake:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.root = Path(path)
+        if not self.root.is_dir():
+            raise ArchiveError(f"{self.root}: no such folder (a lake is a folder sync_lake wrote)")
         state = read_state(self.root)
         self.files = [self.root / f for f in sorted(state.files)]
         self.partition = state.partition  #: the time partition: "date" or "month"
@@ -236,5 +238,9 @@ class Lake:
 
 
 def open_lake(path: str | os.PathLike[str]) -> Lake:
-    """The lake at ``path`` (a folder :func:`~auditlens.lake.sync_lake` wrote), for reading."""
+    """The lake at ``path`` (a folder :func:`~auditlens.lake.sync_lake` wrote), for reading.
+
+    Raises:
+        ArchiveError: ``path`` is not a folder.
+    """
     return Lake(path)

@@ -41,6 +41,7 @@ import pyarrow.compute as pc
 from auditlens.chain.canonical import content_hash_expr
 from auditlens.chain.notes import VerifierKey, parse_checkpoint, parse_note
 from auditlens.chain.verify import OrganizationResult, Problem, VerificationReport
+from auditlens.errors import ArchiveError
 from auditlens.lake.layout import LakeState, OrgHead, file_sha256, read_state
 from auditlens.merkle import MerkleTree, leaf_hash
 
@@ -59,11 +60,14 @@ def verify_lake(
             them, signatures are not checked (``keys_source == "none"``), only the roots.
 
     Raises:
-        ArchiveError: a manifest is not readable JSON.
+        ArchiveError: no manifest at ``path`` (not a lake, or never synced), or a manifest
+            is not readable JSON.
     """
     started = time.time()
     t0 = time.perf_counter()
     state = read_state(path)
+    if not state.manifests:
+        raise ArchiveError(f"{path}: no lake manifest (manifests/sync-*.json): not a lake?")
     results = []
     orgs = sorted(set(state.heads) | {o for o, _ in state.problems if o})
     for org in orgs:
