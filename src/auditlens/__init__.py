@@ -38,6 +38,7 @@ if _typing.TYPE_CHECKING:  # the real types for mypy and IDEs; at run time they 
     from auditlens.explorer import explore
     from auditlens.facade import AuditStore, open_store
     from auditlens.frames import COLUMNS, expand_details
+    from auditlens.lake import Lake, open_lake, sync_lake, verify_lake
     from auditlens.query import Filter, parse_search
     from auditlens.reports import build_report
     from auditlens.resources import open_store_or_sample
@@ -99,6 +100,7 @@ __all__ = [
     "FrameworkError",
     "IngestAbortedError",
     "IngestError",
+    "Lake",
     "NoteFormatError",
     "NotebookError",
     "Page",
@@ -129,6 +131,7 @@ __all__ = [
     "ingest",
     "load_signing_key",
     "load_verifier",
+    "open_lake",
     "open_store",
     "open_store_or_sample",
     "parse_search",
@@ -137,9 +140,11 @@ __all__ = [
     "reports",
     "retention",
     "stream_audit_events",
+    "sync_lake",
     "triage",
     "troubleshoot",
     "verify",
+    "verify_lake",
 ]
 
 #: public name → the module that defines it (``""``: the name is itself a submodule).
@@ -159,6 +164,7 @@ _LAZY: dict[str, str] = {
     "Stats": "auditlens.store.store",
     "VerificationReport": "auditlens.chain.verify",
     "VerifierKey": "auditlens.chain.notes",
+    "Lake": "auditlens.lake",
     "alerts": "",
     "build_report": "auditlens.reports",
     "context": "",
@@ -170,6 +176,7 @@ _LAZY: dict[str, str] = {
     "ingest": "",
     "load_signing_key": "auditlens.chain.notes",
     "load_verifier": "auditlens.chain.notes",
+    "open_lake": "auditlens.lake",
     "open_store": "auditlens.facade",
     "open_store_or_sample": "auditlens.resources",
     "parse_search": "auditlens.query",
@@ -178,9 +185,11 @@ _LAZY: dict[str, str] = {
     "reports": "",
     "retention": "",
     "stream_audit_events": "auditlens.compat",
+    "sync_lake": "auditlens.lake",
     "triage": "auditlens.responses",
     "troubleshoot": "",
     "verify": "auditlens.chain.verify",
+    "verify_lake": "auditlens.lake",
 }
 
 

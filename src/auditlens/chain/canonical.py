@@ -31,9 +31,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from auditlens.fields import CONTENT_FIELDS
+
+if TYPE_CHECKING:
+    import polars as pl
 
 __all__ = [
     "CANONICAL_VERSION",
@@ -100,7 +103,7 @@ def content_hashes(frame: Any) -> list[bytes]:
     return cast("list[bytes]", digests.to_list())
 
 
-def content_hash_expr() -> Any:
+def content_hash_expr() -> pl.Expr:
     """A polars expression: each row's content hash as 64 hex digits, column-wise.
 
     Over a frame with the columns of :data:`CONTENT_FIELDS`; what
@@ -128,4 +131,5 @@ def content_hash_expr() -> Any:
                 [col.str.len_bytes().cast(pl.Utf8), pl.lit(":"), col, pl.lit(",")]
             ).fill_null("~")
         )
-    return pl.concat_str(parts).chash.sha2_256().alias("content_hash")  # type: ignore[attr-defined]
+    digest: pl.Expr = pl.concat_str(parts).chash.sha2_256()  # type: ignore[attr-defined]
+    return digest.alias("content_hash")

@@ -1,0 +1,214 @@
+"""The lake's layout on disk, and its state read back from its manifests.
+
+```
+<root>/organization_id=<org>/date=YYYY-MM-DD/part-s<sync>-<first seq>-<last seq>.parquet
+       (or …/month=YYYY-MM/…: a lake partitioned by month)
+<root>/manifests/sync-000001.json, sync-000002.json, …
+```
+
+Parquet files hold the entry frame (:data:`auditlens.frames.FRAME_SCHEMA`) without the
+partition columns (``organization_id`` and ``date``/``month`` come from the folder names, as Hive,
+Trino, Athena, Spark and polars expect), plus ``ip_key`` (the sortable address key CIDR
+filters compare). One manifest per sync lists, per organization, the seq range it added,
+the ``prev_hash`` of its first entry, its last ``entry_hash`` and the newest signed
+checkpoint that the lake covers; every file it wrote with rows, seq range and SHA-256;
+the files it replaced (compaction); and the SHA-256 of the previous manifest, so the
+manifests form a chain. The lake is its own state: the next sync starts after the last
+seq the manifests record, and the current files are those written and not replaced.
+
+Example:
+    >>> manifest_name(3)
+    'sync-000003.json'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from auditlens.errors import ArchiveError
+
+__all__ = [
+    "FORMAT",
+    "MANIFESTS",
+    "LakeFile",
+    "LakeState",
+    "OrgHead",
+    "atomic_write",
+    "file_sha256",
+    "manifest_name",
+    "read_state",
+]
+
+FORMAT = "auditlens.lake.v1"
+MANIFESTS = "manifests"
+_MANIFEST_RE = re.compile(r"sync-(\d{6,})\.json")
+
+
+def manifest_name(number: int) -> str:
+    """The file name of sync ``number``'s manifest."""
+    return f"sync-{number:06d}.json"
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 (hex) of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
+    """Write through a temporary name in the same folder, then rename into place."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class LakeFile:
+    """One Parquet file of the lake, as its manifest records it."""
+
+    path: str  #: relative to the lake root, with ``/``
+    organization_id: str
+    rows: int
+    first_seq: int
+    last_seq: int
+    sha256: str
+    bytes: int
+    sync: int  #: the sync whose manifest lists it
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest's record of the file."""
+        return {k: v for k, v in self.__dict__.items() if k != "sync"}
+
+
+@dataclass
+class OrgHead:
+    """Where an organization's part of the lake ends (and began)."""
+
+    first_seq: int
+    first_prev_hash: str
+    last_seq: int
+    last_entry_hash: str
+    rows: int = 0
+    checkpoint: str | None = None  #: the newest checkpoint note a manifest carries
+    checkpoint_sync: int | None = None
+
+
+@dataclass
+class LakeState:
+    """The lake as its manifests describe it."""
+
+    root: Path
+    manifests: list[tuple[int, dict[str, Any], str]] = field(default_factory=list)
+    heads: dict[str, OrgHead] = field(default_factory=dict)
+    files: dict[str, LakeFile] = field(default_factory=dict)  #: current files by path
+    partition: str = "date"  #: the time partition (inner Hive folder): date or month
+    #: what is wrong with the manifests themselves: (organization or "", detail)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def last_sync(self) -> int:
+        """The number of the newest sync (0: none yet)."""
+        return self.manifests[-1][0] if self.manifests else 0
+
+    @property
+    def last_sha256(self) -> str | None:
+        """SHA-256 of the newest manifest (the next one records it)."""
+        return self.manifests[-1][2] if self.manifests else None
+
+    def files_of(self, organization_id: str) -> list[LakeFile]:
+        """An organization's current files, in seq order."""
+        return sorted(
+            (f for f in self.files.values() if f.organization_id == organization_id),
+            key=lambda f: (f.first_seq, f.path),
+        )
+
+
+def _load(path: Path) -> tuple[dict[str, Any], str]:
+    try:
+        data = path.read_bytes()
+        meta = json.loads(data)
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise ValueError(f"not an {FORMAT} manifest")
+    except (OSError, ValueError) as exc:
+        raise ArchiveError(f"{path}: unreadable lake manifest ({exc})") from None
+    return meta, hashlib.sha256(data).hexdigest()
+
+
+def read_state(root: str | os.PathLike[str]) -> LakeState:
+    """Read every manifest of the lake at ``root`` (none yet: an empty state).
+
+    Manifest problems (a number missing, a broken link to the previous manifest, an
+    organization's range that does not continue its previous one) are collected in
+    ``problems``, not raised: :func:`auditlens.lake.verify_lake` reports them.
+
+    Raises:
+        ArchiveError: a manifest file is not JSON or not a lake manifest.
+
+    Example:
+        >>> import tempfile
+        >>> read_state(tempfile.mkdtemp()).last_sync
+        0
+    """
+    base = Path(root)
+    state = LakeState(base)
+    folder = base / MANIFESTS
+    numbered = sorted(
+        (int(m[1]), p)
+        for p in (folder.iterdir() if folder.is_dir() else [])
+        if (m := _MANIFEST_RE.fullmatch(p.name))
+    )
+    previous: str | None = None
+    for expected, (number, path) in enumerate(numbered, start=1):
+        meta, sha = _load(path)
+        if number != expected:
+            state.problems.append(("", f"manifest {manifest_name(expected)} is missing"))
+        if meta.get("sync") != number:
+            state.problems.append(("", f"{path.name}: records sync {meta.get('sync')}"))
+        if meta.get("previous_sha256") != previous:
+            state.problems.append(
+                ("", f"{path.name}: the previous manifest's SHA-256 differs from the one recorded")
+            )
+        previous = sha
+        if not state.manifests:
+            state.partition = str(meta.get("partition", "date"))
+        state.manifests.append((number, meta, sha))
+        for rel in meta.get("replaces", []):
+            state.files.pop(rel, None)
+        for f in meta.get("files", []):
+            state.files[f["path"]] = LakeFile(**f, sync=number)
+        for org, seg in meta.get("organizations", {}).items():
+            head = state.heads.get(org)
+            if head is None:
+                head = OrgHead(
+                    int(seg["first_seq"]), seg["prev_hash"], int(seg["first_seq"]) - 1, ""
+                )
+                head.last_entry_hash = seg["prev_hash"]
+                state.heads[org] = head
+            elif int(seg["first_seq"]) != head.last_seq + 1 or seg["prev_hash"] != (
+                head.last_entry_hash
+            ):
+                state.problems.append(
+                    (
+                        org,
+                        f"{path.name}: seq {seg['first_seq']} does not continue seq "
+                        f"{head.last_seq} of the previous syncs",
+                    )
+                )
+            head.last_seq, head.last_entry_hash = int(seg["last_seq"]), seg["last_entry_hash"]
+            head.rows += int(seg["rows"])
+            if seg.get("checkpoint"):
+                head.checkpoint, head.checkpoint_sync = seg["checkpoint"], number
+    return state
