@@ -59,7 +59,8 @@ class Engine:
 def engine() -> Iterator[Engine]:
     eng = Engine()
     yield eng
-    eng.con.close()
+    eng.session.stop()  # SQLFrame keeps one session per process: stop() closes it and lets
+    # the next DuckDBSession(conn=...) (another module, a doctest) take its own connection
 
 
 def assert_parity(engine: Engine, entries: pl.DataFrame, name: str, **params: Any) -> int:

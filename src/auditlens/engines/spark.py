@@ -31,6 +31,7 @@ Example:
     >>> found = detect(session, session.table("entries"), ["failed_login_spikes"])
     >>> to_polars(found)[["subject", "count"]].rows()
     [('jane@x.io', 7)]
+    >>> session.stop()  # SQLFrame sessions are one per process: close it for the next user
 """
 
 from __future__ import annotations
