@@ -36,7 +36,7 @@ import zipfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 import orjson
 
@@ -49,6 +49,7 @@ from auditlens.merkle import leaf_hash, verify_inclusion
 from auditlens.schema import parse_timestamp, row_to_entry
 
 if TYPE_CHECKING:
+    from auditlens.query.keywords import FilterKeywords
     from auditlens.store.store import Store
 
 __all__ = [
@@ -124,7 +125,10 @@ def _key_file_name(name: str) -> str:
 
 
 def export_bundle(
-    store: Store, where: Any = None, out: str | os.PathLike[str] = "bundle.zip", **filters: Any
+    store: Store,
+    where: Any = None,
+    out: str | os.PathLike[str] = "bundle.zip",
+    **filters: Unpack[FilterKeywords],
 ) -> ExportedBundle:
     """Write the matching entries, their proofs, checkpoints and keys to a zip.
 

@@ -54,7 +54,7 @@ import shutil
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Unpack
 
 import orjson
 import polars as pl
@@ -68,6 +68,7 @@ from auditlens.review import check_review, record_review
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from auditlens.query.keywords import FilterKeywords
     from auditlens.store.store import Store
 
 __all__ = [
@@ -462,7 +463,7 @@ def write_ocsf_jsonl(
     store: Store,
     sink: IO[bytes],
     where: Any,
-    filters: dict[str, Any],
+    filters: Mapping[str, Any],
     batch_size: int,
     tally: Callable[[pl.DataFrame], None],
 ) -> None:
@@ -498,7 +499,7 @@ def export_ocsf_parquet(
     record: bool = True,
     manifest: bool = True,
     batch_size: int = 50_000,
-    **filters: Any,
+    **filters: Unpack[FilterKeywords],
 ) -> ExportResult:
     """Export matching entries as OCSF Parquet: a folder ``out`` with one file per class.
 
@@ -609,7 +610,7 @@ def export_ocsf_parquet(
     )
 
 
-def _review(where: Any, filters: dict[str, Any], digests: dict[str, str]) -> dict[str, Any]:
+def _review(where: Any, filters: Mapping[str, Any], digests: dict[str, str]) -> dict[str, Any]:
     return {
         "format": "ocsf-parquet",
         "fields": [],

@@ -32,10 +32,10 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Unpack
 
 import polars as pl
 
@@ -44,6 +44,7 @@ from auditlens.fields import EXPORT_DEFAULTS, EXPORT_PATHS
 from auditlens.review import check_review, record_review
 
 if TYPE_CHECKING:
+    from auditlens.query.keywords import FilterKeywords
     from auditlens.store.store import Store, Where
 
 __all__ = ["FORMATS", "ExportResult", "export", "resolve_fields", "write_csv"]
@@ -210,7 +211,7 @@ def export(
     record: bool = True,
     manifest: bool = True,
     batch_size: int = 50_000,
-    **filters: Any,
+    **filters: Unpack[FilterKeywords],
 ) -> ExportResult:
     """Export matching entries (``where`` = search string or filters, plus keyword filters).
 
@@ -287,7 +288,7 @@ def export(
 
 
 def _review_details(
-    format: str, names: list[str], where: Any, filters: dict[str, Any], sha256: str
+    format: str, names: list[str], where: Any, filters: Mapping[str, Any], sha256: str
 ) -> dict[str, Any]:
     """The details of an export's ``audit_log.exported`` entry."""
     return {
@@ -307,7 +308,7 @@ def _export_to(
     spec: list[tuple[str, str, str | None]],
     compress: bool,
     where: Any,
-    filters: dict[str, Any],
+    filters: Mapping[str, Any],
     batch_size: int,
     mtmp: Path | None,
     path: Path | None,
@@ -389,7 +390,7 @@ def _write(
     spec: list[tuple[str, str, str | None]],
     compress: bool,
     where: Any,
-    filters: dict[str, Any],
+    filters: Mapping[str, Any],
     batch_size: int,
 ) -> dict[str, Any]:
     stats: dict[str, Any] = {"rows": 0, "first": None, "last": None, "orgs": {}}
@@ -452,7 +453,7 @@ def _write_pdf(
     sink: IO[bytes],
     spec: list[tuple[str, str, str | None]],
     where: Any,
-    filters: dict[str, Any],
+    filters: Mapping[str, Any],
     stats: dict[str, Any],
 ) -> dict[str, Any]:
     from auditlens.export.pdf import (  # lazy: only PDFs need jinja2 and weasyprint
@@ -493,7 +494,7 @@ def _tally(stats: dict[str, Any], batch: pl.DataFrame) -> None:
 
 
 def _record(
-    store: Store, result: ExportResult, where: Any, filters: dict[str, Any], path: Path | None
+    store: Store, result: ExportResult, where: Any, filters: Mapping[str, Any], path: Path | None
 ) -> None:
 
     counts = dict(result.organizations)

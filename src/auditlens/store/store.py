@@ -324,7 +324,7 @@ class Store:
         """
         return self.engine.connect()
 
-    def filter(self, where: Where = None, **filters: Any) -> Filter:
+    def filter(self, where: Where = None, **filters: Unpack[FilterKeywords]) -> Filter:
         """The :class:`~auditlens.query.Filter` a ``where`` (search string, Filter, mapping)
         and keyword filters mean together, as every read method combines them.
 
@@ -343,7 +343,7 @@ class Store:
         *,
         order: Order = "desc",
         limit: int | None = None,
-        **filters: Any,
+        **filters: Unpack[FilterKeywords],
     ) -> Select[Any]:
         """A SELECT of ``columns`` from ``audit_entries`` for matching entries, in time order
         (then row order), with the filter compiled for this store's dialect.
