@@ -22,7 +22,6 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from auditlens.errors import IngestError
 from auditlens.importers import entries_only
 from auditlens.importers.entries import (
     FieldRule,
@@ -36,7 +35,7 @@ from auditlens.importers.entries import (
     split_address,
     stable_id,
 )
-from auditlens.importers.files import iter_files, json_records
+from auditlens.importers.files import iter_files, json_records, mapped
 from auditlens.ingest import SourceRecord
 from auditlens.schema import DEFAULT_MAX_DETAILS_BYTES
 
@@ -165,18 +164,12 @@ def records(
     """Every record of the files (or folders) as :class:`~auditlens.ingest.SourceRecord`:
     the entry, or why the record cannot be one."""
     for path in iter_files(paths):
-        name = str(path)
-        for line, value, raw in json_records(path, ("Records",)):
-            if isinstance(value, Exception):
-                yield SourceRecord(name, line, value, raw)
-                continue
-            try:
-                yield SourceRecord(
-                    name, line, to_entry(value, organization_id, max_details_bytes, raw), raw
-                )
-            except (ValueError, TypeError, KeyError) as exc:
-                err = IngestError(f"eventID {value.get('eventID')!r}: {exc}")
-                yield SourceRecord(name, line, err, raw)
+        yield from mapped(
+            path,
+            json_records(path, ("Records",)),
+            lambda rec, raw: to_entry(rec, organization_id, max_details_bytes, raw),
+            lambda rec: f"eventID {rec.get('eventID')!r}",
+        )
 
 
 def read(

@@ -30,15 +30,16 @@ from __future__ import annotations
 
 import gzip
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, cast
 
 import orjson
 
 from auditlens.errors import IngestError
+from auditlens.ingest import SourceRecord
 
-__all__ = ["iter_files", "json_records", "open_binary", "open_text", "read_bytes"]
+__all__ = ["iter_files", "json_records", "mapped", "open_binary", "open_text", "read_bytes"]
 
 #: files a folder walk skips (CloudTrail digest files, hidden files, manifests)
 _SKIPPED_SUFFIXES = (".sha256", ".md5", ".manifest")
@@ -233,3 +234,38 @@ def _record_lines(data: bytes, count: int) -> list[int]:
         elif ch == 0x2C and array_depth and depth == array_depth:
             expecting = True
     return lines
+
+
+def mapped(
+    path: Path,
+    rows: Iterable[tuple[int, Any, bytes]],
+    convert: Callable[[dict[str, Any], bytes], dict[str, Any] | list[dict[str, Any]]],
+    named: Callable[[dict[str, Any]], str],
+) -> Iterator[SourceRecord]:
+    """One file's records (``(line, native record or read error, raw bytes)``) as
+    :class:`~auditlens.ingest.SourceRecord`: ``convert(record, raw)`` gives its entry (or
+    entries); a record it cannot map becomes an ``IngestError`` named by ``named(record)``
+    (the source's own id), so the rejects say which record and why.
+
+    Example:
+        >>> rows = [(1, {"id": "a"}, b"{}"), (2, {"id": "b"}, b"{}")]
+        >>> def convert(rec, raw):
+        ...     if rec["id"] == "b":
+        ...         raise ValueError("no time")
+        ...     return {"audit_id": rec["id"]}
+        >>> [(r.line, str(r.value)) for r in mapped(Path("x.json"), rows, convert,
+        ...     lambda rec: f"id {rec.get('id')!r}")]
+        [(1, "{'audit_id': 'a'}"), (2, "id 'b': no time")]
+    """
+    where = str(path)
+    for line, value, raw in rows:
+        if isinstance(value, Exception):
+            yield SourceRecord(where, line, value, raw)
+            continue
+        try:
+            out = convert(value, raw)
+        except (ValueError, TypeError, KeyError) as exc:
+            yield SourceRecord(where, line, IngestError(f"{named(value)}: {exc}"), raw)
+            continue
+        for entry in out if isinstance(out, list) else [out]:
+            yield SourceRecord(where, line, entry, raw)

@@ -31,7 +31,7 @@ from auditlens.importers.entries import (
     split_address,
     stable_id,
 )
-from auditlens.importers.files import iter_files, json_records, open_text
+from auditlens.importers.files import iter_files, json_records, mapped, open_text
 from auditlens.ingest import SourceRecord
 from auditlens.schema import DEFAULT_MAX_DETAILS_BYTES, format_timestamp
 
@@ -131,13 +131,12 @@ def records(
     """Every audit event as an entry (or why it cannot be one), with file and line."""
     for path in iter_files(paths):
         rows = _csv_rows(path) if _is_csv(path) else json_records(path, ("events",))
-        for line, value, raw in rows:
-            if not isinstance(value, Exception):
-                try:
-                    value = to_entry(value, organization_id, max_details_bytes, raw)
-                except (ValueError, TypeError, KeyError) as exc:
-                    value = IngestError(f"_document_id {value.get('_document_id')!r}: {exc}")
-            yield SourceRecord(str(path), line, value, raw)
+        yield from mapped(
+            path,
+            rows,
+            lambda rec, raw: to_entry(rec, organization_id, max_details_bytes, raw),
+            lambda rec: f"_document_id {rec.get('_document_id')!r}",
+        )
 
 
 def read(

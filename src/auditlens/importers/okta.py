@@ -28,7 +28,7 @@ from auditlens.importers.entries import (
     split_address,
     stable_id,
 )
-from auditlens.importers.files import iter_files, json_records
+from auditlens.importers.files import iter_files, json_records, mapped
 from auditlens.ingest import SourceRecord
 from auditlens.schema import DEFAULT_MAX_DETAILS_BYTES
 
@@ -154,14 +154,14 @@ def records(
                 "an Okta LogEvent names no tenant: pass --org (or okta_org=your Okta domain)"
             )
         organization_id = organization_for("okta-org", okta_org.lower())
+    org = organization_id
     for path in iter_files(paths):
-        for line, value, raw in json_records(path, ("events", "items")):
-            if not isinstance(value, Exception):
-                try:
-                    value = to_entry(value, organization_id, max_details_bytes, raw)
-                except (ValueError, TypeError, KeyError) as exc:
-                    value = IngestError(f"uuid {value.get('uuid')!r}: {exc}")
-            yield SourceRecord(str(path), line, value, raw)
+        yield from mapped(
+            path,
+            json_records(path, ("events", "items")),
+            lambda rec, raw: to_entry(rec, org, max_details_bytes, raw),
+            lambda rec: f"uuid {rec.get('uuid')!r}",
+        )
 
 
 def read(

@@ -17,7 +17,6 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from auditlens.errors import IngestError
 from auditlens.importers import entries_only
 from auditlens.importers.entries import (
     FieldRule,
@@ -30,7 +29,7 @@ from auditlens.importers.entries import (
     split_address,
     stable_id,
 )
-from auditlens.importers.files import iter_files, json_records
+from auditlens.importers.files import iter_files, json_records, mapped
 from auditlens.ingest import SourceRecord
 from auditlens.schema import DEFAULT_MAX_DETAILS_BYTES
 
@@ -124,19 +123,18 @@ def records(
 ) -> Iterator[SourceRecord]:
     """Every event of every activity as an entry (or why it cannot be one)."""
     for path in iter_files(paths):
-        for line, value, raw in json_records(path, ("items",)):
-            if isinstance(value, Exception):
-                yield SourceRecord(str(path), line, value, raw)
-                continue
-            try:
-                entries = to_entries(value, organization_id, max_details_bytes, raw)
-            except (ValueError, TypeError, KeyError) as exc:
-                ident = value.get("id") if isinstance(value.get("id"), dict) else {}
-                err = IngestError(f"activity {ident.get('uniqueQualifier')!r}: {exc}")
-                yield SourceRecord(str(path), line, err, raw)
-                continue
-            for entry in entries:
-                yield SourceRecord(str(path), line, entry, raw)
+        yield from mapped(
+            path,
+            json_records(path, ("items",)),
+            lambda rec, raw: to_entries(rec, organization_id, max_details_bytes, raw),
+            _activity_name,
+        )
+
+
+def _activity_name(rec: dict[str, Any]) -> str:
+    ident = rec.get("id")
+    qualifier = ident.get("uniqueQualifier") if isinstance(ident, dict) else None
+    return f"activity {qualifier!r}"
 
 
 def read(

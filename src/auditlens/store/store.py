@@ -206,17 +206,8 @@ class Store:
         strict_actions: bool = False,
         max_details_bytes: int = DEFAULT_MAX_DETAILS_BYTES,
     ) -> Self:
-        """Open (and on first use create) an audit store.
-
-        Args:
-            url: SQLAlchemy URL or SQLite file path; default ``$AUDITLENS_URL``, else
-                ``sqlite:///auditlens.db``. PostgreSQL: ``postgresql+psycopg://user@host/db``.
-            strict_actions: refuse actions outside the catalogue.
-            max_details_bytes: largest accepted ``details`` object, as compact JSON.
-
-        Raises:
-            StoreVersionError: the database holds a store of another schema version.
-            ConfigError: the URL is malformed or names an unsupported database.
+        """Open (and on first use create) a store of this class: the arguments and errors
+        of :func:`auditlens.open_store`, which opens the feature-carrying subclass.
 
         Example:
             >>> with Store.open("sqlite://") as store:
