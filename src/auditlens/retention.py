@@ -65,6 +65,9 @@ from auditlens.config import redact_url, resolve_url
 from auditlens.context import carry_forward
 from auditlens.errors import ArchiveError, ConfigError, StoreError
 from auditlens.frames import FRAME_SCHEMA
+from auditlens.lake.layout import FORMAT as LAKE_FORMAT
+from auditlens.lake.layout import MANIFESTS, file_sha256, manifest_name, read_state
+from auditlens.lake.sync import sync_lake
 from auditlens.merkle import MerkleTree, leaf_hash
 from auditlens.plans import RETENTION_DAYS
 from auditlens.query.filters import parse_when
@@ -414,7 +417,8 @@ def check_archive(
             try:
                 frame = read_archive(rng.manifest, verify=verify)
             except ArchiveError as exc:
-                check.problems.append((rng.first_seq, "archive", str(exc)))
+                seq = getattr(exc, "seq", None)
+                check.problems.append((seq or rng.first_seq, "archive", str(exc)))
             except Exception as exc:  # a file that is not Parquet, a bucket out of reach
                 check.problems.append(
                     (rng.first_seq, "archive", f"{rng.manifest}: archive unreadable ({exc})")
@@ -579,7 +583,151 @@ def _remove_orphans(root: Path, org: str, first: int) -> None:
             path.replace(base / _ORPHANS / f"{path.name}.orphaned")
 
 
+class _AtSeq(ArchiveError):
+    """An archive problem at a known seq (``check_archive`` reports it there)."""
+
+    def __init__(self, message: str, seq: int | None) -> None:
+        super().__init__(message)
+        self.seq = seq
+
+
+def _archive_to_lake(
+    store: Store, root: Path, org: str, frame: pl.DataFrame, first: int, through: int
+) -> Path:
+    """Archive seq ``first..through`` of ``org`` into the lake at ``root``; the manifest
+    that records the archived range.
+
+    The lake's writer (:func:`~auditlens.lake.sync_lake`) adds what the lake does not hold
+    yet, up to ``through`` (nothing when ``auditlens lake sync`` already wrote it; it
+    refuses when the store does not continue the lake's chain); the lake's rows of the
+    range must be the store's entries (their entry hashes compared). Then one more lake
+    manifest, chained to the others, records the range: first and last seq, rows, the
+    ``prev_hash`` of its first entry, its last ``entry_hash``, the Merkle root of its
+    leaves, and the files that hold it. A new lake is partitioned by month.
+    """
+    state = read_state(root)
+    head = state.heads.get(org)
+    if head is None or head.last_seq < through:
+        sync_lake(
+            store,
+            root,
+            organization_id=org,
+            through_seq=through,
+            partition=None if state.manifests else "month",
+        )
+        state = read_state(root)
+        head = state.heads.get(org)
+    if head is None or head.first_seq > first or head.last_seq < through:
+        held = f"seq {head.first_seq}..{head.last_seq}" if head else "nothing"
+        raise ArchiveError(
+            f"{root}: the lake holds {held} of organization {org}, not seq {first}..{through}; "
+            "nothing was removed"
+        )
+    tree = MerkleTree([leaf_hash(bytes.fromhex(h)) for h in frame["entry_hash"].to_list()])
+    record: dict[str, Any] = {
+        "organization_id": org,
+        "first_seq": first,
+        "through_seq": through,
+        "rows": frame.height,
+        "first_prev_hash": frame["prev_hash"][0],
+        "last_entry_hash": frame["entry_hash"][-1],
+        "merkle_root": tree.root().hex(),
+    }
+    files = [f for f in state.files_of(org) if f.last_seq >= first and f.first_seq <= through]
+    meta = {**record, "format": LAKE_FORMAT, "files": [f.to_json() for f in files]}
+    lake_rows = _read_lake_range(root, meta, root, verify=False)
+    if lake_rows["entry_hash"].to_list() != frame["entry_hash"].to_list():
+        raise ArchiveError(
+            f"{root}: the lake's seq {first}..{through} of organization {org} are not this "
+            "store's entries (another store synced there?); nothing was removed"
+        )
+    number = state.last_sync + 1
+    manifest = {
+        "format": LAKE_FORMAT,
+        "sync": number,
+        "kind": _RETENTION_KIND,
+        "partition": state.partition,
+        "previous_sha256": state.last_sha256,
+        "created_at_ms": int(time.time() * 1000),
+        "organizations": {},  # it adds no entries: the syncs before it did
+        "files": meta["files"],  # the lake's current files that hold the range
+        "replaces": [],
+        **record,
+    }
+    path = root / MANIFESTS / manifest_name(number)
+    _create(path, json.dumps(manifest, indent=1))
+    return path
+
+
+def _create(path: Path, text: str) -> None:
+    """Write a new file atomically; refuse to replace one (a sync that wrote it meanwhile)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.link(tmp, path)
+    except FileExistsError:
+        raise ArchiveError(
+            f"{path}: written by another sync meanwhile; apply retention again"
+        ) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _read_lake_range(
+    root: Path, meta: dict[str, Any], where: Path, *, verify: bool
+) -> pl.DataFrame:
+    """An archived range from the lake's current files (compaction may have rewritten the
+    ones the retention manifest lists), as entries; with ``verify``, each file's SHA-256
+    against the lake's manifests and the manifests' own chain too."""
+    state = read_state(root)
+    org, first, through = meta["organization_id"], meta["first_seq"], meta["through_seq"]
+    if verify:
+        broken = [d for o, d in state.problems if o in ("", org)]
+        if broken:
+            raise _AtSeq(f"{where}: the lake's manifests do not hold: {broken[0]}", first)
+    parts = []
+    changed: _AtSeq | None = None  # the first file whose SHA-256 differs from its manifest
+    for f in state.files_of(org):
+        if f.last_seq < first or f.first_seq > through:
+            continue
+        path = root / f.path
+        what = f"{path} (seq {f.first_seq}..{f.last_seq})"
+        if not path.is_file():
+            raise _AtSeq(f"{what}: listed in {manifest_name(f.sync)} but missing", f.first_seq)
+        bad = verify and file_sha256(path) != f.sha256
+        if bad and changed is None:
+            changed = _AtSeq(
+                f"{what}: SHA-256 does not match the manifest {manifest_name(f.sync)}",
+                f.first_seq,
+            )
+        try:
+            rows = pl.read_parquet(path)
+        except (OSError, pl.exceptions.PolarsError):
+            if changed is not None:
+                raise changed from None
+            raise
+        rows = rows.filter(pl.col("seq").is_between(first, through))
+        parts.append(rows.with_columns(pl.lit(org, pl.String).alias("organization_id")))
+    frame = (
+        pl.concat([p.select(FRAME_SCHEMA.names) for p in parts]).sort("seq")
+        if parts
+        else _empty_frame()
+    )
+    if changed is not None:  # name the entry that changed, when the chain shows it
+        try:
+            _check_chain(frame, meta, where)
+        except _AtSeq as exc:
+            raise _AtSeq(f"{changed}; {exc}", exc.seq) from None
+        except (ArchiveError, ValueError, pl.exceptions.PolarsError):
+            pass
+        raise changed
+    return frame
+
+
 def _write_archive(root: Path, org: str, frame: pl.DataFrame, first: int, through: int) -> Path:
+    """The previous format (still written to S3): Parquet files and one manifest per range
+    in the organization's folder."""
     base = root / f"organization_id={org}"
     files = []
     monthly = frame.with_columns(pl.col("timestamp").dt.strftime("%Y-%m").alias("_month"))
@@ -637,9 +785,35 @@ def _load_manifest(mpath: Path) -> tuple[dict[str, Any], str]:
         meta = json.loads(data)
         if not isinstance(meta, dict) or not isinstance(meta.get("files"), list):
             raise ValueError("not an auditlens archive manifest")
+        if meta.get("format") == LAKE_FORMAT:
+            meta = _retention_record(meta)
     except (OSError, ValueError) as exc:
         raise ArchiveError(f"{mpath}: unreadable manifest ({exc})") from None
     return meta, hashlib.sha256(data).hexdigest()
+
+
+def _retention_record(meta: dict[str, Any]) -> dict[str, Any]:
+    """A lake manifest that records an archived range (``"kind": "retention"``), checked
+    to carry the fields of a previous-format manifest (``organization_id``, ``first_seq``,
+    ``through_seq``, ``rows``, ``first_prev_hash``, ``last_entry_hash``, ``merkle_root``)."""
+    if meta.get("kind") != _RETENTION_KIND:
+        raise ValueError("a lake sync manifest, not a retention record")
+    missing = [k for k in _RECORD_FIELDS if k not in meta]
+    if missing:
+        raise ValueError(f"a retention record without {', '.join(missing)}")
+    return meta
+
+
+_RETENTION_KIND = "retention"
+_RECORD_FIELDS = (
+    "organization_id",
+    "first_seq",
+    "through_seq",
+    "rows",
+    "first_prev_hash",
+    "last_entry_hash",
+    "merkle_root",
+)
 
 
 def read_archive(manifest: str | Path, *, verify: bool = True) -> pl.DataFrame:
@@ -655,16 +829,19 @@ def read_archive(manifest: str | Path, *, verify: bool = True) -> pl.DataFrame:
         return _read_remote(str(manifest), verify=verify)
     mpath = Path(manifest)
     meta, _ = _load_manifest(mpath)
-    root = mpath.parent.parent
-    parts = []
-    for f in meta["files"]:
-        path = root / f["path"]
-        if not path.exists():
-            raise ArchiveError(f"{path}: listed in {mpath.name} but missing")
-        if verify and _sha(path) != f["sha256"]:
-            raise ArchiveError(f"{path}: SHA-256 does not match the manifest")
-        parts.append(pl.read_parquet(path))
-    frame = pl.concat(parts).sort("seq") if parts else _empty_frame()
+    root = mpath.parent.parent  # <root>/manifests/sync-….json or <root>/organization_id=…/
+    if meta["format"] == LAKE_FORMAT:
+        frame = _read_lake_range(root, meta, mpath, verify=verify)
+    else:
+        parts = []
+        for f in meta["files"]:
+            path = root / f["path"]
+            if not path.exists():
+                raise ArchiveError(f"{path}: listed in {mpath.name} but missing")
+            if verify and _sha(path) != f["sha256"]:
+                raise _AtSeq(f"{path}: SHA-256 does not match the manifest", f.get("first_seq"))
+            parts.append(pl.read_parquet(path))
+        frame = pl.concat(parts).sort("seq") if parts else _empty_frame()
     _check_rows(frame, meta, mpath)
     if verify:
         _check_chain(frame, meta, mpath)
@@ -689,6 +866,8 @@ def _read_remote(manifest_url: str, *, verify: bool) -> pl.DataFrame:
             meta = json.loads(local.read_text())
         except ValueError as exc:
             raise ArchiveError(f"{manifest_url}: unreadable manifest ({exc})") from None
+        if meta.get("format") == LAKE_FORMAT:
+            raise ArchiveError(f"{manifest_url}: a lake manifest; read the lake from a folder")
         for f in meta["files"]:
             s3.download(f"{root_url}/{f['path']}", Path(tmp) / f["path"], s3=conn)
         return read_archive(local, verify=verify)
@@ -752,7 +931,7 @@ def _check_chain(frame: pl.DataFrame, meta: dict[str, Any], where: Path) -> None
         frame["entry_hash"].to_list(), contents, frame["seq"].to_list(), strict=True
     ):
         if link_hash(prev, content) != stored:
-            raise ArchiveError(f"{where}: the chain breaks at seq {seq}")
+            raise _AtSeq(f"{where}: the chain breaks at seq {seq}", seq)
         prev = stored
     if prev != meta["last_entry_hash"]:
         raise ArchiveError(f"{where}: the last entry hash differs from the manifest")
@@ -837,7 +1016,10 @@ def _apply(
                 f"organization {org}: seq {first} does not chain to the archived boundary; "
                 "run `auditlens verify` before applying retention"
             )
-        manifest = _write_archive(root, org, frame, first, through)
+        if remote is None:
+            manifest = _archive_to_lake(store, root, org, frame, first, through)
+        else:
+            manifest = _write_archive(root, org, frame, first, through)
         read_archive(manifest)  # every file and link, read back before anything is deleted
         location = str(manifest)
         if remote is not None:

@@ -77,7 +77,9 @@ def rewrite_archive(manifest: Path, seq: int, email: str) -> tuple[str, str]:
     whole = pl.concat([pl.read_parquet(root / f["path"]) for f in meta["files"]]).sort("seq")
     for row in whole.iter_rows(named=True):
         changed = email if row["seq"] == seq else row["actor_email"]
-        link = {**row, "actor_email": changed, "prev_hash": prev}
+        # lake files leave organization_id to their folder name; the hash includes it
+        link = {"organization_id": meta["organization_id"], **row}
+        link |= {"actor_email": changed, "prev_hash": prev}
         link["ts"] = int(row["timestamp"].timestamp() * 1000)
         new[row["seq"]] = (changed, prev, entry_hash(link))
         prev = new[row["seq"]][2]
@@ -333,8 +335,45 @@ def test_restore_refuses_an_archive_the_checkpoint_does_not_match(
 def test_a_killed_run_leaves_no_overlapping_files(
     aged: al.AuditStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The lake layout: the rerun reuses what the killed run wrote; the killed run's
+    retention record stays in the manifests' chain, unused (no retention_log row names it)."""
+    import auditlens.retention as ret
+    from auditlens.lake import open_lake, verify_lake
+
+    real = ret.read_archive
+
+    def killed(*args: object, **kwargs: object) -> object:
+        raise KeyboardInterrupt("killed after the archive was written")
+
+    monkeypatch.setattr(ret, "read_archive", killed)
+    with pytest.raises(KeyboardInterrupt):
+        apply_retention(aged, tmp_path, organization_id=ORG, now=NOW)
+    monkeypatch.setattr(ret, "read_archive", real)
+    [res] = apply_retention(aged, tmp_path, organization_id=ORG, now=NOW + timedelta(days=8))
+    assert (res.first_seq, res.through_seq) == (1, 38)
+    seqs = open_lake(tmp_path).query(organization_id=ORG)["seq"]
+    assert seqs.sort().to_list() == list(range(1, 39))  # a lake read sees each entry once
+    folder = tmp_path / f"organization_id={ORG}"
+    assert pl.read_parquet(folder / "**" / "*.parquet")["seq"].n_unique() == 38
+    assert [r["manifest"] for r in _rows(aged, ORG)] == [str(res.manifest)]
+    assert not list(tmp_path.rglob("*.tmp")) and verify_lake(tmp_path).ok
+    report = al.verify(aged, include_archive=True)
+    assert report.ok and report.archived == 38, report.problems
+
+
+def test_a_killed_run_leaves_no_overlapping_files_previous_layout(
+    aged: al.AuditStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Archives of the previous layout (one manifest per range beside its files: still
+    written to S3): a killed run's files are set aside."""
     import auditlens.retention as ret
 
+    def previous(
+        store: object, root: Path, org: str, frame: pl.DataFrame, first: int, through: int
+    ) -> Path:
+        return ret._write_archive(root, org, frame, first, through)
+
+    monkeypatch.setattr(ret, "_archive_to_lake", previous)
     real = ret.read_archive
 
     def killed(*args: object, **kwargs: object) -> object:

@@ -117,6 +117,7 @@ def sync_lake(
     target_file_bytes: int = TARGET_FILE_BYTES,
     row_group_rows: int = ROW_GROUP_ROWS,
     partition: str | None = None,
+    through_seq: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> SyncResult:
     """Append the entries the lake at ``to`` does not hold yet (every organization, or one).
@@ -128,6 +129,7 @@ def sync_lake(
         row_group_rows: rows per Parquet row group.
         partition: the time partition of a new lake, ``"date"`` (default) or ``"month"``
             (see :data:`TIME_PARTITIONS`); an existing lake keeps its own.
+        through_seq: stop at this seq (retention archives exactly the range it removes).
         progress: called with the number of entries written since the last call.
 
     Raises:
@@ -151,6 +153,8 @@ def sync_lake(
     number = state.last_sync + 1
     result = SyncResult(str(root), None)
     heads = _store_heads(store, organization_id)
+    if through_seq is not None:
+        heads = [(o, min(top, through_seq)) for o, top in heads]
     orgs = [o for o, top in heads if top > _after(state, o)]  # only organizations with news
     written: list[Path] = []
     files: list[LakeFile] = []
@@ -163,14 +167,16 @@ def sync_lake(
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-read")
     submit = _now if in_memory else pool.submit
     try:
-        pending = submit(_read, store, orgs[0], _after(state, orgs[0])) if orgs else None
+        pending = (
+            submit(_read, store, orgs[0], _after(state, orgs[0]), through_seq) if orgs else None
+        )
         for i, org in enumerate(orgs):
             head = state.heads.get(org)
             after = _after(state, org)
             assert pending is not None
             table = pending.result()
             if i + 1 < len(orgs):
-                pending = submit(_read, store, orgs[i + 1], _after(state, orgs[i + 1]))
+                pending = submit(_read, store, orgs[i + 1], _after(state, orgs[i + 1]), through_seq)
             if table.num_rows == 0:
                 continue
             frame = lake_frame(table, part_by)
@@ -255,8 +261,10 @@ def _now(fn: Callable[..., pa.Table], *args: object) -> Future[pa.Table]:
     return done
 
 
-def _read(store: Store, org: str, after: int) -> pa.Table:
+def _read(store: Store, org: str, after: int, through: int | None = None) -> pa.Table:
     stmt = select(*FRAME_COLUMNS).where(_C.organization_id == org, _C.seq > after).order_by(_C.seq)
+    if through is not None:
+        stmt = stmt.where(_C.seq <= through)
     return pa.Table.from_batches(list(store.read_batches(stmt)), schema=FRAME_SCHEMA)
 
 

@@ -1,0 +1,245 @@
+"""The retention archive is a lake: one lake holds archived and synced history, once.
+
+From the attacker's side too: a changed archived file or manifest is found by the store's
+``verify`` and by ``verify --lake``, with the seq; on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import auditlens as al
+import auditlens.retention as ret
+from auditlens.lake import open_lake, sync_lake, verify_lake
+from auditlens.lake.layout import file_sha256, read_state
+from auditlens.retention import (
+    ArchiveError,
+    apply_retention,
+    archive_boundary,
+    check_archive,
+    read_archive,
+    restore_archive,
+    set_plan,
+)
+from tests.helpers import NOW, ORG, ORG2, append_aged, make_entry
+
+
+@pytest.fixture
+def aged(store: al.AuditStore) -> al.AuditStore:
+    # ORG: 40 entries from 60 to 21 days ago, then 10 recent ones; ORG2 the same, no plan
+    append_aged(store)
+    set_plan(store, ORG, "starter")  # 30 days; ORG's 51st entry
+    return store
+
+
+def lake_seqs(lake: Path, org: str = ORG) -> list[int]:
+    frame = open_lake(lake).query(organization_id=org, order="asc")
+    return sorted(frame["seq"])  # duplicates would show, as a gap would
+
+
+def top_seq(store: al.AuditStore, org: str = ORG) -> int:
+    return int(store.query(organization_id=org)["seq"].max())
+
+
+def parquet_files(lake: Path) -> list[str]:
+    return sorted(p.relative_to(lake).as_posix() for p in lake.rglob("*.parquet"))
+
+
+def test_the_archive_is_a_lake(aged: al.AuditStore, tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    [res] = apply_retention(aged, lake, now=NOW)
+    assert (res.first_seq, res.through_seq, res.rows) == (1, 30, 30)
+    # the lake's layout: Hive partitions, chained manifests (a new lake: by month)
+    assert Path(str(res.manifest)).parent == lake / "manifests"
+    files = parquet_files(lake)
+    assert [f.split("/")[:2] for f in files] == [
+        [f"organization_id={ORG}", "month=2024-12"],
+        [f"organization_id={ORG}", "month=2025-01"],
+    ]
+    # the lake's own tools read it
+    report = verify_lake(lake)
+    assert report.ok and report.checked == 30, report.problems
+    assert lake_seqs(lake) == list(range(1, 31))
+    assert read_archive(res.manifest)["seq"].to_list() == list(range(1, 31))  # type: ignore[arg-type]
+    # and the store's: the archive matches retention_log, every file and link
+    assert al.verify(aged, include_archive=True).ok
+    # the CLI too
+    from typer.testing import CliRunner
+
+    from auditlens.cli import app
+
+    out = CliRunner().invoke(app, ["verify", "--lake", str(lake)])
+    assert out.exit_code == 0, out.stdout
+
+
+def test_one_lake_holds_synced_and_archived_history_once(
+    aged: al.AuditStore, tmp_path: Path
+) -> None:
+    lake = tmp_path / "lake"
+    synced = sync_lake(aged, lake)  # the daily sync ran first: the lake holds everything
+    before = parquet_files(lake)
+    [res] = apply_retention(aged, lake, now=NOW)
+    assert res.rows == 30
+    assert parquet_files(lake) == before  # what the lake held is not written again
+    assert synced.sync == 1 and read_state(lake).last_sync == 2  # + the retention record
+    # after retention, the store's new entries continue the lake: no gap, no repeat
+    aged.append([make_entry(organization_id=ORG) for _ in range(3)])
+    sync_lake(aged, lake)
+    assert lake_seqs(lake) == list(range(1, top_seq(aged) + 1))
+    assert lake_seqs(lake, ORG2) == list(range(1, 51))
+    assert verify_lake(lake).ok
+    assert al.verify(aged, include_archive=True).ok
+
+
+def test_retention_first_then_sync_continues_and_later_runs_reuse_the_lake(
+    aged: al.AuditStore, tmp_path: Path
+) -> None:
+    lake = tmp_path / "lake"
+    apply_retention(aged, lake, now=NOW)  # writes seq 1..30 only
+    assert lake_seqs(lake) == list(range(1, 31)) and lake_seqs(lake, ORG2) == []
+    sync_lake(aged, lake)  # continues at 31: compacts into the month's file, no duplicate
+    top = top_seq(aged)
+    assert lake_seqs(lake) == list(range(1, top + 1))
+    files = parquet_files(lake)
+    # a later run: the lake already holds 31..38, nothing is written, the range is recorded
+    [later] = apply_retention(aged, lake, now=NOW + timedelta(days=8))
+    assert (later.first_seq, later.through_seq) == (31, 38)
+    assert parquet_files(lake) == files
+    assert lake_seqs(lake) == list(range(1, top + 1))
+    assert verify_lake(lake).ok
+    report = al.verify(aged, include_archive=True)
+    assert report.ok and report.archived == 38, report.problems
+    # the first range's files were compacted by the sync: still read back and restorable
+    set_plan(aged, ORG, "enterprise")
+    restored = restore_archive(aged, ORG, allow_unanchored=True)
+    assert restored.entries["seq"].to_list() == list(range(1, 39))
+    assert restored.entries["organization_id"].unique().to_list() == [ORG]
+
+
+def _rewrite_row(lake: Path, seq: int) -> Path:
+    """Change one archived entry's action, as a valid Parquet file (what an editor does)."""
+    state = read_state(lake)
+    [f] = [f for f in state.files_of(ORG) if f.first_seq <= seq <= f.last_seq]
+    path = lake / f.path
+    frame = pl.read_parquet(path)
+    frame = frame.with_columns(
+        pl.when(pl.col("seq") == seq)
+        .then(pl.lit("auth.login"))
+        .otherwise(pl.col("action"))
+        .alias("action")
+    )
+    frame.write_parquet(path, compression="zstd")
+    return path
+
+
+def test_a_changed_archived_file_is_found_by_both_verifiers_with_its_seq(
+    aged: al.AuditStore, tmp_path: Path
+) -> None:
+    lake = tmp_path / "lake"
+    apply_retention(aged, lake, now=NOW)
+    sync_lake(aged, lake)
+    _rewrite_row(lake, 5)
+    lake_report = verify_lake(lake)
+    assert {(p.kind, p.seq) for p in lake_report.problems} >= {("modified", 5)}
+    assert "file_changed" in {p.kind for p in lake_report.problems}
+    report = al.verify(aged, include_archive=True)
+    [problem] = report.problems
+    assert (problem.kind, problem.seq) == ("archive", 5), problem
+    assert "SHA-256 does not match" in problem.detail and "chain breaks at seq 5" in problem.detail
+    set_plan(aged, ORG, "enterprise")
+    with pytest.raises(ArchiveError, match="SHA-256"):
+        restore_archive(aged, ORG, allow_unanchored=True)
+
+
+def test_an_edited_manifest_is_found_by_both_verifiers(aged: al.AuditStore, tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    [res] = apply_retention(aged, lake, now=NOW)
+    sync_lake(aged, lake)  # a later manifest records the retention manifest's SHA-256
+    manifest = Path(str(res.manifest))
+    meta = json.loads(manifest.read_text())
+    meta["through_seq"] = 29  # claim less was removed
+    manifest.write_text(json.dumps(meta, indent=1))
+    report = al.verify(aged)  # the store pins the manifest's SHA-256 in retention_log
+    assert "boundary" in {p.kind for p in report.problems}
+    assert any("the manifest was changed" in p.detail for p in report.problems)
+    lake_report = verify_lake(lake)
+    assert "manifest" in {p.kind for p in lake_report.problems}
+    # a changed file, and every manifest that lists it edited to match: the links break
+    lake2 = tmp_path / "lake2"
+    store2 = al.open_store("sqlite://")
+    append_aged(store2)
+    set_plan(store2, ORG, "starter")
+    apply_retention(store2, lake2, now=NOW)
+    sync_lake(store2, lake2)
+    path = _rewrite_row(lake2, 1)
+    for listed in sorted((lake2 / "manifests").glob("sync-*.json")):
+        data = json.loads(listed.read_text())
+        for f in data["files"]:
+            if lake2 / f["path"] == path:
+                f["sha256"], f["bytes"] = file_sha256(path), path.stat().st_size
+        listed.write_text(json.dumps(data, indent=1))
+    lake_problems = verify_lake(lake2).problems
+    assert ("modified", 1) in {(p.kind, p.seq) for p in lake_problems}
+    assert "manifest" in {p.kind for p in lake_problems}
+    report2 = al.verify(store2, include_archive=True)
+    assert {"boundary", "archive"} <= {p.kind for p in report2.problems}
+    assert any("manifests do not hold" in p.detail for p in report2.problems)
+
+
+def test_retention_refuses_a_lake_that_does_not_continue_the_chain(
+    aged: al.AuditStore, tmp_path: Path
+) -> None:
+    behind = tmp_path / "behind"
+    sync_lake(aged, behind, organization_id=ORG, through_seq=5)  # synced once, long ago
+    apply_retention(aged, tmp_path / "elsewhere", now=NOW)  # 1..30 archived into another lake
+    live = aged.count(organization_id=ORG)
+    with pytest.raises(ArchiveError, match="does not continue"):
+        apply_retention(aged, behind, now=NOW + timedelta(days=8))
+    assert aged.count(organization_id=ORG) == live and archive_boundary(aged, ORG)[0] == 30  # type: ignore[index]
+    assert al.verify(aged, include_archive=True).ok
+
+
+def test_retention_refuses_a_lake_holding_another_stores_entries(
+    aged: al.AuditStore, tmp_path: Path
+) -> None:
+    lake = tmp_path / "lake"
+    other = al.open_store("sqlite://")
+    append_aged(other)  # same organization, same seqs, other entries (other audit ids)
+    sync_lake(other, lake)
+    with pytest.raises(ArchiveError, match="not this store's entries"):
+        apply_retention(aged, lake, now=NOW)
+    assert aged.count(organization_id=ORG) == 51 and archive_boundary(aged, ORG) is None
+
+
+def test_previous_format_archives_keep_working_and_new_ranges_go_to_the_lake(
+    aged: al.AuditStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store archived by an earlier version (one manifest per range beside its files)
+    keeps verifying and restoring; the next run writes the lake layout in the same folder."""
+    archive = tmp_path / "archive"
+
+    def previous(
+        store: al.AuditStore, root: Path, org: str, frame: pl.DataFrame, first: int, through: int
+    ) -> Path:
+        return ret._write_archive(root, org, frame, first, through)
+
+    monkeypatch.setattr(ret, "_archive_to_lake", previous)
+    [old] = apply_retention(aged, archive, now=NOW)
+    assert Path(str(old.manifest)).name == "manifest-000000000001-000000000030.json"
+    monkeypatch.undo()
+    [new] = apply_retention(aged, archive, now=NOW + timedelta(days=8))
+    assert Path(str(new.manifest)).parent == archive / "manifests"
+    check = check_archive(aged, ORG, read=True, verify=True)
+    assert check.problems == [] and check.frame is not None
+    assert check.frame["seq"].to_list() == list(range(1, 39))
+    assert al.verify(aged, include_archive=True).ok
+    # the lake holds what was archived in its layout (the earlier files are not listed)
+    assert lake_seqs(archive) == list(range(31, 39)) and verify_lake(archive).ok
+    set_plan(aged, ORG, "enterprise")
+    restored = restore_archive(aged, ORG, allow_unanchored=True)
+    assert restored.entries["seq"].to_list() == list(range(1, 39))
