@@ -167,8 +167,17 @@ def test_an_edited_manifest_is_found_by_both_verifiers(aged: al.AuditStore, tmp_
     report = al.verify(aged)  # the store pins the manifest's SHA-256 in retention_log
     assert "boundary" in {p.kind for p in report.problems}
     assert any("the manifest was changed" in p.detail for p in report.problems)
-    lake_report = verify_lake(lake)
-    assert "manifest" in {p.kind for p in lake_report.problems}
+    lake_report = verify_lake(lake)  # the next manifest's link breaks; the record is checked
+    assert {("manifest", None), ("archive", 1)} <= {(p.kind, p.seq) for p in lake_report.problems}
+    # the newest manifest, edited: no link after it, its record still checked
+    newest = tmp_path / "newest"
+    sync_lake(aged, newest)
+    [res2] = apply_retention(aged, newest, now=NOW + timedelta(days=8))
+    last = Path(str(res2.manifest))
+    meta = json.loads(last.read_text())
+    meta["merkle_root"] = "00" * 32
+    last.write_text(json.dumps(meta, indent=1))
+    assert [(p.kind, p.seq) for p in verify_lake(newest).problems] == [("archive", 31)]
     # a changed file, and every manifest that lists it edited to match: the links break
     lake2 = tmp_path / "lake2"
     store2 = al.open_store("sqlite://")

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 import polars as pl
 import polars_hash  # noqa: F401 - registers the .chash namespace
@@ -69,15 +70,16 @@ def verify_lake(
     if not state.manifests:
         raise ArchiveError(f"{path}: no lake manifest (manifests/sync-*.json): not a lake?")
     results = []
-    orgs = sorted(set(state.heads) | {o for o, _ in state.problems if o})
+    records = _retention_records(state)
+    orgs = sorted(set(state.heads) | {o for o, _ in state.problems if o} | set(records))
     for org in orgs:
         res = OrganizationResult(org)
         for o, detail in state.problems:
             if o == org:
                 res.problems.append(Problem(org, None, None, "manifest", None, None, detail))
         head = state.heads.get(org)
-        if head is not None:
-            _verify_org(state, org, head, res, keys)
+        frame = _verify_org(state, org, head, res, keys) if head is not None else None
+        _check_records(org, records.get(org, []), frame, res)
         results.append(res)
     general = [d for o, d in state.problems if not o]
     if general:
@@ -129,7 +131,7 @@ def _verify_org(
     head: OrgHead,
     res: OrganizationResult,
     keys: list[VerifierKey] | None,
-) -> None:
+) -> pl.DataFrame:
     frame = _read_files(state, org, res)
     if frame is None:
         frame = pl.DataFrame()
@@ -141,6 +143,64 @@ def _verify_org(
         detail = f"no readable file holds seq {head.first_seq}–{head.last_seq}"
         res.problems.append(Problem(org, head.first_seq, None, "missing", None, None, detail))
     _check_checkpoint(org, head, frame, res, keys)
+    return frame
+
+
+def _retention_records(state: LakeState) -> dict[str, list[tuple[int, dict[str, Any]]]]:
+    """The manifests that record a range retention archived (and removed from the store)."""
+    out: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for number, meta, _sha in state.manifests:
+        if meta.get("kind") == "retention":
+            out.setdefault(str(meta.get("organization_id")), []).append((number, meta))
+    return out
+
+
+def _check_records(
+    org: str,
+    records: list[tuple[int, dict[str, Any]]],
+    frame: pl.DataFrame | None,
+    res: OrganizationResult,
+) -> None:
+    """Each retention record (seq range, rows, boundary hashes, Merkle root of the range's
+    leaves) against the lake's rows: an edited record is ``archive`` at its first seq."""
+    for number, meta in records:
+        name = f"sync-{number:06d}.json"
+        first, through = meta.get("first_seq"), meta.get("through_seq")  # shown as recorded
+        found: str | None = None
+        try:
+            first, through = int(meta["first_seq"]), int(meta["through_seq"])
+            part = (
+                frame.filter(pl.col("seq").is_between(first, through)).sort("seq")
+                if frame is not None and frame.height
+                else pl.DataFrame({"seq": [], "prev_hash": [], "entry_hash": []})
+            )
+            hashes = [str(h) for h in part["entry_hash"].to_list()]
+            found = MerkleTree([leaf_hash(bytes.fromhex(h)) for h in hashes]).root().hex()
+            holds = (
+                part["seq"].to_list() == list(range(first, through + 1))
+                and int(meta["rows"]) == part.height
+                and part["prev_hash"][0] == meta["first_prev_hash"]
+                and hashes[-1] == meta["last_entry_hash"]
+                and found == meta["merkle_root"]
+            )
+        except (KeyError, TypeError, ValueError, IndexError):
+            holds = False
+        if not holds:
+            detail = (
+                f"{name}: the retention record of seq {first}..{through} does not match the "
+                "lake's entries (seq range, rows, boundary hashes or Merkle root)"
+            )
+            res.problems.append(
+                Problem(
+                    org,
+                    first if isinstance(first, int) else None,
+                    None,
+                    "archive",
+                    meta.get("merkle_root"),
+                    found,
+                    detail,
+                )
+            )
 
 
 def _check_rows(org: str, head: OrgHead, frame: pl.DataFrame, res: OrganizationResult) -> None:
