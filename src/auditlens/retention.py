@@ -3,18 +3,35 @@
 Plans: ``free`` keeps 7 days, ``starter`` 30, ``pro`` 365, ``enterprise`` a custom number of
 days or everything. Organizations without a plan are never touched.
 
+The archive is a lake (:mod:`auditlens.lake`): the same Hive partitions, Parquet schema
+and chained manifests as ``auditlens lake sync``, so ``auditlens verify --lake ARCHIVE`` and
+``al.open_lake(ARCHIVE)`` work on it, and one folder can be both the lake you sync and the
+retention archive: it then holds the whole history once, archived and live.
+
 For each organization, :func:`apply_retention` takes the oldest entries older than the
 plan allows — always a prefix of the chain, so what stays is still one unbroken chain —
 and, in this order:
 
-1. writes them to Hive-partitioned Parquet (``organization_id=…/month=YYYY-MM/``, files
-   named by their seq range, written to a temporary name and renamed);
-2. writes a manifest (seq range, prev_hash of the first entry, last entry_hash, Merkle
-   root of the archived leaves, SHA-256 and rows of every file), also atomically;
-3. reads the archive back and checks every file hash and every chain link;
+1. has the lake's writer (:func:`~auditlens.lake.sync_lake`, up to the range's last seq)
+   add what the lake does not hold yet: nothing when a sync already wrote the range; a
+   new lake is partitioned by month (``organization_id=…/month=YYYY-MM/``). The writer
+   refuses when the store does not continue the lake's chain, and the lake's rows of the
+   range must be the store's entries (entry hashes compared);
+2. writes one more lake manifest, chained to the others, that records the range (seq
+   range, prev_hash of the first entry, last entry_hash, Merkle root of the archived
+   leaves, rows, the files that hold it), atomically and never over another one;
+3. reads the range back from the lake and checks every file hash (against the lake's
+   manifests, whose chain must hold) and every chain link;
 4. only then, in one transaction, deletes the range through the
-   ``retention_authorizations`` path, records the boundary in ``retention_log`` and
-   appends an ``audit_log.retention_applied`` entry (with the plan it applied).
+   ``retention_authorizations`` path, records the boundary in ``retention_log`` (with the
+   manifest's path and SHA-256) and appends an ``audit_log.retention_applied`` entry
+   (with the plan it applied).
+
+Archives of the previous layout (files and one ``manifest-<first>-<last>.json`` per range
+in the organization's folder, ``auditlens.archive.v1``) are still read, checked and
+restored; an S3 archive (``s3://…``) is still written that way (staged and verified
+locally, uploaded manifest last, verified again from the bucket). A folder holding such
+an archive takes the next ranges in the lake layout beside it.
 
 The plan it applies must be on record in the chain: the organization's newest
 ``organization.plan_changed`` or ``audit_log.retention_applied`` entry names the same
@@ -22,10 +39,11 @@ plan and days as its newest ``org_plans`` row (:func:`unrecorded_plan`); a plan 
 written behind auditlens' back is refused, and ``verify`` reports it.
 
 A crash anywhere loses nothing: before step 4 the entries are still in the store, and
-the rerun removes what the killed run left (files of ranges no recorded manifest lists,
-temporary files) before it writes its own; step 4 is one transaction. The archive folder
-is recorded as an absolute path. New entries continue the chain from the boundary even
-when every live entry was archived.
+the rerun reuses what the killed run synced (a manifest no ``retention_log`` row names
+records nothing removed and stays in the lake's chain; files no manifest lists are removed
+by the next sync; in the previous layout they are set aside); step 4 is one transaction.
+The archive folder is recorded as an absolute path. New entries continue the chain from
+the boundary even when every live entry was archived.
 
 The boundary is checked, never trusted (:func:`check_archive`, used by ``verify``,
 checkpoints and :func:`restore_archive`): archived ranges must follow each other without
@@ -766,7 +784,10 @@ def _write_archive(root: Path, org: str, frame: pl.DataFrame, first: int, throug
 
 
 def read_manifest(manifest: str | Path) -> tuple[dict[str, Any], str]:
-    """An archive manifest (a path or s3:// URL) and the SHA-256 of its bytes.
+    """An archive manifest (a path or s3:// URL) and the SHA-256 of its bytes: a lake
+    manifest that records a retained range (``"kind": "retention"``), or a manifest of the
+    previous layout. Both carry ``organization_id``, ``first_seq``, ``through_seq``,
+    ``rows``, ``first_prev_hash``, ``last_entry_hash``, ``merkle_root`` and ``files``.
 
     Raises:
         ArchiveError: the manifest is missing or is not a manifest.
@@ -820,7 +841,10 @@ def read_archive(manifest: str | Path, *, verify: bool = True) -> pl.DataFrame:
     """The entries of one archive (a manifest file), checked against it unless ``verify=False``.
 
     Without ``verify``, only the rows' seq range and Merkle root are compared with the
-    manifest; with it, every file's SHA-256 and every chain link too.
+    manifest; with it, every file's SHA-256 and every chain link too. A lake's range is
+    read from the lake's current files (a later sync may have compacted the ones the
+    manifest lists), their SHA-256 checked against the lake's manifests, whose own chain
+    must hold.
 
     Raises:
         ArchiveError: a file is missing or changed, or a chain link does not hold.
@@ -947,9 +971,31 @@ def apply_retention(
 ) -> list[RetentionResult]:
     """Archive, verify, then remove entries older than each organization's plan allows.
 
-    ``archive_dir`` is a folder or ``s3://bucket/prefix`` (see :mod:`auditlens.s3` for the
-    settings). An S3 archive is written and verified locally first, uploaded (manifest
+    ``archive_dir`` is a lake folder (new, or one ``auditlens lake sync`` writes too) or
+    ``s3://bucket/prefix`` (see :mod:`auditlens.s3` for the settings; the previous
+    layout). An S3 archive is written and verified locally first, uploaded (manifest
     last), then downloaded and verified again before anything is removed.
+
+    Raises:
+        ArchiveError: the lake does not continue the organization's chain, holds other
+            entries than the store for the range, or does not read back as written.
+        StoreError: the plan is not on record, or the store's chain does not continue
+            the archived boundary.
+
+    Example:
+        >>> import tempfile
+        >>> import auditlens as al
+        >>> from datetime import UTC, datetime
+        >>> store = al.open_store("sqlite://")
+        >>> org = "2b6f0cc9-4b8a-4bd8-9d5e-0a1f6f2f4a11"
+        >>> _ = store.append([{"actor": {"type": "system"}, "action": "auth.login",
+        ...     "organization_id": org, "result": "success",
+        ...     "timestamp": "2025-01-02T00:00:00Z"}])
+        >>> set_plan(store, org, "free")
+        >>> lake = tempfile.mkdtemp()
+        >>> [res] = apply_retention(store, lake, now=datetime(2025, 3, 1, tzinfo=UTC))
+        >>> res.through_seq, al.verify_lake(lake).ok, al.open_lake(lake).query().height
+        (1, True, 1)
     """
     remote = str(archive_dir).startswith("s3://")
     if remote:

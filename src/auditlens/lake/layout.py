@@ -15,6 +15,8 @@ checkpoint that the lake covers; every file it wrote with rows, seq range and SH
 the files it replaced (compaction); and the SHA-256 of the previous manifest, so the
 manifests form a chain. The lake is its own state: the next sync starts after the last
 seq the manifests record, and the current files are those written and not replaced.
+Retention adds manifests of its own to the chain (``"kind": "retention"``): they add no
+rows, and record a range it archived (see :mod:`auditlens.retention`).
 
 Example:
     >>> manifest_name(3)

@@ -11,7 +11,9 @@ before) and each sync must continue the previous one (``manifest``). The newest 
 checkpoint a manifest carries is checked for its signature (with the keys you give) and for
 its Merkle root, recomputed over the lake's entry hashes (``bad_signature``,
 ``checkpoint_mismatch``); with keys, an organization whose lake range no checkpoint signed
-by them covers is ``no_checkpoint``.
+by them covers is ``no_checkpoint``. A manifest that records a range retention archived
+(``"kind": "retention"``, see :mod:`auditlens.retention`) is checked against the lake's
+rows: seq range, rows, boundary hashes and the Merkle root of the range (``archive``).
 
 The result is the store verifier's :class:`~auditlens.chain.verify.VerificationReport`.
 
