@@ -62,7 +62,8 @@ import pyarrow as pa
 
 from auditlens import detect, plots
 from auditlens.engines import spark as engine
-from auditlens.errors import ArchiveError, ConfigError
+from auditlens.detect.findings import empty_findings
+from auditlens.errors import ArchiveError, ConfigError, DetectorError
 from auditlens.frames import FRAME_SCHEMA
 from auditlens.lake.layout import read_state
 from auditlens.lake.sync import TIME_PARTITIONS
@@ -105,7 +106,7 @@ def spark_session(spark: Any = None) -> tuple[Any, bool]:
         >>> spark_session("yarn")
         Traceback (most recent call last):
         ...
-        auditlens.errors.ConfigError: spark='yarn': give a session, sc://host:port (Spark Connect), local or duckdb
+        auditlens.errors.ConfigError: spark='yarn': give a session, sc://host:port, local or duckdb
     """
     if spark is not None and not isinstance(spark, str):
         return spark, False
@@ -124,13 +125,15 @@ def spark_session(spark: Any = None) -> tuple[Any, bool]:
             raise ConfigError(f"spark={name!r} needs PySpark: pip install pyspark") from None
         from pyspark.sql import SparkSession  # lazy: a JVM or a Connect client only on demand
 
-        builder = SparkSession.builder.appName("auditlens-report").config(
-            "spark.sql.session.timeZone", "UTC"
+        builder = (
+            SparkSession.builder.appName("auditlens-report")
+            .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.ui.showConsoleProgress", "false")
         )
         builder = builder.remote(name) if name.startswith("sc://") else builder.master("local[2]")
         return builder.getOrCreate(), True
     raise ConfigError(
-        f"spark={spark!r}: give a session, sc://host:port (Spark Connect), local or duckdb"
+        f"spark={spark!r}: give a session, sc://host:port, local or duckdb"
     )
 
 
@@ -348,7 +351,7 @@ class LakeReportInput(ReportInput):
                 found = engine.detect(self.session, self.entries, ported, **params)
                 by_spark = engine.to_polars(found)
                 self.collected["findings"] = by_spark.height
-            except detect.DetectorError:  # a parameter the port refuses: polars does it
+            except DetectorError:  # a parameter the port refuses: polars does it
                 by_spark = None
         parts = []
         for name in detect.DETECTORS:
@@ -361,7 +364,7 @@ class LakeReportInput(ReportInput):
                 kw = p if isinstance(p, Mapping) else {}
                 parts.append(detect.run(name, self.frame, **kw))
         if not parts:
-            return detect.empty_findings()
+            return empty_findings()
         # run_all's order (detect.findings.return_like)
         return pl.concat(parts).sort(["window_start", "detector", "subject"])
 
@@ -505,9 +508,7 @@ def _activity(inp: LakeReportInput) -> Evidence:
         [EvidenceTable.of("Entries by category", by_cat)],
         test="Every entry of the organization in the period was counted by category and result.",
         population=inp.population(pop),
-        exceptions={
-            "failures": inp.exceptions(fails, evi._format("{} failed", pl.col("action")))
-        },
+        exceptions={"failures": inp.exceptions(fails, evi._format("{} failed", pl.col("action")))},
     )
     if inp.charts and entries:  # the charts plot every entry: the fallback frame
         ev.charts += [plots.activity_by_category(inp.frame), plots.top_actors(inp.frame)]
