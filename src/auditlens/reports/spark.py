@@ -61,8 +61,8 @@ import polars as pl
 import pyarrow as pa
 
 from auditlens import detect, plots
-from auditlens.engines import spark as engine
 from auditlens.detect.findings import empty_findings
+from auditlens.engines import spark as engine
 from auditlens.errors import ArchiveError, ConfigError, DetectorError
 from auditlens.frames import FRAME_SCHEMA
 from auditlens.lake.layout import read_state
@@ -132,9 +132,7 @@ def spark_session(spark: Any = None) -> tuple[Any, bool]:
         )
         builder = builder.remote(name) if name.startswith("sc://") else builder.master("local[2]")
         return builder.getOrCreate(), True
-    raise ConfigError(
-        f"spark={spark!r}: give a session, sc://host:port, local or duckdb"
-    )
+    raise ConfigError(f"spark={spark!r}: give a session, sc://host:port, local or duckdb")
 
 
 def _has_pyspark() -> bool:
