@@ -58,7 +58,7 @@ output_pdf = "out/compliance_report.pdf"
 output_html = ""  # also write the interactive HTML version here
 results_json = "out/compliance_report.json"  # population files go beside it
 engine = "polars"  # or "spark": the entries read from `lake` by Spark (docs/SCALE.md)
-lake = ""  # the lake folder (auditlens lake sync --to) for engine="spark"
+lake = ""  # the lake folder (auditlens lake sync --to) that the spark engine reads
 spark = ""  # sc://host:port (Spark Connect), local or duckdb; empty: local if PySpark is installed""",
             ["parameters"],
         ),

@@ -97,7 +97,9 @@ def spark_session(spark: Any = None) -> tuple[Any, bool]:
     ``spark``: a session you made (PySpark, Spark Connect or SQLFrame), ``"sc://…"``
     (a Spark Connect server), ``"local"`` (PySpark ``local[2]``; a JVM), ``"duckdb"``
     (SQLFrame on DuckDB, no JVM); None: ``"local"`` if PySpark is installed, else
-    ``"duckdb"``. Sessions made here run with ``spark.sql.session.timeZone=UTC``.
+    ``"duckdb"``. Sessions made here run with ``spark.sql.session.timeZone=UTC``;
+    ``"local"`` uses the process's active PySpark session when there is one (and does
+    not stop it).
 
     Raises:
         ConfigError: an unknown session name, or PySpark/SQLFrame not installed.
@@ -125,6 +127,9 @@ def spark_session(spark: Any = None) -> tuple[Any, bool]:
             raise ConfigError(f"spark={name!r} needs PySpark: pip install pyspark") from None
         from pyspark.sql import SparkSession  # lazy: a JVM or a Connect client only on demand
 
+        active = SparkSession.getActiveSession()
+        if active is not None and name == "local":  # someone's session: use it, never stop it
+            return active, False
         builder = (
             SparkSession.builder.appName("auditlens-report")
             .config("spark.sql.session.timeZone", "UTC")
