@@ -32,11 +32,14 @@ from auditlens.reports import build_report, collect_evidence
 from auditlens.reports.evidence import Evidence, compute
 from auditlens.reports.report import period
 from auditlens.reports.spark import AGGREGATED, SELECTED, load_lake_input
+from tests.helpers import ORG
 
 duckdb = pytest.importorskip("duckdb")
 DuckDBSession = pytest.importorskip("sqlframe.duckdb").DuckDBSession
 pytestmark = [
     pytest.mark.slow,
+    # one worker builds the demo lake once (make test: --dist loadgroup)
+    pytest.mark.xdist_group("spark_report"),
     # SQLFrame on DuckDB warns that to_json() options are ignored (the detectors' details)
     pytest.mark.filterwarnings("ignore::UserWarning"),
     # PySpark 4.x warns that pandas 3 is not fully supported (it is not used here)
@@ -44,6 +47,7 @@ pytestmark = [
 ]
 
 runner = CliRunner()
+_JVM = pytest.mark.skipif(shutil.which("java") is None, reason="PySpark needs a JVM (java)")
 START, END = "2025-01-30", "2025-02-28"
 #: what legitimately differs between the two paths' JSON: when the input was extracted,
 #: the Spark path's engine record, and what depends on the extraction time (the age of the
@@ -247,10 +251,11 @@ def test_engine_arguments_are_checked(demo_lake: Demo) -> None:
         )
 
 
-@pytest.mark.skipif(shutil.which("java") is None, reason="PySpark needs a JVM (java)")
+@_JVM
 def test_real_pyspark_gives_the_same_evidence(demo_lake: Demo) -> None:
     pytest.importorskip("pyspark")
-    names = [*AGGREGATED, *SELECTED]  # (the detectors' parity: tests/engines)
+    # the Spark-computed items and the semi-join; the detectors' parity is tests/engines'
+    names = [*AGGREGATED, "provisioning"]
     expected = collect_evidence(demo_lake.store, demo_lake.org, START, END, names, charts=False)
     got = collect_evidence(
         demo_lake.store,
@@ -307,3 +312,51 @@ def test_report_command_with_engine_spark(demo_lake: Demo, tmp_path: Path) -> No
     assert res.exit_code == 2 and "go with --engine spark" in res.output
     res = runner.invoke(app, [*base, "--db", db, "--engine", "spark"])
     assert res.exit_code == 2 and "give --lake PATH" in res.output
+
+
+@pytest.mark.parametrize(
+    ("partition", "session"),
+    [("date", "duckdb"), ("month", "duckdb"), pytest.param("date", "local", marks=_JVM)],
+)
+def test_period_bounds_to_the_millisecond(tmp_path: Path, partition: str, session: str) -> None:
+    """``[start, end)`` on the lake as in the store: the first millisecond of the first day
+    and the last of the last day are in, one millisecond outside is out, whatever the
+    lake's time partition."""
+    store = al.open_store(f"sqlite:///{tmp_path / 's.db'}")
+    times = [
+        "2024-12-31T23:59:59.999Z",
+        "2025-01-01T00:00:00.000Z",
+        "2025-01-31T23:59:59.999Z",
+        "2025-02-01T00:00:00.000Z",
+    ]
+    store.append(
+        [
+            {
+                "action": "auth.failed",
+                "result": "failure",
+                "organization_id": ORG,
+                "actor": {"email": f"u{i}@x.io", "type": "user"},
+                "timestamp": t,
+            }
+            for i, t in enumerate(times)
+        ]
+    )
+    if session == "local":
+        pytest.importorskip("pyspark")
+    al.sync_lake(store, tmp_path / "lake", partition=partition)
+    kw: dict[str, Any] = {"names": ["activity", "authentication"], "charts": False}
+    want = collect_evidence(store, ORG, "2025-01-01", "2025-01-31", **kw)
+    got = collect_evidence(
+        store,
+        ORG,
+        "2025-01-01",
+        "2025-01-31",
+        engine="spark",
+        lake=tmp_path / "lake",
+        spark=session,
+        **kw,
+    )
+    assert want["activity"].metrics["entries"] == 2
+    for name in ("activity", "authentication"):
+        _assert_same_evidence(got[name], want[name])
+    store.close()
