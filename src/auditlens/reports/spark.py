@@ -263,7 +263,12 @@ class LakeReportInput(ReportInput):
     # -- collecting ---------------------------------------------------------------
     def collect(self, what: str, df: SparkFrame) -> pl.DataFrame:
         """Collect a (small) Spark result into polars, recording ``what`` and its rows."""
-        frame = _arrow_to_polars(df.toArrow())
+        to_arrow = getattr(df, "toArrow", None)  # PySpark ≥ 4.0, Spark Connect, SQLFrame
+        if to_arrow is not None:
+            table = to_arrow()
+        else:  # PySpark 3.5: through pandas (the session runs in UTC)
+            table = pa.Table.from_pandas(df.toPandas(), preserve_index=False)
+        frame = _arrow_to_polars(table)
         self.collected[what] = self.collected.get(what, 0) + frame.height
         return frame
 
