@@ -31,7 +31,7 @@ from auditlens.errors import ArchiveError, ConfigError
 from auditlens.reports import build_report, collect_evidence
 from auditlens.reports.evidence import Evidence, compute
 from auditlens.reports.report import period
-from auditlens.reports.spark import AGGREGATED, SELECTED, load_lake_input
+from auditlens.reports.spark import AGGREGATED, DETECTED, SELECTED, load_lake_input
 from tests.helpers import ORG
 
 duckdb = pytest.importorskip("duckdb")
@@ -149,7 +149,7 @@ def _assert_same_evidence(got: Evidence, expected: Evidence) -> None:
 
 
 def test_spark_evidence_collects_only_what_it_needs(demo_lake: Demo) -> None:
-    names = [*AGGREGATED, *SELECTED]
+    names = [*AGGREGATED, *SELECTED, *DETECTED]
     expected = collect_evidence(demo_lake.store, demo_lake.org, START, END, names, charts=False)
     lo, hi = period(demo_lake.store, demo_lake.org, START, END)
     session = DuckDBSession(conn=duckdb.connect())
@@ -169,6 +169,10 @@ def test_spark_evidence_collects_only_what_it_needs(demo_lake: Demo) -> None:
     rows = demo_lake.store.count(organization_id=demo_lake.org, start=START, end=END)
     assert seen["role_changes"] < rows / 10
     assert seen["provisioning"] < rows / 5
+    # one detector alone in Spark, and only its evidence entries and the item's actions
+    assert seen["findings: mass_export"] >= 1
+    assert "findings" not in seen
+    assert seen["data_exports"] < rows / 10
 
 
 def test_the_other_organization_and_an_empty_period(demo_lake: Demo) -> None:

@@ -17,6 +17,10 @@ from the store. What runs where (``docs/SCALE.md``, "Reports on Spark"):
   the successful actions of the users suspended in the period: their ids are collected,
   then Spark filters on them); Spark selects those rows and the single-machine function
   runs on them — the same code, so the same result;
+* **selected, with one detector in Spark** (:data:`DETECTED`): ``data_exports``
+  (``mass_export``) and ``change_management`` (``bulk_deletions``): the detector runs alone
+  in Spark, Spark selects the item's actions and the findings' evidence entries, and the
+  single-machine function runs on those;
 * **findings**: the detectors :data:`auditlens.engines.spark.PORTED` run in Spark
   (:func:`auditlens.engines.spark.detect`); ``off_hours``, ``unusual_access`` and
   ``privilege_escalation`` are not ported yet and run in polars on the collected period;
@@ -61,6 +65,7 @@ import polars as pl
 import pyarrow as pa
 
 from auditlens import detect, plots
+from auditlens.detect.exfiltration import EXPORT_ACTIONS
 from auditlens.detect.findings import empty_findings
 from auditlens.engines import spark as engine
 from auditlens.errors import ArchiveError, ConfigError, DetectorError
@@ -75,6 +80,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AGGREGATED",
+    "DETECTED",
     "SELECTED",
     "LakeReportInput",
     "lake_entries",
@@ -376,6 +382,24 @@ class LakeReportInput(ReportInput):
         # run_all's order (detect.findings.return_like)
         return pl.concat(parts).sort(["window_start", "detector", "subject"])
 
+    def findings_of(self, detector: str) -> pl.DataFrame:
+        """One detector's findings: :attr:`findings`' rows when they are computed, else the
+        detector alone in Spark (a ported one), in :func:`~auditlens.detect.run_all`'s order."""
+        if "findings" in self.__dict__ or detector not in engine.PORTED:
+            return self.findings.filter(pl.col("detector") == detector)
+        params = self.detector_config.get(detector, {})
+        if params is False:
+            return empty_findings()
+        kw = dict(params) if isinstance(params, Mapping) else {}
+        try:
+            found = engine.to_polars(
+                engine.detect(self.session, self.entries, [detector], **{detector: kw})
+            )
+        except DetectorError:  # a parameter the port refuses: every detector in polars
+            return self.findings.filter(pl.col("detector") == detector)
+        self.collected[f"findings: {detector}"] = found.height
+        return found.sort(["window_start", "detector", "subject"])
+
     def compute(self, spec: EvidenceSpec) -> Evidence:
         """Aggregated in Spark, selected by Spark, or the fallback on :attr:`frame`."""
         if spec.name in AGGREGATED:
@@ -383,6 +407,16 @@ class LakeReportInput(ReportInput):
         if spec.name in SELECTED:
             rows = self.rows_of(spec.name, SELECTED[spec.name](self))
             return spec.compute(self.narrowed(rows))
+        if spec.name in DETECTED:
+            select, detector = DETECTED[spec.name]
+            found = self.findings_of(detector)
+            ids = found["audit_ids"].explode().drop_nulls().unique().to_list()
+            cond = select(self)
+            if ids:  # the findings' evidence entries (joined to their findings by audit_id)
+                cond = cond | self.api.F.col("audit_id").isin(ids)
+            sub = self.narrowed(self.rows_of(spec.name, cond))
+            sub.__dict__["findings"] = found
+            return spec.compute(sub)
         return spec.compute(self)
 
     def narrowed(self, rows: pl.DataFrame) -> ReportInput:
@@ -613,6 +647,19 @@ def _provisioning_rows(inp: LakeReportInput) -> SparkColumn:
         return lifecycle
     return lifecycle | ((F.col("result") == "success") & F.col("actor_user_id").isin(ids))
 
+
+def _exports(inp: LakeReportInput) -> SparkColumn:
+    F = inp.api.F
+    return F.col("action").rlike(EXPORT_ACTIONS) & (F.col("result") == "success")
+
+
+#: evidence computed by the single-machine function on the rows Spark selects plus the
+#: evidence entries of one ported detector's findings, that detector run alone in Spark
+#: (the function reads only those rows and that detector's findings).
+DETECTED: dict[str, tuple[Callable[[LakeReportInput], SparkColumn], str]] = {
+    "data_exports": (_exports, "mass_export"),
+    "change_management": (lambda inp: inp.action_cond(*evi._CHANGES), "bulk_deletions"),
+}
 
 #: evidence computed by the single-machine function on the rows Spark selects (the
 #: function reads nothing else: its actions, and for provisioning the suspended users'
