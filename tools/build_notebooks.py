@@ -56,7 +56,10 @@ store_url = ""  # empty: $AUDITLENS_URL, else the shipped sample data
 keys = []  # verifier keys you hold (.vkey paths); empty: the store's (the report says so)
 output_pdf = "out/compliance_report.pdf"
 output_html = ""  # also write the interactive HTML version here
-results_json = "out/compliance_report.json"  # population files go beside it""",
+results_json = "out/compliance_report.json"  # population files go beside it
+engine = "polars"  # or "spark": the entries read from `lake` by Spark (docs/SCALE.md)
+lake = ""  # the lake folder (auditlens lake sync --to) that the spark engine reads
+spark = ""  # sc://host:port (Spark Connect), local or duckdb; empty: local if PySpark is installed""",
             ["parameters"],
         ),
         (
@@ -73,6 +76,9 @@ report = al.build_report(
     detectors=detectors,
     allow_open_period=allow_open_period,
     keys=keys or None,
+    engine=engine,
+    lake=lake or None,
+    spark=spark or None,
 )
 p = report.provenance
 print(report.framework.name)

@@ -92,13 +92,35 @@ def report(
             "exceptions, inclusion proofs, manifest. Check it with `auditlens verify-bundle`.",
         ),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="polars: the period loaded from the store; spark: its entries read from "
+            "--lake by Spark (the same results; docs/SCALE.md).",
+        ),
+    ] = "polars",
+    lake: Annotated[
+        Path | None,
+        typer.Option(help="The lake (`auditlens lake sync --to`) that --engine spark reads."),
+    ] = None,
+    spark_remote: Annotated[
+        str | None,
+        typer.Option(
+            "--spark-remote",
+            help="For --engine spark: sc://host:port (Spark Connect), local (PySpark "
+            "local[2]) or duckdb (SQLFrame, no JVM). Default: local if PySpark is installed, "
+            "else duckdb.",
+        ),
+    ] = None,
     db: Db = None,
 ) -> None:
     """Assess a framework on one organization's period and write the PDF report.
 
     Runs notebooks/compliance_report.ipynb with papermill; the executed notebook
     (<out>.ipynb) and the results (<out>.json) are kept beside the PDF. With --package,
-    the evidence package is written from them (docs/REPORTS.md).
+    the evidence package is written from them (docs/REPORTS.md). With --engine spark
+    --lake PATH, the entries come from the lake through Spark; the store (--db) still
+    gives the context, verification, checkpoints and retention, and must match the lake.
     """
     from auditlens.config import absolute_url  # lazy: CLI start-up stays light
     from auditlens.reports.frameworks import (  # lazy: CLI start-up stays light
@@ -109,6 +131,12 @@ def report(
     from auditlens.reports.report import named_period  # lazy: CLI start-up stays light
 
     load_framework(framework)  # a bad YAML fails here with its line and field
+    if engine not in ("polars", "spark"):
+        raise FilterError(f"--engine must be polars or spark, got {engine!r}")
+    if engine == "spark" and lake is None:
+        raise FilterError("--engine spark reads the entries from a lake: give --lake PATH")
+    if engine == "polars" and (lake is not None or spark_remote is not None):
+        raise FilterError("--lake and --spark-remote go with --engine spark")
     if period is not None:
         if start or end:
             raise FilterError("give --period or --start/--end, not both")
@@ -136,6 +164,9 @@ def report(
                 "output_pdf": str(pdf),
                 "output_html": str(html.resolve()) if html else "",
                 "results_json": str(results),
+                "engine": engine,
+                "lake": str(lake.resolve()) if lake else "",
+                "spark": spark_remote or "",
             },
             store_url=absolute_url(db),
             timeout=timeout,

@@ -276,6 +276,35 @@ class ReportInput:
             cond = cond | pl.col("action").str.starts_with(p)
         return self.frame.filter(cond)
 
+    # -- what the report itself reads (an input over a lake answers these without the frame)
+    def compute(self, spec: EvidenceSpec) -> Evidence:
+        """One evidence item over this input (:func:`compute` catches its failure)."""
+        return spec.compute(self)
+
+    @property
+    def rows(self) -> int:
+        """How many entries the period holds."""
+        return self.frame.height
+
+    def seq_range(self) -> list[int] | None:
+        """The first and last seq of the period (None: no entries)."""
+        f = self.frame
+        return [int(f["seq"].min()), int(f["seq"].max())] if f.height else None  # type: ignore[arg-type]
+
+    def timestamps(self) -> pl.Series:
+        """Every entry's time, sorted (what the completeness statement reads)."""
+        return self.frame["timestamp"].sort()
+
+    def provenance(self) -> dict[str, Any]:
+        """What this input adds to the report's provenance (nothing: the store is the source)."""
+        return {}
+
+    def organization_names(self) -> pl.Series:
+        """The names the organization's own entries give it, in time order."""
+        return self.frame.filter(
+            (pl.col("resource_type") == "organization") & pl.col("resource_name").is_not_null()
+        )["resource_name"]
+
 
 def load_input(
     store: Store,
@@ -1220,7 +1249,7 @@ def compute(inp: ReportInput, name: str) -> Evidence:
     """One evidence item; a failure becomes an ``unavailable`` item, never a guess."""
     spec = EVIDENCE[name]
     try:
-        return spec.compute(inp)
+        return inp.compute(spec)
     except Exception as exc:  # report what could not be computed rather than stop
         return Evidence(
             name,

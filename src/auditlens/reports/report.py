@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -39,7 +40,7 @@ from auditlens.chain.checkpoints import list_checkpoints, recorded_keys
 from auditlens.chain.notes import VerifierKey, load_verifier, parse_note
 from auditlens.config import redact_url
 from auditlens.context import describe
-from auditlens.errors import FilterError
+from auditlens.errors import ConfigError, FilterError
 from auditlens.progress import progress_bar
 from auditlens.query.filters import parse_when
 from auditlens.reports.evidence import (
@@ -411,6 +412,7 @@ def _input(
     end: Any,
     charts: bool,
     detectors: dict[str, Any] | None = None,
+    source: _Source | None = None,
 ) -> ReportInput:
     """The period's entries of one organization (default: the store's first)."""
     if organization_id is None:
@@ -419,7 +421,55 @@ def _input(
             raise FilterError("the store holds no entries")
         organization_id = orgs[0]["organization_id"]
     lo, hi = period(store, organization_id, start, end)
+    if source is not None:
+        from auditlens.reports.spark import load_lake_input  # lazy: Spark only when asked
+
+        return load_lake_input(
+            store,
+            source.lake,
+            organization_id,
+            lo,
+            hi,
+            session=source.session,
+            charts=charts,
+            detectors=detectors,
+        )
     return load_input(store, organization_id, lo, hi, charts=charts, detectors=detectors)
+
+
+@dataclass
+class _Source:
+    """Where ``engine="spark"`` reads the entries: the lake, with this session."""
+
+    lake: str | os.PathLike[str]
+    session: Any
+    owned: bool  #: made for this report: stopped when it is done
+
+    @classmethod
+    def of(cls, engine: str, lake: str | os.PathLike[str] | None, spark: Any) -> _Source | None:
+        """None for ``engine="polars"``; else the lake and the session (see
+        :func:`auditlens.reports.spark.spark_session`)."""
+        if engine == "polars":
+            if lake is not None or spark is not None:
+                raise ConfigError("lake= and spark= go with engine='spark'")
+            return None
+        if engine != "spark":
+            raise ConfigError(f"engine must be 'polars' or 'spark', got {engine!r}")
+        if lake is None:
+            raise ConfigError(
+                "engine='spark' reads the entries from a lake: give lake= (a folder "
+                "`auditlens lake sync` keeps current)"
+            )
+        from auditlens.reports.spark import spark_session  # lazy: Spark only when asked
+
+        session, owned = spark_session(spark)
+        return cls(lake, session, owned)
+
+    def done(self, inp: ReportInput) -> None:
+        """Collect what the report reads after the session is gone (its charts)."""
+        release = getattr(inp, "release", None)
+        if release is not None:
+            release()
 
 
 def _compute_all(inp: ReportInput, names: list[str], progress: bool) -> dict[str, Evidence]:
@@ -530,9 +580,7 @@ def _requirement_status(kind: str, checks: tuple[CheckResult, ...]) -> str:
 def _org_name(inp: ReportInput) -> str:
     """The organization's name as its own entries give it (resource type organization)."""
 
-    names = inp.frame.filter(
-        (pl.col("resource_type") == "organization") & pl.col("resource_name").is_not_null()
-    )["resource_name"]
+    names = inp.organization_names()
     return str(names[-1]) if names.len() else inp.organization_id
 
 
@@ -542,7 +590,7 @@ def completeness(inp: ReportInput, gap_hours: float = GAP_HOURS) -> dict[str, An
     sign: an ingest that stopped, or entries removed before they were chained."""
 
     stop = min(inp.end, inp.extracted_at)
-    ts = inp.frame["timestamp"].sort()
+    ts = inp.timestamps()
     bounds = pl.concat(
         [
             pl.Series("timestamp", [inp.start], dtype=ts.dtype),
@@ -638,6 +686,9 @@ def build_report(
     allow_open_period: bool = False,
     keys: list[Any] | None = None,
     gap_hours: float = GAP_HOURS,
+    engine: str = "polars",
+    lake: str | os.PathLike[str] | None = None,
+    spark: Any = None,
 ) -> Report:
     """Assess ``framework`` (``soc2``, ``iso27001``, ``gdpr``, a YAML path or a
     :class:`Framework`) on one organization over ``[start, end]``.
@@ -655,13 +706,56 @@ def build_report(
         keys: verifier keys (:class:`~auditlens.chain.notes.VerifierKey` or ``.vkey`` paths)
             you hold; without them the keys recorded in the store are named as the source.
         gap_hours: stretches without entries longer than this are listed as gaps.
+        engine: ``"polars"`` (the period loaded from the store) or ``"spark"``: the
+            period's entries read from ``lake`` by Spark, the same report JSON
+            (:mod:`auditlens.reports.spark`; provenance adds ``engine``).
+        lake: the lake folder (``auditlens lake sync --to``) for ``engine="spark"``.
+        spark: the session for ``engine="spark"``: a session object, ``"sc://host:port"``,
+            ``"local"`` or ``"duckdb"`` (default: local PySpark if installed, else DuckDB).
 
     Raises:
         FilterError: the period ends after now (without ``allow_open_period``).
+        ConfigError: a bad ``engine``/``lake``/``spark`` combination.
+        ArchiveError: ``engine="spark"`` and the lake is behind the store.
     """
 
     fw = framework if isinstance(framework, Framework) else load_framework(framework)
-    inp = _input(store, organization_id, start, end, charts, detectors)
+    source = _Source.of(engine, lake, spark)
+    try:
+        inp = _input(store, organization_id, start, end, charts, detectors, source)
+        report = _assess(store, fw, inp, progress, allow_open_period, keys, gap_hours)
+        if source is not None:
+            source.done(inp)
+            report.provenance.update(inp.provenance())
+    finally:
+        if source is not None and source.owned:
+            source.session.stop()
+    if record:
+        record_review(
+            store,
+            "audit_log.exported",
+            {report.organization_id: inp.rows},
+            {
+                "report": fw.framework,
+                "start": report.provenance["parameters"]["start"],
+                "end": report.provenance["parameters"]["end"],
+                "input_sha256": inp.input_sha256,
+            },
+            f"{fw.framework} compliance report",
+        )
+    return report
+
+
+def _assess(
+    store: Store,
+    fw: Framework,
+    inp: ReportInput,
+    progress: bool,
+    allow_open_period: bool,
+    keys: list[Any] | None,
+    gap_hours: float,
+) -> Report:
+    """Grade ``fw`` on the loaded input (see :func:`build_report`)."""
     organization_id, lo, hi = inp.organization_id, inp.start, inp.end
     ended = hi <= inp.extracted_at
     if not ended and not allow_open_period:
@@ -681,14 +775,13 @@ def build_report(
             f"The trail has {len(gaps['gaps'])} gap(s) longer than {gap_hours:g} h without "
             "entries (see the completeness statement)."
         )
-    empty = inp.frame.height == 0
+    empty = inp.rows == 0
     results = []
     for req in fw.requirements:
         checks = tuple(
             _grade(c, evidence[c.evidence], req.type, insufficient, empty) for c in req.checks
         )
         results.append(RequirementResult(req, _requirement_status(req.type, checks), checks))
-    frame = inp.frame
     source_text = Path(fw.source).read_bytes() if fw.source and Path(fw.source).is_file() else b""
     provenance: dict[str, Any] = {
         "source": redact_url(store.engine.url.render_as_string(hide_password=False)),
@@ -700,10 +793,8 @@ def build_report(
             "end": _iso(hi - timedelta(milliseconds=1)),
         },
         "extracted_at": _iso(inp.extracted_at),
-        "rows": frame.height,
-        "seq_range": [int(frame["seq"].min()), int(frame["seq"].max())]  # type: ignore[arg-type]
-        if frame.height
-        else None,
+        "rows": inp.rows,
+        "seq_range": inp.seq_range(),
         "input_sha256": inp.input_sha256,
         "framework_file": fw.source,
         "framework_sha256": hashlib.sha256(source_text).hexdigest() if source_text else None,
@@ -726,19 +817,6 @@ def build_report(
         gaps,
         integrity_statement(inp, keys),
     )
-    if record:
-        record_review(
-            store,
-            "audit_log.exported",
-            {organization_id: frame.height},
-            {
-                "report": fw.framework,
-                "start": provenance["parameters"]["start"],
-                "end": provenance["parameters"]["end"],
-                "input_sha256": inp.input_sha256,
-            },
-            f"{fw.framework} compliance report",
-        )
     return report
 
 
@@ -751,6 +829,9 @@ def collect_evidence(
     *,
     charts: bool = True,
     progress: bool = False,
+    engine: str = "polars",
+    lake: str | os.PathLike[str] | None = None,
+    spark: Any = None,
 ) -> dict[str, Evidence]:
     """Evidence items (default: all of them) for one organization and period, without a
     framework — what the weekly security review shows.
@@ -766,8 +847,13 @@ def collect_evidence(
         1
     """
 
-    inp = _input(store, organization_id, start, end, charts)
     unknown = [n for n in names or [] if n not in EVIDENCE]
     if unknown:
         raise FilterError(f"unknown evidence {', '.join(unknown)}; known: {', '.join(EVIDENCE)}")
-    return _compute_all(inp, names or list(EVIDENCE), progress)
+    source = _Source.of(engine, lake, spark)
+    try:
+        inp = _input(store, organization_id, start, end, charts, None, source)
+        return _compute_all(inp, names or list(EVIDENCE), progress)
+    finally:
+        if source is not None and source.owned:
+            source.session.stop()
