@@ -293,3 +293,197 @@ def test_unported_detector_is_refused(engine: Engine, demo_entries: pl.DataFrame
             ["password_spray"],
             password_spray={"group_by_network": True},
         )
+
+
+# -- off_hours, unusual_access, privilege_escalation ---------------------------------------
+# (the organization context goes to polars as parameters and to Spark as ``context=``)
+
+_HOUR = 3_600_000
+
+
+def _context_parity(
+    engine: Engine, entries: pl.DataFrame, name: str, context: Any, **params: Any
+) -> int:
+    """Polars with the context merged into its parameters, Spark with ``context=``."""
+    merged = spark._merged(context.get(name, {}), params)
+    expected = polars_detect.run(name, entries, **merged).sort("finding_id")
+    found = spark.detect(
+        engine.session, engine.frame(entries), [name], context=context, **{name: params}
+    )
+    assert_frame_equal(spark.to_polars(found), expected)
+    return expected.height
+
+
+def _typed(rows: list[dict[str, Any]], with_seq: bool) -> pl.DataFrame:
+    """:func:`_frame`, with columns that came out all null typed as text."""
+    out = _frame(rows, with_seq)
+    return out.with_columns(pl.col(c).cast(pl.Utf8) for c, t in out.schema.items() if t == pl.Null)
+
+
+_off_hours_row = st.fixed_dictionaries(
+    {
+        # half hours on the clock (01:00 UTC: the EU's DST change) over three days, ±1 ms
+        "offset": st.builds(
+            lambda k, edge: max(0, 120_000 + k * _HOUR // 2 + edge),
+            st.integers(0, 140),
+            st.sampled_from([0, 0, 1, -1]),
+        ),
+        "organization_id": st.sampled_from(["org-a", "org-b"]),
+        "actor_email": st.sampled_from(["ann@x.io", "Bob@X.io", "cy@x.io", None]),
+        "actor_user_id": st.sampled_from(["u1", "u2", None]),
+        "actor_type": st.sampled_from(["user", "user", "user", "service", None]),
+        "action": st.sampled_from(
+            ["auth.login", "auth.failed", "doc.viewed", "user.role_changed", "billing.updated"]
+        ),
+        "result": st.sampled_from(["success", "success", "failure"]),
+    }
+)
+off_hours_entries = st.builds(
+    _typed, st.lists(_off_hours_row, min_size=1, max_size=30), st.booleans()
+)
+#: stored context as detector_context returns it: organization zones, a person in Tokyo
+_OFF_CONTEXTS = st.sampled_from(
+    [
+        {},
+        {
+            "off_hours": {
+                "timezones": {"org-a": "Europe/Berlin", "org-b": "America/New_York"},
+                "person_timezones": {
+                    "org-a:bob@x.io": "Asia/Tokyo",
+                    "org-b:ann@x.io": "Asia/Tokyo",
+                },
+                "hours": {"org-a": "09:00-17:30"},
+                "workdays": {"org-b": ["sun", "mon", "tue", "wed", "thu"]},
+            }
+        },
+    ]
+)
+_OFF_PARAMS = st.fixed_dictionaries(
+    {},
+    optional={
+        "timezone": st.sampled_from(["UTC", "Europe/Berlin", "Asia/Tokyo"]),
+        "timezones": st.sampled_from([{"ANN@x.io": "Asia/Tokyo"}, {"u2": "America/Los_Angeles"}]),
+        "business_hours": st.sampled_from(["08:00-18:00", "01:30-02:30"]),
+        "weekends": st.booleans(),
+        "holidays": st.sampled_from([["2025-03-31"], []]),
+        "actor_types": st.sampled_from([("user",), ("user", "service")]),
+    },
+)
+
+
+@_slow
+@given(frame=off_hours_entries, context=_OFF_CONTEXTS, params=_OFF_PARAMS)
+def test_off_hours(
+    engine: Engine, frame: pl.DataFrame, context: dict[str, Any], params: dict[str, Any]
+) -> None:
+    _context_parity(engine, frame, "off_hours", context, **params)
+
+
+_access_row = st.fixed_dictionaries(
+    {
+        # 20-minute steps over two days: first uses, hour-long episodes (exact edges), gaps
+        "offset": st.builds(
+            lambda k, edge: max(0, k * _HOUR // 3 + edge),
+            st.integers(0, 150),
+            st.sampled_from([0, 0, 0, 1, -1]),
+        ),
+        "organization_id": st.sampled_from(["org-a", "org-b"]),
+        "actor_email": st.sampled_from(["ann@x.io", "ann@x.io", "bob@x.io", None]),
+        "actor_user_id": st.sampled_from(["u1", None]),
+        "actor_type": st.sampled_from(["user", "user", "user", "service"]),
+        "ip_address": st.sampled_from(
+            ["10.0.0.1", "10.0.0.2", "10.0.1.9", "2001:db8::1", "not-an-ip", None]
+        ),
+        "user_agent": st.sampled_from(
+            [
+                "curl/8.5.0",
+                "curl/7.1",
+                "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+                "python-requests/2.32.3",
+                "stratus-red-team_4c9ae9b5-1b8a-4b0a-9e2b-6f3d7c1e2a10",
+                None,
+            ]
+        ),
+        "action": st.sampled_from(["doc.viewed", "auth.login", "user.suspended", "user.removed"]),
+        "result": st.sampled_from(["success", "success", "failure"]),
+        "resource_id": st.sampled_from(["u1", "u2", None]),
+        "resource_name": st.sampled_from(["Ann@x.io", "bob@x.io", None]),
+    }
+)
+access_entries = st.builds(_typed, st.lists(_access_row, min_size=2, max_size=40), st.booleans())
+
+
+@_slow
+@given(
+    frame=access_entries,
+    min_history=st.integers(1, 4),
+    dormant=st.sampled_from(["2h", "1d"]),
+    switches=st.sampled_from([(True, True), (True, False), (False, True)]),
+)
+def test_unusual_access(
+    engine: Engine,
+    frame: pl.DataFrame,
+    min_history: int,
+    dormant: str,
+    switches: tuple[bool, bool],
+) -> None:
+    new_network, new_agent = switches
+    assert_parity(
+        engine,
+        frame,
+        "unusual_access",
+        min_history=min_history,
+        dormant=dormant,
+        new_network=new_network,
+        new_agent=new_agent,
+    )
+
+
+_escalation_row = st.fixed_dictionaries(
+    {
+        # quarter hours, ±1 ms: grants exactly at, within and after the window of a creation
+        "offset": st.builds(
+            lambda k, edge: max(0, k * _HOUR // 4 + edge),
+            st.integers(0, 10),
+            st.sampled_from([0, 0, 0, 1, -1]),
+        ),
+        "organization_id": st.sampled_from(["org-a", "org-b"]),
+        "actor_email": st.sampled_from(["ann@x.io", "bob@x.io", None]),
+        "actor_user_id": st.sampled_from(["u1", "arn:aws:iam::1:user/Ann", None]),
+        "action": st.sampled_from(
+            [
+                "user.role_changed",
+                "application.member_added",
+                "iam.attach_user_policy",
+                "user.invited",
+                "iam.create_user",
+                "doc.viewed",
+            ]
+        ),
+        "result": st.sampled_from(["success", "success", "failure"]),
+        "resource_id": st.sampled_from(["u1", "u9", "ANN", None]),
+        "resource_name": st.sampled_from(["ann@x.io", "new@x.io", "ann", None]),
+        "details": st.sampled_from(
+            [
+                None,
+                "{}",
+                "oops",
+                '{"before":{"role":"member"},"after":{"role":"admin"}}',
+                '{"role":"member"}',
+                '{"role":"Owner"}',
+                '{"policy_arn":"arn:aws:iam::aws:policy/AdministratorAccess"}',
+                '{"member":"new@x.io","role":"owner"}',
+                '{"userName":"ann"}',
+            ]
+        ),
+    }
+)
+escalation_entries = st.builds(
+    _typed, st.lists(_escalation_row, min_size=1, max_size=30), st.booleans()
+)
+
+
+@_slow
+@given(frame=escalation_entries, window=st.sampled_from(["30m", "60m"]))
+def test_privilege_escalation(engine: Engine, frame: pl.DataFrame, window: str) -> None:
+    assert_parity(engine, frame, "privilege_escalation", window=window)
