@@ -10,6 +10,7 @@ addresses and actors, a DST change, one email in several organizations) and from
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 import auditlens as al
+from auditlens import context
 from auditlens import detect as polars_detect
 from auditlens.demo import generate
 from auditlens.engines import spark
@@ -285,7 +287,7 @@ def test_detect_all_runs_every_ported_detector(engine: Engine, demo_entries: pl.
 
 def test_unported_detector_is_refused(engine: Engine, demo_entries: pl.DataFrame) -> None:
     with pytest.raises(DetectorError, match="not available on spark"):
-        spark.detect(engine.session, engine.frame(demo_entries), ["off_hours"])
+        spark.detect(engine.session, engine.frame(demo_entries), ["sigma_rules"])
     with pytest.raises(DetectorError, match="group_by_network"):
         spark.detect(
             engine.session,
@@ -299,6 +301,8 @@ def test_unported_detector_is_refused(engine: Engine, demo_entries: pl.DataFrame
 # (the organization context goes to polars as parameters and to Spark as ``context=``)
 
 _HOUR = 3_600_000
+#: plans of several joins and windows: SQLFrame builds them in ~1–3 s an example
+_deep = settings(_fast, max_examples=10)
 
 
 def _context_parity(
@@ -371,7 +375,7 @@ _OFF_PARAMS = st.fixed_dictionaries(
 )
 
 
-@_slow
+@_deep
 @given(frame=off_hours_entries, context=_OFF_CONTEXTS, params=_OFF_PARAMS)
 def test_off_hours(
     engine: Engine, frame: pl.DataFrame, context: dict[str, Any], params: dict[str, Any]
@@ -410,10 +414,10 @@ _access_row = st.fixed_dictionaries(
         "resource_name": st.sampled_from(["Ann@x.io", "bob@x.io", None]),
     }
 )
-access_entries = st.builds(_typed, st.lists(_access_row, min_size=2, max_size=40), st.booleans())
+access_entries = st.builds(_typed, st.lists(_access_row, min_size=8, max_size=40), st.booleans())
 
 
-@_slow
+@_deep
 @given(
     frame=access_entries,
     min_history=st.integers(1, 4),
@@ -483,7 +487,71 @@ escalation_entries = st.builds(
 )
 
 
-@_slow
+@_deep
 @given(frame=escalation_entries, window=st.sampled_from(["30m", "60m"]))
 def test_privilege_escalation(engine: Engine, frame: pl.DataFrame, window: str) -> None:
     assert_parity(engine, frame, "privilege_escalation", window=window)
+
+
+def test_every_detector_runs_on_spark() -> None:
+    assert set(spark.PORTED) == set(polars_detect.DETECTORS)
+
+
+def test_a_person_in_tokyo_keeps_their_own_time_zone(engine: Engine) -> None:
+    """Monday 01:30 UTC is 10:30 in Tokyo (a workday morning) and 02:30 in Berlin: the
+    Tokyo person's own zone wins over the organization's, the colleague is off hours."""
+    at = datetime(2025, 1, 6, 1, 30, tzinfo=UTC)
+    frame = pl.DataFrame(
+        {
+            "audit_id": ["a", "b"],
+            "timestamp": [at, at],
+            "action": ["doc.updated", "doc.updated"],
+            "result": ["success", "success"],
+            "organization_id": ["org-a", "org-a"],
+            "actor_email": ["Kenji@X.io", "lena@x.io"],
+            "actor_type": ["user", "user"],
+        }
+    )
+    context = {
+        "off_hours": {
+            "timezones": {"org-a": "Europe/Berlin"},
+            "person_timezones": {"org-a:kenji@x.io": "Asia/Tokyo"},
+            "hours": {"org-a": "09:00-18:00"},
+        }
+    }
+    found = spark.to_polars(
+        spark.detect(engine.session, engine.frame(frame), ["off_hours"], context=context)
+    )
+    assert found["subject"].to_list() == ["lena@x.io"]
+    assert json.loads(found["details"][0])["timezone_source"] == "organization"
+    assert _context_parity(engine, frame, "off_hours", context) == 1
+    # an explicit parameter overrides the stored context key by key
+    wide = {"hours": {"org-a": "00:00-23:59"}}
+    assert _context_parity(engine, frame, "off_hours", context, **wide) == 0
+
+
+@pytest.fixture(scope="module")
+def demo_with_context() -> tuple[pl.DataFrame, dict[str, Any]]:
+    """The demo with its organizations' stored context (zones, hours, people)."""
+    store = al.open_store("sqlite://")
+    store.append(generate(orgs=2, days=14, seed=3, end=date(2025, 1, 31)).entries)
+    return store.query(backend="polars"), context.detector_context(store)
+
+
+def test_demo_off_hours_with_the_stored_context(
+    engine: Engine, demo_with_context: tuple[pl.DataFrame, dict[str, Any]]
+) -> None:
+    entries, stored = demo_with_context
+    assert stored["off_hours"]["person_timezones"]  # the demo's people have their own zones
+    assert _context_parity(engine, entries, "off_hours", stored) > 0
+
+
+def test_context_needs_the_session_and_known_detectors(
+    engine: Engine, demo_entries: pl.DataFrame
+) -> None:
+    frame = engine.frame(demo_entries)
+    context = {"off_hours": {"timezones": {"org-a": "Asia/Tokyo"}}}
+    with pytest.raises(DetectorError, match="off_hours on spark builds small lookup tables"):
+        spark.detect(None, frame, ["off_hours"], context=context)
+    with pytest.raises(DetectorError, match="not available on spark"):
+        spark.detect(engine.session, frame, ["off_hours"], context={"sigma_rules": {}})

@@ -1323,6 +1323,12 @@ def _last_segment(api: SparkApi, col: SparkColumn) -> SparkColumn:
     return F.element_at(F.split(F.lower(col), "/"), -1)
 
 
+def _privilege(api: SparkApi) -> SparkColumn:
+    """The privilege a grant names (``details.after.role``, ``role``, ``policy_arn``…)."""
+    d = api.F.col("details")
+    return api.F.coalesce(*(_json_text(api, d, p) for p in escalation._PRIVILEGE_PATHS))
+
+
 def privilege_escalation(
     api: SparkApi,
     frame: SparkFrame,
@@ -1344,7 +1350,7 @@ def privilege_escalation(
     ):
         _check_regex(pattern, name)
     d = F.col("details")
-    privilege = F.coalesce(*(_json_text(api, d, p) for p in escalation._PRIVILEGE_PATHS))
+    privilege = _privilege(api)
     target = F.coalesce(*(_json_text(api, d, p) for p in escalation._TARGET_PATHS))
     is_grant = F.col("action").rlike(grant_actions)
     is_create = F.col("action").rlike(create_actions)
@@ -1360,14 +1366,13 @@ def privilege_escalation(
         is_grant.alias("_grant"),
         is_create.alias("_create"),
         privilege.alias("_priv"),
+        # the privilege built again: SQLFrame resolves one expression used twice only once
+        F.coalesce(_privilege(api).rlike(admin_privileges), F.lit(False)).alias("_admin"),
         F.lower(F.coalesce(target, F.col("resource_name"))).alias("_tname"),
         F.lower(F.col("resource_id")).alias("_tid"),
         F.coalesce(F.col("actor_email"), F.col("actor_user_id"), F.lit("(unknown)")).alias(
             "_actor"
         ),
-    )
-    ev = ev.select(
-        "*", F.coalesce(F.col("_priv").rlike(admin_privileges), F.lit(False)).alias("_admin")
     )
     return _union([_self_grants(api, ev), _new_admins(api, ev, ms, span)])
 
@@ -1417,65 +1422,80 @@ def _self_grants(api: SparkApi, ev: SparkFrame) -> SparkFrame:
 
 
 def _new_admins(api: SparkApi, ev: SparkFrame, ms: int, span: timedelta) -> SparkFrame:
+    """Principals made admin within ``span`` of their creation: one equi-join of the
+    creations with the admin-like grants on the principal (by name or id), where a
+    creation that already carries an admin privilege is its own grant."""
     F = api.F
+
+    def self_key(on: SparkColumn) -> tuple[str, SparkColumn]:
+        return "s", F.when(on, F.col("audit_id"))
+
+    # the principal as the creation names it, matched by name or by id: "n" name to name,
+    # "i" id to id, "x" the creation's name to the grant's id; "s" a creation made with an
+    # admin privilege already (ordered among the grants by its own time, seq and id)
     made = ev.filter(F.col("_create")).select(
-        "organization_id",
+        F.col("organization_id"),
         F.col("timestamp").alias("_made_at"),
         F.col("_t").alias("_mt"),
         F.col("audit_id").alias("_made_id"),
-        F.col("_s").alias("_made_s"),
         F.col("_actor").alias("_creator"),
         # a creation that names no principal still has a subject (and a finding id)
         F.coalesce(F.col("_tname"), F.col("_tid"), F.lit("(unknown)")).alias("_principal"),
-        "_tname",
-        "_tid",
-        "_admin",
-        "_priv",
+        _keys(
+            api,
+            ("n", F.col("_tname")),
+            ("i", F.col("_tid")),
+            ("x", F.col("_tname")),
+            self_key(F.lit(True)),
+        ).alias("_mk"),
     )
-    cols = ["organization_id", "_principal", "_made_at", "_mt", "_made_id", "_creator"]
-    cols += ["_granted_at", "_gt", "_grant_id", "_gs", "_gkey", "_granter", "_granted"]
-    # created with an admin privilege already: the grant is the creation itself (ordered
-    # among the grants by the creation entry's time, seq and id)
-    at_once = made.filter(F.col("_admin")).select(
-        *cols[:6],
-        F.col("_made_at").alias("_granted_at"),
-        F.col("_mt").alias("_gt"),
-        F.lit(None).cast("string").alias("_grant_id"),
-        F.col("_made_s").alias("_gs"),
-        F.col("_made_id").alias("_gkey"),
-        F.col("_creator").alias("_granter"),
-        F.col("_priv").alias("_granted"),
-    )
-    grants = ev.filter(F.col("_grant") & F.col("_admin")).select(
+    grant = F.col("_grant")
+    grants = ev.filter(F.col("_admin") & (grant | F.col("_create"))).select(
         F.col("organization_id").alias("_g_org"),
         F.col("timestamp").alias("_granted_at"),
         F.col("_t").alias("_gt"),
-        F.col("audit_id").alias("_grant_id"),
+        F.col("audit_id").alias("_gid"),
         F.col("_s").alias("_gs"),
-        F.col("audit_id").alias("_gkey"),
         F.col("_actor").alias("_granter"),
         F.col("_priv").alias("_granted"),
-        # the principal as the creation names it, matched by name or by id: "n" name to
-        # name, "i" id to id, "x" the creation's name to the grant's id
-        _keys(api, ("n", F.col("_tname")), ("i", F.col("_tid")), ("x", F.col("_tid"))).alias("_gk"),
-    )
-    made_keys = made.select(
-        "*",
-        _keys(api, ("n", F.col("_tname")), ("i", F.col("_tid")), ("x", F.col("_tname"))).alias(
-            "_mk"
-        ),
+        _keys(
+            api,
+            ("n", F.when(grant, F.col("_tname"))),
+            ("i", F.when(grant, F.col("_tid"))),
+            ("x", F.when(grant, F.col("_tid"))),
+            self_key(F.col("_create")),
+        ).alias("_gk"),
     )
     same = (F.col("organization_id") == F.col("_g_org")) & (F.col("_mk") == F.col("_gk"))
     in_window = (F.col("_gt") >= F.col("_mt")) & (F.col("_gt") - F.col("_mt") <= ms)
-    pairs = [at_once, made_keys.join(grants, same).filter(in_window).select(*cols)]
-    hits = _union(pairs).distinct()
+    hits = (
+        made.join(grants, same)
+        .filter(in_window)
+        .select(
+            "organization_id",
+            "_principal",
+            "_made_at",
+            "_mt",
+            "_made_id",
+            "_creator",
+            "_granted_at",
+            "_gt",
+            "_gs",
+            "_gid",
+            # the creation as its own grant is evidence once, as the creation
+            F.when(~F.col("_gk").startswith("s:"), F.col("_gid")).alias("_grant_id"),
+            "_granter",
+            "_granted",
+        )
+        .distinct()
+    )
     # the first grant by time, seq, audit id names the granter and the privilege
     first = F.array_sort(
         F.collect_list(
             F.struct(
                 F.col("_gt").alias("t"),
                 F.col("_gs").alias("s"),
-                F.col("_gkey").alias("a"),
+                F.col("_gid").alias("a"),
                 F.col("_granter").alias("by"),
                 F.col("_granted").alias("what"),
             )
@@ -1486,7 +1506,7 @@ def _new_admins(api: SparkApi, ev: SparkFrame, ms: int, span: timedelta) -> Spar
             F.when(
                 F.col("_grant_id").isNotNull(),
                 F.struct(
-                    F.col("_gt").alias("t"), F.col("_gs").alias("s"), F.col("_gkey").alias("a")
+                    F.col("_gt").alias("t"), F.col("_gs").alias("s"), F.col("_gid").alias("a")
                 ),
             )
         )
@@ -1502,6 +1522,7 @@ def _new_admins(api: SparkApi, ev: SparkFrame, ms: int, span: timedelta) -> Spar
         # collect_list drops nulls on Spark but not on DuckDB: filter them either way
         F.transform(F.filter(later, lambda x: x.isNotNull()), lambda x: x["a"]).alias("_grants"),
     )
+    evidence = F.concat(F.array(F.col("_made_id")), F.col("_grants"))
     rows = rows.select(
         "organization_id",
         F.col("_principal").alias("key"),
@@ -1511,10 +1532,10 @@ def _new_admins(api: SparkApi, ev: SparkFrame, ms: int, span: timedelta) -> Spar
         "_creator",
         "_granter",
         "_granted",
-        F.concat(F.array(F.col("_made_id")), F.col("_grants")).alias("audit_ids"),
+        evidence.alias("audit_ids"),
+        F.size(F.concat(F.array(F.col("_made_id")), F.col("_grants"))).alias("count"),
         F.floor((F.col("_we") - F.col("_ws")) / 60_000).cast("long").alias("_minutes"),
     )
-    rows = rows.select("*", F.size(F.col("audit_ids")).alias("count"))
     summary = _text(
         api,
         F.col("key"),
