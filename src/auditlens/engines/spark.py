@@ -8,7 +8,10 @@ explicit bounds (``rangeBetween(-(w - 1), 0)`` is the polars window ``(t − w, 
 included), ``lag`` plus a running sum to merge overlapping windows into bursts, an
 equi-join plus a range filter for a burst's evidence, ``size(collect_set(x))`` over a
 window for distinct counts (Spark refuses ``COUNT(DISTINCT)`` over a window), and brute
-force as one range window over the preceding failures.
+force as one range window over the preceding failures. What Python knows and SQL does not —
+the organization context (``detect(..., context=)``) and user-agent families (ua-parser) —
+goes in as small tables (``session.createDataFrame``) joined to the entries; local time is
+``from_utc_timestamp`` per row.
 
 Nothing is imported from pyspark here: the ``functions`` module and ``Window`` come from
 the package that made the DataFrame (:func:`spark_api`): ``pyspark.sql.functions`` for a
@@ -1171,7 +1174,8 @@ def unusual_access(
             )
             # collect_list drops nulls on Spark but not on DuckDB: filter them either way
             kept = F.filter(F.array_sort(items), lambda x: x.isNotNull())
-            return F.element_at(F.transform(kept, lambda x: x["v"]), 1)
+            # guarded: element_at of an empty array is an error under ANSI mode (Spark 4)
+            return F.when(F.max(flag) == 1, F.element_at(F.transform(kept, lambda x: x["v"]), 1))
 
         rows = hits.groupBy(*_PART, "_episode").agg(
             F.min("timestamp").alias("window_start"),
