@@ -115,3 +115,20 @@ def test_off_hours_ignores_guessed_accounts_of_failed_sign_ins() -> None:
     assert off_hours(timeline(*guesses)).height == 0
     worked = timeline((-9 * 60, "auth.login", "success", "guess0@x.io", "6.6.6.6"))
     assert off_hours(worked).height == 1
+
+
+def test_entries_in_one_millisecond_are_ordered_by_seq_in_any_row_order() -> None:
+    """Back after three days with two entries in the same millisecond: the one with the lower
+    seq is the wake-up (the evidence, part of the finding id), whatever the row order."""
+    tl = timeline(
+        *[(m, "doc.viewed", "success", "ann@x.io", "10.0.0.1") for m in (0, 1, 2)],
+        (3 * 24 * 60, "doc.viewed", "success", "ann@x.io", "10.0.0.1"),
+        (3 * 24 * 60, "doc.updated", "success", "ann@x.io", "10.0.0.1"),
+    ).with_columns(pl.Series("seq", [1, 2, 3, 5, 4]))
+    found = {
+        unusual_access(
+            tl.sample(fraction=1.0, shuffle=True, seed=seed), min_history=2, dormant="1d"
+        )["audit_ids"].to_list()[0][0]
+        for seed in range(8)
+    }
+    assert found == {"e004"}  # seq 4

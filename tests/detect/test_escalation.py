@@ -178,3 +178,20 @@ def test_through_the_store(store: al.AuditStore) -> None:
     f = store.detect("privilege_escalation")
     got = dict(zip(f["subject"].to_list(), evidence_back(f, tl), strict=True))
     assert got == {"new@x.io": ["e000", "e001"], "eve@x.io": ["e002"]}
+
+
+def test_grants_at_the_same_instant_are_told_the_same_way_in_any_row_order() -> None:
+    """Two admin grants in the same millisecond: the first by seq (then audit id) names the
+    granter and the privilege, whatever order the rows come in."""
+    tl = timeline(
+        invite(0, "bob@x.io", "new@x.io"),
+        role(5, "carol@x.io", "new@x.io", "member", "owner"),
+        role(5, "bob@x.io", "new@x.io", "member", "admin"),
+    ).with_columns(pl.Series("seq", [1, 3, 2]))
+    told = {
+        privilege_escalation(tl.sample(fraction=1.0, shuffle=True, seed=seed))["details"][0]
+        for seed in range(8)
+    }
+    assert len(told) == 1
+    details = json.loads(told.pop())
+    assert (details["granted_by"], details["granted"]) == ("bob@x.io", "admin")  # seq 2 < 3

@@ -10,6 +10,7 @@ addresses and actors, a DST change, one email in several organizations) and from
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 import auditlens as al
+from auditlens import context
 from auditlens import detect as polars_detect
 from auditlens.demo import generate
 from auditlens.engines import spark
@@ -285,7 +287,7 @@ def test_detect_all_runs_every_ported_detector(engine: Engine, demo_entries: pl.
 
 def test_unported_detector_is_refused(engine: Engine, demo_entries: pl.DataFrame) -> None:
     with pytest.raises(DetectorError, match="not available on spark"):
-        spark.detect(engine.session, engine.frame(demo_entries), ["off_hours"])
+        spark.detect(engine.session, engine.frame(demo_entries), ["sigma_rules"])
     with pytest.raises(DetectorError, match="group_by_network"):
         spark.detect(
             engine.session,
@@ -293,3 +295,263 @@ def test_unported_detector_is_refused(engine: Engine, demo_entries: pl.DataFrame
             ["password_spray"],
             password_spray={"group_by_network": True},
         )
+
+
+# -- off_hours, unusual_access, privilege_escalation ---------------------------------------
+# (the organization context goes to polars as parameters and to Spark as ``context=``)
+
+_HOUR = 3_600_000
+#: plans of several joins and windows: SQLFrame builds them in ~1–3 s an example
+_deep = settings(_fast, max_examples=10)
+
+
+def _context_parity(
+    engine: Engine, entries: pl.DataFrame, name: str, context: Any, **params: Any
+) -> int:
+    """Polars with the context merged into its parameters, Spark with ``context=``."""
+    merged = spark._merged(context.get(name, {}), params)
+    expected = polars_detect.run(name, entries, **merged).sort("finding_id")
+    found = spark.detect(
+        engine.session, engine.frame(entries), [name], context=context, **{name: params}
+    )
+    assert_frame_equal(spark.to_polars(found), expected)
+    return expected.height
+
+
+def _typed(rows: list[dict[str, Any]], with_seq: bool) -> pl.DataFrame:
+    """:func:`_frame`, with columns that came out all null typed as text."""
+    out = _frame(rows, with_seq)
+    return out.with_columns(pl.col(c).cast(pl.Utf8) for c, t in out.schema.items() if t == pl.Null)
+
+
+_off_hours_row = st.fixed_dictionaries(
+    {
+        # half hours on the clock (01:00 UTC: the EU's DST change) over three days, ±1 ms
+        "offset": st.builds(
+            lambda k, edge: max(0, 120_000 + k * _HOUR // 2 + edge),
+            st.integers(0, 140),
+            st.sampled_from([0, 0, 1, -1]),
+        ),
+        "organization_id": st.sampled_from(["org-a", "org-b"]),
+        "actor_email": st.sampled_from(["ann@x.io", "Bob@X.io", "cy@x.io", None]),
+        "actor_user_id": st.sampled_from(["u1", "u2", None]),
+        "actor_type": st.sampled_from(["user", "user", "user", "service", None]),
+        "action": st.sampled_from(
+            ["auth.login", "auth.failed", "doc.viewed", "user.role_changed", "billing.updated"]
+        ),
+        "result": st.sampled_from(["success", "success", "failure"]),
+    }
+)
+off_hours_entries = st.builds(
+    _typed, st.lists(_off_hours_row, min_size=1, max_size=30), st.booleans()
+)
+#: stored context as detector_context returns it: organization zones, a person in Tokyo
+_OFF_CONTEXTS = st.sampled_from(
+    [
+        {},
+        {
+            "off_hours": {
+                "timezones": {"org-a": "Europe/Berlin", "org-b": "America/New_York"},
+                "person_timezones": {
+                    "org-a:bob@x.io": "Asia/Tokyo",
+                    "org-b:ann@x.io": "Asia/Tokyo",
+                },
+                "hours": {"org-a": "09:00-17:30"},
+                "workdays": {"org-b": ["sun", "mon", "tue", "wed", "thu"]},
+            }
+        },
+    ]
+)
+_OFF_PARAMS = st.fixed_dictionaries(
+    {},
+    optional={
+        "timezone": st.sampled_from(["UTC", "Europe/Berlin", "Asia/Tokyo"]),
+        "timezones": st.sampled_from([{"ANN@x.io": "Asia/Tokyo"}, {"u2": "America/Los_Angeles"}]),
+        "business_hours": st.sampled_from(["08:00-18:00", "01:30-02:30"]),
+        "weekends": st.booleans(),
+        "holidays": st.sampled_from([["2025-03-31"], []]),
+        "actor_types": st.sampled_from([("user",), ("user", "service")]),
+    },
+)
+
+
+@_deep
+@given(frame=off_hours_entries, context=_OFF_CONTEXTS, params=_OFF_PARAMS)
+def test_off_hours(
+    engine: Engine, frame: pl.DataFrame, context: dict[str, Any], params: dict[str, Any]
+) -> None:
+    _context_parity(engine, frame, "off_hours", context, **params)
+
+
+_access_row = st.fixed_dictionaries(
+    {
+        # 20-minute steps over two days: first uses, hour-long episodes (exact edges), gaps
+        "offset": st.builds(
+            lambda k, edge: max(0, k * _HOUR // 3 + edge),
+            st.integers(0, 150),
+            st.sampled_from([0, 0, 0, 1, -1]),
+        ),
+        "organization_id": st.sampled_from(["org-a", "org-b"]),
+        "actor_email": st.sampled_from(["ann@x.io", "ann@x.io", "bob@x.io", None]),
+        "actor_user_id": st.sampled_from(["u1", None]),
+        "actor_type": st.sampled_from(["user", "user", "user", "service"]),
+        "ip_address": st.sampled_from(
+            ["10.0.0.1", "10.0.0.2", "10.0.1.9", "2001:db8::1", "not-an-ip", None]
+        ),
+        "user_agent": st.sampled_from(
+            [
+                "curl/8.5.0",
+                "curl/7.1",
+                "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+                "python-requests/2.32.3",
+                "stratus-red-team_4c9ae9b5-1b8a-4b0a-9e2b-6f3d7c1e2a10",
+                None,
+            ]
+        ),
+        "action": st.sampled_from(["doc.viewed", "auth.login", "user.suspended", "user.removed"]),
+        "result": st.sampled_from(["success", "success", "failure"]),
+        "resource_id": st.sampled_from(["u1", "u2", None]),
+        "resource_name": st.sampled_from(["Ann@x.io", "bob@x.io", None]),
+    }
+)
+access_entries = st.builds(_typed, st.lists(_access_row, min_size=8, max_size=40), st.booleans())
+
+
+@_deep
+@given(
+    frame=access_entries,
+    min_history=st.integers(1, 4),
+    dormant=st.sampled_from(["2h", "1d"]),
+    switches=st.sampled_from([(True, True), (True, False), (False, True)]),
+)
+def test_unusual_access(
+    engine: Engine,
+    frame: pl.DataFrame,
+    min_history: int,
+    dormant: str,
+    switches: tuple[bool, bool],
+) -> None:
+    new_network, new_agent = switches
+    assert_parity(
+        engine,
+        frame,
+        "unusual_access",
+        min_history=min_history,
+        dormant=dormant,
+        new_network=new_network,
+        new_agent=new_agent,
+    )
+
+
+_escalation_row = st.fixed_dictionaries(
+    {
+        # quarter hours, ±1 ms: grants exactly at, within and after the window of a creation
+        "offset": st.builds(
+            lambda k, edge: max(0, k * _HOUR // 4 + edge),
+            st.integers(0, 10),
+            st.sampled_from([0, 0, 0, 1, -1]),
+        ),
+        "organization_id": st.sampled_from(["org-a", "org-b"]),
+        "actor_email": st.sampled_from(["ann@x.io", "bob@x.io", None]),
+        "actor_user_id": st.sampled_from(["u1", "arn:aws:iam::1:user/Ann", None]),
+        "action": st.sampled_from(
+            [
+                "user.role_changed",
+                "application.member_added",
+                "iam.attach_user_policy",
+                "user.invited",
+                "iam.create_user",
+                "doc.viewed",
+            ]
+        ),
+        "result": st.sampled_from(["success", "success", "failure"]),
+        "resource_id": st.sampled_from(["u1", "u9", "ANN", None]),
+        "resource_name": st.sampled_from(["ann@x.io", "new@x.io", "ann", None]),
+        "details": st.sampled_from(
+            [
+                None,
+                "{}",
+                "oops",
+                '{"before":{"role":"member"},"after":{"role":"admin"}}',
+                '{"role":"member"}',
+                '{"role":"Owner"}',
+                '{"policy_arn":"arn:aws:iam::aws:policy/AdministratorAccess"}',
+                '{"member":"new@x.io","role":"owner"}',
+                '{"userName":"ann"}',
+            ]
+        ),
+    }
+)
+escalation_entries = st.builds(
+    _typed, st.lists(_escalation_row, min_size=1, max_size=30), st.booleans()
+)
+
+
+@_deep
+@given(frame=escalation_entries, window=st.sampled_from(["30m", "60m"]))
+def test_privilege_escalation(engine: Engine, frame: pl.DataFrame, window: str) -> None:
+    assert_parity(engine, frame, "privilege_escalation", window=window)
+
+
+def test_every_detector_runs_on_spark() -> None:
+    assert set(spark.PORTED) == set(polars_detect.DETECTORS)
+
+
+def test_a_person_in_tokyo_keeps_their_own_time_zone(engine: Engine) -> None:
+    """Monday 01:30 UTC is 10:30 in Tokyo (a workday morning) and 02:30 in Berlin: the
+    Tokyo person's own zone wins over the organization's, the colleague is off hours."""
+    at = datetime(2025, 1, 6, 1, 30, tzinfo=UTC)
+    frame = pl.DataFrame(
+        {
+            "audit_id": ["a", "b"],
+            "timestamp": [at, at],
+            "action": ["doc.updated", "doc.updated"],
+            "result": ["success", "success"],
+            "organization_id": ["org-a", "org-a"],
+            "actor_email": ["Kenji@X.io", "lena@x.io"],
+            "actor_type": ["user", "user"],
+        }
+    )
+    context = {
+        "off_hours": {
+            "timezones": {"org-a": "Europe/Berlin"},
+            "person_timezones": {"org-a:kenji@x.io": "Asia/Tokyo"},
+            "hours": {"org-a": "09:00-18:00"},
+        }
+    }
+    found = spark.to_polars(
+        spark.detect(engine.session, engine.frame(frame), ["off_hours"], context=context)
+    )
+    assert found["subject"].to_list() == ["lena@x.io"]
+    assert json.loads(found["details"][0])["timezone_source"] == "organization"
+    assert _context_parity(engine, frame, "off_hours", context) == 1
+    # an explicit parameter overrides the stored context key by key
+    wide = {"hours": {"org-a": "00:00-23:59"}}
+    assert _context_parity(engine, frame, "off_hours", context, **wide) == 0
+
+
+@pytest.fixture(scope="module")
+def demo_with_context() -> tuple[pl.DataFrame, dict[str, Any]]:
+    """The demo with its organizations' stored context (zones, hours, people)."""
+    store = al.open_store("sqlite://")
+    store.append(generate(orgs=2, days=14, seed=3, end=date(2025, 1, 31)).entries)
+    return store.query(backend="polars"), context.detector_context(store)
+
+
+def test_demo_off_hours_with_the_stored_context(
+    engine: Engine, demo_with_context: tuple[pl.DataFrame, dict[str, Any]]
+) -> None:
+    entries, stored = demo_with_context
+    assert stored["off_hours"]["person_timezones"]  # the demo's people have their own zones
+    assert _context_parity(engine, entries, "off_hours", stored) > 0
+
+
+def test_context_needs_the_session_and_known_detectors(
+    engine: Engine, demo_entries: pl.DataFrame
+) -> None:
+    frame = engine.frame(demo_entries)
+    context = {"off_hours": {"timezones": {"org-a": "Asia/Tokyo"}}}
+    with pytest.raises(DetectorError, match="off_hours on spark builds small lookup tables"):
+        spark.detect(None, frame, ["off_hours"], context=context)
+    with pytest.raises(DetectorError, match="not available on spark"):
+        spark.detect(engine.session, frame, ["off_hours"], context={"sigma_rules": {}})

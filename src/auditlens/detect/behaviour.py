@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from datetime import date, time, timedelta
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import polars as pl
 
@@ -30,6 +30,7 @@ from auditlens.detect.findings import (
     as_polars,
     build_findings,
     empty_findings,
+    evidence_order,
     parse_window,
     positive_int,
     return_like,
@@ -38,7 +39,7 @@ from auditlens.detect.findings import (
 from auditlens.errors import ContextError, FilterError
 from auditlens.schema import ACTIONS
 
-__all__ = ["off_hours", "unusual_access", "user_agent_family"]
+__all__ = ["OffHoursPlan", "off_hours", "resolve_off_hours", "unusual_access", "user_agent_family"]
 
 SENSITIVE = sorted(a for a, info in ACTIONS.items() if info.sensitive)
 _ROUTINE_AUTH = ["auth.login", "auth.logout", "auth.failed"]
@@ -86,6 +87,70 @@ def _zone(name: str, where: str = "timezone") -> str:
         raise FilterError(str(exc)) from None
 
 
+class OffHoursPlan(NamedTuple):
+    """:func:`off_hours`'s parameters checked and resolved (shared with the Spark port)."""
+
+    default_zone: str
+    #: overrides and organization zones: email (lower case), user id or organization → zone
+    mapping: dict[str, str]
+    #: ``"<organization id>:<email>"`` (lower case) → the person's own zone
+    people: dict[str, str]
+    #: business hours as minutes of the day, ``[start, end)``
+    default_minutes: tuple[int, int]
+    #: workdays as a bit mask, bit 0 = Monday … bit 6 = Sunday
+    default_days: int
+    org_hours: dict[str, tuple[int, int]]
+    org_days: dict[str, int]
+    holidays: set[date]
+
+
+def resolve_off_hours(
+    business_hours: str = "08:00-18:00",
+    timezone: str = "UTC",
+    timezones: Mapping[str, str] | None = None,
+    weekends: bool = True,
+    holidays: Iterable[date | str] = (),
+    person_timezones: Mapping[str, str] | None = None,
+    hours: Mapping[str, str] | str | None = None,
+    workdays: Mapping[str, Iterable[str] | str] | str | None = None,
+) -> OffHoursPlan:
+    """Check :func:`off_hours`'s parameters (``FilterError`` names the bad one) and resolve
+    them into lookups: zones, hours and workdays per organization, holidays.
+
+    Example:
+        >>> plan = resolve_off_hours(hours={"o": "09:00-17:30"}, timezones={"A@x.io": "UTC"})
+        >>> plan.org_hours, plan.mapping
+        ({'o': (540, 1050)}, {'a@x.io': 'UTC'})
+    """
+    if isinstance(hours, str):  # one span for every organization (e.g. --param off_hours.hours=…)
+        business_hours, hours = hours, None
+    default_days = _WEEKDAYS if weekends else _ALL
+    if isinstance(workdays, str):  # one set of days for every organization
+        default_days, workdays = _day_mask(workdays), None
+    default_hours = _hours(business_hours)
+    default = _zone(timezone)
+    mapping = {
+        k.lower() if "@" in k else k: _zone(v, f"timezones[{k}]")
+        for k, v in (timezones or {}).items()
+    }
+    people = {
+        k.lower(): _zone(v, f"person_timezones[{k}]") for k, v in (person_timezones or {}).items()
+    }
+    off_days = {d if isinstance(d, date) else date.fromisoformat(d) for d in holidays}
+    org_hours = {o: _minutes(_hours(h, f"hours[{o}]")) for o, h in (hours or {}).items()}
+    org_days = {o: _day_mask(d) for o, d in (workdays or {}).items()}
+    return OffHoursPlan(
+        default,
+        mapping,
+        people,
+        _minutes(default_hours),
+        default_days,
+        org_hours,
+        org_days,
+        off_days,
+    )
+
+
 def off_hours(
     df: FrameT,
     business_hours: str = "08:00-18:00",
@@ -118,23 +183,12 @@ def off_hours(
     left out by default: they work at night by design.
     """
     frame, kind = as_polars(df)
-    if isinstance(hours, str):  # one span for every organization (e.g. --param off_hours.hours=…)
-        business_hours, hours = hours, None
-    default_days = _WEEKDAYS if weekends else _ALL
-    if isinstance(workdays, str):  # one set of days for every organization
-        default_days, workdays = _day_mask(workdays), None
-    default_hours = _hours(business_hours)
-    default = _zone(timezone)
-    mapping = {
-        k.lower() if "@" in k else k: _zone(v, f"timezones[{k}]")
-        for k, v in (timezones or {}).items()
-    }
-    people = {
-        k.lower(): _zone(v, f"person_timezones[{k}]") for k, v in (person_timezones or {}).items()
-    }
-    off_days = {d if isinstance(d, date) else date.fromisoformat(d) for d in holidays}
-    org_hours = {o: _minutes(_hours(h, f"hours[{o}]")) for o, h in (hours or {}).items()}
-    org_days = {o: _day_mask(d) for o, d in (workdays or {}).items()}
+    plan = resolve_off_hours(
+        business_hours, timezone, timezones, weekends, holidays, person_timezones, hours, workdays
+    )
+    default, mapping, people = plan.default_zone, plan.mapping, plan.people
+    default_hours, default_days = plan.default_minutes, plan.default_days
+    org_hours, org_days, off_days = plan.org_hours, plan.org_days, plan.holidays
     key, _ = subject_expr("actor")
     email = pl.col("actor_email").str.to_lowercase()
     zone_of = [
@@ -162,8 +216,8 @@ def off_hours(
         key.alias("key"),
         pl.coalesce(*(e for _, e in zone_of), pl.lit(default)).alias("tz"),
         source.otherwise(pl.lit("default")).alias("tz_source"),
-        _per_org(org_hours, 0, _minutes(default_hours)[0]).alias("_start"),
-        _per_org(org_hours, 1, _minutes(default_hours)[1]).alias("_end"),
+        _per_org(org_hours, 0, default_hours[0]).alias("_start"),
+        _per_org(org_hours, 1, default_hours[1]).alias("_end"),
         pl.col("organization_id")
         .replace_strict(org_days, default=default_days, return_dtype=pl.Int64)
         .alias("_mask"),
@@ -191,7 +245,7 @@ def off_hours(
     if hits.is_empty():
         return cast(FrameT, return_like(empty_findings(), kind))
     rows = (
-        hits.sort("timestamp")
+        hits.sort(evidence_order(hits))  # ties by seq, then audit_id: the same first evidence
         .group_by(["organization_id", "key", "_day", "tz", "tz_source", "_start", "_end"])
         .agg(
             pl.col("timestamp").min().alias("window_start"),
@@ -273,15 +327,18 @@ def unusual_access(
             users.select(
                 "organization_id",
                 "timestamp",
+                "seq",
                 "audit_id",
                 key.alias("key"),
                 pl.coalesce(
-                    pl.col("ip_address").str.extract(r"^(\d+\.\d+\.\d+)\.\d+$"),
+                    pl.col("ip_address").str.extract(r"^([0-9]+\.[0-9]+\.[0-9]+)\.[0-9]+$"),
                     pl.col("ip_address"),
                 ).alias("net"),
                 user_agent_family().alias("family"),
             )
-            .sort("timestamp")  # time order is enough: over() keeps each actor's rows in it
+            # time order, ties by seq then audit_id (over() keeps each actor's rows in it): which
+            # of two entries at one instant came "first" (history count, gap) is deterministic
+            .sort(evidence_order(users))
             .with_columns(
                 pl.int_range(pl.len()).over(["organization_id", "key"]).alias("_prior"),
                 pl.col("timestamp").diff().over(["organization_id", "key"]).alias("_gap"),
@@ -309,6 +366,7 @@ def unusual_access(
                     "organization_id",
                     "key",
                     "timestamp",
+                    "seq",
                     "audit_id",
                     "net",
                     "family",
@@ -319,9 +377,11 @@ def unusual_access(
         if episodes:
             hits = (
                 pl.concat(episodes)
-                .group_by(["organization_id", "key", "timestamp", "audit_id", "net", "family"])
+                .group_by(
+                    ["organization_id", "key", "timestamp", "seq", "audit_id", "net", "family"]
+                )
                 .agg(pl.col("_in_nn").any(), pl.col("_in_nf").any())
-                .sort(["organization_id", "key", "timestamp"])
+                .sort(["organization_id", "key", "timestamp", "seq", "audit_id"])
             )
             hits = hits.with_columns(
                 (
@@ -420,6 +480,7 @@ def _after_suspension(frame: pl.DataFrame, key: pl.Expr) -> pl.DataFrame:
     acts = frame.filter((pl.col("actor_type") == "user") & (pl.col("result") != "failure")).select(
         "organization_id",
         "timestamp",
+        "seq",
         "audit_id",
         key.alias("key"),
         pl.col("actor_user_id"),
@@ -445,7 +506,7 @@ def _after_suspension(frame: pl.DataFrame, key: pl.Expr) -> pl.DataFrame:
     if hits.is_empty():
         return empty_findings()
     rows = (
-        hits.sort("timestamp")
+        hits.sort(evidence_order(hits))
         .group_by(["organization_id", "key", "stop_id"])
         .agg(
             pl.col("timestamp").min().alias("window_start"),

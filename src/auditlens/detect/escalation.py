@@ -194,8 +194,10 @@ def _new_admins(
         "organization_id",
         pl.col("timestamp").alias("_made_at"),
         pl.col("audit_id").alias("_made_id"),
+        pl.col("seq").alias("_made_seq"),
         pl.col("_actor").alias("_creator"),
-        pl.coalesce("_tname", "_tid").alias("_principal"),
+        # a creation that names no principal still has a subject (and a finding id)
+        pl.coalesce("_tname", "_tid", pl.lit("(unknown)")).alias("_principal"),
         "_tname",
         "_tid",
         "_admin",
@@ -212,6 +214,9 @@ def _new_admins(
         "_creator",
         pl.col("_made_at").alias("_granted_at"),
         pl.lit(None, pl.Utf8).alias("_grant_id"),
+        # grants are ordered by time, seq, audit id; this one is the creation entry's
+        pl.col("_made_seq").alias("_grant_seq"),
+        pl.col("_made_id").alias("_grant_key"),
         pl.col("_creator").alias("_granter"),
         pl.col("_priv").alias("granted"),
     )
@@ -219,6 +224,8 @@ def _new_admins(
         "organization_id",
         pl.col("timestamp").alias("_granted_at"),
         pl.col("audit_id").alias("_grant_id"),
+        pl.col("seq").alias("_grant_seq"),
+        pl.col("audit_id").alias("_grant_key"),
         pl.col("_actor").alias("_granter"),
         pl.col("_priv").alias("granted"),
         "_tname",
@@ -229,7 +236,7 @@ def _new_admins(
         # the principal as the creation named it, matched by name or by id
         for left, right in (("_tname", "_tname"), ("_tid", "_tid"), ("_tname", "_tid")):
             pairs.append(
-                made.drop("_admin", "_priv")
+                made.drop("_admin", "_priv", "_made_seq")
                 .join(
                     grants.drop("_tname" if right == "_tid" else "_tid"),
                     left_on=["organization_id", left],
@@ -244,8 +251,10 @@ def _new_admins(
     hits = pl.concat(pairs).unique(["organization_id", "_made_id", "_grant_id"])
     if hits.is_empty():
         return empty_findings()
+    # the first grant (granter, privilege) is the earliest by time, seq, audit id: never a
+    # tie broken by row order
     rows = (
-        hits.sort("_granted_at")
+        hits.sort(["_granted_at", "_grant_seq", "_grant_key"])
         .group_by(["organization_id", "_principal", "_made_id"])
         .agg(
             pl.col("_made_at").first().alias("window_start"),

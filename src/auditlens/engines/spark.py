@@ -8,7 +8,10 @@ explicit bounds (``rangeBetween(-(w - 1), 0)`` is the polars window ``(t − w, 
 included), ``lag`` plus a running sum to merge overlapping windows into bursts, an
 equi-join plus a range filter for a burst's evidence, ``size(collect_set(x))`` over a
 window for distinct counts (Spark refuses ``COUNT(DISTINCT)`` over a window), and brute
-force as one range window over the preceding failures.
+force as one range window over the preceding failures. What Python knows and SQL does not —
+the organization context (``detect(..., context=)``) and user-agent families (ua-parser) —
+goes in as small tables (``session.createDataFrame``) joined to the entries; local time is
+``from_utc_timestamp`` per row.
 
 Nothing is imported from pyspark here: the ``functions`` module and ``Window`` come from
 the package that made the DataFrame (:func:`spark_api`): ``pyspark.sql.functions`` for a
@@ -38,13 +41,14 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import timedelta
+from datetime import date, timedelta
 from types import ModuleType
 from typing import Any, NamedTuple
 
 import polars as pl
 
-from auditlens.detect import evasion
+from auditlens.detect import behaviour, escalation, evasion
+from auditlens.detect.agents import agent_family
 from auditlens.detect.exfiltration import EXPORT_ACTIONS
 from auditlens.detect.findings import FINDING_SCHEMA, human, parse_window, positive_int
 from auditlens.errors import DetectorError, FilterError
@@ -833,6 +837,734 @@ def _union(parts: Sequence[SparkFrame]) -> SparkFrame:
     return out
 
 
+# -- off_hours, unusual_access, privilege_escalation ---------------------------------------
+
+
+def _local_ms(api: SparkApi, ts: SparkColumn, tz: SparkColumn) -> SparkColumn:
+    """Local wall-clock time of ``ts`` in the (per-row) zone ``tz``, as epoch milliseconds.
+
+    ``from_utc_timestamp`` shifts the instant by the zone's offset *at that instant* (DST
+    included); ``unix_micros`` reads the shifted value back without the session's time zone.
+    DuckDB (SQLFrame) lacks ``from_utc_timestamp``: its ``timezone(tz, ts)`` is the same.
+    """
+    F = api.F
+    local = (
+        F.call_function("timezone", tz, ts)
+        if api.engine == "duckdb"
+        else F.from_utc_timestamp(ts, tz)
+    )
+    return F.floor(F.unix_micros(local) / 1000).cast("long")
+
+
+def _date_text(api: SparkApi, ms: SparkColumn) -> SparkColumn:
+    """``YYYY-MM-DD`` of an epoch-millisecond column (no session time zone involved)."""
+    F = api.F
+    days = F.floor(ms / 86_400_000).cast("int")
+    return F.date_from_unix_date(days).cast("date").cast("string")
+
+
+def _needs_session(session: object, detector: str) -> Any:
+    if session is None:
+        raise DetectorError(
+            f"{detector} on spark builds small lookup tables: call it through detect(session, …)"
+        )
+    return session
+
+
+def _small(
+    api: SparkApi, session: Any, rows: Sequence[tuple[object, ...]], schema: str
+) -> SparkFrame:
+    """A small lookup table (context, agent families) as a Spark DataFrame: broadcast on
+    Spark (SQLFrame's engines have no broadcast hint, and DuckDB needs none)."""
+    table = session.createDataFrame(list(rows), schema)
+    return api.F.broadcast(table) if api.engine == "spark" else table
+
+
+def off_hours(
+    api: SparkApi,
+    frame: SparkFrame,
+    business_hours: str = "08:00-18:00",
+    timezone: str = "UTC",
+    timezones: Mapping[str, str] | None = None,
+    weekends: bool = True,
+    holidays: Iterable[date | str] = (),
+    actor_types: Iterable[str] = ("user",),
+    person_timezones: Mapping[str, str] | None = None,
+    hours: Mapping[str, str] | str | None = None,
+    workdays: Mapping[str, Iterable[str] | str] | str | None = None,
+    *,
+    session: object = None,
+) -> SparkFrame:
+    """:func:`auditlens.detect.off_hours` on Spark.
+
+    The parameters are checked and resolved exactly as on polars
+    (:func:`auditlens.detect.behaviour.resolve_off_hours`); the mappings (overrides and
+    organization zones, people's zones, hours and workdays per organization) become small
+    tables (``session.createDataFrame``, broadcast on Spark) left-joined on the actor's
+    email, user id, ``organization:email`` and organization. Local time is per row:
+    ``from_utc_timestamp(timestamp, tz)`` (DST included), read back as epoch ms; minute of
+    day, weekday and local date are arithmetic on it.
+    """
+    F = api.F
+    plan = behaviour.resolve_off_hours(
+        business_hours, timezone, timezones, weekends, holidays, person_timezones, hours, workdays
+    )
+    key, _ = _subject(api, "actor")
+    email = F.lower(F.col("actor_email"))
+    acted = F.col("actor_type").isin(*actor_types) & (F.col("result") != "failure")
+    ev = frame.filter(acted).select(
+        "organization_id",
+        key.alias("key"),
+        "timestamp",
+        "_t",
+        "seq",
+        "audit_id",
+        "action",
+        email.alias("_email"),
+        "actor_user_id",
+        F.concat(F.col("organization_id"), F.lit(":"), email).alias("_person"),
+    )
+    # (source, lookup key column, table) in the order polars resolves a zone
+    lookups: list[tuple[str, str, dict[str, str]]] = [
+        ("override", "_email", plan.mapping),
+        ("override", "actor_user_id", plan.mapping),
+        ("person", "_person", plan.people),
+        ("organization", "organization_id", plan.mapping),
+    ]
+    lookups = [lk for lk in lookups if lk[2]]  # an empty mapping matches nothing: no join
+    orgs = sorted({*plan.org_hours, *plan.org_days})
+    if lookups or orgs:
+        session = _needs_session(session, "off_hours")
+    zones: list[tuple[str, SparkColumn]] = []
+    for i, (source_name, col, mapping) in enumerate(lookups):
+        table = _small(api, session, sorted(mapping.items()), f"_k{i} string, _z{i} string")
+        ev = ev.join(table, F.col(col) == F.col(f"_k{i}"), "left")
+        zones.append((source_name, F.col(f"_z{i}")))
+    start, end = plan.default_minutes
+    start_col, end_col, mask_col = F.lit(start), F.lit(end), F.lit(plan.default_days)
+    if orgs:
+        rows = [(o, *plan.org_hours.get(o, (None, None)), plan.org_days.get(o)) for o in orgs]
+        table = _small(api, session, rows, "_kh string, _hs long, _he long, _hm long")
+        ev = ev.join(table, F.col("organization_id") == F.col("_kh"), "left")
+        start_col = F.coalesce(F.col("_hs"), start_col)
+        end_col = F.coalesce(F.col("_he"), end_col)
+        mask_col = F.coalesce(F.col("_hm"), mask_col)
+    tz = F.coalesce(*(z for _, z in zones), F.lit(plan.default_zone))
+    source: SparkColumn = F.lit("default")
+    for name, z in reversed(zones):
+        source = F.when(z.isNotNull(), F.lit(name)).otherwise(source)
+    ev = ev.select(
+        "organization_id",
+        "key",
+        "timestamp",
+        "_t",
+        "seq",
+        "audit_id",
+        "action",
+        tz.alias("tz"),
+        source.alias("tz_source"),
+        start_col.cast("long").alias("_start"),
+        end_col.cast("long").alias("_end"),
+        mask_col.cast("long").alias("_mask"),
+    )
+    ev = ev.select("*", _local_ms(api, F.col("timestamp"), F.col("tz")).alias("_lt"))
+    days = F.floor(F.col("_lt") / 86_400_000).cast("long")
+    ev = ev.select(
+        "*",
+        (F.floor(F.col("_lt") / 60_000) % 1440).cast("long").alias("_m"),
+        ((days + 3) % 7).cast("long").alias("_wd0"),  # 1970-01-01 was a Thursday: Monday = 0
+        _date_text(api, F.col("_lt")).alias("_day"),
+    )
+    workday = (F.floor(F.col("_mask") / F.pow(F.lit(2), F.col("_wd0"))) % 2) == 1
+    off = (F.col("_m") < F.col("_start")) | (F.col("_m") >= F.col("_end")) | ~workday
+    if plan.holidays:
+        off = off | F.col("_day").isin(*sorted(d.isoformat() for d in plan.holidays))
+    sensitive = F.col("action").isin(*behaviour.SENSITIVE)
+    hits = ev.filter(off).select(
+        "*",
+        sensitive.cast("int").alias("_sens"),
+        (~F.col("action").isin(*behaviour._ROUTINE_AUTH)).cast("int").alias("_chg"),
+        F.when(sensitive, F.col("action")).alias("_sact"),
+    )
+    rows = hits.groupBy("organization_id", "key", "_day", "tz", "tz_source", "_start", "_end").agg(
+        F.min("timestamp").alias("window_start"),
+        F.max("timestamp").alias("window_end"),
+        F.min("_t").alias("_ws"),
+        F.count(F.lit(1)).alias("count"),
+        _evidence(api, "_t", "seq", "audit_id").alias("audit_ids"),
+        F.max("_sens").alias("_sensitive"),
+        F.max("_chg").alias("_change"),
+        # collect_set drops nulls on Spark but not on DuckDB: filter them either way
+        F.filter(F.array_sort(F.collect_set("_sact")), lambda x: x.isNotNull()).alias("_acts"),
+    )
+    is_sensitive = F.col("_sensitive") == 1
+    severity = (
+        F.when(is_sensitive, F.lit("high"))
+        .when(F.col("_change") == 1, F.lit("medium"))
+        .otherwise(F.lit("low"))
+    )
+    summary = _text(
+        api,
+        F.col("key"),
+        " acted ",
+        F.col("count"),
+        " time(s) outside business hours on ",
+        F.col("_day"),
+        " (",
+        F.col("tz"),
+        ")",
+        F.when(
+            is_sensitive, F.concat(F.lit(", including "), F.array_join(F.col("_acts"), ", "))
+        ).otherwise(F.lit("")),
+    )
+    details = _text(
+        api,
+        '{"timezone": "',
+        F.col("tz"),
+        '", "timezone_source": "',
+        F.col("tz_source"),
+        '", "local_date": "',
+        F.col("_day"),
+        '", "business_hours": "',
+        _minutes_text(api, "_start"),
+        "-",
+        _minutes_text(api, "_end"),
+        '"}',
+    )
+    return _findings(api, rows, "off_hours", severity, "actor", summary, details)
+
+
+def _minutes_text(api: SparkApi, minutes: str) -> SparkColumn:
+    """``HH:MM`` of a minute-of-day column."""
+    F = api.F
+    h = F.floor(F.col(minutes) / 60).cast("long").cast("string")
+    m = (F.col(minutes) % 60).cast("long").cast("string")
+    return F.concat(F.lpad(h, 2, "0"), F.lit(":"), F.lpad(m, 2, "0"))
+
+
+_HOUR_MS = 3_600_000
+#: IPv4 → its /24 as ``a.b.c`` (what polars' unusual_access calls the network)
+_V4 = r"^([0-9]+\.[0-9]+\.[0-9]+)\.[0-9]+$"
+
+
+def _families(api: SparkApi, session: Any, agents: SparkFrame) -> SparkFrame | None:
+    """``user_agent → family`` for the distinct agents of ``agents`` (one small Spark job).
+
+    Families come from ua-parser and :mod:`auditlens.detect.agents` in Python, which no SQL
+    engine runs: the distinct agents (a handful in an audit log) are collected, parsed once
+    each, and joined back as a small table. None when there is no agent at all.
+    """
+    F = api.F
+    distinct = agents.select("user_agent").filter(F.col("user_agent").isNotNull()).distinct()
+    names = sorted(str(r["user_agent"]) for r in distinct.collect())
+    if not names:
+        return None
+    rows = [(a, agent_family(a)) for a in names]
+    return _small(api, session, rows, "_ua string, family string")
+
+
+def unusual_access(
+    api: SparkApi,
+    frame: SparkFrame,
+    min_history: int = 20,
+    dormant: str | timedelta = "14d",
+    new_network: bool = True,
+    new_agent: bool = True,
+    after_suspension: bool = True,
+    *,
+    session: object = None,
+) -> SparkFrame:
+    """:func:`auditlens.detect.unusual_access` on Spark.
+
+    An actor's history is ``row_number`` over (organization, actor) in evidence order
+    (time, seq, audit id); the first use of a network or client family is a ``min`` over
+    the partition (organization, actor, network/family) — no join — and a row belongs to
+    the first use when it is within an hour of it; episodes and dormancy are ``lag`` over
+    the actor's rows. User-agent families are Python (ua-parser, which no SQL engine
+    runs): they are computed on the *distinct* agents, collected once while the plan is
+    built (a small Spark job), and joined back as a small table (:func:`_families`).
+    Activity after a suspension or removal: one equi-join on the stopped identity.
+    """
+    F, W = api.F, api.Window
+    min_history = positive_int(min_history, "min_history")
+    quiet = _ms(parse_window(dormant, "dormant"))
+    key, _ = _subject(api, "actor")
+    users = frame.filter((F.col("actor_type") == "user") & (F.col("result") != "failure"))
+    ip = F.col("ip_address")
+    net = F.when(ip.rlike(_V4), F.regexp_extract(ip, _V4, 1)).otherwise(ip)
+    no_family = F.lit(None).cast("string").alias("family")
+    ev = users.select(
+        "organization_id",
+        key.alias("key"),
+        "timestamp",
+        "_t",
+        F.coalesce(F.col("seq"), F.lit(0)).alias("_s"),
+        "seq",
+        "audit_id",
+        net.alias("net"),
+        "user_agent",
+        *([] if new_agent else [no_family]),
+    )
+    if new_agent:
+        families = _families(api, _needs_session(session, "unusual_access"), ev)
+        ev = (
+            ev.select("*", no_family)
+            if families is None
+            else ev.join(families, F.col("user_agent") == F.col("_ua"), "left")
+        )
+    order = W.partitionBy(*_PART).orderBy("_t", "_s", "audit_id")
+    by_net = W.partitionBy(*_PART, "net")
+    by_family = W.partitionBy(*_PART, "family")
+    prior = F.row_number().over(order) - 1
+    ev = ev.select(
+        "*",
+        prior.alias("_prior"),
+        F.lag("_t").over(order).alias("_prev_t"),
+        F.lag("timestamp").over(order).alias("_prev_ts"),
+    )
+    parts: list[SparkFrame] = []
+    if new_network or new_agent:
+        flags = []
+        for col, enabled, window in (
+            ("net", new_network, by_net),
+            ("family", new_agent, by_family),
+        ):
+            # first use of this network / family by an actor with history, and the hour after
+            first = F.min("_t").over(window)
+            seasoned = F.min("_prior").over(window) >= min_history
+            hit = (
+                F.col(col).isNotNull() & seasoned & (F.col("_t") <= first + F.lit(_HOUR_MS))
+                if enabled
+                else F.lit(False)
+            )
+            flags.append(F.coalesce(hit, F.lit(False)).cast("int"))
+        ev_flags = ev.select(
+            *_PART,
+            "timestamp",
+            "_t",
+            "_s",
+            "seq",
+            "audit_id",
+            "net",
+            "family",
+            flags[0].alias("_in_nn"),
+            flags[1].alias("_in_nf"),
+        )
+        hits = ev_flags.filter((F.col("_in_nn") == 1) | (F.col("_in_nf") == 1))
+        by_time = W.partitionBy(*_PART).orderBy("_t", "_s", "audit_id")
+        hits = hits.select("*", F.lag("_t").over(by_time).alias("_hp"))
+        new = F.when(
+            F.col("_hp").isNull() | ((F.col("_t") - F.col("_hp")) > _HOUR_MS), F.lit(1)
+        ).otherwise(F.lit(0))
+        hits = hits.select(
+            "*", F.sum(new).over(by_time.rowsBetween(W.unboundedPreceding, 0)).alias("_episode")
+        )
+
+        def first_where(flag: str, value: str) -> SparkColumn:
+            items = F.collect_list(
+                F.when(
+                    F.col(flag) == 1,
+                    F.struct(
+                        F.col("_t").alias("t"),
+                        F.col("_s").alias("s"),
+                        F.col("audit_id").alias("a"),
+                        F.col(value).alias("v"),
+                    ),
+                )
+            )
+            # collect_list drops nulls on Spark but not on DuckDB: filter them either way
+            kept = F.filter(F.array_sort(items), lambda x: x.isNotNull())
+            # guarded: element_at of an empty array is an error under ANSI mode (Spark 4)
+            return F.when(F.max(flag) == 1, F.element_at(F.transform(kept, lambda x: x["v"]), 1))
+
+        rows = hits.groupBy(*_PART, "_episode").agg(
+            F.min("timestamp").alias("window_start"),
+            F.max("timestamp").alias("window_end"),
+            F.min("_t").alias("_ws"),
+            F.count(F.lit(1)).alias("count"),
+            _evidence(api, "_t", "seq", "audit_id").alias("audit_ids"),
+            F.max("_in_nn").alias("_nn"),
+            F.max("_in_nf").alias("_nf"),
+            first_where("_in_nn", "net").alias("_net"),
+            first_where("_in_nf", "family").alias("_fam"),
+        )
+        nn, nf = F.col("_nn") == 1, F.col("_nf") == 1
+        both = nn & nf
+        what = (
+            F.when(
+                both,
+                _text(
+                    api,
+                    "a new network (",
+                    F.col("_net"),
+                    ") with a new client (",
+                    F.col("_fam"),
+                    ")",
+                ),
+            )
+            .when(nn, _text(api, "a new network (", F.col("_net"), ")"))
+            .otherwise(_text(api, "a new client (", F.col("_fam"), ")"))
+        )
+        reason = (
+            F.when(both, F.lit("new_network_and_agent"))
+            .when(nn, F.lit("new_network"))
+            .otherwise(F.lit("new_agent"))
+        )
+        parts.append(
+            _findings(
+                api,
+                rows,
+                "unusual_access",
+                F.when(both, F.lit("high")).otherwise(F.lit("medium")),
+                "actor",
+                _text(api, F.col("key"), " acted from ", what),
+                _text(api, '{"reason": "', reason, '"}'),
+            )
+        )
+    gap = F.col("_t") - F.col("_prev_t")
+    woke = ev.filter((gap >= quiet) & (F.col("_prior") >= min_history)).select(
+        *_PART,
+        F.col("_prev_ts").alias("window_start"),
+        F.col("timestamp").alias("window_end"),
+        F.col("_prev_t").alias("_ws"),
+        F.lit(1).alias("count"),
+        F.array(F.col("audit_id")).alias("audit_ids"),
+        F.floor(gap / 86_400_000).cast("long").alias("_days"),
+    )
+    parts.append(
+        _findings(
+            api,
+            woke,
+            "unusual_access",
+            F.lit("medium"),
+            "actor",
+            _text(api, F.col("key"), " acted again after ", F.col("_days"), " days of silence"),
+            F.lit('{"reason": "dormant_account"}'),
+        )
+    )
+    if after_suspension:
+        parts.append(_after_suspension(api, frame, key))
+    return _union(parts)
+
+
+def _keys(api: SparkApi, *pairs: tuple[str, SparkColumn]) -> SparkColumn:
+    """One row per (kind, value) of ``pairs`` (``explode``): ``kind:value``, null when the
+    value is null, so that one equi-join matches any of several identities."""
+    F = api.F
+    keys = [F.when(v.isNotNull(), F.concat(F.lit(f"{k}:"), v)) for k, v in pairs]
+    return F.explode(F.array(*keys))
+
+
+def _after_suspension(api: SparkApi, frame: SparkFrame, key: SparkColumn) -> SparkFrame:
+    F = api.F
+    stops = frame.filter(
+        F.col("action").isin("user.suspended", "user.removed") & (F.col("result") == "success")
+    ).select(
+        F.col("organization_id").alias("_sorg"),
+        F.col("_t").alias("_st"),
+        F.col("audit_id").alias("_stop_id"),
+        F.col("action").alias("_stop_action"),
+        _keys(api, ("i", F.col("resource_id")), ("e", F.lower(F.col("resource_name")))).alias(
+            "_sk"
+        ),
+    )
+    acts = frame.filter((F.col("actor_type") == "user") & (F.col("result") != "failure")).select(
+        "organization_id",
+        "timestamp",
+        "_t",
+        "seq",
+        "audit_id",
+        key.alias("key"),
+        _keys(api, ("i", F.col("actor_user_id")), ("e", F.lower(F.col("actor_email")))).alias(
+            "_ak"
+        ),
+    )
+    # an equi-join on the stopped identity (user id or email), never a cross product
+    same = (F.col("organization_id") == F.col("_sorg")) & (F.col("_ak") == F.col("_sk"))
+    cols = ["organization_id", "key", "timestamp", "_t", "seq", "audit_id", "_st", "_stop_id"]
+    hits = (
+        acts.join(stops, same)
+        .filter(F.col("_t") > F.col("_st"))
+        .select(*cols, "_stop_action")
+        .distinct()
+    )
+    rows = hits.groupBy("organization_id", "key", "_stop_id").agg(
+        F.min("timestamp").alias("window_start"),
+        F.max("timestamp").alias("window_end"),
+        F.min("_t").alias("_ws"),
+        F.count(F.lit(1)).alias("count"),
+        _evidence(api, "_t", "seq", "audit_id").alias("audit_ids"),
+        F.min("_stop_action").alias("_stop_action"),
+        F.min("_st").alias("_st"),
+    )
+    summary = _text(
+        api,
+        F.col("key"),
+        " performed ",
+        F.col("count"),
+        " action(s) after ",
+        F.col("_stop_action"),
+        " at ",
+        _date_text(api, F.col("_st")),
+        " ",
+        _hh_mm(api, "_st"),
+        " UTC",
+    )
+    details = _text(
+        api,
+        '{"reason": "activity_after_',
+        F.regexp_replace(F.col("_stop_action"), r"^user\.", ""),
+        '", "stop_audit_id": "',
+        F.col("_stop_id"),
+        '"}',
+    )
+    return _findings(api, rows, "unusual_access", F.lit("critical"), "actor", summary, details)
+
+
+def _last_segment(api: SparkApi, col: SparkColumn) -> SparkColumn:
+    """``arn:aws:iam::1:user/alice`` → ``alice`` (lower case)."""
+    F = api.F
+    return F.element_at(F.split(F.lower(col), "/"), -1)
+
+
+def _privilege(api: SparkApi) -> SparkColumn:
+    """The privilege a grant names (``details.after.role``, ``role``, ``policy_arn``…)."""
+    d = api.F.col("details")
+    return api.F.coalesce(*(_json_text(api, d, p) for p in escalation._PRIVILEGE_PATHS))
+
+
+def privilege_escalation(
+    api: SparkApi,
+    frame: SparkFrame,
+    window: str | timedelta = "60m",
+    grant_actions: str = escalation.GRANT_PATTERN,
+    create_actions: str = escalation.CREATE_PATTERN,
+    admin_privileges: str = escalation.ADMIN_PATTERN,
+) -> SparkFrame:
+    """:func:`auditlens.detect.privilege_escalation` on Spark (actions and privileges
+    matched with ``rlike``; creation–grant pairs by equi-joins on the principal plus a
+    range filter; a principal's first grant by time, seq, audit id)."""
+    F = api.F
+    span = parse_window(window)
+    ms = _ms(span)
+    for pattern, name in (
+        (grant_actions, "grant_actions"),
+        (create_actions, "create_actions"),
+        (admin_privileges, "admin_privileges"),
+    ):
+        _check_regex(pattern, name)
+    d = F.col("details")
+    privilege = _privilege(api)
+    target = F.coalesce(*(_json_text(api, d, p) for p in escalation._TARGET_PATHS))
+    is_grant = F.col("action").rlike(grant_actions)
+    is_create = F.col("action").rlike(create_actions)
+    ev = frame.filter((F.col("result") == "success") & (is_grant | is_create)).select(
+        "organization_id",
+        "timestamp",
+        "_t",
+        F.coalesce(F.col("seq"), F.lit(0)).alias("_s"),
+        "audit_id",
+        "action",
+        "actor_email",
+        "actor_user_id",
+        is_grant.alias("_grant"),
+        is_create.alias("_create"),
+        privilege.alias("_priv"),
+        # the privilege built again: SQLFrame resolves one expression used twice only once
+        F.coalesce(_privilege(api).rlike(admin_privileges), F.lit(False)).alias("_admin"),
+        F.lower(F.coalesce(target, F.col("resource_name"))).alias("_tname"),
+        F.lower(F.col("resource_id")).alias("_tid"),
+        F.coalesce(F.col("actor_email"), F.col("actor_user_id"), F.lit("(unknown)")).alias(
+            "_actor"
+        ),
+    )
+    return _union([_self_grants(api, ev), _new_admins(api, ev, ms, span)])
+
+
+def _self_grants(api: SparkApi, ev: SparkFrame) -> SparkFrame:
+    F = api.F
+    me = [
+        F.lower(F.col("actor_email")),
+        F.lower(F.col("actor_user_id")),
+        _last_segment(api, F.col("actor_user_id")),
+    ]
+    is_me = F.lit(False)
+    for target in ("_tname", "_tid"):
+        for mine in me:
+            is_me = is_me | F.coalesce(F.col(target) == mine, F.lit(False))
+    hits = ev.filter(F.col("_grant") & is_me & (F.col("_admin") | F.col("_priv").isNull()))
+    rows = hits.select(
+        "organization_id",
+        F.col("_actor").alias("key"),
+        F.col("timestamp").alias("window_start"),
+        F.col("timestamp").alias("window_end"),
+        F.col("_t").alias("_ws"),
+        F.lit(1).alias("count"),
+        F.array(F.col("audit_id")).alias("audit_ids"),
+        "action",
+        F.coalesce(F.col("_priv"), F.lit("(not recorded)")).alias("_granted"),
+        "_admin",
+    )
+    details = F.to_json(
+        F.struct(
+            F.lit("self_grant").alias("reason"),
+            F.col("_granted").alias("granted"),
+            F.col("action").alias("action"),
+        )
+    )
+    return _findings(
+        api,
+        rows,
+        "privilege_escalation",
+        F.when(F.col("_admin"), F.lit("critical")).otherwise(F.lit("high")),
+        "actor",
+        _text(
+            api, F.col("key"), " granted themselves ", F.col("_granted"), " (", F.col("action"), ")"
+        ),
+        details,
+    )
+
+
+def _new_admins(api: SparkApi, ev: SparkFrame, ms: int, span: timedelta) -> SparkFrame:
+    """Principals made admin within ``span`` of their creation: one equi-join of the
+    creations with the admin-like grants on the principal (by name or id), where a
+    creation that already carries an admin privilege is its own grant."""
+    F = api.F
+
+    def self_key(on: SparkColumn) -> tuple[str, SparkColumn]:
+        return "s", F.when(on, F.col("audit_id"))
+
+    # the principal as the creation names it, matched by name or by id: "n" name to name,
+    # "i" id to id, "x" the creation's name to the grant's id; "s" a creation made with an
+    # admin privilege already (ordered among the grants by its own time, seq and id)
+    made = ev.filter(F.col("_create")).select(
+        F.col("organization_id"),
+        F.col("timestamp").alias("_made_at"),
+        F.col("_t").alias("_mt"),
+        F.col("audit_id").alias("_made_id"),
+        F.col("_actor").alias("_creator"),
+        # a creation that names no principal still has a subject (and a finding id)
+        F.coalesce(F.col("_tname"), F.col("_tid"), F.lit("(unknown)")).alias("_principal"),
+        _keys(
+            api,
+            ("n", F.col("_tname")),
+            ("i", F.col("_tid")),
+            ("x", F.col("_tname")),
+            self_key(F.lit(True)),
+        ).alias("_mk"),
+    )
+    grant = F.col("_grant")
+    grants = ev.filter(F.col("_admin") & (grant | F.col("_create"))).select(
+        F.col("organization_id").alias("_g_org"),
+        F.col("timestamp").alias("_granted_at"),
+        F.col("_t").alias("_gt"),
+        F.col("audit_id").alias("_gid"),
+        F.col("_s").alias("_gs"),
+        F.col("_actor").alias("_granter"),
+        F.col("_priv").alias("_granted"),
+        _keys(
+            api,
+            ("n", F.when(grant, F.col("_tname"))),
+            ("i", F.when(grant, F.col("_tid"))),
+            ("x", F.when(grant, F.col("_tid"))),
+            self_key(F.col("_create")),
+        ).alias("_gk"),
+    )
+    same = (F.col("organization_id") == F.col("_g_org")) & (F.col("_mk") == F.col("_gk"))
+    in_window = (F.col("_gt") >= F.col("_mt")) & (F.col("_gt") - F.col("_mt") <= ms)
+    hits = (
+        made.join(grants, same)
+        .filter(in_window)
+        .select(
+            "organization_id",
+            "_principal",
+            "_made_at",
+            "_mt",
+            "_made_id",
+            "_creator",
+            "_granted_at",
+            "_gt",
+            "_gs",
+            "_gid",
+            # the creation as its own grant is evidence once, as the creation
+            F.when(~F.col("_gk").startswith("s:"), F.col("_gid")).alias("_grant_id"),
+            "_granter",
+            "_granted",
+        )
+        .distinct()
+    )
+    # the first grant by time, seq, audit id names the granter and the privilege
+    first = F.array_sort(
+        F.collect_list(
+            F.struct(
+                F.col("_gt").alias("t"),
+                F.col("_gs").alias("s"),
+                F.col("_gid").alias("a"),
+                F.col("_granter").alias("by"),
+                F.col("_granted").alias("what"),
+            )
+        )
+    )
+    later = F.array_sort(
+        F.collect_list(
+            F.when(
+                F.col("_grant_id").isNotNull(),
+                F.struct(
+                    F.col("_gt").alias("t"), F.col("_gs").alias("s"), F.col("_gid").alias("a")
+                ),
+            )
+        )
+    )
+    rows = hits.groupBy("organization_id", "_principal", "_made_id").agg(
+        F.min("_made_at").alias("window_start"),
+        F.max("_granted_at").alias("window_end"),
+        F.min("_mt").alias("_ws"),
+        F.max("_gt").alias("_we"),
+        F.min("_creator").alias("_creator"),
+        F.element_at(F.transform(first, lambda x: x["by"]), 1).alias("_granter"),
+        F.element_at(F.transform(first, lambda x: x["what"]), 1).alias("_granted"),
+        # collect_list drops nulls on Spark but not on DuckDB: filter them either way
+        F.transform(F.filter(later, lambda x: x.isNotNull()), lambda x: x["a"]).alias("_grants"),
+    )
+    evidence = F.concat(F.array(F.col("_made_id")), F.col("_grants"))
+    rows = rows.select(
+        "organization_id",
+        F.col("_principal").alias("key"),
+        "window_start",
+        "window_end",
+        "_ws",
+        "_creator",
+        "_granter",
+        "_granted",
+        evidence.alias("audit_ids"),
+        F.size(F.concat(F.array(F.col("_made_id")), F.col("_grants"))).alias("count"),
+        F.floor((F.col("_we") - F.col("_ws")) / 60_000).cast("long").alias("_minutes"),
+    )
+    summary = _text(
+        api,
+        F.col("key"),
+        " was given ",
+        F.col("_granted"),
+        " by ",
+        F.col("_granter"),
+        " ",
+        F.col("_minutes"),
+        " minute(s) after ",
+        F.col("_creator"),
+        f" created it (within {human(span)})",
+    )
+    details = F.to_json(
+        F.struct(
+            F.lit("new_principal_admin").alias("reason"),
+            F.col("_granted").alias("granted"),
+            F.col("_creator").alias("created_by"),
+            F.col("_granter").alias("granted_by"),
+            F.col("_minutes").alias("minutes_after_creation"),
+        )
+    )
+    return _findings(api, rows, "privilege_escalation", F.lit("high"), "actor", summary, details)
+
+
 #: detector name → its port to the PySpark DataFrame API.
 PORTED: dict[str, Callable[..., SparkFrame]] = {
     "failed_login_spikes": failed_login_spikes,
@@ -842,22 +1574,37 @@ PORTED: dict[str, Callable[..., SparkFrame]] = {
     "failure_bursts": failure_bursts,
     "mass_export": mass_export,
     "defence_evasion": defence_evasion,
+    "off_hours": off_hours,
+    "unusual_access": unusual_access,
+    "privilege_escalation": privilege_escalation,
 }
+
+
+#: ported detectors that build small lookup tables with the session
+_SESSION_USERS = frozenset({"off_hours", "unusual_access"})
 
 
 def detect(
     session: object,
     df: SparkFrame,
     detectors: str | Sequence[str] = "all",
+    *,
+    context: Mapping[str, Mapping[str, Any]] | None = None,
     **params: Mapping[str, object],
 ) -> SparkFrame:
     """Run detectors on a Spark (or SQLFrame) DataFrame of entries.
 
-    ``detectors``: ``"all"`` (every detector in :data:`PORTED`), one name or a list of
-    names; ``params``: per detector name, its parameters (as in
-    :func:`auditlens.detect.run_all`'s ``config``), e.g. ``failed_login_spikes={"threshold":
-    3}``. ``session`` is the session that owns ``df`` (kept for engines that must build
-    frames). The result is a lazy DataFrame with the columns of ``FINDING_SCHEMA``;
+    ``detectors``: ``"all"`` (every detector in :data:`PORTED`: all of
+    :data:`auditlens.detect.DETECTORS`), one name or a list of names; ``params``: per
+    detector name, its parameters (as in :func:`auditlens.detect.run_all`'s ``config``),
+    e.g. ``failed_login_spikes={"threshold": 3}``. ``context``: the organization context
+    as detector parameters, what :func:`auditlens.context.detector_context` returns for a
+    store (``{"off_hours": {"timezones": …, "person_timezones": …, "hours": …,
+    "workdays": …}}``), overridden by ``params`` key by key as ``store.detect`` does. Its
+    mappings become small Spark tables (``session.createDataFrame``) joined to the
+    entries, so ``session`` must be the session that owns ``df``. The result is a lazy
+    DataFrame with the columns of ``FINDING_SCHEMA`` (``unusual_access`` runs one small
+    job while the plan is built: the distinct user agents, see :func:`unusual_access`);
     :func:`to_polars` collects it.
 
     Example:
@@ -874,7 +1621,7 @@ def detect(
         if isinstance(detectors, str)
         else list(detectors)
     )
-    unknown = [n for n in [*names, *params] if n not in PORTED]
+    unknown = [n for n in [*names, *params, *(context or {})] if n not in PORTED]
     if unknown:
         raise DetectorError(
             f"detector(s) {', '.join(sorted(set(unknown)))} not available on spark; "
@@ -885,11 +1632,24 @@ def detect(
     frame = _prepare(api, df)
     parts = []
     for name in names:
+        given = _merged((context or {}).get(name, {}), params.get(name, {}))
+        if name in _SESSION_USERS:
+            given["session"] = session
         try:
-            parts.append(PORTED[name](api, frame, **dict(params.get(name, {}))))
+            parts.append(PORTED[name](api, frame, **given))
         except TypeError as exc:
             raise DetectorError(f"detector {name}: {exc}") from None
     return _union(parts)
+
+
+def _merged(stored: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """``stored`` parameters overridden by ``given``; mappings merged key by key (as
+    :func:`auditlens.context.with_context` does)."""
+    out = dict(stored)
+    for k, v in given.items():
+        old = out.get(k)
+        out[k] = {**old, **v} if isinstance(v, Mapping) and isinstance(old, Mapping) else v
+    return out
 
 
 def to_polars(findings: SparkFrame) -> pl.DataFrame:
