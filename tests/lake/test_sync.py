@@ -11,7 +11,7 @@ import pytest
 import auditlens as al
 from auditlens.errors import ArchiveError, ConfigError
 from auditlens.lake import sync_lake, verify_lake
-from auditlens.lake.layout import read_state
+from auditlens.lake.layout import LakeStorage, read_state
 from tests.helpers import ORG, ORG2, append_aged, make_entry
 
 
@@ -97,10 +97,14 @@ def test_a_failed_sync_leaves_the_lake_as_before(
     before = {p: p.read_bytes() for p in lake.rglob("*") if p.is_file()}
     store.append([make_entry() for _ in range(4)])
 
-    def broken(*args: object, **kwargs: object) -> None:
-        raise OSError("disk full")
+    write = LakeStorage.write
 
-    monkeypatch.setattr("auditlens.lake.sync.atomic_write", broken)  # the manifest write
+    def broken(self: LakeStorage, rel: str, data: bytes) -> None:
+        if rel.startswith("manifests/"):  # the data files are written, the commit fails
+            raise OSError("disk full")
+        write(self, rel, data)
+
+    monkeypatch.setattr(LakeStorage, "write", broken)
     with pytest.raises(OSError, match="disk full"):
         sync_lake(store, lake)
     after = {p: p.read_bytes() for p in lake.rglob("*") if p.is_file()}
