@@ -35,17 +35,22 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
+import itertools
 import os
 import re
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import orjson
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import func, select
 
@@ -78,6 +83,7 @@ TIME_PARTITIONS = {"date": "%Y-%m-%d", "month": "%Y-%m"}
 #: threads that encode and write files (pyarrow releases the GIL while it encodes)
 WRITE_THREADS = 4
 _C = entries.c
+_EPOCH = date(1970, 1, 1)
 
 
 @dataclass
@@ -170,22 +176,14 @@ def sync_lake(
     writes: list[Future[list[LakeFile]]] = []
     replaces: list[str] = []
     segments: dict[str, dict[str, object]] = {}
-    # the next organization's entries are read (by the store's reader: ADBC in a helper
-    # process on SQLite) while this one's files are encoded and written by the writers; an
-    # in-memory SQLite store is one connection of one thread, so it is read in turn
-    in_memory = store.engine.url.database in (None, "", ":memory:")
-    reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-read")
+    # the organizations' entries are read two at a time (the store's readers: ADBC in two
+    # helper processes on SQLite, two connections on PostgreSQL) while the writers encode and
+    # write the files of the ones before
     writer = ThreadPoolExecutor(max_workers=WRITE_THREADS, thread_name_prefix="lake-write")
-    submit = _now if in_memory else reader.submit
     try:
-        pending = submit(_read, store, orgs[0], _after(state, orgs[0])) if orgs else None
-        for i, org in enumerate(orgs):
+        for org, table in _read(store, [(o, _after(state, o)) for o in orgs]):
             head = state.heads.get(org)
             after = _after(state, org)
-            assert pending is not None
-            table = pending.result()
-            if i + 1 < len(orgs):
-                pending = submit(_read, store, orgs[i + 1], _after(state, orgs[i + 1]))
             if table.num_rows == 0:
                 continue
             seq, hashes = table.column("seq"), table.column("entry_hash")
@@ -231,13 +229,15 @@ def sync_lake(
             "replaces": replaces,
         }
         # the commit point: one whole file (a rename locally, one PUT on S3)
-        where.write(f"{MANIFESTS}/{manifest_name(number)}", json.dumps(manifest, indent=1).encode())
+        where.write(
+            f"{MANIFESTS}/{manifest_name(number)}",
+            orjson.dumps(manifest, option=orjson.OPT_INDENT_2),
+        )
     except BaseException:
         writer.shutdown(wait=True, cancel_futures=True)
         _remove_started(where, folders, number)
         raise
     finally:
-        reader.shutdown(wait=True, cancel_futures=True)
         writer.shutdown(wait=True)
     for rel in replaces:
         where.remove(rel)
@@ -263,16 +263,28 @@ def _after(state: LakeState, org: str) -> int:
     return head.last_seq if head is not None else 0
 
 
-def _now(fn: Callable[..., pa.Table], *args: object) -> Future[pa.Table]:
-    """``fn(*args)`` run now, as a finished future (what ``pool.submit`` would return)."""
-    done: Future[pa.Table] = Future()
-    done.set_result(fn(*args))
-    return done
-
-
-def _read(store: Store, org: str, after: int) -> pa.Table:
-    stmt = select(*FRAME_COLUMNS).where(_C.organization_id == org, _C.seq > after).order_by(_C.seq)
-    return pa.Table.from_batches(list(store.read_batches(stmt)), schema=FRAME_SCHEMA)
+def _read(store: Store, ranges: list[tuple[str, int]]) -> Iterator[tuple[str, pa.Table]]:
+    """Each organization's entries after its seq, in seq order, one table per organization
+    (in the order given; an organization without rows is skipped)."""
+    stmts = [
+        select(*FRAME_COLUMNS).where(_C.organization_id == org, _C.seq > after).order_by(_C.seq)
+        for org, after in ranges
+    ]
+    current: str | None = None
+    batches: list[pa.RecordBatch] = []
+    for batch in store.read_batches_of(stmts):  # a batch holds one statement's rows
+        if batch.num_rows == 0:
+            continue
+        org = str(batch.column("organization_id")[0].as_py())
+        if org != current and batches:
+            assert current is not None
+            yield current, pa.Table.from_batches(batches, schema=FRAME_SCHEMA)
+            batches = []
+        current = org
+        batches.append(batch)
+    if batches:
+        assert current is not None
+        yield current, pa.Table.from_batches(batches, schema=FRAME_SCHEMA)
 
 
 def _open_files(state: LakeState, target: int) -> dict[str, LakeFile]:
@@ -289,28 +301,53 @@ def _open_files(state: LakeState, target: int) -> dict[str, LakeFile]:
 _Part = tuple[str, pa.Table, int, "LakeFile | None"]
 
 
+def _partition_keys(timestamps: pa.ChunkedArray, partition: str) -> np.ndarray[Any, Any]:
+    """Each entry's time partition as an integer (UTC day since 1970, or year × 12 + month
+    - 1): integer arithmetic on a million timestamps, formatted once per partition."""
+    keys: np.ndarray[Any, Any]
+    if partition == "date":
+        keys = pc.cast(timestamps, pa.int64()).to_numpy() // 86_400_000
+    else:
+        year = pc.year(timestamps).to_numpy().astype(np.int64)
+        keys = year * 12 + pc.month(timestamps).to_numpy() - 1
+    return keys
+
+
+def _partition_name(key: int, partition: str) -> str:
+    if partition == "date":
+        return (_EPOCH + timedelta(days=key)).isoformat()
+    return f"{key // 12:04d}-{key % 12 + 1:02d}"
+
+
+def _ip_keys(addresses: pa.ChunkedArray) -> pa.Array:
+    """``ip_key`` of each address, computed once per distinct address."""
+    distinct = pc.unique(addresses)
+    keys = pa.array(
+        [None if a is None else ip_key(a) for a in distinct.to_pylist()], type=pa.string()
+    )
+    return keys.take(pc.index_in(addresses, value_set=distinct))
+
+
 def _partitions(
     org: str, table: pa.Table, partition: str, open_files: dict[str, LakeFile]
 ) -> list[_Part]:
     """One organization's new rows (in seq order), partition by partition: (folder, rows
     without the partition columns and with ``ip_key``, first row, the partition's open
-    file). The rows are one Arrow table sorted by (partition, seq), sliced without copies;
-    only the time and address columns go through polars (as :func:`lake_frame`)."""
-    keys = lake_frame(table.select(["timestamp", "ip_address"]), partition)
-    ip_keys = keys["ip_key"].to_arrow().cast(pa.string())
-    rows = table.drop_columns(["organization_id"]).append_column("ip_key", ip_keys)
-    values = keys[partition]
-    if not values.is_sorted():  # entries logged out of time order: group each partition's
-        order = keys.select(pl.arg_sort_by(partition, pl.int_range(pl.len()))).to_series()
-        rows = rows.take(order.to_arrow())
-        values = values.gather(order)
-    runs = values.rle()
+    file). The rows are one Arrow table grouped by partition (in seq order within each),
+    sliced without copies. The values are those of :func:`lake_frame`."""
+    keys = _partition_keys(table.column("timestamp"), partition)
+    rows = table.drop_columns(["organization_id"]).append_column(
+        "ip_key", _ip_keys(table.column("ip_address"))
+    )
+    if len(keys) > 1 and bool((keys[1:] < keys[:-1]).any()):
+        # entries logged out of time order: group each partition's (a stable sort keeps seq)
+        order = np.argsort(keys, kind="stable")
+        rows, keys = rows.take(pa.array(order)), keys[order]
+    starts = [0, *(np.flatnonzero(np.diff(keys)) + 1).tolist(), len(keys)]
     out: list[_Part] = []
-    start = 0
-    for n, value in runs.struct.unnest().iter_rows():
-        folder = f"organization_id={org}/{partition}={value}"
-        out.append((folder, rows.slice(start, n), start, open_files.get(folder)))
-        start += n
+    for start, end in itertools.pairwise(starts):
+        folder = f"organization_id={org}/{partition}={_partition_name(int(keys[start]), partition)}"
+        out.append((folder, rows.slice(start, end - start), start, open_files.get(folder)))
     return out
 
 
