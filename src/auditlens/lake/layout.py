@@ -110,6 +110,7 @@ class LakeStorage:
         self.base = base.rstrip("/")  #: the root in ``fs``'s terms (``bucket/prefix`` on S3)
         self.url = url  #: the root as the user wrote it (messages)
         self.local = local
+        self._made: set[Path] = set()  # local folders known to exist
 
     @classmethod
     def at(cls, root: str | os.PathLike[str]) -> LakeStorage:
@@ -167,6 +168,21 @@ class LakeStorage:
             atomic_write(path, lambda p: p.write_bytes(data))
             return
         with self.fs.open_output_stream(self.full(rel)) as fh:
+            fh.write(data)
+
+    def write_new(self, rel: str, data: bytes | Any) -> None:
+        """Write a file under a name nothing uses (a data file: ``part-s<sync>-…``) in
+        place: locally straight to its name (no temporary file; a half-written file is one
+        no manifest lists, removed by the next sync), on S3 as one PUT."""
+        if not self.local:
+            self.write(rel, data)
+            return
+        path = self._local(rel)
+        folder = path.parent
+        if folder not in self._made:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._made.add(folder)
+        with path.open("wb") as fh:
             fh.write(data)
 
     def remove(self, rel: str) -> None:

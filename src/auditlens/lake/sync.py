@@ -9,16 +9,17 @@ with the new rows (after checking its SHA-256) instead of getting a small neighb
 frequent syncs do not leave a swarm of small files. Then one manifest records the sync
 (see :mod:`auditlens.lake.layout`).
 
-Data files get names no earlier sync used (``part-s<sync>-<first seq>-<last seq>``) and are
-written whole (locally through a temporary name and a rename, on S3 as one PUT); the manifest
-is written last, the same way, and is the commit point: readers and verify trust only the
-files a manifest lists. Files a sync replaced are removed only after its manifest. A sync
-that fails removes what it wrote, and the next sync removes anything no manifest lists (a
-killed run's leftovers), so the lake always reads as of its last manifest. ``to`` is a
-folder or ``s3://bucket/prefix`` (:class:`~auditlens.lake.layout.LakeStorage`).
+Data files get names no earlier sync used (``part-s<sync>-<first seq>-<last seq>``) and
+are written in place (on S3 as one PUT); the manifest is written last and whole (locally
+through a temporary name and a rename, on S3 as one PUT) and is the commit point: readers
+and verify trust only the files a manifest lists. Files a sync replaced are removed only
+after its manifest. A sync that fails removes what it wrote, and the next sync removes
+anything no manifest lists (a killed run's leftovers), so the lake always reads as of its
+last manifest. ``to`` is a folder or ``s3://bucket/prefix``
+(:class:`~auditlens.lake.layout.LakeStorage`).
 
-Files are encoded (zstd Parquet, SHA-256 over the encoded bytes, no re-read) and written by
-a small thread pool while the next organization is read from the store.
+Files are encoded in memory (SHA-256 over the encoded bytes: nothing is read back) and
+written by a pool of threads while the next organizations are read from the store.
 
 Example:
     >>> import tempfile
@@ -377,7 +378,7 @@ class _Job:
             table = rows if open_ is None else self._compacted(rows, open_)
             for data, lo, hi, n in _encode(table, self.target, group_rows):
                 name = f"{folder}/part-s{self.number:06d}-{lo:012d}-{hi:012d}.parquet"
-                self.where.write(name, data)
+                self.where.write_new(name, data)
                 sha = hashlib.sha256(data).hexdigest()
                 out.append(LakeFile(name, self.org, n, lo, hi, sha, data.size, self.number))
         return out
