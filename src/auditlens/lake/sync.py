@@ -167,11 +167,12 @@ def sync_lake(
             f"{where.url}: this lake is partitioned by {state.partition}, not {partition}"
         )
     part_by = state.partition if state.manifests else (partition or "date")
-    _remove_leftovers(where, state)
     number = state.last_sync + 1
     result = SyncResult(where.url, None)
     heads = _store_heads(store, organization_id)
     orgs = [o for o, top in heads if top > _after(state, o)]  # only organizations with news
+    if orgs:  # nothing new: nothing is written, and the lake is not listed either
+        _remove_leftovers(where, state)
     open_files = _open_files(state, target_file_bytes)
     folders: set[str] = set()  # every folder a file was started in (cleaned if the sync fails)
     writes: list[Future[list[LakeFile]]] = []
@@ -357,7 +358,7 @@ _PARTS_PER_JOB = 64
 #: below this many rows a file is written for speed (snappy, no dictionary, statistics on
 #: seq, time and ip_key): small files are set up far more often than they are read, and
 #: they are rewritten with zstd when compaction grows them past it
-SMALL_FILE_ROWS = 4096
+SMALL_FILE_ROWS = 1024
 _SMALL_STATS = ["seq", "timestamp", "ip_key"]
 
 
