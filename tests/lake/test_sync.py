@@ -11,7 +11,7 @@ import pytest
 import auditlens as al
 from auditlens.errors import ArchiveError, ConfigError
 from auditlens.lake import sync_lake, verify_lake
-from auditlens.lake.layout import read_state
+from auditlens.lake.layout import LakeStorage, read_state
 from tests.helpers import ORG, ORG2, append_aged, make_entry
 
 
@@ -97,10 +97,14 @@ def test_a_failed_sync_leaves_the_lake_as_before(
     before = {p: p.read_bytes() for p in lake.rglob("*") if p.is_file()}
     store.append([make_entry() for _ in range(4)])
 
-    def broken(*args: object, **kwargs: object) -> None:
-        raise OSError("disk full")
+    write = LakeStorage.write
 
-    monkeypatch.setattr("auditlens.lake.sync.atomic_write", broken)  # the manifest write
+    def broken(self: LakeStorage, rel: str, data: bytes) -> None:
+        if rel.startswith("manifests/"):  # the data files are written, the commit fails
+            raise OSError("disk full")
+        write(self, rel, data)
+
+    monkeypatch.setattr(LakeStorage, "write", broken)
     with pytest.raises(OSError, match="disk full"):
         sync_lake(store, lake)
     after = {p: p.read_bytes() for p in lake.rglob("*") if p.is_file()}
@@ -159,3 +163,26 @@ def test_a_lake_partitioned_by_month(store: al.AuditStore, lake: Path) -> None:
         sync_lake(store, lake, partition="date")
     assert al.open_lake(lake).query().height == 101
     assert verify_lake(lake).ok
+
+
+@pytest.mark.parametrize("partition", ["date", "month"])
+def test_entries_logged_out_of_time_order_land_in_their_partitions(
+    store: al.AuditStore, lake: Path, partition: str
+) -> None:
+    days = ["2025-03-02", "2025-01-31", "2025-03-02", "2025-02-01", "2025-01-31", "2025-03-01"]
+    store.append([make_entry(timestamp=f"{d}T23:59:59.999Z") for d in days])
+    sync_lake(store, lake, partition=partition)
+    seqs: dict[str, list[int]] = {}
+    for p in lake.glob("organization_id=*/*/*.parquet"):
+        seqs[p.parent.name] = pl.read_parquet(p)["seq"].to_list()
+    if partition == "date":
+        assert seqs == {
+            "date=2025-01-31": [2, 5],
+            "date=2025-02-01": [4],
+            "date=2025-03-01": [6],
+            "date=2025-03-02": [1, 3],
+        }
+    else:
+        assert seqs == {"month=2025-01": [2, 5], "month=2025-02": [4], "month=2025-03": [1, 3, 6]}
+    assert verify_lake(lake).ok
+    assert sorted(al.open_lake(lake).query()["seq"].to_list()) == [1, 2, 3, 4, 5, 6]

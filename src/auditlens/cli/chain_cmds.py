@@ -63,10 +63,11 @@ def verify_cmd(
         ),
     ] = None,
     lake: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--lake",
-            help="Verify a Parquet lake (auditlens lake sync) from its files alone, not the store.",
+            help="Verify a Parquet lake (auditlens lake sync; a folder or s3://bucket/prefix) "
+            "from its files alone, not the store.",
         ),
     ] = None,
 ) -> None:
@@ -222,7 +223,7 @@ def export_bundle_cmd(
     )
 
 
-def _verify_lake(path: Path, key: list[str] | None, as_json: bool) -> None:
+def _verify_lake(path: str, key: list[str] | None, as_json: bool) -> None:
     """``verify --lake``: files, seq continuity, every hash and the manifests' checkpoints."""
     report = al.verify_lake(path, keys=_trusted(key))
     if as_json:

@@ -25,7 +25,15 @@ app.add_typer(lake_app, name="lake")
 @lake_app.command("sync")
 @handle_errors
 def sync_cmd(
-    to: Annotated[str, typer.Option("--to", help="The lake's folder (created if missing).")],
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="The lake's folder (created if missing), or s3://bucket/prefix (endpoint, "
+            "region and credentials from the environment: AUDITLENS_S3_ENDPOINT_URL or "
+            "AWS_ENDPOINT_URL, AWS_*).",
+        ),
+    ],
     db: Db = None,
     org: Annotated[str | None, typer.Option("--org", help="Only this organization (id).")] = None,
     target_mib: Annotated[

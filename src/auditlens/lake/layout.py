@@ -18,13 +18,21 @@ seq the manifests record, and the current files are those written and not replac
 Retention adds manifests of its own to the chain (``"kind": "retention"``): they add no
 rows, and record a range it archived (see :mod:`auditlens.retention`).
 
+The lake lives in a local folder or under an ``s3://bucket/prefix`` (any S3-compatible
+store), reached through :class:`LakeStorage` (``pyarrow.fs``). S3 has no rename: data files
+get names no earlier sync used (``part-s<sync>-…``) and the manifest, written last as one
+object, is the commit point; readers and verify trust only files a manifest lists.
+
 Example:
     >>> manifest_name(3)
     'sync-000003.json'
+    >>> LakeStorage.at("/data/lake").uri("manifests/sync-000001.json")
+    '/data/lake/manifests/sync-000001.json'
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -34,13 +42,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from auditlens.errors import ArchiveError
+import pyarrow.fs as pafs
+
+from auditlens.errors import ArchiveError, ConfigError
 
 __all__ = [
     "FORMAT",
     "MANIFESTS",
     "LakeFile",
     "LakeState",
+    "LakeStorage",
     "OrgHead",
     "atomic_write",
     "file_sha256",
@@ -51,6 +62,160 @@ __all__ = [
 FORMAT = "auditlens.lake.v1"
 MANIFESTS = "manifests"
 _MANIFEST_RE = re.compile(r"sync-(\d{6,})\.json")
+
+
+def s3_endpoint() -> str | None:
+    """The S3 endpoint the environment names: ``AUDITLENS_S3_ENDPOINT_URL`` (as the exports
+    and the archive), else ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` (as boto3); None: AWS.
+
+    Example:
+        >>> s3_endpoint() is None or s3_endpoint().startswith("http")
+        True
+    """
+    for var in ("AUDITLENS_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+        if os.environ.get(var):
+            return os.environ[var]
+    return None
+
+
+def s3_region() -> str | None:
+    """The region the environment names (``AUDITLENS_S3_REGION``, ``AWS_REGION``,
+    ``AWS_DEFAULT_REGION``); None: the SDK's own resolution.
+
+    Example:
+        >>> s3_region() is None or isinstance(s3_region(), str)
+        True
+    """
+    for var in ("AUDITLENS_S3_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"):
+        if os.environ.get(var):
+            return os.environ[var]
+    return None
+
+
+class LakeStorage:
+    """Where a lake lives: a local folder, or ``s3://bucket/prefix`` through ``pyarrow.fs``.
+
+    Paths given to the methods are relative to the lake's root, with ``/``. On S3 the
+    endpoint and region come from the environment (:func:`s3_endpoint`, :func:`s3_region`),
+    the credentials from the AWS SDK's usual chain (``AWS_ACCESS_KEY_ID``/…, profiles,
+    instance metadata), as boto3 finds them.
+
+    Example:
+        >>> import tempfile
+        >>> where = LakeStorage.at(tempfile.mkdtemp())
+        >>> where.write("a/b.txt", b"hi"); where.read("a/b.txt"), where.listing("a")
+        (b'hi', ['a/b.txt'])
+    """
+
+    def __init__(self, fs: pafs.FileSystem, base: str, url: str, *, local: bool) -> None:
+        self.fs = fs
+        self.base = base.rstrip("/")  #: the root in ``fs``'s terms (``bucket/prefix`` on S3)
+        self.url = url  #: the root as the user wrote it (messages)
+        self.local = local
+        self._made: set[Path] = set()  # local folders known to exist
+
+    @classmethod
+    def at(cls, root: str | os.PathLike[str]) -> LakeStorage:
+        """The storage of the lake at ``root`` (a folder, or an ``s3://`` URL).
+
+        Raises:
+            ConfigError: an ``s3://`` URL without a bucket.
+        """
+        text = os.fspath(root)
+        if text.startswith("s3://"):
+            bucket, _, prefix = text[len("s3://") :].partition("/")
+            if not bucket:
+                raise ConfigError(f"{text}: no bucket name in the lake's s3:// URL")
+            endpoint = s3_endpoint()
+            scheme = "http" if endpoint and endpoint.startswith("http://") else "https"
+            fs = pafs.S3FileSystem(
+                region=s3_region(),
+                endpoint_override=endpoint.split("://", 1)[1] if endpoint else None,
+                scheme=scheme,
+            )
+            base = f"{bucket}/{prefix.strip('/')}".rstrip("/")
+            return cls(fs, base, text.rstrip("/"), local=False)
+        path = Path(text).absolute()
+        return cls(pafs.LocalFileSystem(), path.as_posix(), str(path), local=True)
+
+    @property
+    def root(self) -> Path | str:
+        """The root as a :class:`~pathlib.Path` (local) or the ``s3://`` URL."""
+        return Path(self.base) if self.local else self.url
+
+    def full(self, rel: str) -> str:
+        """``rel`` in ``fs``'s terms."""
+        return f"{self.base}/{rel}" if rel else self.base
+
+    def uri(self, rel: str) -> str:
+        """``rel`` as a path (local) or an ``s3://`` URL (what polars and messages take)."""
+        return self.full(rel) if self.local else f"s3://{self.full(rel)}"
+
+    def _local(self, rel: str) -> Path:
+        return Path(self.full(rel))
+
+    def read(self, rel: str) -> bytes:
+        """The bytes of a file (``OSError`` if it is missing)."""
+        if self.local:
+            return self._local(rel).read_bytes()
+        with self.fs.open_input_stream(self.full(rel)) as fh:
+            return bytes(fh.read())
+
+    def write(self, rel: str, data: bytes | Any) -> None:
+        """Write a whole file so that no reader sees it half written: locally through a
+        temporary name and a rename, on S3 as one PUT (an object appears whole or not)."""
+        if self.local:
+            path = self._local(rel)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, lambda p: p.write_bytes(data))
+            return
+        with self.fs.open_output_stream(self.full(rel)) as fh:
+            fh.write(data)
+
+    def write_new(self, rel: str, data: bytes | Any) -> None:
+        """Write a file under a name nothing uses (a data file: ``part-s<sync>-…``) in
+        place: locally straight to its name (no temporary file; a half-written file is one
+        no manifest lists, removed by the next sync), on S3 as one PUT."""
+        if not self.local:
+            self.write(rel, data)
+            return
+        path = self._local(rel)
+        folder = path.parent
+        if folder not in self._made:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._made.add(folder)
+        with path.open("wb") as fh:
+            fh.write(data)
+
+    def remove(self, rel: str) -> None:
+        """Delete a file; a missing one is not an error."""
+        if self.local:
+            self._local(rel).unlink(missing_ok=True)
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.delete_file(self.full(rel))
+
+    def info(self, rel: str) -> int | None:
+        """A file's size, None if it is missing."""
+        if self.local:
+            p = self._local(rel)
+            return p.stat().st_size if p.is_file() else None
+        found = self.fs.get_file_info(self.full(rel))
+        return int(found.size) if found.type == pafs.FileType.File else None
+
+    def listing(self, sub: str = "") -> list[str]:
+        """Every file under ``sub`` (recursively), relative to the root, sorted."""
+        if self.local:
+            folder = self._local(sub)
+            if not folder.is_dir():
+                return []
+            base = Path(self.base)
+            return sorted(p.relative_to(base).as_posix() for p in folder.rglob("*") if p.is_file())
+        selector = pafs.FileSelector(self.full(sub), allow_not_found=True, recursive=True)
+        n = len(self.base) + 1
+        return sorted(
+            i.path[n:] for i in self.fs.get_file_info(selector) if i.type == pafs.FileType.File
+        )
 
 
 def manifest_name(number: int) -> str:
@@ -112,13 +277,21 @@ class OrgHead:
 class LakeState:
     """The lake as its manifests describe it."""
 
-    root: Path
+    root: Path | str  #: a local folder, or the ``s3://`` URL
     manifests: list[tuple[int, dict[str, Any], str]] = field(default_factory=list)
     heads: dict[str, OrgHead] = field(default_factory=dict)
     files: dict[str, LakeFile] = field(default_factory=dict)  #: current files by path
     partition: str = "date"  #: the time partition (inner Hive folder): date or month
     #: what is wrong with the manifests themselves: (organization or "", detail)
     problems: list[tuple[str, str]] = field(default_factory=list)
+    storage: LakeStorage | None = None  #: where the files are (None: the local ``root``)
+
+    @property
+    def where(self) -> LakeStorage:
+        """The lake's :class:`LakeStorage`."""
+        if self.storage is None:
+            self.storage = LakeStorage.at(self.root)
+        return self.storage
 
     @property
     def last_sync(self) -> int:
@@ -138,19 +311,20 @@ class LakeState:
         )
 
 
-def _load(path: Path) -> tuple[dict[str, Any], str]:
+def _load(where: LakeStorage, rel: str) -> tuple[dict[str, Any], str]:
     try:
-        data = path.read_bytes()
+        data = where.read(rel)
         meta = json.loads(data)
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ValueError(f"not an {FORMAT} manifest")
     except (OSError, ValueError) as exc:
-        raise ArchiveError(f"{path}: unreadable lake manifest ({exc})") from None
+        raise ArchiveError(f"{where.uri(rel)}: unreadable lake manifest ({exc})") from None
     return meta, hashlib.sha256(data).hexdigest()
 
 
-def read_state(root: str | os.PathLike[str]) -> LakeState:
-    """Read every manifest of the lake at ``root`` (none yet: an empty state).
+def read_state(root: str | os.PathLike[str] | LakeStorage) -> LakeState:
+    """Read every manifest of the lake at ``root`` (a folder, an ``s3://`` URL or a
+    :class:`LakeStorage`; none yet: an empty state).
 
     Manifest problems (a number missing, a broken link to the previous manifest, an
     organization's range that does not continue its previous one) are collected in
@@ -164,17 +338,17 @@ def read_state(root: str | os.PathLike[str]) -> LakeState:
         >>> read_state(tempfile.mkdtemp()).last_sync
         0
     """
-    base = Path(root)
-    state = LakeState(base)
-    folder = base / MANIFESTS
+    where = root if isinstance(root, LakeStorage) else LakeStorage.at(root)
+    state = LakeState(where.root, storage=where)
     numbered = sorted(
-        (int(m[1]), p)
-        for p in (folder.iterdir() if folder.is_dir() else [])
-        if (m := _MANIFEST_RE.fullmatch(p.name))
+        (int(m[1]), rel)
+        for rel in where.listing(MANIFESTS)
+        if (m := _MANIFEST_RE.fullmatch(rel.rsplit("/", 1)[-1]))
     )
     previous: str | None = None
-    for expected, (number, path) in enumerate(numbered, start=1):
-        meta, sha = _load(path)
+    for expected, (number, rel) in enumerate(numbered, start=1):
+        meta, sha = _load(where, rel)
+        path = Path(rel)
         if number != expected:
             state.problems.append(("", f"manifest {manifest_name(expected)} is missing"))
         if meta.get("sync") != number:

@@ -37,7 +37,7 @@ from typing_extensions import Unpack
 from auditlens.errors import ArchiveError, FilterError
 from auditlens.fields import FIELD, KEYWORDS, Match
 from auditlens.frames import FRAME_SCHEMA, to_backend
-from auditlens.lake.layout import read_state
+from auditlens.lake.layout import LakeStorage, read_state, s3_endpoint, s3_region
 from auditlens.query.filters import Clause, Filter
 from auditlens.query.keywords import FilterKeywords
 from auditlens.query.search import parse_search
@@ -45,7 +45,7 @@ from auditlens.query.search import parse_search
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Lake", "filter_expr", "open_lake"]
+__all__ = ["Lake", "filter_expr", "open_lake", "polars_s3_options"]
 
 _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -147,14 +147,18 @@ def filter_expr(flt: Filter) -> pl.Expr:
 
 
 class Lake:
-    """A lake written by :func:`~auditlens.lake.sync_lake`, read with polars."""
+    """A lake written by :func:`~auditlens.lake.sync_lake`, read with polars (a local
+    folder, or ``s3://bucket/prefix``: see :class:`~auditlens.lake.layout.LakeStorage`)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.root = Path(path)
-        if not self.root.is_dir():
+        self.storage = LakeStorage.at(path)
+        self.root = self.storage.root
+        if self.storage.local and not Path(self.storage.base).is_dir():
             raise ArchiveError(f"{self.root}: no such folder (a lake is a folder sync_lake wrote)")
-        state = read_state(self.root)
-        self.files = [self.root / f for f in sorted(state.files)]
+        state = read_state(self.storage)
+        #: the current files (the manifests' list: nothing is listed from the folder)
+        uris = [self.storage.uri(f) for f in sorted(state.files)]
+        self.files: list[Path] | list[str] = [Path(u) for u in uris] if self.storage.local else uris
         self.partition = state.partition  #: the time partition: "date" or "month"
 
     def scan(self) -> pl.LazyFrame:
@@ -168,6 +172,7 @@ class Lake:
             hive_partitioning=True,
             hive_schema={"organization_id": pl.String, self.partition: pl.String},
             missing_columns="insert",
+            storage_options=None if self.storage.local else polars_s3_options(),
         )
 
     @overload
@@ -237,10 +242,29 @@ class Lake:
         return to_backend(frame.to_arrow().cast(FRAME_SCHEMA), backend)
 
 
+def polars_s3_options() -> dict[str, str]:
+    """polars' ``storage_options`` for S3 from the environment (the endpoint and region
+    :class:`~auditlens.lake.layout.LakeStorage` uses; credentials: polars' own AWS chain).
+
+    Example:
+        >>> isinstance(polars_s3_options(), dict)
+        True
+    """
+    options: dict[str, str] = {}
+    if endpoint := s3_endpoint():
+        options["aws_endpoint_url"] = endpoint
+        if endpoint.startswith("http://"):
+            options["allow_http"] = "true"
+    if region := s3_region():
+        options["aws_region"] = region
+    return options
+
+
 def open_lake(path: str | os.PathLike[str]) -> Lake:
-    """The lake at ``path`` (a folder :func:`~auditlens.lake.sync_lake` wrote), for reading.
+    """The lake at ``path`` (a folder or an ``s3://`` URL :func:`~auditlens.lake.sync_lake`
+    wrote), for reading.
 
     Raises:
-        ArchiveError: ``path`` is not a folder.
+        ArchiveError: ``path`` is not a folder (a local lake).
     """
     return Lake(path)

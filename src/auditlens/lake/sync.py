@@ -9,10 +9,17 @@ with the new rows (after checking its SHA-256) instead of getting a small neighb
 frequent syncs do not leave a swarm of small files. Then one manifest records the sync
 (see :mod:`auditlens.lake.layout`).
 
-Every file is written under a temporary name and renamed; the manifest is written last,
-atomically; files a sync replaced are removed only after it. A sync that fails removes
-what it wrote, and the next sync removes anything no manifest lists (a killed run's
-leftovers), so the lake always reads as of its last manifest.
+Data files get names no earlier sync used (``part-s<sync>-<first seq>-<last seq>``) and
+are written in place (on S3 as one PUT); the manifest is written last and whole (locally
+through a temporary name and a rename, on S3 as one PUT) and is the commit point: readers
+and verify trust only the files a manifest lists. Files a sync replaced are removed only
+after its manifest. A sync that fails removes what it wrote, and the next sync removes
+anything no manifest lists (a killed run's leftovers), so the lake always reads as of its
+last manifest. ``to`` is a folder or ``s3://bucket/prefix``
+(:class:`~auditlens.lake.layout.LakeStorage`).
+
+Files are encoded in memory (SHA-256 over the encoded bytes: nothing is read back) and
+written by a pool of threads while the next organizations are read from the store.
 
 Example:
     >>> import tempfile
@@ -28,17 +35,23 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import json
+import io
+import itertools
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import orjson
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import func, select
 
@@ -50,8 +63,7 @@ from auditlens.lake.layout import (
     MANIFESTS,
     LakeFile,
     LakeState,
-    atomic_write,
-    file_sha256,
+    LakeStorage,
     manifest_name,
     read_state,
 )
@@ -69,7 +81,10 @@ ROW_GROUP_ROWS = 128 * 1024
 #: or a month (``month=YYYY-MM``, the retention archive's folders: fewer, larger files
 #: when organizations log a few hundred entries a day).
 TIME_PARTITIONS = {"date": "%Y-%m-%d", "month": "%Y-%m"}
+#: threads that encode and write files (pyarrow releases the GIL while it encodes)
+WRITE_THREADS = 4
 _C = entries.c
+_EPOCH = date(1970, 1, 1)
 
 
 @dataclass
@@ -123,7 +138,9 @@ def sync_lake(
     """Append the entries the lake at ``to`` does not hold yet (every organization, or one).
 
     Args:
-        to: the lake's folder (created if missing).
+        to: the lake's folder (created if missing), or ``s3://bucket/prefix`` (endpoint,
+            region and credentials from the environment: see
+            :class:`~auditlens.lake.layout.LakeStorage`).
         organization_id: only this organization.
         target_file_bytes: a partition's files grow to about this size (compaction).
         row_group_rows: rows per Parquet row group.
@@ -139,73 +156,71 @@ def sync_lake(
         ConfigError: an unknown partition, or another one than the existing lake's.
     """
     t0 = time.perf_counter()
-    root = Path(to)
-    root.mkdir(parents=True, exist_ok=True)
-    state = read_state(root)
+    where = LakeStorage.at(to)
+    if where.local:
+        Path(where.base).mkdir(parents=True, exist_ok=True)
+    state = read_state(where)
     if partition is not None and partition not in TIME_PARTITIONS:
         raise ConfigError(
             f"partition must be one of {', '.join(TIME_PARTITIONS)}, got {partition!r}"
         )
     if state.manifests and partition is not None and partition != state.partition:
-        raise ConfigError(f"{root}: this lake is partitioned by {state.partition}, not {partition}")
+        raise ConfigError(
+            f"{where.url}: this lake is partitioned by {state.partition}, not {partition}"
+        )
     part_by = state.partition if state.manifests else (partition or "date")
-    _remove_leftovers(root, state)
     number = state.last_sync + 1
-    result = SyncResult(str(root), None)
+    result = SyncResult(where.url, None)
     heads = _store_heads(store, organization_id)
     if through_seq is not None:
         heads = [(o, min(top, through_seq)) for o, top in heads]
     orgs = [o for o, top in heads if top > _after(state, o)]  # only organizations with news
-    written: list[Path] = []
-    files: list[LakeFile] = []
+    if orgs:  # nothing new: nothing is written, and the lake is not listed either
+        _remove_leftovers(where, state)
+    open_files = _open_files(state, target_file_bytes)
+    folders: set[str] = set()  # every folder a file was started in (cleaned if the sync fails)
+    writes: list[Future[list[LakeFile]]] = []
     replaces: list[str] = []
     segments: dict[str, dict[str, object]] = {}
-    # the next organization's entries are read (by the store's reader: ADBC in a helper
-    # process on SQLite) while this one's files are written; an in-memory SQLite store is
-    # one connection of one thread, so it is read in turn
-    in_memory = store.engine.url.database in (None, "", ":memory:")
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-read")
-    submit = _now if in_memory else pool.submit
+    # the organizations' entries are read two at a time (the store's readers: ADBC in two
+    # helper processes on SQLite, two connections on PostgreSQL) while the writers encode and
+    # write the files of the ones before
+    writer = ThreadPoolExecutor(max_workers=WRITE_THREADS, thread_name_prefix="lake-write")
     try:
-        pending = (
-            submit(_read, store, orgs[0], _after(state, orgs[0]), through_seq) if orgs else None
-        )
-        for i, org in enumerate(orgs):
+        for org, table in _read(store, [(o, _after(state, o)) for o in orgs], through_seq):
             head = state.heads.get(org)
             after = _after(state, org)
-            assert pending is not None
-            table = pending.result()
-            if i + 1 < len(orgs):
-                pending = submit(_read, store, orgs[i + 1], _after(state, orgs[i + 1]), through_seq)
             if table.num_rows == 0:
                 continue
-            frame = lake_frame(table, part_by)
-            first, last = int(frame["seq"][0]), int(frame["seq"][-1])
-            first_prev = str(frame["prev_hash"][0])
+            seq, hashes = table.column("seq"), table.column("entry_hash")
+            first, last = int(seq[0].as_py()), int(seq[-1].as_py())
+            first_prev = str(table.column("prev_hash")[0].as_py())
             if head is not None and (first != after + 1 or first_prev != head.last_entry_hash):
                 raise ArchiveError(
-                    f"{root}: organization {org}: the store's next entry (seq {first}) does not "
-                    f"continue the lake's seq {after} (removed by retention, or another store?)"
+                    f"{where.url}: organization {org}: the store's next entry (seq {first}) "
+                    f"does not continue the lake's seq {after} (removed by retention, or "
+                    "another store?)"
                 )
-            for f in _write_org(
-                root, state, org, frame, part_by, number, target_file_bytes, row_group_rows
-            ):
-                files.append(f)
-                written.append(root / f.path)
-            replaces.extend(_replaced_by(state, org, frame, part_by, target_file_bytes))
+            parts = _partitions(org, table, part_by, open_files)
+            replaces.extend(p[3].path for p in parts if p[3] is not None)
+            folders.update(p[0] for p in parts)
+            for k in range(0, len(parts), _PARTS_PER_JOB):
+                job = _Job(where, org, parts[k : k + _PARTS_PER_JOB], number, target_file_bytes)
+                writes.append(writer.submit(job.run, row_group_rows))
             cp = _covering_checkpoint(store, org, last)
             segments[org] = {
                 "first_seq": first,
                 "last_seq": last,
-                "rows": frame.height,
+                "rows": table.num_rows,
                 "prev_hash": first_prev,
-                "last_entry_hash": str(frame["entry_hash"][-1]),
+                "last_entry_hash": str(hashes[-1].as_py()),
                 "checkpoint": cp if cp and (head is None or cp != head.checkpoint) else None,
             }
             result.organizations[org] = (first, last)
-            result.rows += frame.height
+            result.rows += table.num_rows
             if progress is not None:
-                progress(frame.height)
+                progress(table.num_rows)
+        files = [f for job in writes for f in job.result()]
         if not segments:
             result.seconds = time.perf_counter() - t0
             return result
@@ -219,19 +234,19 @@ def sync_lake(
             "files": [f.to_json() for f in files],
             "replaces": replaces,
         }
-        (root / MANIFESTS).mkdir(exist_ok=True)
-        atomic_write(
-            root / MANIFESTS / manifest_name(number),
-            lambda p: p.write_text(json.dumps(manifest, indent=1)),
+        # the commit point: one whole file (a rename locally, one PUT on S3)
+        where.write(
+            f"{MANIFESTS}/{manifest_name(number)}",
+            orjson.dumps(manifest, option=orjson.OPT_INDENT_2),
         )
     except BaseException:
-        for path in written:
-            path.unlink(missing_ok=True)
+        writer.shutdown(wait=True, cancel_futures=True)
+        _remove_started(where, folders, number)
         raise
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        writer.shutdown(wait=True)
     for rel in replaces:
-        (root / rel).unlink(missing_ok=True)
+        where.remove(rel)
     result.sync = number
     result.files_written = len(files)
     result.files_replaced = len(replaces)
@@ -254,115 +269,186 @@ def _after(state: LakeState, org: str) -> int:
     return head.last_seq if head is not None else 0
 
 
-def _now(fn: Callable[..., pa.Table], *args: object) -> Future[pa.Table]:
-    """``fn(*args)`` run now, as a finished future (what ``pool.submit`` would return)."""
-    done: Future[pa.Table] = Future()
-    done.set_result(fn(*args))
-    return done
+def _read(
+    store: Store, ranges: list[tuple[str, int]], through: int | None = None
+) -> Iterator[tuple[str, pa.Table]]:
+    """Each organization's entries after its seq (up to ``through`` when given), in seq order,
+    one table per organization (in the order given; an organization without rows is skipped)."""
+    stmts = []
+    for org, after in ranges:
+        stmt = select(*FRAME_COLUMNS).where(_C.organization_id == org, _C.seq > after)
+        if through is not None:
+            stmt = stmt.where(_C.seq <= through)
+        stmts.append(stmt.order_by(_C.seq))
+    current: str | None = None
+    batches: list[pa.RecordBatch] = []
+    for batch in store.read_batches_of(stmts):  # a batch holds one statement's rows
+        if batch.num_rows == 0:
+            continue
+        org = str(batch.column("organization_id")[0].as_py())
+        if org != current and batches:
+            assert current is not None
+            yield current, pa.Table.from_batches(batches, schema=FRAME_SCHEMA)
+            batches = []
+        current = org
+        batches.append(batch)
+    if batches:
+        assert current is not None
+        yield current, pa.Table.from_batches(batches, schema=FRAME_SCHEMA)
 
 
-def _read(store: Store, org: str, after: int, through: int | None = None) -> pa.Table:
-    stmt = select(*FRAME_COLUMNS).where(_C.organization_id == org, _C.seq > after).order_by(_C.seq)
-    if through is not None:
-        stmt = stmt.where(_C.seq <= through)
-    return pa.Table.from_batches(list(store.read_batches(stmt)), schema=FRAME_SCHEMA)
+def _open_files(state: LakeState, target: int) -> dict[str, LakeFile]:
+    """Each partition folder's newest current file, while it is below the target size
+    (the file the next rows of that partition are compacted into)."""
+    newest: dict[str, LakeFile] = {}
+    for f in state.files.values():
+        folder = f.path.rsplit("/", 1)[0]
+        if folder not in newest or f.last_seq > newest[folder].last_seq:
+            newest[folder] = f
+    return {k: f for k, f in newest.items() if f.bytes < target}
 
 
-def _open_file(state: LakeState, folder: str, target: int) -> LakeFile | None:
-    """The partition's newest current file while it is below the target size."""
-    here = [f for f in state.files.values() if f.path.rsplit("/", 1)[0] == folder]
-    if not here:
-        return None
-    newest = max(here, key=lambda f: f.last_seq)
-    return newest if newest.bytes < target else None
+_Part = tuple[str, pa.Table, int, "LakeFile | None"]
 
 
-def _replaced_by(
-    state: LakeState, org: str, frame: pl.DataFrame, partition: str, target: int
-) -> list[str]:
-    out = []
-    for value in frame[partition].unique(maintain_order=True).to_list():
-        open_ = _open_file(state, f"organization_id={org}/{partition}={value}", target)
-        if open_ is not None:
-            out.append(open_.path)
+def _partition_keys(timestamps: pa.ChunkedArray, partition: str) -> np.ndarray[Any, Any]:
+    """Each entry's time partition as an integer (UTC day since 1970, or year × 12 + month
+    - 1): integer arithmetic on a million timestamps, formatted once per partition."""
+    keys: np.ndarray[Any, Any]
+    if partition == "date":
+        keys = pc.cast(timestamps, pa.int64()).to_numpy() // 86_400_000
+    else:
+        year = pc.year(timestamps).to_numpy().astype(np.int64)
+        keys = year * 12 + pc.month(timestamps).to_numpy() - 1
+    return keys
+
+
+def _partition_name(key: int, partition: str) -> str:
+    if partition == "date":
+        return (_EPOCH + timedelta(days=key)).isoformat()
+    return f"{key // 12:04d}-{key % 12 + 1:02d}"
+
+
+def _ip_keys(addresses: pa.ChunkedArray) -> pa.Array:
+    """``ip_key`` of each address, computed once per distinct address."""
+    distinct = pc.unique(addresses)
+    keys = pa.array(
+        [None if a is None else ip_key(a) for a in distinct.to_pylist()], type=pa.string()
+    )
+    return keys.take(pc.index_in(addresses, value_set=distinct))
+
+
+def _partitions(
+    org: str, table: pa.Table, partition: str, open_files: dict[str, LakeFile]
+) -> list[_Part]:
+    """One organization's new rows (in seq order), partition by partition: (folder, rows
+    without the partition columns and with ``ip_key``, first row, the partition's open
+    file). The rows are one Arrow table grouped by partition (in seq order within each),
+    sliced without copies. The values are those of :func:`lake_frame`."""
+    keys = _partition_keys(table.column("timestamp"), partition)
+    rows = table.drop_columns(["organization_id"]).append_column(
+        "ip_key", _ip_keys(table.column("ip_address"))
+    )
+    if len(keys) > 1 and bool((keys[1:] < keys[:-1]).any()):
+        # entries logged out of time order: group each partition's (a stable sort keeps seq)
+        order = np.argsort(keys, kind="stable")
+        rows, keys = rows.take(pa.array(order)), keys[order]
+    starts = [0, *(np.flatnonzero(np.diff(keys)) + 1).tolist(), len(keys)]
+    out: list[_Part] = []
+    for start, end in itertools.pairwise(starts):
+        folder = f"organization_id={org}/{partition}={_partition_name(int(keys[start]), partition)}"
+        out.append((folder, rows.slice(start, end - start), start, open_files.get(folder)))
     return out
 
 
-def _write_org(
-    root: Path,
-    state: LakeState,
-    org: str,
-    frame: pl.DataFrame,
-    partition: str,
-    number: int,
-    target: int,
-    group_rows: int,
-) -> list[LakeFile]:
-    """Write one organization's new rows, partition by partition; compacts open files."""
-    out: list[LakeFile] = []
-    for (value,), part in frame.group_by([partition], maintain_order=True):
-        folder = f"organization_id={org}/{partition}={value}"
-        rows = part.drop("organization_id", partition)
-        open_ = _open_file(state, folder, target)
-        if open_ is not None:
-            path = root / open_.path
-            if not path.exists() or file_sha256(path) != open_.sha256:
-                raise ArchiveError(
-                    f"{path}: does not match manifest {manifest_name(open_.sync)}; run "
-                    "`auditlens verify --lake` before syncing again"
-                )
-            old = pl.read_parquet(path)
-            rows = pl.concat([old.select(rows.columns), rows], how="vertical_relaxed")
-        (root / folder).mkdir(parents=True, exist_ok=True)
-        out.extend(_write_files(root, folder, org, rows, number, target, group_rows))
-    return out
+#: partitions per write job (a job is one thread's unit; fewer, larger jobs cost less)
+_PARTS_PER_JOB = 64
+#: below this many rows a file is written for speed (snappy, no dictionary, statistics on
+#: seq, time and ip_key): small files are set up far more often than they are read, and
+#: they are rewritten with zstd when compaction grows them past it
+SMALL_FILE_ROWS = 1024
+_SMALL_STATS = ["seq", "timestamp", "ip_key"]
 
 
-def _write_files(
-    root: Path,
-    folder: str,
-    org: str,
-    rows: pl.DataFrame,
-    number: int,
-    target: int,
-    group_rows: int,
-) -> list[LakeFile]:
-    """Write ``rows`` as files of about ``target`` bytes (checked after each row group)."""
-    table = rows.to_arrow()
-    if table.nbytes < target:  # the usual case: compressed, it is smaller still
+@dataclass
+class _Job:
+    """Partitions' new rows → their files: each compacted with its partition's open file,
+    encoded in memory (SHA-256 of the bytes), written whole."""
+
+    where: LakeStorage
+    org: str
+    parts: list[_Part]
+    number: int
+    target: int
+
+    def run(self, group_rows: int) -> list[LakeFile]:
+        out: list[LakeFile] = []
+        for folder, rows, _, open_ in self.parts:
+            table = rows if open_ is None else self._compacted(rows, open_)
+            for data, lo, hi, n in _encode(table, self.target, group_rows):
+                name = f"{folder}/part-s{self.number:06d}-{lo:012d}-{hi:012d}.parquet"
+                self.where.write_new(name, data)
+                sha = hashlib.sha256(data).hexdigest()
+                out.append(LakeFile(name, self.org, n, lo, hi, sha, data.size, self.number))
+        return out
+
+    def _compacted(self, rows: pa.Table, open_: LakeFile) -> pa.Table:
+        data = self.where.read(open_.path)
+        if hashlib.sha256(data).hexdigest() != open_.sha256:
+            raise ArchiveError(
+                f"{self.where.uri(open_.path)}: does not match manifest "
+                f"{manifest_name(open_.sync)}; run `auditlens verify --lake` before "
+                "syncing again"
+            )
+        old = pq.read_table(io.BytesIO(data))
+        old = old.select(rows.column_names).cast(rows.schema)
+        return pa.concat_tables([old, rows]).combine_chunks()
+
+
+def _encode(
+    table: pa.Table, target: int, group_rows: int
+) -> Iterator[tuple[pa.Buffer, int, int, int]]:
+    """``table`` as Parquet files of about ``target`` bytes (checked after each row
+    group): (bytes, first seq, last seq, rows) per file."""
+    seq = table.column("seq")
+    if table.num_rows < SMALL_FILE_ROWS and table.nbytes < target:
+        buf = pa.BufferOutputStream()
+        pq.write_table(
+            table,
+            buf,
+            compression="snappy",
+            use_dictionary=False,
+            write_statistics=_SMALL_STATS,
+        )
+        yield buf.getvalue(), int(seq[0].as_py()), int(seq[-1].as_py()), table.num_rows
+        return
+    if table.nbytes < target:  # compressed, it is smaller still
         buf = pa.BufferOutputStream()
         pq.write_table(table, buf, row_group_size=group_rows, compression="zstd")
-        data = buf.getvalue()
-        lo, hi = int(table.column("seq")[0].as_py()), int(table.column("seq")[-1].as_py())
-        name = f"{folder}/part-s{number:06d}-{lo:012d}-{hi:012d}.parquet"
-        atomic_write(root / name, lambda p: p.write_bytes(data))
-        sha = hashlib.sha256(data).hexdigest()
-        return [LakeFile(name, org, table.num_rows, lo, hi, sha, data.size, number)]
-    out: list[LakeFile] = []
+        yield buf.getvalue(), int(seq[0].as_py()), int(seq[-1].as_py()), table.num_rows
+        return
     start = 0
     while start < table.num_rows:
-        tmp = root / folder / f".part-s{number:06d}-{start}.parquet.tmp"
+        buf = pa.BufferOutputStream()
         end = start
-        try:
-            with pq.ParquetWriter(tmp, table.schema, compression="zstd") as writer:
-                while end < table.num_rows:
-                    chunk = table.slice(end, group_rows)
-                    writer.write_table(chunk, row_group_size=group_rows)
-                    end += chunk.num_rows
-                    if tmp.stat().st_size >= target:
-                        break
-            seqs = table.column("seq").slice(start, end - start)
-            lo, hi = int(seqs[0].as_py()), int(seqs[-1].as_py())
-            name = f"{folder}/part-s{number:06d}-{lo:012d}-{hi:012d}.parquet"
-            os.replace(tmp, root / name)
-        finally:
-            tmp.unlink(missing_ok=True)
-        path = root / name
-        out.append(
-            LakeFile(name, org, end - start, lo, hi, file_sha256(path), path.stat().st_size, number)
-        )
+        with pq.ParquetWriter(buf, table.schema, compression="zstd") as writer:
+            while end < table.num_rows:
+                chunk = table.slice(end, group_rows)
+                writer.write_table(chunk, row_group_size=group_rows)
+                end += chunk.num_rows
+                if buf.tell() >= target:
+                    break
+        yield buf.getvalue(), int(seq[start].as_py()), int(seq[end - 1].as_py()), end - start
         start = end
-    return out
+
+
+def _remove_started(where: LakeStorage, folders: set[str], number: int) -> None:
+    """A failed sync: remove every file it may have written (its names carry its number)."""
+    ours = f"part-s{number:06d}-"
+    for folder in sorted(folders):
+        for rel in where.listing(folder):
+            if rel.rsplit("/", 1)[-1].startswith(ours):
+                where.remove(rel)
 
 
 def _covering_checkpoint(store: Store, org: str, last_seq: int) -> str | None:
@@ -374,11 +460,12 @@ def _covering_checkpoint(store: Store, org: str, last_seq: int) -> str | None:
 _OURS = re.compile(r"\.?part-s\d{6,}-\d+(?:-\d+)?\.parquet(?:\.tmp)?")
 
 
-def _remove_leftovers(root: Path, state: LakeState) -> None:
+def _remove_leftovers(where: LakeStorage, state: LakeState) -> None:
     """Delete what a killed sync left: its temporary files and the Parquet files it named
     that no manifest lists. Files a sync does not name (a retention archive's, yours) stay."""
-    for path in root.glob("organization_id=*/**/*"):
-        if not path.is_file() or not _OURS.fullmatch(path.name):
+    for rel in where.listing():
+        name = rel.rsplit("/", 1)[-1]
+        if not rel.startswith("organization_id=") or not _OURS.fullmatch(name):
             continue
-        if path.name.endswith(".tmp") or path.relative_to(root).as_posix() not in state.files:
-            path.unlink()
+        if name.endswith(".tmp") or rel not in state.files:
+            where.remove(rel)

@@ -32,6 +32,8 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import time
 from typing import Any
@@ -45,7 +47,7 @@ from auditlens.chain.canonical import content_hash_expr
 from auditlens.chain.notes import VerifierKey, parse_checkpoint, parse_note
 from auditlens.chain.verify import OrganizationResult, Problem, VerificationReport
 from auditlens.errors import ArchiveError
-from auditlens.lake.layout import LakeState, OrgHead, file_sha256, read_state
+from auditlens.lake.layout import LakeState, OrgHead, read_state
 from auditlens.merkle import MerkleTree, leaf_hash
 
 __all__ = ["verify_lake"]
@@ -56,7 +58,8 @@ _MAX_ROW_PROBLEMS = 1000
 def verify_lake(
     path: str | os.PathLike[str], *, keys: list[VerifierKey] | None = None
 ) -> VerificationReport:
-    """Verify the lake at ``path``: files, seq continuity, every hash, checkpoints.
+    """Verify the lake at ``path`` (a folder or an ``s3://`` URL): files, seq continuity,
+    every hash, checkpoints.
 
     Args:
         keys: verifier keys you trust for the checkpoints the manifests carry. Without
@@ -93,16 +96,20 @@ def verify_lake(
 
 
 def _read_files(state: LakeState, org: str, res: OrganizationResult) -> pl.DataFrame | None:
+    where = state.where
     frames = []
     for f in state.files_of(org):
-        p = state.root / f.path
-        where = f"{f.path} (seq {f.first_seq}–{f.last_seq}, sync {f.sync})"
-        if not p.is_file():
+        where_ = f"{f.path} (seq {f.first_seq}–{f.last_seq}, sync {f.sync})"
+        try:
+            data = where.read(f.path)
+        except FileNotFoundError:
             res.problems.append(
-                Problem(org, f.first_seq, None, "file_missing", f.sha256, None, f"{where}: missing")
+                Problem(
+                    org, f.first_seq, None, "file_missing", f.sha256, None, f"{where_}: missing"
+                )
             )
             continue
-        found = file_sha256(p)
+        found = hashlib.sha256(data).hexdigest()  # one read: hashed, then decoded
         if found != f.sha256:
             res.problems.append(
                 Problem(
@@ -112,13 +119,13 @@ def _read_files(state: LakeState, org: str, res: OrganizationResult) -> pl.DataF
                     "file_changed",
                     f.sha256,
                     found,
-                    f"{where}: SHA-256 differs from the manifest",
+                    f"{where_}: SHA-256 differs from the manifest",
                 )
             )
         try:
-            frames.append(pl.read_parquet(p))
+            frames.append(pl.read_parquet(io.BytesIO(data)))
         except (OSError, pl.exceptions.PolarsError) as exc:
-            detail = f"{where}: not readable as Parquet ({type(exc).__name__})"
+            detail = f"{where_}: not readable as Parquet ({type(exc).__name__})"
             res.problems.append(
                 Problem(org, f.first_seq, None, "file_unreadable", None, None, detail)
             )

@@ -368,6 +368,25 @@ class Store:
         """
         return self._reader.batches(stmt, batch_size)
 
+    def read_batches_of(
+        self, stmts: Sequence[Select[Any]], batch_size: int = 65_536
+    ) -> Iterator[pa.RecordBatch]:
+        """Several SELECTs of :data:`~auditlens.store.backend.FRAME_COLUMNS` (e.g. one per
+        organization) into record batches, statement after statement, two statements read
+        at once (two SQLite helper processes, or two PostgreSQL connections); a batch never
+        mixes two statements' rows. Each statement's rows are held in memory while the one
+        before is consumed: keep them bounded.
+
+        Example:
+            >>> import auditlens as al
+            >>> from auditlens.store.backend import FRAME_COLUMNS
+            >>> store = al.open_store("sqlite://")
+            >>> stmts = [store.select(FRAME_COLUMNS)] * 2
+            >>> sum(b.num_rows for b in store.read_batches_of(stmts))
+            0
+        """
+        return self._reader.ranged_batches(stmts, batch_size)
+
     def cache(self, name: str) -> dict[str, Any]:
         """The named cache of derived state kept with this store object (see :class:`Caches`).
 
