@@ -37,6 +37,7 @@ Example:
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -1002,13 +1003,14 @@ def remote_session(url: str) -> Any:
     if not url.startswith("sc://"):
         raise ConfigError(f"Spark Connect URL must start with sc://, got {url!r}")
     session_class = _session_class()
+    missing = "Spark Connect needs its client packages: pip install 'pyspark[connect]'"
+    if importlib.util.find_spec("grpc") is None:  # pyspark would sys.exit(0) in some hosts
+        raise ConfigError(f"{missing} (grpcio is missing)")
     try:
         session = session_class.builder.remote(url).getOrCreate()
         session.conf.set("spark.sql.session.timeZone", "UTC")
-    except ImportError as exc:
-        raise ConfigError(
-            f"Spark Connect needs its client packages ({exc}): pip install 'pyspark[connect]'"
-        ) from None
+    except (ImportError, SystemExit) as exc:  # pyspark exits when its doctest check fails
+        raise ConfigError(f"{missing} ({exc or 'a package is missing'})") from None
     except Exception as exc:  # py4j/gRPC errors: the server is unreachable or refused us
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"Spark Connect at {url}: cannot connect ({first})") from None
