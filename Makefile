@@ -14,7 +14,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[postgres,dev]'
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[postgres,dev,spark]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -58,7 +58,8 @@ test: install system-deps lint typecheck
 	  --nbval-lax --nbval-sanitize-with notebooks/nbval_sanitize.cfg notebooks
 
 ## The fast tests (detectors, store, query, chain) against the lowest versions pyproject.toml
-## allows: a second venv resolved with `uv pip install --resolution lowest-direct`.
+## allows: a second venv resolved with `uv pip install --resolution lowest-direct` (no `spark`
+## extra: none of these tests needs pyspark or a JVM).
 test-lowest: $(LOWEST)/.installed system-deps
 	$(LOWEST)/bin/python -m pytest -n 2 --dist loadgroup tests/detect tests/store tests/query tests/chain
 

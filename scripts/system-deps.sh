@@ -11,6 +11,7 @@ needed=(
   "-:libpango-1.0-0"
   "-:fonts-dejavu-core"
   "chromium:chromium"
+  "java:openjdk-17-jre-headless"
 )
 missing=()
 for item in "${needed[@]}"; do

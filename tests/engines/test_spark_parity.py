@@ -1,23 +1,25 @@
 """The PySpark port of the detectors finds exactly what the polars detectors find.
 
 The same entries go through :mod:`auditlens.detect` (polars) and through
-:func:`auditlens.engines.spark.detect` on SQLFrame's DuckDB session (the PySpark
-DataFrame API without a JVM); the findings frames must be equal column by column, sorted
-by ``finding_id``. Entries come from hypothesis (timestamp ties, exact window edges, null
-addresses and actors, a DST change, one email in several organizations) and from the demo.
+:func:`auditlens.engines.spark.detect` on each engine of ``conftest.engine``: SQLFrame's
+DuckDB session (the PySpark DataFrame API without a JVM) and Apache Spark ``local[2]``; the
+findings frames must be equal column by column, sorted by ``finding_id``. Entries come from
+hypothesis (timestamp ties, exact window edges, null addresses and actors, a DST change, one
+email in several organizations) and from the demo. Each generated test runs its hypothesis
+examples inside the test (``engine.examples``): fewer on Spark, where each is a few jobs.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
@@ -27,42 +29,16 @@ from auditlens import detect as polars_detect
 from auditlens.demo import generate
 from auditlens.engines import spark
 from auditlens.errors import DetectorError
+from tests.engines.conftest import Engine
 
-duckdb = pytest.importorskip("duckdb")
-sqlframe_duckdb = pytest.importorskip("sqlframe.duckdb")
-
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::UserWarning"),
+    # pyspark 4.3 warns once that it has not been tested with pandas 3 (no pandas path is used)
+    pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning"),
+]
 
 #: the night the EU clocks went forward (2025-03-30 01:00 UTC): a DST change inside the data
 BASE = datetime(2025, 3, 30, 0, 58, tzinfo=UTC)
-_names = itertools.count()
-
-
-class Engine:
-    """A SQLFrame DuckDB session and a way to put a polars frame into it."""
-
-    def __init__(self) -> None:
-        self.con = duckdb.connect()
-        self.session = sqlframe_duckdb.DuckDBSession(conn=self.con)
-
-    def frame(self, entries: pl.DataFrame) -> Any:
-        name = f"entries_{next(_names)}"
-        self.con.register("_incoming", entries.to_arrow())
-        self.con.execute(f"CREATE TABLE {name} AS SELECT * FROM _incoming")
-        self.con.unregister("_incoming")
-        return self.session.table(name)
-
-    def findings(self, entries: pl.DataFrame, name: str, params: dict[str, Any]) -> pl.DataFrame:
-        found = spark.detect(self.session, self.frame(entries), [name], **{name: params})
-        return spark.to_polars(found)
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[Engine]:
-    eng = Engine()
-    yield eng
-    eng.session.stop()  # SQLFrame keeps one session per process: stop() closes it and lets
-    # the next DuckDBSession(conn=...) (another module, a doctest) take its own connection
 
 
 def assert_parity(engine: Engine, entries: pl.DataFrame, name: str, **params: Any) -> int:
@@ -166,65 +142,83 @@ _evasion_row = st.fixed_dictionaries(
 )
 evasion_entries = st.builds(_frame, st.lists(_evasion_row, min_size=1, max_size=25), st.booleans())
 
-_fast = settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-#: detectors whose plans are deep (two subjects, joins): ~1–2 s an example on SQLFrame
-_slow = settings(_fast, max_examples=15)
+
+def check(engine: Engine, examples: int, **strategies: Any) -> Callable[..., Any]:
+    """Run the decorated check on ``engine.examples(examples)`` generated examples."""
+
+    def run(fn: Callable[..., None]) -> Callable[..., None]:
+        explore = settings(max_examples=engine.examples(examples), deadline=None, database=None)
+        explore(given(**strategies)(fn))()
+        return fn
+
+    return run
 
 
-@_fast
-@given(
-    frame=entries, threshold=st.integers(1, 3), by=st.sampled_from(["actor", "ip", "organization"])
-)
-def test_failed_login_spikes(engine: Engine, frame: pl.DataFrame, threshold: int, by: str) -> None:
-    assert_parity(engine, frame, "failed_login_spikes", threshold=threshold, window="1m", by=by)
+#: examples on SQLFrame; the detectors whose plans are deep (two subjects, joins) take ~1–2 s
+#: an example there, so they get fewer
+_FAST, _SLOW = 25, 15
 
 
-@_fast
-@given(frame=entries, threshold=st.integers(1, 3))
-def test_bulk_deletions(engine: Engine, frame: pl.DataFrame, threshold: int) -> None:
-    assert_parity(engine, frame, "bulk_deletions", threshold=threshold, window="1m")
-
-
-@_fast
-@given(frame=entries, accounts=st.integers(1, 3))
-def test_password_spray(engine: Engine, frame: pl.DataFrame, accounts: int) -> None:
-    assert_parity(engine, frame, "password_spray", accounts=accounts, window="1m")
-
-
-@_slow
-@given(
-    frame=entries,
-    failures=st.integers(1, 3),
-    by=st.sampled_from([("actor", "ip"), ("ip", "actor"), "ip"]),
-)
-def test_brute_force_success(
-    engine: Engine, frame: pl.DataFrame, failures: int, by: tuple[str, ...] | str
-) -> None:
-    assert_parity(engine, frame, "brute_force_success", failures=failures, window="1m", by=by)
-
-
-@_slow
-@given(frame=entries, threshold=st.integers(1, 3), by=st.sampled_from([("actor", "ip"), "ip"]))
-def test_failure_bursts(
-    engine: Engine, frame: pl.DataFrame, threshold: int, by: tuple[str, ...] | str
-) -> None:
-    assert_parity(
-        engine, frame, "failure_bursts", threshold=threshold, window="1m", by=by, exclude=()
+def test_failed_login_spikes(engine: Engine) -> None:
+    @check(
+        engine,
+        _FAST,
+        frame=entries,
+        threshold=st.integers(1, 3),
+        by=st.sampled_from(["actor", "ip", "organization"]),
     )
+    def _(frame: pl.DataFrame, threshold: int, by: str) -> None:
+        assert_parity(engine, frame, "failed_login_spikes", threshold=threshold, window="1m", by=by)
 
 
-@_fast
-@given(frame=entries, rows=st.integers(1, 1000), exports=st.integers(1, 3))
-def test_mass_export(engine: Engine, frame: pl.DataFrame, rows: int, exports: int) -> None:
-    assert_parity(engine, frame, "mass_export", rows=rows, exports=exports, window="1m")
+def test_bulk_deletions(engine: Engine) -> None:
+    @check(engine, _FAST, frame=entries, threshold=st.integers(1, 3))
+    def _(frame: pl.DataFrame, threshold: int) -> None:
+        assert_parity(engine, frame, "bulk_deletions", threshold=threshold, window="1m")
 
 
-@_fast
-@given(frame=evasion_entries, window=st.sampled_from(["1h", "30m"]))
-def test_defence_evasion(engine: Engine, frame: pl.DataFrame, window: str) -> None:
-    assert_parity(engine, frame, "defence_evasion", window=window)
+def test_password_spray(engine: Engine) -> None:
+    @check(engine, _FAST, frame=entries, accounts=st.integers(1, 3))
+    def _(frame: pl.DataFrame, accounts: int) -> None:
+        assert_parity(engine, frame, "password_spray", accounts=accounts, window="1m")
+
+
+def test_brute_force_success(engine: Engine) -> None:
+    @check(
+        engine,
+        _SLOW,
+        frame=entries,
+        failures=st.integers(1, 3),
+        by=st.sampled_from([("actor", "ip"), ("ip", "actor"), "ip"]),
+    )
+    def _(frame: pl.DataFrame, failures: int, by: tuple[str, ...] | str) -> None:
+        assert_parity(engine, frame, "brute_force_success", failures=failures, window="1m", by=by)
+
+
+def test_failure_bursts(engine: Engine) -> None:
+    @check(
+        engine,
+        _SLOW,
+        frame=entries,
+        threshold=st.integers(1, 3),
+        by=st.sampled_from([("actor", "ip"), "ip"]),
+    )
+    def _(frame: pl.DataFrame, threshold: int, by: tuple[str, ...] | str) -> None:
+        assert_parity(
+            engine, frame, "failure_bursts", threshold=threshold, window="1m", by=by, exclude=()
+        )
+
+
+def test_mass_export(engine: Engine) -> None:
+    @check(engine, _FAST, frame=entries, rows=st.integers(1, 1000), exports=st.integers(1, 3))
+    def _(frame: pl.DataFrame, rows: int, exports: int) -> None:
+        assert_parity(engine, frame, "mass_export", rows=rows, exports=exports, window="1m")
+
+
+def test_defence_evasion(engine: Engine) -> None:
+    @check(engine, _FAST, frame=evasion_entries, window=st.sampled_from(["1h", "30m"]))
+    def _(frame: pl.DataFrame, window: str) -> None:
+        assert_parity(engine, frame, "defence_evasion", window=window)
 
 
 @pytest.mark.parametrize("window", ["1m", "90s", "2h", "1d"])
@@ -281,6 +275,8 @@ def test_demo_parity(engine: Engine, demo_entries: pl.DataFrame, name: str) -> N
 
 
 def test_detect_all_runs_every_ported_detector(engine: Engine, demo_entries: pl.DataFrame) -> None:
+    if engine.name == "pyspark":  # 25 s of CI: test_spark_lake runs "all" on Spark through the CLI
+        pytest.skip("on Spark: test_spark_lake's CLI test runs every ported detector")
     got = spark.to_polars(spark.detect(engine.session, engine.frame(demo_entries)))
     assert set(got["detector"]) == set(spark.PORTED)
 

@@ -40,8 +40,12 @@ Example:
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import os
+import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from types import ModuleType
 from typing import Any, NamedTuple
 
@@ -51,9 +55,20 @@ from auditlens.detect import behaviour, escalation, evasion
 from auditlens.detect.agents import agent_family
 from auditlens.detect.exfiltration import EXPORT_ACTIONS
 from auditlens.detect.findings import FINDING_SCHEMA, human, parse_window, positive_int
-from auditlens.errors import DetectorError, FilterError
+from auditlens.errors import ArchiveError, ConfigError, DetectorError, FilterError
+from auditlens.frames import COLUMNS, FRAME_SCHEMA
+from auditlens.lake.layout import read_state
 
-__all__ = ["PORTED", "detect", "spark_api", "to_polars"]
+__all__ = [
+    "PORTED",
+    "detect",
+    "detect_lake",
+    "local_session",
+    "read_lake",
+    "remote_session",
+    "spark_api",
+    "to_polars",
+]
 
 #: a Spark (or SQLFrame) DataFrame / Column: typed loosely, pyspark is not a dependency.
 SparkFrame = Any
@@ -609,24 +624,22 @@ def _what(api: SparkApi, joined: SparkFrame) -> SparkFrame:
 
 
 def _drop_retold(api: SparkApi, out: SparkFrame) -> SparkFrame:
-    """Drop source findings whose every entry is already in an actor finding."""
-    F = api.F
-    told = (
-        out.filter(F.col("subject_type") == "actor")
-        .select("organization_id", F.explode("audit_ids").alias("audit_id"))
-        .distinct()
-        .withColumn("_told", F.lit(1))
+    """Drop source findings whose every entry is already in an actor finding.
+
+    Windows over the exploded evidence, not self-joins of ``out``: on Spark each use of
+    ``out`` repeats its whole plan (every burst's windows and joins), three times over.
+    """
+    F, W = api.F, api.Window
+    ex = out.select("*", F.explode("audit_ids").alias("_a"))
+    actor = (F.col("subject_type") == "actor").cast("int")
+    ex = ex.select("*", F.max(actor).over(W.partitionBy("organization_id", "_a")).alias("_told"))
+    ex = ex.select(
+        "*",
+        F.min("_told").over(W.partitionBy("finding_id")).alias("_all"),
+        F.row_number().over(W.partitionBy("finding_id").orderBy("_a")).alias("_r"),
     )
-    retold = (
-        out.filter(F.col("subject_type") != "actor")
-        .select("finding_id", "organization_id", F.explode("audit_ids").alias("audit_id"))
-        .join(told, on=["organization_id", "audit_id"], how="left")
-        .groupBy("finding_id")
-        .agg(F.min(F.coalesce(F.col("_told"), F.lit(0))).alias("_all"))
-        .filter(F.col("_all") == 1)
-        .select("finding_id")
-    )
-    return out.join(retold, on="finding_id", how="left_anti")
+    keep = (F.col("_r") == 1) & ((F.col("subject_type") == "actor") | (F.col("_all") == 0))
+    return ex.filter(keep).select(*out.columns)
 
 
 def _human(api: SparkApi, ms: SparkColumn) -> SparkColumn:
@@ -1669,3 +1682,228 @@ def to_polars(findings: SparkFrame) -> pl.DataFrame:
         row["audit_ids"] = list(row["audit_ids"] or [])
     frame = pl.DataFrame(rows, schema=FINDING_SCHEMA, orient="row")
     return frame.sort("finding_id")
+
+
+# -- sessions and the lake -------------------------------------------------------------------
+
+_NO_PYSPARK = "Spark needs pyspark: pip install 'auditlens[spark]' (and Java 17 or later)"
+#: the entry columns as Spark SQL types (a lake file holds them, ``ip_key`` and no partitions)
+_SQL_TYPES = {"string": "STRING", "int64": "BIGINT", "timestamp[ms, tz=UTC]": "TIMESTAMP"}
+
+
+def _session_class() -> Any:
+    try:
+        return importlib.import_module("pyspark.sql").SparkSession
+    except ImportError:
+        raise ConfigError(_NO_PYSPARK) from None
+
+
+def local_session(
+    cores: int = 2,
+    *,
+    memory: str = "2g",
+    conf: Mapping[str, str] | None = None,
+    app_name: str = "auditlens",
+) -> Any:
+    """A Spark session on this machine (``local[cores]``), set up as the detectors expect.
+
+    UTC session time zone (:func:`to_polars` reads Spark's naive times as UTC), no web UI,
+    no console progress bar, ``cores`` shuffle partitions (the default 200 is for clusters),
+    ``memory`` for the driver (it is also the executor here), Spark's log at ERROR. ``conf``
+    adds or overrides settings. An existing session of this process is returned as it is
+    (``getOrCreate``): settings fixed at JVM start (memory) then keep their first value.
+
+    Raises:
+        ConfigError: pyspark is not installed, or no ``java`` is on ``PATH``/``JAVA_HOME``.
+
+    Example:
+        >>> local_session(cores=0)
+        Traceback (most recent call last):
+        ...
+        auditlens.errors.ConfigError: cores must be 1 or more, got 0
+    """
+    if cores < 1:
+        raise ConfigError(f"cores must be 1 or more, got {cores}")
+    session_class = _session_class()
+    java_home = os.environ.get("JAVA_HOME")
+    if not shutil.which("java") and not (java_home and Path(java_home, "bin", "java").exists()):
+        raise ConfigError(
+            "a local Spark session needs Java 17 or later: none on PATH or in JAVA_HOME "
+            "(Debian: apt-get install openjdk-17-jre-headless)"
+        )
+    settings = {
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(cores),
+        "spark.driver.memory": memory,
+        **dict(conf or {}),
+    }
+    builder = session_class.builder.master(f"local[{cores}]").appName(app_name)
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def remote_session(url: str) -> Any:
+    """A Spark Connect session (``sc://host:15002``), its time zone set to UTC.
+
+    Raises:
+        ConfigError: ``url`` is not ``sc://…``, the Connect client's packages are missing
+            (``pip install 'pyspark[connect]'``), or the server cannot be reached.
+
+    Example:
+        >>> remote_session("http://spark:15002")
+        Traceback (most recent call last):
+        ...
+        auditlens.errors.ConfigError: Spark Connect URL must start with sc://, got 'http://spark:15002'
+    """
+    if not url.startswith("sc://"):
+        raise ConfigError(f"Spark Connect URL must start with sc://, got {url!r}")
+    session_class = _session_class()
+    missing = "Spark Connect needs its client packages: pip install 'pyspark[connect]'"
+    if importlib.util.find_spec("grpc") is None:  # pyspark would sys.exit(0) in some hosts
+        raise ConfigError(f"{missing} (grpcio is missing)")
+    try:
+        session = session_class.builder.remote(url).getOrCreate()
+        session.conf.set("spark.sql.session.timeZone", "UTC")
+    except (ImportError, SystemExit) as exc:  # pyspark exits when its doctest check fails
+        raise ConfigError(f"{missing} ({exc or 'a package is missing'})") from None
+    except Exception as exc:  # py4j/gRPC errors: the server is unreachable or refused us
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"Spark Connect at {url}: cannot connect ({first})") from None
+    return session
+
+
+def _utc(value: datetime | date) -> datetime:
+    if not isinstance(value, datetime):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def read_lake(
+    session: Any,
+    path: str | os.PathLike[str],
+    *,
+    organization_id: str | Sequence[str] | None = None,
+    start: datetime | date | None = None,
+    end: datetime | date | None = None,
+    partition: str | None = None,
+) -> SparkFrame:
+    """The entries of a lake (:func:`auditlens.sync_lake`'s folder) as a Spark DataFrame.
+
+    Columns: :data:`auditlens.frames.COLUMNS` (``timestamp`` a timestamp, UTC; ``seq`` a
+    long), what :func:`detect` takes. A local folder is read through its manifests:
+    exactly the files they list, never a half-written or replaced file. A URI (``s3a://…``,
+    ``abfss://…``, ``dbfs:/…``: whatever the session's file systems read) is read as
+    ``<path>/organization_id=*/<partition>=*/*.parquet`` and deduplicated on
+    ``(organization_id, seq)``, since a reader that lists folders during a compaction may
+    see a file and its replacement; ``partition`` names the lake's time partition there
+    (``date``, the default, or ``month``). ``organization_id``, ``start`` (inclusive) and
+    ``end`` (exclusive; naive times are UTC) prune partitions and filter rows.
+
+    Raises:
+        ArchiveError: a local ``path`` is not a folder or its manifests are unreadable.
+        ConfigError: ``partition`` is neither ``date`` nor ``month``.
+
+    Example:
+        >>> read_lake(None, "/no/such/lake")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        auditlens.errors.ArchiveError: /no/such/lake: no such folder (a lake is a folder ...)
+    """
+    text = os.fspath(path)
+    remote = "://" in text or text.startswith("dbfs:")
+    if remote:
+        time_col = partition or "date"
+        root = text.rstrip("/")
+        files = [f"{root}/organization_id=*/{time_col}=*/*.parquet"]
+    else:
+        folder = Path(text)
+        if not folder.is_dir():
+            raise ArchiveError(f"{folder}: no such folder (a lake is a folder sync_lake wrote)")
+        state = read_state(folder)
+        time_col = partition or state.partition
+        root = str(folder)
+        files = [str(folder / f) for f in sorted(state.files)]
+    if time_col not in ("date", "month"):
+        raise ConfigError(f"partition must be 'date' or 'month', got {time_col!r}")
+    columns = [f"`{f.name}` {_SQL_TYPES[str(f.type)]}" for f in FRAME_SCHEMA]
+    schema = ", ".join([*columns, "`ip_key` STRING", f"`{time_col}` STRING"])
+    if not files:  # a lake synced from an empty store
+        return session.createDataFrame([], schema).select(*COLUMNS)
+    F = importlib.import_module("pyspark.sql.functions")
+    df = session.read.schema(schema).option("basePath", root).parquet(*files)
+    fmt = "%Y-%m-%d" if time_col == "date" else "%Y-%m"
+    if organization_id is not None:
+        orgs = [organization_id] if isinstance(organization_id, str) else list(organization_id)
+        df = df.filter(F.col("organization_id").isin(*orgs))
+    if start is not None:
+        lo = _utc(start)
+        df = df.filter((F.col(time_col) >= lo.strftime(fmt)) & (F.col("timestamp") >= F.lit(lo)))
+    if end is not None:
+        hi = _utc(end)
+        df = df.filter((F.col(time_col) <= hi.strftime(fmt)) & (F.col("timestamp") < F.lit(hi)))
+    if remote:
+        df = df.dropDuplicates(["organization_id", "seq"])
+    return df.select(*COLUMNS)
+
+
+def detect_lake(
+    path: str | os.PathLike[str],
+    detectors: str | Sequence[str] = "all",
+    *,
+    params: Mapping[str, Mapping[str, object]] | None = None,
+    since: timedelta | None = None,
+    remote: str | None = None,
+    session: Any = None,
+) -> tuple[pl.DataFrame, int]:
+    """Run the ported detectors on a lake with Spark: ``(findings, entries read)``.
+
+    What ``auditlens detect --engine spark --lake PATH`` runs. The session is ``session``,
+    else a Spark Connect one for ``remote`` (``sc://…``), else the process's active session,
+    else a new :func:`local_session`; one this call starts, it also stops. ``since``: only
+    entries newer than now − ``since``.
+    The findings are a polars findings frame (:func:`to_polars`), the same rows as
+    :func:`auditlens.detect.run_all` on the same entries for the ported detectors.
+
+    Raises:
+        ConfigError: no pyspark/Java, or the Connect server is unreachable.
+        DetectorError: a detector that is not ported (see :data:`PORTED`).
+
+    Example:
+        >>> detect_lake("/no/such/lake", ["off_hours"])  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        auditlens.errors.DetectorError: detector(s) off_hours not available on spark; ported: ...
+    """
+    names = (
+        list(PORTED)
+        if detectors == "all"
+        else [detectors]
+        if isinstance(detectors, str)
+        else list(detectors)
+    )
+    unknown = [n for n in [*names, *(params or {})] if n not in PORTED]
+    if unknown:
+        raise DetectorError(
+            f"detector(s) {', '.join(sorted(set(unknown)))} not available on spark; "
+            f"ported: {', '.join(PORTED)}"
+        )
+    owned = session is None
+    if remote and session is None:
+        session = remote_session(remote)
+    elif session is None:  # this process's session if it has one (kept running), else a new one
+        active = _session_class().getActiveSession()
+        owned = active is None
+        session = local_session() if owned else active
+    try:
+        start = datetime.now(UTC) - since if since is not None else None
+        entries = read_lake(session, path, start=start)
+        found = detect(session, entries, names, **{k: dict(v) for k, v in (params or {}).items()})
+        return to_polars(found), int(entries.count())
+    finally:
+        if owned:
+            session.stop()
