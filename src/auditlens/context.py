@@ -45,6 +45,8 @@ from auditlens.errors import ConfigError, ContextError
 from auditlens.review import reviewer
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from auditlens.store.store import Store
 
 __all__ = [
@@ -55,7 +57,9 @@ __all__ = [
     "PeopleChange",
     "Person",
     "carry_forward",
+    "context_of",
     "detector_context",
+    "entries_of_frame",
     "org_profile",
     "org_profiles",
     "parse_hours",
@@ -471,6 +475,18 @@ def detector_context(
     wanted = None if organization_ids is None else sorted(set(organization_ids))
     # one query for the profiles and the people, of the wanted organizations only
     rows = _latest(store, CONTEXT_ACTIONS, wanted) if wanted is None or wanted else []
+    return context_of(rows)
+
+
+def context_of(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """:func:`detector_context` from context entries already read, oldest first within each
+    organization (a store's, or a lake's through :func:`entries_of_frame`).
+
+    Example:
+        >>> context_of([])["off_hours"]["timezones"]
+        {}
+    """
+    rows = list(rows)
     profiles = {
         e["organization_id"]: _profile_from(e) for e in rows if e["action"] == PROFILE_ACTION
     }
@@ -488,6 +504,43 @@ def detector_context(
             "workdays": {o: list(p.workdays) for o, p in profiles.items()},
         }
     }
+
+
+def entries_of_frame(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    """Context entries of a frame of entries (a lake's, say) in the shape the store returns:
+    ``details`` parsed, ``actor``/``resource`` nested, in seq order within each organization.
+
+    Example:
+        >>> import polars as pl
+        >>> rows = entries_of_frame(pl.DataFrame({"organization_id": ["o"], "seq": [1],
+        ...     "audit_id": ["a"], "action": ["organization.profile_changed"],
+        ...     "timestamp": ["2025-01-01T00:00:00Z"], "actor_email": [None],
+        ...     "actor_type": ["system"], "resource_id": ["o"],
+        ...     "details": ['{"profile": {"timezone": "Asia/Tokyo"}}']}))
+        >>> context_of(rows)["off_hours"]["timezones"]
+        {'o': 'Asia/Tokyo'}
+    """
+    import polars as pl  # lazy: the CLI's start-up reads context without polars
+
+    wanted = frame.filter(pl.col("action").is_in(list(CONTEXT_ACTIONS))).sort(
+        "organization_id", "seq"
+    )
+    out = []
+    for row in wanted.iter_rows(named=True):
+        details = row.get("details")
+        out.append(
+            {
+                "organization_id": row["organization_id"],
+                "seq": row["seq"],
+                "audit_id": row["audit_id"],
+                "action": row["action"],
+                "timestamp": row["timestamp"],
+                "details": json.loads(details) if isinstance(details, str) else details,
+                "actor": {"email": row.get("actor_email"), "type": row.get("actor_type")},
+                "resource": {"id": row.get("resource_id")},
+            }
+        )
+    return out
 
 
 def describe(profile: OrgProfile) -> dict[str, Any]:

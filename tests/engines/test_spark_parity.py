@@ -11,9 +11,8 @@ examples inside the test (``engine.examples``): fewer on Spark, where each is a 
 
 from __future__ import annotations
 
-import itertools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -298,7 +297,7 @@ def test_unported_detector_is_refused(engine: Engine, demo_entries: pl.DataFrame
 
 _HOUR = 3_600_000
 #: plans of several joins and windows: SQLFrame builds them in ~1–3 s an example
-_deep = settings(_fast, max_examples=10)
+_DEEP = 10
 
 
 def _context_parity(
@@ -371,12 +370,10 @@ _OFF_PARAMS = st.fixed_dictionaries(
 )
 
 
-@_deep
-@given(frame=off_hours_entries, context=_OFF_CONTEXTS, params=_OFF_PARAMS)
-def test_off_hours(
-    engine: Engine, frame: pl.DataFrame, context: dict[str, Any], params: dict[str, Any]
-) -> None:
-    _context_parity(engine, frame, "off_hours", context, **params)
+def test_off_hours(engine: Engine) -> None:
+    @check(engine, _DEEP, frame=off_hours_entries, context=_OFF_CONTEXTS, params=_OFF_PARAMS)
+    def _(frame: pl.DataFrame, context: dict[str, Any], params: dict[str, Any]) -> None:
+        _context_parity(engine, frame, "off_hours", context, **params)
 
 
 _access_row = st.fixed_dictionaries(
@@ -413,30 +410,26 @@ _access_row = st.fixed_dictionaries(
 access_entries = st.builds(_typed, st.lists(_access_row, min_size=8, max_size=40), st.booleans())
 
 
-@_deep
-@given(
-    frame=access_entries,
-    min_history=st.integers(1, 4),
-    dormant=st.sampled_from(["2h", "1d"]),
-    switches=st.sampled_from([(True, True), (True, False), (False, True)]),
-)
-def test_unusual_access(
-    engine: Engine,
-    frame: pl.DataFrame,
-    min_history: int,
-    dormant: str,
-    switches: tuple[bool, bool],
-) -> None:
-    new_network, new_agent = switches
-    assert_parity(
+def test_unusual_access(engine: Engine) -> None:
+    @check(
         engine,
-        frame,
-        "unusual_access",
-        min_history=min_history,
-        dormant=dormant,
-        new_network=new_network,
-        new_agent=new_agent,
+        _DEEP,
+        frame=access_entries,
+        min_history=st.integers(1, 4),
+        dormant=st.sampled_from(["2h", "1d"]),
+        switches=st.sampled_from([(True, True), (True, False), (False, True)]),
     )
+    def _(frame: pl.DataFrame, min_history: int, dormant: str, switches: tuple[bool, bool]) -> None:
+        new_network, new_agent = switches
+        assert_parity(
+            engine,
+            frame,
+            "unusual_access",
+            min_history=min_history,
+            dormant=dormant,
+            new_network=new_network,
+            new_agent=new_agent,
+        )
 
 
 _escalation_row = st.fixed_dictionaries(
@@ -483,10 +476,10 @@ escalation_entries = st.builds(
 )
 
 
-@_deep
-@given(frame=escalation_entries, window=st.sampled_from(["30m", "60m"]))
-def test_privilege_escalation(engine: Engine, frame: pl.DataFrame, window: str) -> None:
-    assert_parity(engine, frame, "privilege_escalation", window=window)
+def test_privilege_escalation(engine: Engine) -> None:
+    @check(engine, _DEEP, frame=escalation_entries, window=st.sampled_from(["30m", "60m"]))
+    def _(frame: pl.DataFrame, window: str) -> None:
+        assert_parity(engine, frame, "privilege_escalation", window=window)
 
 
 def test_every_detector_runs_on_spark() -> None:

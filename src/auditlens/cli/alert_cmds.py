@@ -294,7 +294,7 @@ def detect_cmd(
             )
     if engine == "spark":
         findings, covered = _on_spark(
-            lake, detector, config, since, spark_remote, query, sigma, known, timezones
+            lake, detector, config, since, spark_remote, query, sigma, known
         )
         if _print_findings(findings, fmt, since, query, covered) and exit_code:
             raise typer.Exit(1)
@@ -336,7 +336,6 @@ def _on_spark(
     query: str,
     sigma: list[Path] | None,
     allowlist: object,
-    timezones: Path | None,
 ) -> tuple[pl.DataFrame, int]:
     """``detect --engine spark``: the ported detectors over a lake, on a Spark session."""
     from auditlens.engines.spark import detect_lake  # lazy: the Spark port (pyspark on demand)
@@ -350,7 +349,6 @@ def _on_spark(
             ("a search query", bool(query)),
             ("--sigma", bool(sigma)),
             ("--allowlist", allowlist is not None),
-            ("--timezones", timezones is not None),
         )
         if given
     ]

@@ -63,6 +63,7 @@ __all__ = [
     "PORTED",
     "detect",
     "detect_lake",
+    "lake_context",
     "local_session",
     "read_lake",
     "remote_session",
@@ -1851,6 +1852,27 @@ def read_lake(
     return df.select(*COLUMNS)
 
 
+def lake_context(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """The detectors' context (time zones, hours, people) from a lake's context entries, as
+    :func:`auditlens.context.detector_context` reads it from a store (read with polars: a
+    handful of rows, pushed into the Parquet scan).
+
+    Example:
+        >>> import tempfile
+        >>> lake_context(tempfile.mkdtemp())["off_hours"]["timezones"]
+        {}
+    """
+    from auditlens.context import (  # lazy: context and lake are needed only here
+        CONTEXT_ACTIONS,
+        context_of,
+        entries_of_frame,
+    )
+    from auditlens.lake.read import open_lake  # lazy: as above
+
+    rows = open_lake(path).query(actions=list(CONTEXT_ACTIONS), order="asc")
+    return context_of(entries_of_frame(rows))
+
+
 def detect_lake(
     path: str | os.PathLike[str],
     detectors: str | Sequence[str] = "all",
@@ -1859,6 +1881,7 @@ def detect_lake(
     since: timedelta | None = None,
     remote: str | None = None,
     session: Any = None,
+    context: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[pl.DataFrame, int]:
     """Run the ported detectors on a lake with Spark: ``(findings, entries read)``.
 
@@ -1874,10 +1897,10 @@ def detect_lake(
         DetectorError: a detector that is not ported (see :data:`PORTED`).
 
     Example:
-        >>> detect_lake("/no/such/lake", ["off_hours"])  # doctest: +ELLIPSIS
+        >>> detect_lake("/no/such/lake", ["sigma_rules"])  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        auditlens.errors.DetectorError: detector(s) off_hours not available on spark; ported: ...
+        auditlens.errors.DetectorError: detector(s) sigma_rules not available on spark; ported: ...
     """
     names = (
         list(PORTED)
@@ -1902,7 +1925,10 @@ def detect_lake(
     try:
         start = datetime.now(UTC) - since if since is not None else None
         entries = read_lake(session, path, start=start)
-        found = detect(session, entries, names, **{k: dict(v) for k, v in (params or {}).items()})
+        if context is None:  # the organizations' context, from the lake's own context entries
+            context = lake_context(path)
+        per: dict[str, Any] = {k: dict(v) for k, v in (params or {}).items()}
+        found = detect(session, entries, names, context=context, **per)
         return to_polars(found), int(entries.count())
     finally:
         if owned:
