@@ -7,6 +7,7 @@ From the attacker's side too: a changed archived file or manifest is found by th
 from __future__ import annotations
 
 import json
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 import auditlens as al
 import auditlens.retention as ret
 from auditlens.lake import open_lake, sync_lake, verify_lake
-from auditlens.lake.layout import file_sha256, read_state
+from auditlens.lake.layout import file_sha256, lake_lock, read_state
 from auditlens.retention import (
     ArchiveError,
     apply_retention,
@@ -252,3 +253,112 @@ def test_previous_format_archives_keep_working_and_new_ranges_go_to_the_lake(
     set_plan(aged, ORG, "enterprise")
     restored = restore_archive(aged, ORG, allow_unanchored=True)
     assert restored.entries["seq"].to_list() == list(range(1, 39))
+
+
+# -- hostile second read: races, and a lake whose manifests and files disagree ------------
+
+
+def test_retention_racing_a_sync_on_the_same_lake_keeps_its_record(
+    aged: al.AuditStore, tmp_path: Path
+) -> None:
+    """Before the fix: a ``lake sync`` (cron) that read the lake before retention wrote its
+    record numbered its own manifest the same and replaced the record; the entries were
+    gone from the store and ``verify --lake`` accepted the lake as complete."""
+    lake = tmp_path / "lake"
+    sync_lake(aged, lake)
+    aged.append([make_entry(organization_id=o) for o in (ORG, ORG2)])
+    raced: list[BaseException | None] = []
+
+    def retention_meanwhile(_rows: int) -> None:  # another process, while the sync writes
+        if raced:
+            return
+
+        def run() -> None:
+            try:
+                apply_retention(aged, lake, now=NOW)
+            except BaseException as exc:
+                raced.append(exc)
+            else:
+                raced.append(None)
+
+        other = threading.Thread(target=run)
+        other.start()
+        other.join()
+
+    live = aged.count(organization_id=ORG)
+    sync_lake(aged, lake, progress=retention_meanwhile)
+    [refused] = raced
+    assert isinstance(refused, ArchiveError), "retention ran while a sync wrote the lake"
+    assert str(lake) in str(refused) and "another" in str(refused)
+    assert aged.count(organization_id=ORG) == live and archive_boundary(aged, ORG) is None
+    # run again once the sync is done: the record stays in the lake's chain
+    [res] = apply_retention(aged, lake, now=NOW)
+    assert res.through_seq == 30
+    report = al.verify(aged, include_archive=True)
+    assert report.ok and report.archived == 30, report.problems
+    assert verify_lake(lake).ok
+    assert lake_seqs(lake) == list(range(1, top_seq(aged)))  # the retention entry: not synced
+
+
+def test_a_sync_refuses_while_another_writer_holds_the_lake(
+    aged: al.AuditStore, tmp_path: Path
+) -> None:
+    lake = tmp_path / "lake"
+    sync_lake(aged, lake)
+    holding, release = threading.Event(), threading.Event()
+
+    def writer() -> None:  # another process's sync or retention run, mid-way
+        with lake_lock(lake):
+            holding.set()
+            release.wait()
+
+    other = threading.Thread(target=writer)
+    other.start()
+    try:
+        holding.wait()
+        aged.append([make_entry(organization_id=ORG)])
+        with pytest.raises(ArchiveError, match="another lake sync or retention run"):
+            sync_lake(aged, lake)
+        with pytest.raises(ArchiveError, match="another lake sync or retention run"):
+            apply_retention(aged, lake, now=NOW)
+    finally:
+        release.set()
+        other.join()
+    assert archive_boundary(aged, ORG) is None and read_state(lake).last_sync == 1
+    apply_retention(aged, lake, now=NOW)
+    assert verify_lake(lake).ok and al.verify(aged, include_archive=True).ok
+
+
+def test_a_removed_manifest_does_not_make_the_next_sync_delete_archived_rows(
+    aged: al.AuditStore, tmp_path: Path
+) -> None:
+    """Before the fix: after the newest manifest (a sync that compacted the archived rows
+    into its files) was removed, the next sync deleted those files as a killed run's
+    leftovers: the only copy of archived entries, gone for good."""
+    lake = tmp_path / "lake"
+    apply_retention(aged, lake, now=NOW)  # seq 1..30 are only in the lake now
+    sync_lake(aged, lake)  # compacts the month's file: 2..30 now sit in this sync's file
+    newest = sorted((lake / "manifests").glob("sync-*.json"))[-1]
+    saved = newest.read_bytes()
+    newest.unlink()  # the lake looks shorter
+    report = al.verify(aged, include_archive=True)
+    assert ("archive", 2) in {(p.kind, p.seq) for p in report.problems}, report.problems
+    missing = {
+        p.detail.split(" ")[0] for p in verify_lake(lake).problems if p.kind == "file_missing"
+    }
+    assert missing, "the lake verifier names the file the manifests list"
+    aged.append([make_entry(organization_id=ORG)])
+    for writer in (
+        lambda: sync_lake(aged, lake),
+        lambda: apply_retention(aged, lake, now=NOW + timedelta(days=8)),
+    ):
+        with pytest.raises(ArchiveError, match="missing") as refused:
+            writer()
+        assert any(m in str(refused.value) for m in missing), refused.value
+        assert ORG in str(refused.value)
+    # nothing was deleted: with the manifest back, everything holds again
+    newest.write_bytes(saved)
+    assert verify_lake(lake).ok
+    assert al.verify(aged, include_archive=True).ok
+    apply_retention(aged, lake, now=NOW + timedelta(days=8))
+    assert al.verify(aged, include_archive=True).ok and verify_lake(lake).ok

@@ -84,7 +84,13 @@ from auditlens.context import carry_forward
 from auditlens.errors import ArchiveError, ConfigError, StoreError
 from auditlens.frames import FRAME_SCHEMA
 from auditlens.lake.layout import FORMAT as LAKE_FORMAT
-from auditlens.lake.layout import MANIFESTS, file_sha256, manifest_name, read_state
+from auditlens.lake.layout import (
+    MANIFESTS,
+    file_sha256,
+    lake_lock,
+    manifest_name,
+    read_state,
+)
 from auditlens.lake.sync import sync_lake
 from auditlens.merkle import MerkleTree, leaf_hash
 from auditlens.plans import RETENTION_DAYS
@@ -1063,10 +1069,14 @@ def _apply(
                 "run `auditlens verify` before applying retention"
             )
         if remote is None:
-            manifest = _archive_to_lake(store, root, org, frame, first, through)
+            # the lake's one writer until the record is read back: a `lake sync` meanwhile
+            # would number its manifest like the record and replace it
+            with lake_lock(root):
+                manifest = _archive_to_lake(store, root, org, frame, first, through)
+                read_archive(manifest)  # every file and link, before anything is deleted
         else:
             manifest = _write_archive(root, org, frame, first, through)
-        read_archive(manifest)  # every file and link, read back before anything is deleted
+            read_archive(manifest)  # every file and link, read back before anything is deleted
         location = str(manifest)
         if remote is not None:
             location = _publish(root, manifest, remote)
