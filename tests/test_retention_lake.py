@@ -362,3 +362,37 @@ def test_a_removed_manifest_does_not_make_the_next_sync_delete_archived_rows(
     assert al.verify(aged, include_archive=True).ok
     apply_retention(aged, lake, now=NOW + timedelta(days=8))
     assert al.verify(aged, include_archive=True).ok and verify_lake(lake).ok
+
+
+def test_two_retention_runs_racing_record_the_range_once(
+    aged: al.AuditStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the fix: a second run (an overlapping cron) that removed the range while the
+    first was between its read-back and its transaction left two ``retention_log`` rows for
+    seq 1..30; the first deleted nothing, recorded anyway, and ``verify`` failed for good."""
+    lake = tmp_path / "lake"
+    raced: list[object] = []
+    started: list[bool] = []
+    carry = ret.carry_forward
+
+    def second_run_meanwhile(*args: object, **kwargs: object) -> object:
+        if not started:  # the first run has read its archive back; the second runs through
+            started.append(True)
+            other = threading.Thread(
+                target=lambda: raced.append(apply_retention(aged, lake, now=NOW))
+            )
+            other.start()
+            other.join()
+        return carry(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ret, "carry_forward", second_run_meanwhile)
+    with pytest.raises(al.StoreError, match=rf"organization {ORG}: seq 1\.\.30 .*meanwhile"):
+        apply_retention(aged, lake, now=NOW)
+    [[second]] = raced  # type: ignore[misc]
+    assert (second.first_seq, second.through_seq) == (1, 30)  # type: ignore[attr-defined]
+    assert [(r.first_seq, r.through_seq) for r in ret.archived_ranges(aged, ORG)] == [(1, 30)]
+    applied = aged.query(organization_id=ORG, action="audit_log.retention_applied")
+    assert len(applied) == 1
+    report = al.verify(aged, include_archive=True)
+    assert report.ok and report.archived == 30, report.problems
+    assert verify_lake(lake).ok  # the first run's record: a range it did not remove, still held

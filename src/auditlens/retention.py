@@ -985,8 +985,8 @@ def apply_retention(
     Raises:
         ArchiveError: the lake does not continue the organization's chain, holds other
             entries than the store for the range, or does not read back as written.
-        StoreError: the plan is not on record, or the store's chain does not continue
-            the archived boundary.
+        StoreError: the plan is not on record, the store's chain does not continue
+            the archived boundary, or another run removed the range meanwhile.
 
     Example:
         >>> import tempfile
@@ -1111,7 +1111,15 @@ def _apply(
                         reason=f"retention {plan} {days}d",
                     )
                 )
-                conn.execute(delete(entries).where(_C.organization_id == org, _C.seq <= through))
+                removed = conn.execute(
+                    delete(entries).where(_C.organization_id == org, _C.seq <= through)
+                ).rowcount
+                if removed != frame.height:  # rolls back: the range is recorded once
+                    raise StoreError(
+                        f"organization {org}: seq {first}..{through} were removed meanwhile "
+                        f"({removed} of {frame.height} entries left: another retention run?); "
+                        "this run removed and recorded nothing; run `auditlens verify`"
+                    )
                 conn.execute(
                     delete(retention_authorizations).where(
                         retention_authorizations.c.organization_id == org
