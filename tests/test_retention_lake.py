@@ -396,3 +396,33 @@ def test_two_retention_runs_racing_record_the_range_once(
     report = al.verify(aged, include_archive=True)
     assert report.ok and report.archived == 30, report.problems
     assert verify_lake(lake).ok  # the first run's record: a range it did not remove, still held
+
+
+def test_retention_leaves_a_running_syncs_temporary_files_alone(
+    aged: al.AuditStore, tmp_path: Path
+) -> None:
+    """Before the fix: retention's clean-up of the previous layout's leftovers deleted every
+    ``*.tmp`` in the organization's folder, a running sync's half-written file too (that
+    sync then failed), even though retention itself was then refused by the lock."""
+    lake = tmp_path / "lake"
+    sync_lake(aged, lake)
+    folder = lake / f"organization_id={ORG}" / "date=2025-02-24"
+    writing = folder / ".part-s000002-0.parquet.tmp"  # what a sync writes large files through
+    holding, release = threading.Event(), threading.Event()
+
+    def sync_meanwhile() -> None:
+        with lake_lock(lake):
+            writing.write_bytes(b"PAR1 half a file")
+            holding.set()
+            release.wait()
+
+    other = threading.Thread(target=sync_meanwhile)
+    other.start()
+    try:
+        holding.wait()
+        with pytest.raises(ArchiveError, match="another lake sync or retention run"):
+            apply_retention(aged, lake, now=NOW)
+        assert writing.exists(), f"{writing}: a running sync's file was deleted"
+    finally:
+        release.set()
+        other.join()

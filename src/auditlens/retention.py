@@ -593,14 +593,15 @@ def _remove_orphans(root: Path, org: str, first: int) -> None:
     Files of ranges from ``first`` on are listed by no manifest ``retention_log`` records
     (every recorded range ends before ``first``); left in place, a folder read would count
     their entries twice. They go to ``_orphaned/`` as ``<name>.orphaned`` — not deleted, in
-    case another store shares the folder. Temporary files are deleted.
+    case another store shares the folder. Its own temporary files (``seq-…`` and
+    ``manifest-…`` with ``.tmp``) are deleted; a lake sync's are its own (one may be running).
     """
     base = root / f"organization_id={org}"
     if not base.is_dir():
         return
     for path in [p for p in base.rglob("*") if p.is_file() and _ORPHANS not in p.parts]:
         m = _RANGE_FILE.fullmatch(path.name)
-        if path.suffix == ".tmp":
+        if path.suffix == ".tmp" and _RANGE_FILE.fullmatch(path.stem):
             path.unlink()
         elif m and int(m[1]) >= first:
             (base / _ORPHANS).mkdir(exist_ok=True)
