@@ -426,3 +426,28 @@ def test_retention_leaves_a_running_syncs_temporary_files_alone(
     finally:
         release.set()
         other.join()
+
+
+def test_a_retention_record_cannot_vouch_for_a_changed_file(
+    aged: al.AuditStore, tmp_path: Path
+) -> None:
+    """Before the fix: the lake took a retention record's file list as new files, so a
+    record (the newest manifest: no link after it) re-listing a changed file with its new
+    SHA-256 hid ``file_changed``; ``verify --lake`` named neither the file nor the record."""
+    lake = tmp_path / "lake"
+    [res] = apply_retention(aged, lake, now=NOW)
+    record = Path(str(res.manifest))
+    path = _rewrite_row(lake, 5)
+    meta = json.loads(record.read_text())
+    for f in meta["files"]:
+        if lake / f["path"] == path:
+            f["sha256"], f["bytes"] = file_sha256(path), path.stat().st_size
+    record.write_text(json.dumps(meta, indent=1))
+    problems = verify_lake(lake).problems
+    rel = path.relative_to(lake).as_posix()
+    changed = [p for p in problems if p.kind == "file_changed"]
+    assert changed and rel in changed[0].detail, problems
+    listed = [p for p in problems if p.kind == "manifest" and record.name in p.detail]
+    assert listed and rel in listed[0].detail and listed[0].organization_id == ORG, problems
+    report = al.verify(aged, include_archive=True)
+    assert {"boundary", "archive"} <= {p.kind for p in report.problems}

@@ -16,7 +16,8 @@ the files it replaced (compaction); and the SHA-256 of the previous manifest, so
 manifests form a chain. The lake is its own state: the next sync starts after the last
 seq the manifests record, and the current files are those written and not replaced.
 Retention adds manifests of its own to the chain (``"kind": "retention"``): they add no
-rows, and record a range it archived (see :mod:`auditlens.retention`).
+rows and no files (the files they list must be current, with the same SHA-256), and record
+a range it archived (see :mod:`auditlens.retention`).
 
 One writer at a time: ``sync_lake`` and retention hold the lake's lock
 (``<root>/.auditlens-lake.lock``, :func:`lake_lock`) while they read the manifests and
@@ -269,7 +270,20 @@ def read_state(root: str | os.PathLike[str]) -> LakeState:
         state.manifests.append((number, meta, sha))
         for rel in meta.get("replaces", []):
             state.files.pop(rel, None)
+        record = meta.get("kind") == "retention"  # names current files, adds none
         for f in meta.get("files", []):
+            if record:
+                held = state.files.get(f.get("path"))
+                if held is None or held.sha256 != f.get("sha256"):
+                    what = "with another SHA-256 than" if held else "not among the files of"
+                    state.problems.append(
+                        (
+                            str(meta.get("organization_id", "")),
+                            f"{path.name}: the retention record lists {f.get('path')} "
+                            f"{what} the syncs before it",
+                        )
+                    )
+                continue
             state.files[f["path"]] = LakeFile(**f, sync=number)
         for org, seg in meta.get("organizations", {}).items():
             head = state.heads.get(org)
