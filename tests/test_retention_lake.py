@@ -7,6 +7,7 @@ From the attacker's side too: a changed archived file or manifest is found by th
 from __future__ import annotations
 
 import json
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 import auditlens as al
 import auditlens.retention as ret
 from auditlens.lake import open_lake, sync_lake, verify_lake
-from auditlens.lake.layout import file_sha256, read_state
+from auditlens.lake.layout import file_sha256, lake_lock, read_state
 from auditlens.retention import (
     ArchiveError,
     apply_retention,
@@ -252,3 +253,201 @@ def test_previous_format_archives_keep_working_and_new_ranges_go_to_the_lake(
     set_plan(aged, ORG, "enterprise")
     restored = restore_archive(aged, ORG, allow_unanchored=True)
     assert restored.entries["seq"].to_list() == list(range(1, 39))
+
+
+# -- hostile second read: races, and a lake whose manifests and files disagree ------------
+
+
+def test_retention_racing_a_sync_on_the_same_lake_keeps_its_record(
+    aged: al.AuditStore, tmp_path: Path
+) -> None:
+    """Before the fix: a ``lake sync`` (cron) that read the lake before retention wrote its
+    record numbered its own manifest the same and replaced the record; the entries were
+    gone from the store and ``verify --lake`` accepted the lake as complete."""
+    lake = tmp_path / "lake"
+    sync_lake(aged, lake)
+    aged.append([make_entry(organization_id=o) for o in (ORG, ORG2)])
+    raced: list[BaseException | None] = []
+
+    def retention_meanwhile(_rows: int) -> None:  # another process, while the sync writes
+        if raced:
+            return
+
+        def run() -> None:
+            try:
+                apply_retention(aged, lake, now=NOW)
+            except BaseException as exc:
+                raced.append(exc)
+            else:
+                raced.append(None)
+
+        other = threading.Thread(target=run)
+        other.start()
+        other.join()
+
+    live = aged.count(organization_id=ORG)
+    sync_lake(aged, lake, progress=retention_meanwhile)
+    [refused] = raced
+    assert isinstance(refused, ArchiveError), "retention ran while a sync wrote the lake"
+    assert str(lake) in str(refused) and "another" in str(refused)
+    assert aged.count(organization_id=ORG) == live and archive_boundary(aged, ORG) is None
+    # run again once the sync is done: the record stays in the lake's chain
+    [res] = apply_retention(aged, lake, now=NOW)
+    assert res.through_seq == 30
+    report = al.verify(aged, include_archive=True)
+    assert report.ok and report.archived == 30, report.problems
+    assert verify_lake(lake).ok
+    assert lake_seqs(lake) == list(range(1, top_seq(aged)))  # the retention entry: not synced
+
+
+def test_a_sync_refuses_while_another_writer_holds_the_lake(
+    aged: al.AuditStore, tmp_path: Path
+) -> None:
+    lake = tmp_path / "lake"
+    sync_lake(aged, lake)
+    holding, release = threading.Event(), threading.Event()
+
+    def writer() -> None:  # another process's sync or retention run, mid-way
+        with lake_lock(lake):
+            holding.set()
+            release.wait()
+
+    other = threading.Thread(target=writer)
+    other.start()
+    try:
+        holding.wait()
+        aged.append([make_entry(organization_id=ORG)])
+        with pytest.raises(ArchiveError, match="another lake sync or retention run"):
+            sync_lake(aged, lake)
+        with pytest.raises(ArchiveError, match="another lake sync or retention run"):
+            apply_retention(aged, lake, now=NOW)
+    finally:
+        release.set()
+        other.join()
+    assert archive_boundary(aged, ORG) is None and read_state(lake).last_sync == 1
+    apply_retention(aged, lake, now=NOW)
+    assert verify_lake(lake).ok and al.verify(aged, include_archive=True).ok
+
+
+def test_a_removed_manifest_does_not_make_the_next_sync_delete_archived_rows(
+    aged: al.AuditStore, tmp_path: Path
+) -> None:
+    """Before the fix: after the newest manifest (a sync that compacted the archived rows
+    into its files) was removed, the next sync deleted those files as a killed run's
+    leftovers: the only copy of archived entries, gone for good."""
+    lake = tmp_path / "lake"
+    apply_retention(aged, lake, now=NOW)  # seq 1..30 are only in the lake now
+    sync_lake(aged, lake)  # compacts the month's file: 2..30 now sit in this sync's file
+    newest = sorted((lake / "manifests").glob("sync-*.json"))[-1]
+    saved = newest.read_bytes()
+    newest.unlink()  # the lake looks shorter
+    report = al.verify(aged, include_archive=True)
+    assert ("archive", 2) in {(p.kind, p.seq) for p in report.problems}, report.problems
+    missing = {
+        p.detail.split(" ")[0] for p in verify_lake(lake).problems if p.kind == "file_missing"
+    }
+    assert missing, "the lake verifier names the file the manifests list"
+    aged.append([make_entry(organization_id=ORG)])
+    for writer in (
+        lambda: sync_lake(aged, lake),
+        lambda: apply_retention(aged, lake, now=NOW + timedelta(days=8)),
+    ):
+        with pytest.raises(ArchiveError, match="missing") as refused:
+            writer()
+        assert any(m in str(refused.value) for m in missing), refused.value
+        assert ORG in str(refused.value)
+    # nothing was deleted: with the manifest back, everything holds again
+    newest.write_bytes(saved)
+    assert verify_lake(lake).ok
+    assert al.verify(aged, include_archive=True).ok
+    apply_retention(aged, lake, now=NOW + timedelta(days=8))
+    assert al.verify(aged, include_archive=True).ok and verify_lake(lake).ok
+
+
+def test_two_retention_runs_racing_record_the_range_once(
+    aged: al.AuditStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the fix: a second run (an overlapping cron) that removed the range while the
+    first was between its read-back and its transaction left two ``retention_log`` rows for
+    seq 1..30; the first deleted nothing, recorded anyway, and ``verify`` failed for good."""
+    lake = tmp_path / "lake"
+    raced: list[object] = []
+    started: list[bool] = []
+    carry = ret.carry_forward
+
+    def second_run_meanwhile(*args: object, **kwargs: object) -> object:
+        if not started:  # the first run has read its archive back; the second runs through
+            started.append(True)
+            other = threading.Thread(
+                target=lambda: raced.append(apply_retention(aged, lake, now=NOW))
+            )
+            other.start()
+            other.join()
+        return carry(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ret, "carry_forward", second_run_meanwhile)
+    with pytest.raises(al.StoreError, match=rf"organization {ORG}: seq 1\.\.30 .*meanwhile"):
+        apply_retention(aged, lake, now=NOW)
+    [[second]] = raced  # type: ignore[misc]
+    assert (second.first_seq, second.through_seq) == (1, 30)  # type: ignore[attr-defined]
+    assert [(r.first_seq, r.through_seq) for r in ret.archived_ranges(aged, ORG)] == [(1, 30)]
+    applied = aged.query(organization_id=ORG, action="audit_log.retention_applied")
+    assert len(applied) == 1
+    report = al.verify(aged, include_archive=True)
+    assert report.ok and report.archived == 30, report.problems
+    assert verify_lake(lake).ok  # the first run's record: a range it did not remove, still held
+
+
+def test_retention_leaves_a_running_syncs_temporary_files_alone(
+    aged: al.AuditStore, tmp_path: Path
+) -> None:
+    """Before the fix: retention's clean-up of the previous layout's leftovers deleted every
+    ``*.tmp`` in the organization's folder, a running sync's half-written file too (that
+    sync then failed), even though retention itself was then refused by the lock."""
+    lake = tmp_path / "lake"
+    sync_lake(aged, lake)
+    folder = lake / f"organization_id={ORG}" / "date=2025-02-24"
+    writing = folder / ".part-s000002-0.parquet.tmp"  # what a sync writes large files through
+    holding, release = threading.Event(), threading.Event()
+
+    def sync_meanwhile() -> None:
+        with lake_lock(lake):
+            writing.write_bytes(b"PAR1 half a file")
+            holding.set()
+            release.wait()
+
+    other = threading.Thread(target=sync_meanwhile)
+    other.start()
+    try:
+        holding.wait()
+        with pytest.raises(ArchiveError, match="another lake sync or retention run"):
+            apply_retention(aged, lake, now=NOW)
+        assert writing.exists(), f"{writing}: a running sync's file was deleted"
+    finally:
+        release.set()
+        other.join()
+
+
+def test_a_retention_record_cannot_vouch_for_a_changed_file(
+    aged: al.AuditStore, tmp_path: Path
+) -> None:
+    """Before the fix: the lake took a retention record's file list as new files, so a
+    record (the newest manifest: no link after it) re-listing a changed file with its new
+    SHA-256 hid ``file_changed``; ``verify --lake`` named neither the file nor the record."""
+    lake = tmp_path / "lake"
+    [res] = apply_retention(aged, lake, now=NOW)
+    record = Path(str(res.manifest))
+    path = _rewrite_row(lake, 5)
+    meta = json.loads(record.read_text())
+    for f in meta["files"]:
+        if lake / f["path"] == path:
+            f["sha256"], f["bytes"] = file_sha256(path), path.stat().st_size
+    record.write_text(json.dumps(meta, indent=1))
+    problems = verify_lake(lake).problems
+    rel = path.relative_to(lake).as_posix()
+    changed = [p for p in problems if p.kind == "file_changed"]
+    assert changed and rel in changed[0].detail, problems
+    listed = [p for p in problems if p.kind == "manifest" and record.name in p.detail]
+    assert listed and rel in listed[0].detail and listed[0].organization_id == ORG, problems
+    report = al.verify(aged, include_archive=True)
+    assert {"boundary", "archive"} <= {p.kind for p in report.problems}

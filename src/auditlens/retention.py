@@ -84,7 +84,13 @@ from auditlens.context import carry_forward
 from auditlens.errors import ArchiveError, ConfigError, StoreError
 from auditlens.frames import FRAME_SCHEMA
 from auditlens.lake.layout import FORMAT as LAKE_FORMAT
-from auditlens.lake.layout import MANIFESTS, file_sha256, manifest_name, read_state
+from auditlens.lake.layout import (
+    MANIFESTS,
+    file_sha256,
+    lake_lock,
+    manifest_name,
+    read_state,
+)
 from auditlens.lake.sync import sync_lake
 from auditlens.merkle import MerkleTree, leaf_hash
 from auditlens.plans import RETENTION_DAYS
@@ -587,14 +593,15 @@ def _remove_orphans(root: Path, org: str, first: int) -> None:
     Files of ranges from ``first`` on are listed by no manifest ``retention_log`` records
     (every recorded range ends before ``first``); left in place, a folder read would count
     their entries twice. They go to ``_orphaned/`` as ``<name>.orphaned`` — not deleted, in
-    case another store shares the folder. Temporary files are deleted.
+    case another store shares the folder. Its own temporary files (``seq-…`` and
+    ``manifest-…`` with ``.tmp``) are deleted; a lake sync's are its own (one may be running).
     """
     base = root / f"organization_id={org}"
     if not base.is_dir():
         return
     for path in [p for p in base.rglob("*") if p.is_file() and _ORPHANS not in p.parts]:
         m = _RANGE_FILE.fullmatch(path.name)
-        if path.suffix == ".tmp":
+        if path.suffix == ".tmp" and _RANGE_FILE.fullmatch(path.stem):
             path.unlink()
         elif m and int(m[1]) >= first:
             (base / _ORPHANS).mkdir(exist_ok=True)
@@ -979,8 +986,8 @@ def apply_retention(
     Raises:
         ArchiveError: the lake does not continue the organization's chain, holds other
             entries than the store for the range, or does not read back as written.
-        StoreError: the plan is not on record, or the store's chain does not continue
-            the archived boundary.
+        StoreError: the plan is not on record, the store's chain does not continue
+            the archived boundary, or another run removed the range meanwhile.
 
     Example:
         >>> import tempfile
@@ -1063,10 +1070,14 @@ def _apply(
                 "run `auditlens verify` before applying retention"
             )
         if remote is None:
-            manifest = _archive_to_lake(store, root, org, frame, first, through)
+            # the lake's one writer until the record is read back: a `lake sync` meanwhile
+            # would number its manifest like the record and replace it
+            with lake_lock(root):
+                manifest = _archive_to_lake(store, root, org, frame, first, through)
+                read_archive(manifest)  # every file and link, before anything is deleted
         else:
             manifest = _write_archive(root, org, frame, first, through)
-        read_archive(manifest)  # every file and link, read back before anything is deleted
+            read_archive(manifest)  # every file and link, read back before anything is deleted
         location = str(manifest)
         if remote is not None:
             location = _publish(root, manifest, remote)
@@ -1101,7 +1112,15 @@ def _apply(
                         reason=f"retention {plan} {days}d",
                     )
                 )
-                conn.execute(delete(entries).where(_C.organization_id == org, _C.seq <= through))
+                removed = conn.execute(
+                    delete(entries).where(_C.organization_id == org, _C.seq <= through)
+                ).rowcount
+                if removed != frame.height:  # rolls back: the range is recorded once
+                    raise StoreError(
+                        f"organization {org}: seq {first}..{through} were removed meanwhile "
+                        f"({removed} of {frame.height} entries left: another retention run?); "
+                        "this run removed and recorded nothing; run `auditlens verify`"
+                    )
                 conn.execute(
                     delete(retention_authorizations).where(
                         retention_authorizations.c.organization_id == org

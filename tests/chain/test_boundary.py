@@ -66,7 +66,8 @@ def sha256(path: Path) -> str:
 
 def rewrite_archive(manifest: Path, seq: int, email: str) -> tuple[str, str]:
     """Change ``actor_email`` of one archived entry and re-chain the archive and its manifest,
-    as an insider with write access to the archive folder would.
+    as an insider with write access to the archive folder would (in a lake: every manifest
+    that lists a rewritten file, and the manifests' own chain, too).
 
     Returns the new manifest's SHA-256 and the new last entry hash.
     """
@@ -89,11 +90,28 @@ def rewrite_archive(manifest: Path, seq: int, email: str) -> tuple[str, str]:
             pl.col("seq").replace_strict({s: v[i] for s, v in new.items()}).alias(name)
             for i, name in enumerate(("actor_email", "prev_hash", "entry_hash"))
         ).write_parquet(path, compression="zstd")
-        f["sha256"] = sha256(path)
+        f["sha256"], f["bytes"] = sha256(path), path.stat().st_size
     hashes = [new[s][2] for s in sorted(new)]
     meta["last_entry_hash"] = hashes[-1]
     meta["merkle_root"] = MerkleTree([leaf_hash(bytes.fromhex(h)) for h in hashes]).root().hex()
-    manifest.write_text(json.dumps(meta, indent=2))
+    if manifest.parent.name != "manifests":  # the previous layout: one manifest per range
+        manifest.write_text(json.dumps(meta, indent=2))
+        return sha256(manifest), hashes[-1]
+    # a lake: every manifest that lists a rewritten file or range, and the manifests' chain
+    files = {f["path"]: f for f in meta["files"]}
+    previous = None
+    for listed in sorted(manifest.parent.glob("sync-*.json")):
+        data = meta if listed == manifest else json.loads(listed.read_text())
+        for f in data["files"]:
+            f |= {k: files[f["path"]][k] for k in ("sha256", "bytes")} if f["path"] in files else {}
+        seg = data["organizations"].get(meta["organization_id"])
+        if seg is not None and seg["last_seq"] in new:
+            seg["last_entry_hash"] = new[seg["last_seq"]][2]
+        if seg is not None and seg["first_seq"] in new:
+            seg["prev_hash"] = new[seg["first_seq"]][1]
+        data["previous_sha256"] = previous
+        listed.write_text(json.dumps(data, indent=1))
+        previous = sha256(listed)
     return sha256(manifest), hashes[-1]
 
 
@@ -271,6 +289,30 @@ def test_a_rewritten_archive_is_found_by_the_checkpoint_too(
     report = al.verify(aged, keys=[key.verifier], include_archive=True)
     assert {p.kind for p in org_result(report).problems} == {"boundary", "checkpoint_mismatch"}
     assert org_result(report).archive_checkpoint is None
+
+
+def test_an_archive_rewritten_with_its_record_row_and_live_chain_is_found_by_the_checkpoint(
+    aged: al.AuditStore, tmp_path: Path, key: SigningKey
+) -> None:
+    """The insider with the database and the lake: the archived entry, its files, the lake's
+    retention record (the newest manifest: no link after it), the ``retention_log`` row and
+    every live link, all made consistent. Only the signed checkpoint still tells."""
+    aged.checkpoint(ORG, key)
+    [res] = apply_retention(aged, tmp_path, organization_id=ORG, now=NOW)
+    sha, last = rewrite_archive(Path(res.manifest), 5, "mallory@evil.example")  # type: ignore[arg-type]
+    tamper_retention_log(
+        aged,
+        "UPDATE retention_log SET manifest_sha256 = :sha, last_entry_hash = :last "
+        "WHERE organization_id = :org",
+        {"sha": sha, "last": last, "org": ORG},
+    )
+    rechain_live(aged, ORG, last)
+    for report in (al.verify(aged), al.verify(aged, keys=[key.verifier], include_archive=True)):
+        # nothing but the checkpoint: the boundary, the record and every link hold
+        assert [p.kind for p in org_result(report).problems] == ["checkpoint_mismatch"]
+    set_plan(aged, ORG, "enterprise")
+    with pytest.raises(ArchiveError):
+        restore_archive(aged, ORG, keys=[key.verifier])
 
 
 def test_restore_names_the_covering_checkpoint_or_refuses(

@@ -16,7 +16,13 @@ the files it replaced (compaction); and the SHA-256 of the previous manifest, so
 manifests form a chain. The lake is its own state: the next sync starts after the last
 seq the manifests record, and the current files are those written and not replaced.
 Retention adds manifests of its own to the chain (``"kind": "retention"``): they add no
-rows, and record a range it archived (see :mod:`auditlens.retention`).
+rows and no files (the files they list must be current, with the same SHA-256), and record
+a range it archived (see :mod:`auditlens.retention`).
+
+One writer at a time: ``sync_lake`` and retention hold the lake's lock
+(``<root>/.auditlens-lake.lock``, :func:`lake_lock`) while they read the manifests and
+write; another writer meanwhile is refused rather than numbering its manifest after the
+same last one.
 
 The lake lives in a local folder or under an ``s3://bucket/prefix`` (any S3-compatible
 store), reached through :class:`LakeStorage` (``pyarrow.fs``). S3 has no rename: data files
@@ -33,14 +39,18 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import functools
 import hashlib
 import json
 import os
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import pyarrow.fs as pafs
 
@@ -55,12 +65,15 @@ __all__ = [
     "OrgHead",
     "atomic_write",
     "file_sha256",
+    "lake_lock",
     "manifest_name",
+    "one_writer",
     "read_state",
 ]
 
 FORMAT = "auditlens.lake.v1"
 MANIFESTS = "manifests"
+LOCK = ".auditlens-lake.lock"  #: the writers' lock file (Hive readers skip dot files)
 _MANIFEST_RE = re.compile(r"sync-(\d{6,})\.json")
 
 
@@ -242,6 +255,74 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
         tmp.unlink(missing_ok=True)
 
 
+_held = threading.local()  # lakes this thread holds: real path → depth
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+@contextmanager
+def lake_lock(root: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold the lake's writer lock: one sync or retention run writes a lake at a time.
+
+    Two writers that both read the manifests before either wrote would number their
+    manifests alike, and the later one would replace the other's (a retention record,
+    whose entries are already gone from the store). The lock is an exclusive ``flock`` on
+    ``<root>/.auditlens-lake.lock`` (the file stays; the lock goes with the process). It is
+    re-entrant in one thread (retention runs the lake's sync under its own lock); any
+    other holder, another process or thread, is refused at once.
+
+    Raises:
+        ArchiveError: another writer holds the lock (the message names the lake).
+
+    Example:
+        >>> import tempfile
+        >>> lake = tempfile.mkdtemp()
+        >>> with lake_lock(lake), lake_lock(lake):  # re-entrant in one thread
+        ...     pass
+    """
+    key = os.path.realpath(root)
+    depth: dict[str, int] = _held.__dict__.setdefault("depth", {})
+    if depth.get(key):
+        depth[key] += 1
+        try:
+            yield
+        finally:
+            depth[key] -= 1
+        return
+    Path(key).mkdir(parents=True, exist_ok=True)
+    fd = os.open(Path(key) / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ArchiveError(
+                f"{key}: another lake sync or retention run is writing to this lake (it holds "
+                f"{LOCK}); nothing was written: run again when it has finished"
+            ) from None
+        depth[key] = 1
+        try:
+            yield
+        finally:
+            depth.pop(key, None)
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def one_writer(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run a writer (its second argument or ``to``: the lake's folder) under :func:`lake_lock`;
+    an ``s3://`` lake is not locked here."""
+
+    @functools.wraps(fn)
+    def locked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        to = kwargs["to"] if "to" in kwargs else args[1]
+        if str(to).startswith("s3://"):
+            return fn(*args, **kwargs)
+        with lake_lock(str(to)):
+            return fn(*args, **kwargs)
+
+    return locked
+
+
 @dataclass(frozen=True)
 class LakeFile:
     """One Parquet file of the lake, as its manifest records it."""
@@ -363,7 +444,20 @@ def read_state(root: str | os.PathLike[str] | LakeStorage) -> LakeState:
         state.manifests.append((number, meta, sha))
         for rel in meta.get("replaces", []):
             state.files.pop(rel, None)
+        record = meta.get("kind") == "retention"  # names current files, adds none
         for f in meta.get("files", []):
+            if record:
+                held = state.files.get(f.get("path"))
+                if held is None or held.sha256 != f.get("sha256"):
+                    what = "with another SHA-256 than" if held else "not among the files of"
+                    state.problems.append(
+                        (
+                            str(meta.get("organization_id", "")),
+                            f"{path.name}: the retention record lists {f.get('path')} "
+                            f"{what} the syncs before it",
+                        )
+                    )
+                continue
             state.files[f["path"]] = LakeFile(**f, sync=number)
         for org, seg in meta.get("organizations", {}).items():
             head = state.heads.get(org)

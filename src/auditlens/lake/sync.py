@@ -65,6 +65,7 @@ from auditlens.lake.layout import (
     LakeState,
     LakeStorage,
     manifest_name,
+    one_writer,
     read_state,
 )
 from auditlens.schema import ip_key
@@ -124,6 +125,7 @@ def lake_frame(table: pa.Table, partition: str = "date") -> pl.DataFrame:
     )
 
 
+@one_writer  # one writer at a time: a sync and a retention run never share a manifest number
 def sync_lake(
     store: Store,
     to: str | os.PathLike[str],
@@ -152,7 +154,8 @@ def sync_lake(
     Raises:
         ArchiveError: the store's entries do not continue the lake's chain (entries the
             lake is missing were removed by retention, or the store and the lake differ),
-            or a file the sync would compact does not match its manifest.
+            a file the sync would compact does not match its manifest, a file the
+            manifests list is missing, or another sync or retention run is writing the lake.
         ConfigError: an unknown partition, or another one than the existing lake's.
     """
     t0 = time.perf_counter()
@@ -462,8 +465,22 @@ _OURS = re.compile(r"\.?part-s\d{6,}-\d+(?:-\d+)?\.parquet(?:\.tmp)?")
 
 def _remove_leftovers(where: LakeStorage, state: LakeState) -> None:
     """Delete what a killed sync left: its temporary files and the Parquet files it named
-    that no manifest lists. Files a sync does not name (a retention archive's, yours) stay."""
-    for rel in where.listing():
+    that no manifest lists. Files a sync does not name (a retention archive's, yours) stay.
+
+    Only when every file the manifests list is there: otherwise a manifest is missing (or
+    a file was removed), and the unlisted files may hold the only copy of rows (archived
+    ones, removed from the store): nothing is deleted, the sync refuses."""
+    present = where.listing()
+    there = set(present)
+    for f in state.files.values():
+        if f.path not in there:
+            raise ArchiveError(
+                f"{where.uri(f.path)} (seq {f.first_seq}..{f.last_seq} of organization "
+                f"{f.organization_id}), listed in {manifest_name(f.sync)}, is missing: the "
+                "lake's manifests and files disagree (a manifest removed?); nothing was "
+                "deleted or written: run `auditlens verify --lake`"
+            )
+    for rel in present:
         name = rel.rsplit("/", 1)[-1]
         if not rel.startswith("organization_id=") or not _OURS.fullmatch(name):
             continue
