@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -65,7 +65,7 @@ def import_(
     from auditlens.importers import import_files, module  # lazy: CLI start-up stays light
 
     module(fmt)  # an unknown format fails before the store is opened
-    options: dict[str, object] = {}
+    options: dict[str, Any] = {}
     if fmt == "sshd":
         options["year"] = year
         options["timezone"] = timezone or "UTC"
