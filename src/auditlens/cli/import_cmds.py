@@ -56,6 +56,14 @@ def import_(
         typer.Option(help="okta: your Okta domain; the organization is derived from it."),
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Entries per transaction.")] = 10_000,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Processes reading files while this one appends (default: one per spare "
+            "core, at most 2; 0: none). The result is the same.",
+        ),
+    ] = None,
 ) -> None:
     """Import a source's own audit trail; re-importing the same records changes nothing.
 
@@ -84,6 +92,7 @@ def import_(
                 rejects=rejects,
                 batch_size=batch_size,
                 progress=bar.advance,
+                workers=workers,
                 **options,
             )
         except IngestAbortedError as exc:  # the records rejected before it stopped

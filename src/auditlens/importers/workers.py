@@ -143,7 +143,8 @@ def checked_records(
         files.extend(iter_files(paths))
     except IngestError as exc:  # raised where the walk reached it, after the files before
         missing = exc
-    if workers < 1 or len(files) < 2:
+    if workers < 1 or len(files) < 2 or multiprocessing.current_process().daemon:
+        # one file gains nothing from a worker; a daemonic process may not have children
         yield from kept(mod.records(files, **options), since_iso, tally)
     else:
         yield from _pooled(
