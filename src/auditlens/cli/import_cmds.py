@@ -60,8 +60,8 @@ def import_(
         int | None,
         typer.Option(
             min=0,
-            help="Processes reading files while this one appends (default: one per spare "
-            "core, at most 2; 0: none). The result is the same.",
+            help="Processes reading files while this one appends (default 2, none on a "
+            "single core; 0: none). The result is the same.",
         ),
     ] = None,
 ) -> None:
