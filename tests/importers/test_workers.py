@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import auditlens as al
-from auditlens.errors import IngestError
+from auditlens.errors import IngestAbortedError, IngestError
 from auditlens.importers import ImportReport, import_files, workers
 
 DATA = Path(__file__).parent / "data" / "cloudtrail"
@@ -140,3 +140,26 @@ def test_a_worker_that_dies_is_an_ingest_error_naming_the_file(
     monkeypatch.setattr(workers, "_read_file", _die)
     with pytest.raises(IngestError, match=r"CloudTrail_000\.json: the reader process stopped"):
         _run(tmp_path / "d.db", [folder], 1)
+
+
+def test_a_refused_batch_leaves_store_and_chain_as_one_process_does(tmp_path: Path) -> None:
+    folder = _folder(tmp_path, files=4, per=10)
+    doc = json.loads((folder / "111122223333_CloudTrail_002.json").read_text())
+    doc["Records"][3]["requestParameters"]["bucketName"] = "boom"
+    (folder / "111122223333_CloudTrail_002.json").write_text(json.dumps(doc, indent=1))
+    outcomes = []
+    for n in (0, 2):
+        db = tmp_path / f"r{n}.db"
+        with al.open_store(str(db)) as store, store.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse_it BEFORE INSERT ON audit_entries WHEN NEW.resource_id "
+                "= 'boom' BEGIN SELECT RAISE(ABORT, 'refused boom'); END"
+            )
+        with pytest.raises(IngestAbortedError) as err:
+            _run(db, [folder], n, batch_size=15)
+        with al.open_store(str(db)) as store:
+            rows = [(e["audit_id"], e["seq"], e["entry_hash"]) for e in store.entries()]
+            assert al.verify(store).ok
+        outcomes.append((str(err.value), err.value.appended, rows))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[1][1] == 15 and len(outcomes[1][2]) == 15  # batch 1 stays; batch 2 not
