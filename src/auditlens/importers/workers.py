@@ -10,8 +10,11 @@ interpreter lock. A file that cannot be read raises the same error at the same p
 the order (after the records before it); a larger file is read in the calling process,
 streamed, as before.
 
-Workers start with ``fork`` where the platform has it (no re-import of auditlens in the
-child: ~1 s of CPU per worker saved); the child only parses, maps and validates.
+Workers start with ``fork`` on Linux (no re-import of auditlens, SQLAlchemy and pyarrow
+in the child: ~1 s of CPU per worker saved), elsewhere with the platform's default. The
+child only parses, maps and validates: it never touches the parent's threads, database
+connections or polars, which is why Python 3.12's warning about forking a process with
+threads is silenced around the pool's start.
 
 Example:
     >>> from auditlens.resources import samples_dir
@@ -186,7 +189,7 @@ def _pooled(
             ahead.append((path, None))
             return
         args = (module_name, path, options, since_iso, strict_actions, max_details_bytes)
-        with warnings.catch_warnings():  # fork of a process with threads: see the docstring
+        with warnings.catch_warnings():  # forking with threads: see the module docstring
             warnings.simplefilter("ignore", DeprecationWarning)
             ahead.append((path, pool.submit(_read_file, *args)))
 
@@ -251,6 +254,7 @@ def _size(path: Path) -> int:
 
 
 def _context() -> multiprocessing.context.BaseContext:
+    """``fork`` on Linux (see the module docstring), else the platform's default."""
     if sys.platform == "linux":
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context()
