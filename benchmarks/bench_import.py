@@ -162,6 +162,7 @@ def main() -> None:
                 return report.appended
 
         content_hash_expr()  # imports polars and polars-hash before any clock starts
+        al.open_store("sqlite://").close()  # and the feature tables' modules
         load_before = os.getloadavg()
         rows = [
             ("plain JSONL ingest (baseline)", *timed(ingested)),
