@@ -52,10 +52,19 @@ from auditlens.errors import (
     StoreError,
     ValidationError,
 )
-from auditlens.schema import ROW_FIELDS, normalize_entry
+from auditlens.schema import DEFAULT_MAX_DETAILS_BYTES, ROW_FIELDS, normalize_entry
 from auditlens.store.store import AppendedEntry, Store
 
-__all__ = ["IngestReport", "Rejected", "SourceRecord", "ingest", "ingest_records", "iter_entries"]
+__all__ = [
+    "IngestReport",
+    "Rejected",
+    "SourceRecord",
+    "Validated",
+    "ingest",
+    "ingest_records",
+    "iter_entries",
+    "validate",
+]
 
 
 @dataclass(frozen=True)
@@ -76,14 +85,47 @@ class Rejected:
 class SourceRecord(NamedTuple):
     """One record read from a source: where it is, what it parsed to, its raw text.
 
-    ``value`` is the entry in the interchange shape, or the exception that says why
-    the record cannot be one (it is rejected with that reason, at ``file:line``).
+    ``value`` is the entry in the interchange shape, a :class:`Validated` row (the entry
+    already checked by :func:`validate`, e.g. in a reader process), or the exception that
+    says why the record cannot be one (it is rejected with that reason, at ``file:line``).
     """
 
     file: str | None
     line: int
     value: Any
     raw: bytes
+
+
+class Validated(NamedTuple):
+    """An entry already checked by :func:`validate` with the store's settings: its flat row
+    (as :func:`~auditlens.schema.normalize_entry` returns it), appended without a second
+    check."""
+
+    row: dict[str, Any]
+
+
+def validate(
+    value: Any, *, strict_actions: bool = False, max_details_bytes: int = DEFAULT_MAX_DETAILS_BYTES
+) -> Validated | IngestError:
+    """Check one entry as ingest does: its :class:`Validated` row, or an
+    :class:`~auditlens.errors.IngestError` whose message is the reject reason (every
+    problem, ``field: message``, joined by ``; ``).
+
+    Example:
+        >>> validate({"action": "auth.login"})  # doctest: +ELLIPSIS
+        IngestError('actor: is required ...; organization_id: is required; result: is required')
+    """
+    try:
+        return Validated(
+            normalize_entry(
+                value,
+                index=None,
+                strict_actions=strict_actions,
+                max_details_bytes=max_details_bytes,
+            )
+        )
+    except ValidationError as exc:
+        return IngestError("; ".join(f"{p.field or 'entry'}: {p.message}" for p in exc.problems))
 
 
 @dataclass
@@ -346,20 +388,15 @@ def _check(
     file: str | None = None,
 ) -> dict[str, Any] | None:
     report.read += 1
+    if not isinstance(value, Validated | Exception):
+        value = validate(
+            value, strict_actions=store.strict_actions, max_details_bytes=store.max_details_bytes
+        )
     if isinstance(value, Exception):
         report.rejected.append(Rejected(lineno, str(value), raw, file))
         return None
-    try:
-        return normalize_entry(
-            value,
-            index=None,
-            strict_actions=store.strict_actions,
-            max_details_bytes=store.max_details_bytes,
-        )
-    except ValidationError as exc:
-        reason = "; ".join(f"{p.field or 'entry'}: {p.message}" for p in exc.problems)
-        report.rejected.append(Rejected(lineno, reason, raw, file))
-        return None
+    row: dict[str, Any] = value.row
+    return row
 
 
 Item = tuple[int, bytes, dict[str, Any], str | None]  # line number, raw, validated row, file

@@ -182,6 +182,12 @@ _UUID_RE = re.compile(
 #: principal ARNs and every other source's ids stay far below)
 MAX_USER_ID = 256
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+#: dotted-quad IPv4 exactly as :mod:`ipaddress` writes it (no leading zeros, ASCII digits):
+#: such text is its own canonical form, so it needs no parse
+IPV4_CANONICAL_RE = re.compile(
+    r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+    r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+)
 #: a bare email address: an id with a scheme or a path that ends in one (an SSO session
 #: ARN ``…:assumed-role/AWSReservedSSO_Admin/jane@company.com``, ``sshd:host:a@b.c``) is an id
 _BARE_EMAIL_RE = re.compile(r"^[^@\s:/]+@[^@\s:/]+\.[^@\s:/]+$")
@@ -293,6 +299,9 @@ def ip_key(address: str) -> str:
 @functools.lru_cache(maxsize=65_536)
 def _parse_ip(raw: str) -> tuple[str, str] | None:
     """Canonical text and key of an address (cached: audit logs repeat addresses a lot)."""
+    if IPV4_CANONICAL_RE.fullmatch(raw):  # the usual case, ~10x faster than ipaddress
+        a, b, c, d = (int(o) for o in raw.split("."))
+        return raw, f"00000000000000000000ffff{a:02x}{b:02x}{c:02x}{d:02x}"
     try:
         canonical = str(ipaddress.ip_address(raw))
     except ValueError:

@@ -75,3 +75,17 @@ def test_usage_errors_are_named(store_url: str) -> None:
     assert code == 3 and "pass --year" in err
     code, _, err = run("import", "github", str(DATA / "nothing-here"), "--db", store_url)
     assert code == 3 and "no such file or folder" in err
+
+
+def test_workers_option_changes_nothing_but_who_reads(tmp_path: Path) -> None:
+    outputs = []
+    for n in ("0", "2"):
+        db = str(tmp_path / f"w{n}.db")
+        code, out, err = run(
+            "import", "cloudtrail", str(DATA / "cloudtrail"), "--db", db, "--workers", n
+        )
+        assert code == 1  # the data set's three bad records
+        with al.open_store(db) as store:
+            outputs.append((out, err, [(e["audit_id"], e["entry_hash"]) for e in store.entries()]))
+    assert outputs[0] == outputs[1]
+    assert "appended 20, 0 already stored, 3 rejected" in outputs[1][0]

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from auditlens.context import org_profiles
 from auditlens.errors import AmbiguousOrganizationError, ConfigError, FilterError, IngestError
+from auditlens.importers.workers import Tally, checked_records, default_workers
 from auditlens.ingest import IngestReport, SourceRecord, ingest_records
 from auditlens.query.filters import parse_when
 from auditlens.schema import format_timestamp, normalize_entries
@@ -216,6 +217,7 @@ def import_files(
     rejects: str | os.PathLike[str] | None = None,
     batch_size: int = 10_000,
     progress: Callable[[int], None] | None = None,
+    workers: int | None = None,
     **options: Any,
 ) -> ImportReport:
     """Import files (or folders) of a source into the store.
@@ -227,6 +229,9 @@ def import_files(
         since: skip records before this time (a date or ISO 8601 time, UTC if no zone).
         rejects: write each rejected record's raw text here (JSON Lines of native
             records, which the same importer reads back once fixed; sshd: the lines).
+        workers: processes that read, map and validate files while this one appends
+            (default: :func:`~auditlens.importers.workers.default_workers`; 0: all in this
+            process). The result is the same either way, records in file order.
         options: the format's own options (``year``, ``timezone`` for ``sshd``).
 
     Returns:
@@ -240,29 +245,19 @@ def import_files(
     mod = module(fmt)
     org = None if organization is None else resolve_organization(store, organization)
     since_iso = None if since is None else format_timestamp(parse_when(since, field="since"))
-    tally = ImportReport(source=fmt)
-    files: set[str] = set()
-    orgs: set[str] = set()
-
-    def kept() -> Iterator[SourceRecord]:
-        for rec in mod.records(
-            paths, organization_id=org, max_details_bytes=store.max_details_bytes, **options
-        ):
-            if rec.file is not None:
-                files.add(rec.file)
-            value = rec.value
-            if value is None:
-                tally.skipped += 1
-                continue
-            if isinstance(value, dict):
-                if since_iso is not None and str(value.get("timestamp", "")) < since_iso:
-                    tally.skipped += 1
-                    continue
-                orgs.add(str(value.get("organization_id")))
-            yield rec
-
+    tally = Tally()
+    recs = checked_records(
+        mod.__name__,
+        paths,
+        {"organization_id": org, "max_details_bytes": store.max_details_bytes, **options},
+        tally=tally,
+        since_iso=since_iso,
+        strict_actions=store.strict_actions,
+        max_details_bytes=store.max_details_bytes,
+        workers=default_workers() if workers is None else workers,
+    )
     done = ingest_records(
-        store, kept(), source=fmt, batch_size=batch_size, rejects=rejects, progress=progress
+        store, recs, source=fmt, batch_size=batch_size, rejects=rejects, progress=progress
     )
     return ImportReport(
         source=fmt,
@@ -270,7 +265,7 @@ def import_files(
         appended=done.appended,
         duplicates=done.duplicates,
         rejected=done.rejected,
-        files=len(files),
+        files=len(tally.files),
         skipped=tally.skipped,
-        organizations=tuple(sorted(orgs)),
+        organizations=tuple(sorted(tally.organizations)),
     )

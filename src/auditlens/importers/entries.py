@@ -37,7 +37,7 @@ from typing import Any
 
 import orjson
 
-from auditlens.schema import format_timestamp, parse_timestamp
+from auditlens.schema import IPV4_CANONICAL_RE, format_timestamp, parse_timestamp
 
 __all__ = [
     "IMPORT_NAMESPACE",
@@ -57,6 +57,7 @@ __all__ = [
 #: the UUID5 namespace of every id an importer derives (fixed forever: changing it
 #: would turn every re-import into new entries)
 IMPORT_NAMESPACE = uuid.UUID("6f1c3a52-8a4e-4c1b-9d0e-2b7f5e9a3c11")
+_NAMESPACE_BYTES = IMPORT_NAMESPACE.bytes
 
 _CAMEL_1 = re.compile(r"(.)([A-Z][a-z]+)")
 _CAMEL_2 = re.compile(r"([a-z0-9])([A-Z])")
@@ -64,8 +65,14 @@ _NOT_WORD = re.compile(r"[^a-z0-9_]+")
 
 
 def stable_id(source: str, *native: str) -> str:
-    """The audit_id of a native record: UUID5 over the format and the source's own id."""
-    return str(uuid.uuid5(IMPORT_NAMESPACE, "\x1f".join((source, *native))))
+    """The audit_id of a native record: UUID5 over the format and the source's own id
+    (``uuid.uuid5``'s value, computed without building a ``UUID`` object)."""
+    name = "\x1f".join((source, *native)).encode()
+    h = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest())
+    h[6] = (h[6] & 0x0F) | 0x50  # version 5
+    h[8] = (h[8] & 0x3F) | 0x80  # RFC 4122 variant
+    x = h[:16].hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -106,6 +113,8 @@ def split_address(value: str | None) -> tuple[str | None, str | None]:
     """``(ip, None)`` for an IP address, ``(None, text)`` for a host or service name."""
     if value is None or not value.strip():
         return None, None
+    if IPV4_CANONICAL_RE.fullmatch(value):  # its own canonical form: no parse needed
+        return value, None
     try:
         return str(ipaddress.ip_address(value.strip())), None
     except ValueError:

@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -45,6 +46,7 @@ _INSERT_SQL = {
     f"VALUES ({', '.join([mark] * len(INSERT_COLUMNS))})"
     for mark in ("?", "%s")
 }
+_VALUES = operator.itemgetter(*INSERT_COLUMNS)
 
 
 def insert_chained(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
@@ -70,6 +72,6 @@ def insert_chained(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
     sqlite = conn.dialect.name == "sqlite"
     conn.exec_driver_sql(
         _INSERT_SQL["?" if sqlite else "%s"],
-        [tuple(r[c] for c in INSERT_COLUMNS) for r in rows],
+        list(map(_VALUES, rows)),
     )
     return len(rows)

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import base64
+import operator
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -99,6 +100,7 @@ _FRAME_COLUMNS = FRAME_COLUMNS
 _ROW_COLUMNS = ROW_COLUMNS
 
 _COLUMNAR_MIN = 256  # below this many rows, per-row hashing is cheaper than building a frame
+_CONTENT_VALUES = operator.itemgetter(*CONTENT_FIELDS)
 _SEARCH_TOP = "coalesce((SELECT rowid FROM audit_search ORDER BY rowid DESC LIMIT 1), 0)"
 #: SQLite: entries above the text-search index's highest rowid (not indexed yet)?
 _SEARCH_BEHIND = text(f"SELECT coalesce((SELECT max(id) FROM audit_entries), 0) > {_SEARCH_TOP}")
@@ -588,8 +590,9 @@ class Store:
         if len(fresh) >= _COLUMNAR_MIN:
             import polars as pl  # lazy: polars costs ~0.2 s at start-up; only this path needs it
 
+            columns = zip(*map(_CONTENT_VALUES, fresh), strict=True)  # one pass over the rows
             frame = pl.DataFrame(
-                {f: [r[f] for r in fresh] for f in CONTENT_FIELDS},
+                dict(zip(CONTENT_FIELDS, map(list, columns), strict=True)),
                 schema={f: (pl.Int64 if f in ("seq", "ts") else pl.Utf8) for f in CONTENT_FIELDS},
             )
             contents = content_hashes(frame)
