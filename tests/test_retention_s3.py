@@ -244,3 +244,33 @@ def test_an_unreachable_bucket_loses_nothing(
         apply_retention(aged, "s3://missing-bucket/x", now=NOW)
     assert aged.count(organization_id=ORG) == 51
     assert archive_boundary(aged, ORG) is None
+
+
+def test_a_retention_record_is_never_written_over_a_sync_meanwhile(
+    s3: Any, lake: str, aged: al.AuditStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other order: a sync writes the next manifest while retention, having read the
+    lake, checks the range; the record's put-if-absent refuses, nothing is removed."""
+    sync_lake(aged, lake)
+    aged.append([make_entry(organization_id=ORG2)])
+    check = ret._read_lake_range
+    synced: list[object] = []
+
+    def sync_meanwhile(*args: Any, **kwargs: Any) -> pl.DataFrame:
+        if not synced:  # another host's cron sync, between retention's read and its record
+            synced.append(sync_lake(aged, lake))
+        return check(*args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ret, "_read_lake_range", sync_meanwhile)
+        with pytest.raises(
+            ArchiveError, match=r"sync-000002\.json: written by another .*nothing was removed"
+        ):
+            apply_retention(aged, lake, now=NOW)
+    assert aged.count(organization_id=ORG) == 51 and archive_boundary(aged, ORG) is None
+    state = read_state(lake)
+    assert state.last_sync == 2 and state.manifests[-1][1].get("kind") is None  # the sync's
+    assert _seqs(lake, ORG2) == list(range(1, 52))
+    [res] = apply_retention(aged, lake, now=NOW)  # run again: the record comes next
+    assert res.manifest == f"{lake}/manifests/sync-000003.json"
+    assert al.verify(aged, include_archive=True).ok and verify_lake(lake).ok

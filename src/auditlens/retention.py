@@ -29,9 +29,15 @@ and, in this order:
 
 Archives of the previous layout (files and one ``manifest-<first>-<last>.json`` per range
 in the organization's folder, ``auditlens.archive.v1``) are still read, checked and
-restored; an S3 archive (``s3://…``) is still written that way (staged and verified
-locally, uploaded manifest last, verified again from the bucket). A folder holding such
-an archive takes the next ranges in the lake layout beside it.
+restored, in a folder or on S3; a folder or prefix holding such an archive takes the next
+ranges in the lake layout beside it.
+
+An ``s3://bucket/prefix`` archive is the same lake on S3 (through
+:class:`~auditlens.lake.layout.LakeStorage`): same record, same read-back (from the
+bucket) before removal, same refusals. There is no lock there: the record, like every
+manifest, is written put-if-absent (``If-None-Match: *``), so a writer that numbered its
+manifest alike is refused rather than replacing it; running one writer per lake at a time
+is the operator's duty.
 
 The plan it applies must be on record in the chain: the organization's newest
 ``organization.plan_changed`` or ``audit_log.retention_applied`` entry names the same
@@ -984,14 +990,16 @@ def apply_retention(
 ) -> list[RetentionResult]:
     """Archive, verify, then remove entries older than each organization's plan allows.
 
-    ``archive_dir`` is a lake folder (new, or one ``auditlens lake sync`` writes too) or
-    ``s3://bucket/prefix`` (see :mod:`auditlens.s3` for the settings; the previous
-    layout). An S3 archive is written and verified locally first, uploaded (manifest
-    last), then downloaded and verified again before anything is removed.
+    ``archive_dir`` is a lake folder (new, or one ``auditlens lake sync`` writes too) or a
+    lake at ``s3://bucket/prefix`` (settings from the environment, as for
+    :class:`~auditlens.lake.layout.LakeStorage`); either way the range is read back from
+    the lake before anything is removed.
 
     Raises:
         ArchiveError: the lake does not continue the organization's chain, holds other
-            entries than the store for the range, or does not read back as written.
+            entries than the store for the range, does not read back as written, another
+            writer holds the local lake or wrote the manifest number meanwhile (S3), or
+            the bucket cannot be written.
         StoreError: the plan is not on record, the store's chain does not continue
             the archived boundary, or another run removed the range meanwhile.
 

@@ -213,7 +213,14 @@ class LakeStorage:
             tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
             try:
                 tmp.write_bytes(data)
-                os.link(tmp, path)
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    raise
+                except OSError:  # no hard links here (some network file systems)
+                    if path.exists():
+                        raise FileExistsError(str(path)) from None
+                    os.replace(tmp, path)  # the writers' lock keeps others out meanwhile
             finally:
                 tmp.unlink(missing_ok=True)
             return
@@ -367,7 +374,8 @@ def lake_lock(root: str | os.PathLike[str]) -> Iterator[None]:
 
 def one_writer(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     """Run a writer (its second argument or ``to``: the lake's folder) under :func:`lake_lock`;
-    an ``s3://`` lake is not locked here."""
+    an ``s3://`` lake is not locked here (its manifests are written put-if-absent:
+    :meth:`LakeStorage.create`)."""
 
     @functools.wraps(fn)
     def locked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
