@@ -178,55 +178,6 @@ def test_cli_plan_retention_archive_and_verify(store_url: str, tmp_path: Path) -
     assert res.exit_code == 3 and "no archive location" in res.stderr
 
 
-def test_archive_on_s3_is_verified_from_the_bucket(
-    aged: al.AuditStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from tests.alerts.servers import s3_server
-
-    with s3_server(monkeypatch, "audit-archive") as s3:
-        # what an upload killed a week ago left: a longer range, never listed by a manifest
-        orphan = f"prod/organization_id={ORG}/month=2025-01/seq-000000000013-000000000038.parquet"
-        s3.put_object(Bucket="audit-archive", Key=orphan, Body=b"half an upload")
-        [res] = apply_retention(aged, "s3://audit-archive/prod", now=NOW)
-        assert res.rows == 30
-        assert str(res.manifest).startswith(f"s3://audit-archive/prod/organization_id={ORG}/")
-        keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="audit-archive")["Contents"])
-        assert [k.split("/")[2] for k in keys if k.endswith(".parquet")] == [
-            "month=2024-12",
-            "month=2025-01",
-        ]
-        assert orphan not in keys  # set aside, not deleted
-        assert (
-            f"prod/organization_id={ORG}/_orphaned/seq-000000000013-000000000038.parquet.orphaned"
-            in keys
-        )
-        assert aged.count(organization_id=ORG) == 20 + 2  # + plan_changed, retention_applied
-        # reading back, verification and --include-archive go to the bucket
-        assert read_archive(str(res.manifest))["seq"].to_list() == list(range(1, 31))
-        assert al.verify(aged, include_archive=True).ok
-        # a changed object in the bucket is found
-        part = next(k for k in keys if k.endswith(".parquet"))
-        s3.put_object(Bucket="audit-archive", Key=part, Body=b"not parquet")
-        with pytest.raises(ArchiveError, match="SHA-256 does not match"):
-            read_archive(str(res.manifest))
-        report = al.verify(aged, include_archive=True)
-        assert not report.ok
-
-
-def test_an_unreachable_bucket_loses_nothing(
-    aged: al.AuditStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from tests.alerts.servers import s3_server
-
-    with (
-        s3_server(monkeypatch),  # no bucket created
-        pytest.raises(ArchiveError, match=r"cannot publish .*NoSuchBucket.*nothing was removed"),
-    ):
-        apply_retention(aged, "s3://missing-bucket/x", now=NOW)
-    assert aged.count(organization_id=ORG) == 51
-    assert archive_boundary(aged, ORG) is None
-
-
 def test_restore_into_a_queryable_side_store(aged: al.AuditStore, tmp_path: Path) -> None:
     from auditlens.retention import restore_archive
 

@@ -235,8 +235,9 @@ def test_previous_format_archives_keep_working_and_new_ranges_go_to_the_lake(
 
     def previous(
         store: al.AuditStore, root: Path, org: str, frame: pl.DataFrame, first: int, through: int
-    ) -> Path:
-        return ret._write_archive(root, org, frame, first, through)
+    ) -> tuple[Path, str]:
+        manifest = ret._write_archive(root, org, frame, first, through)
+        return manifest, ret._sha(manifest)
 
     monkeypatch.setattr(ret, "_archive_to_lake", previous)
     [old] = apply_retention(aged, archive, now=NOW)

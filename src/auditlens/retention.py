@@ -29,9 +29,15 @@ and, in this order:
 
 Archives of the previous layout (files and one ``manifest-<first>-<last>.json`` per range
 in the organization's folder, ``auditlens.archive.v1``) are still read, checked and
-restored; an S3 archive (``s3://…``) is still written that way (staged and verified
-locally, uploaded manifest last, verified again from the bucket). A folder holding such
-an archive takes the next ranges in the lake layout beside it.
+restored, in a folder or on S3; a folder or prefix holding such an archive takes the next
+ranges in the lake layout beside it.
+
+An ``s3://bucket/prefix`` archive is the same lake on S3 (through
+:class:`~auditlens.lake.layout.LakeStorage`): same record, same read-back (from the
+bucket) before removal, same refusals. There is no lock there: the record, like every
+manifest, is written put-if-absent (``If-None-Match: *``), so a writer that numbered its
+manifest alike is refused rather than replacing it; running one writer per lake at a time
+is the operator's duty.
 
 The plan it applies must be on record in the chain: the organization's newest
 ``organization.plan_changed`` or ``audit_log.retention_applied`` entry names the same
@@ -62,6 +68,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -86,7 +93,7 @@ from auditlens.frames import FRAME_SCHEMA
 from auditlens.lake.layout import FORMAT as LAKE_FORMAT
 from auditlens.lake.layout import (
     MANIFESTS,
-    file_sha256,
+    LakeStorage,
     lake_lock,
     manifest_name,
     read_state,
@@ -617,10 +624,11 @@ class _AtSeq(ArchiveError):
 
 
 def _archive_to_lake(
-    store: Store, root: Path, org: str, frame: pl.DataFrame, first: int, through: int
-) -> Path:
-    """Archive seq ``first..through`` of ``org`` into the lake at ``root``; the manifest
-    that records the archived range.
+    store: Store, root: Path | str, org: str, frame: pl.DataFrame, first: int, through: int
+) -> tuple[Path | str, str]:
+    """Archive seq ``first..through`` of ``org`` into the lake at ``root`` (a folder or an
+    ``s3://`` URL); the manifest that records the archived range (its path or URL) and the
+    SHA-256 of its bytes.
 
     The lake's writer (:func:`~auditlens.lake.sync_lake`) adds what the lake does not hold
     yet, up to ``through`` (nothing when ``auditlens lake sync`` already wrote it; it
@@ -628,9 +636,12 @@ def _archive_to_lake(
     range must be the store's entries (their entry hashes compared). Then one more lake
     manifest, chained to the others, records the range: first and last seq, rows, the
     ``prev_hash`` of its first entry, its last ``entry_hash``, the Merkle root of its
-    leaves, and the files that hold it. A new lake is partitioned by month.
+    leaves, and the files that hold it. A new lake is partitioned by month. The record is
+    written put-if-absent (:meth:`~auditlens.lake.layout.LakeStorage.create`): never over
+    a manifest another writer numbered alike (on S3, where no lock keeps it out).
     """
-    state = read_state(root)
+    where = LakeStorage.at(root)
+    state = read_state(where)
     head = state.heads.get(org)
     if head is None or head.last_seq < through:
         sync_lake(
@@ -640,13 +651,13 @@ def _archive_to_lake(
             through_seq=through,
             partition=None if state.manifests else "month",
         )
-        state = read_state(root)
+        state = read_state(where)
         head = state.heads.get(org)
     if head is None or head.first_seq > first or head.last_seq < through:
         held = f"seq {head.first_seq}..{head.last_seq}" if head else "nothing"
         raise ArchiveError(
-            f"{root}: the lake holds {held} of organization {org}, not seq {first}..{through}; "
-            "nothing was removed"
+            f"{where.url}: the lake holds {held} of organization {org}, not seq "
+            f"{first}..{through}; nothing was removed"
         )
     tree = MerkleTree([leaf_hash(bytes.fromhex(h)) for h in frame["entry_hash"].to_list()])
     record: dict[str, Any] = {
@@ -660,10 +671,10 @@ def _archive_to_lake(
     }
     files = [f for f in state.files_of(org) if f.last_seq >= first and f.first_seq <= through]
     meta = {**record, "format": LAKE_FORMAT, "files": [f.to_json() for f in files]}
-    lake_rows = _read_lake_range(root, meta, root, verify=False)
+    lake_rows = _read_lake_range(where, meta, where.url, verify=False)
     if lake_rows["entry_hash"].to_list() != frame["entry_hash"].to_list():
         raise ArchiveError(
-            f"{root}: the lake's seq {first}..{through} of organization {org} are not this "
+            f"{where.url}: the lake's seq {first}..{through} of organization {org} are not this "
             "store's entries (another store synced there?); nothing was removed"
         )
     number = state.last_sync + 1
@@ -679,33 +690,26 @@ def _archive_to_lake(
         "replaces": [],
         **record,
     }
-    path = root / MANIFESTS / manifest_name(number)
-    _create(path, json.dumps(manifest, indent=1))
-    return path
-
-
-def _create(path: Path, text: str) -> None:
-    """Write a new file atomically; refuse to replace one (a sync that wrote it meanwhile)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    rel = f"{MANIFESTS}/{manifest_name(number)}"
+    data = json.dumps(manifest, indent=1).encode()
     try:
-        tmp.write_text(text)
-        os.link(tmp, path)
+        where.create(rel, data)
     except FileExistsError:
         raise ArchiveError(
-            f"{path}: written by another sync meanwhile; apply retention again"
+            f"{where.uri(rel)}: written by another lake sync or retention run meanwhile; "
+            "nothing was removed: apply retention again"
         ) from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    location = Path(where.uri(rel)) if where.local else where.uri(rel)
+    return location, hashlib.sha256(data).hexdigest()
 
 
 def _read_lake_range(
-    root: Path, meta: dict[str, Any], where: Path, *, verify: bool
+    lake: LakeStorage, meta: dict[str, Any], where: Path | str, *, verify: bool
 ) -> pl.DataFrame:
     """An archived range from the lake's current files (compaction may have rewritten the
     ones the retention manifest lists), as entries; with ``verify``, each file's SHA-256
     against the lake's manifests and the manifests' own chain too."""
-    state = read_state(root)
+    state = read_state(lake)
     org, first, through = meta["organization_id"], meta["first_seq"], meta["through_seq"]
     if verify:
         broken = [d for o, d in state.problems if o in ("", org)]
@@ -716,18 +720,21 @@ def _read_lake_range(
     for f in state.files_of(org):
         if f.last_seq < first or f.first_seq > through:
             continue
-        path = root / f.path
-        what = f"{path} (seq {f.first_seq}..{f.last_seq})"
-        if not path.is_file():
-            raise _AtSeq(f"{what}: listed in {manifest_name(f.sync)} but missing", f.first_seq)
-        bad = verify and file_sha256(path) != f.sha256
+        what = f"{lake.uri(f.path)} (seq {f.first_seq}..{f.last_seq})"
+        try:
+            data = lake.read(f.path)
+        except FileNotFoundError:
+            raise _AtSeq(
+                f"{what}: listed in {manifest_name(f.sync)} but missing", f.first_seq
+            ) from None
+        bad = verify and hashlib.sha256(data).hexdigest() != f.sha256
         if bad and changed is None:
             changed = _AtSeq(
                 f"{what}: SHA-256 does not match the manifest {manifest_name(f.sync)}",
                 f.first_seq,
             )
         try:
-            rows = pl.read_parquet(path)
+            rows = pl.read_parquet(io.BytesIO(data))
         except (OSError, pl.exceptions.PolarsError):
             if changed is not None:
                 raise changed from None
@@ -751,8 +758,9 @@ def _read_lake_range(
 
 
 def _write_archive(root: Path, org: str, frame: pl.DataFrame, first: int, through: int) -> Path:
-    """The previous format (still written to S3): Parquet files and one manifest per range
-    in the organization's folder."""
+    """The previous format, which retention no longer writes (what earlier versions wrote:
+    the tests make archives of it, locally or with :func:`_publish` on S3): Parquet files
+    and one manifest per range in the organization's folder."""
     base = root / f"organization_id={org}"
     files = []
     monthly = frame.with_columns(pl.col("timestamp").dt.strftime("%Y-%m").alias("_month"))
@@ -856,14 +864,19 @@ def read_archive(manifest: str | Path, *, verify: bool = True) -> pl.DataFrame:
     Raises:
         ArchiveError: a file is missing or changed, or a chain link does not hold.
     """
-    if str(manifest).startswith("s3://"):
-        return _read_remote(str(manifest), verify=verify)
-    mpath = Path(manifest)
-    meta, _ = _load_manifest(mpath)
-    root = mpath.parent.parent  # <root>/manifests/sync-….json or <root>/organization_id=…/
+    text = str(manifest)
+    remote = text.startswith("s3://")
+    meta, _ = read_manifest(manifest)
+    mpath: Path | str = text if remote else Path(manifest)
     if meta["format"] == LAKE_FORMAT:
-        frame = _read_lake_range(root, meta, mpath, verify=verify)
+        # <root>/manifests/sync-….json: the lake's files, in the folder or the bucket
+        lake = LakeStorage.at(text.rsplit("/", 2)[0] if remote else Path(manifest).parent.parent)
+        frame = _read_lake_range(lake, meta, mpath, verify=verify)
+    elif remote:
+        return _read_remote(text, verify=verify)
     else:
+        mpath = Path(manifest)
+        root = mpath.parent.parent  # <root>/organization_id=…/manifest-….json
         parts = []
         for f in meta["files"]:
             path = root / f["path"]
@@ -897,16 +910,15 @@ def _read_remote(manifest_url: str, *, verify: bool) -> pl.DataFrame:
             meta = json.loads(local.read_text())
         except ValueError as exc:
             raise ArchiveError(f"{manifest_url}: unreadable manifest ({exc})") from None
-        if meta.get("format") == LAKE_FORMAT:
-            raise ArchiveError(f"{manifest_url}: a lake manifest; read the lake from a folder")
         for f in meta["files"]:
             s3.download(f"{root_url}/{f['path']}", Path(tmp) / f["path"], s3=conn)
         return read_archive(local, verify=verify)
 
 
 def _publish(root: Path, manifest: Path, url: str) -> str:
-    """Upload a verified local archive to ``s3://bucket/prefix``; the manifest goes last, so
-    a manifest in the bucket always has its files. Returns the manifest's URL."""
+    """Upload an archive of the previous layout (:func:`_write_archive`) to
+    ``s3://bucket/prefix``, as earlier versions did; the manifest goes last, so a manifest
+    in the bucket always has its files. Returns the manifest's URL."""
 
     conn = s3.client()
     meta = json.loads(manifest.read_text())
@@ -939,7 +951,7 @@ def _remove_remote_orphans(conn: Any, base: str, org: str, first: int) -> None:
                 conn.delete_object(Bucket=bucket, Key=key)
 
 
-def _check_rows(frame: pl.DataFrame, meta: dict[str, Any], where: Path) -> None:
+def _check_rows(frame: pl.DataFrame, meta: dict[str, Any], where: Path | str) -> None:
     if frame.height != meta["rows"] or frame["seq"].to_list() != list(
         range(meta["first_seq"], meta["through_seq"] + 1)
     ):
@@ -954,7 +966,7 @@ def _check_rows(frame: pl.DataFrame, meta: dict[str, Any], where: Path) -> None:
         )
 
 
-def _check_chain(frame: pl.DataFrame, meta: dict[str, Any], where: Path) -> None:
+def _check_chain(frame: pl.DataFrame, meta: dict[str, Any], where: Path | str) -> None:
     rows = frame.rename({"timestamp": "ts"}).with_columns(pl.col("ts").dt.epoch("ms"))
     contents = content_hashes(rows.select(list(CONTENT_FIELDS)))
     prev = meta["first_prev_hash"]
@@ -978,14 +990,16 @@ def apply_retention(
 ) -> list[RetentionResult]:
     """Archive, verify, then remove entries older than each organization's plan allows.
 
-    ``archive_dir`` is a lake folder (new, or one ``auditlens lake sync`` writes too) or
-    ``s3://bucket/prefix`` (see :mod:`auditlens.s3` for the settings; the previous
-    layout). An S3 archive is written and verified locally first, uploaded (manifest
-    last), then downloaded and verified again before anything is removed.
+    ``archive_dir`` is a lake folder (new, or one ``auditlens lake sync`` writes too) or a
+    lake at ``s3://bucket/prefix`` (settings from the environment, as for
+    :class:`~auditlens.lake.layout.LakeStorage`); either way the range is read back from
+    the lake before anything is removed.
 
     Raises:
         ArchiveError: the lake does not continue the organization's chain, holds other
-            entries than the store for the range, or does not read back as written.
+            entries than the store for the range, does not read back as written, another
+            writer holds the local lake or wrote the manifest number meanwhile (S3), or
+            the bucket cannot be written.
         StoreError: the plan is not on record, the store's chain does not continue
             the archived boundary, or another run removed the range meanwhile.
 
@@ -1004,25 +1018,18 @@ def apply_retention(
         >>> res.through_seq, al.verify_lake(lake).ok, al.open_lake(lake).query().height
         (1, True, 1)
     """
-    remote = str(archive_dir).startswith("s3://")
-    if remote:
-        import shutil
-        import tempfile
-
-        staging = Path(tempfile.mkdtemp(prefix="auditlens-archive-"))
-        try:
-            return _apply(store, staging, str(archive_dir), organization_id, now, dry_run)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    # recorded absolute: verify and restore run from any folder
-    root = Path(archive_dir).expanduser().resolve()
-    return _apply(store, root, None, organization_id, now, dry_run)
+    root: Path | str
+    if str(archive_dir).startswith("s3://"):
+        root = str(archive_dir).rstrip("/")
+        s3.split_url(root)  # a bucket named, or a ConfigError
+    else:  # recorded absolute: verify and restore run from any folder
+        root = Path(archive_dir).expanduser().resolve()
+    return _apply(store, root, organization_id, now, dry_run)
 
 
 def _apply(
     store: Store,
-    root: Path,
-    remote: str | None,
+    root: Path | str,
     organization_id: str | None,
     now: datetime | None,
     dry_run: bool,
@@ -1053,7 +1060,7 @@ def _apply(
             if keep_from is not None
             else (int(last) if last is not None else 0)
         )
-        if not dry_run:
+        if not dry_run and isinstance(root, Path):
             _remove_orphans(root, org, first)
         if through < first:
             results.append(RetentionResult(org, plan, days, None, None, 0, None, dry_run))
@@ -1069,19 +1076,19 @@ def _apply(
                 f"organization {org}: seq {first} does not chain to the archived boundary; "
                 "run `auditlens verify` before applying retention"
             )
-        if remote is None:
+        if isinstance(root, Path):
             # the lake's one writer until the record is read back: a `lake sync` meanwhile
-            # would number its manifest like the record and replace it
+            # would number its manifest like the record (the record is put-if-absent: the
+            # later one would be refused, after writing its files)
             with lake_lock(root):
-                manifest = _archive_to_lake(store, root, org, frame, first, through)
+                manifest, sha = _archive_to_lake(store, root, org, frame, first, through)
                 read_archive(manifest)  # every file and link, before anything is deleted
         else:
-            manifest = _write_archive(root, org, frame, first, through)
-            read_archive(manifest)  # every file and link, read back before anything is deleted
+            # no lock on S3: the record is put-if-absent, so two writers never share a
+            # manifest; one run per lake at a time is the operator's to arrange
+            manifest, sha = _archive_remote(store, root, org, frame, first, through)
+            read_archive(manifest)  # read back from the bucket, before anything is deleted
         location = str(manifest)
-        if remote is not None:
-            location = _publish(root, manifest, remote)
-            read_archive(location)  # and read back from the bucket too
         context = carry_forward(store, org, frame["audit_id"].to_list())
         record = {
             "organization_id": org,
@@ -1090,7 +1097,7 @@ def _apply(
             "last_entry_hash": frame["entry_hash"][-1],
             "rows": frame.height,
             "manifest": location,
-            "manifest_sha256": _sha(manifest),
+            "manifest_sha256": sha,
             "applied_ms": int(time.time() * 1000),
         }
         with store.transaction() as conn:
@@ -1138,7 +1145,7 @@ def _apply(
                     "through_seq": through,
                     "manifest": location,
                 },
-                manifest.name,
+                location.rsplit("/", 1)[-1],
             )
             if context:  # the organization's context outlives the entries that set it
                 store.append(context)
@@ -1151,11 +1158,28 @@ def _apply(
                 first,
                 through,
                 frame.height,
-                location if remote else manifest,
+                manifest,
                 False,
             )
         )
     return results
+
+
+def _archive_remote(
+    store: Store, url: str, org: str, frame: pl.DataFrame, first: int, through: int
+) -> tuple[Path | str, str]:
+    """:func:`_archive_to_lake` into the lake at ``s3://…``, after setting aside what a
+    killed upload of the previous layout left in the organization's folder; the bucket's
+    errors (no bucket, no access, no network) as an ArchiveError."""
+    try:
+        _remove_remote_orphans(s3.client(), url, org, first)
+        return _archive_to_lake(store, url, org, frame, first, through)
+    except (ArchiveError, ConfigError, StoreError):
+        raise
+    except Exception as exc:  # boto3's and pyarrow's errors
+        raise ArchiveError(
+            f"{url}: cannot write the archive ({type(exc).__name__}: {exc}); nothing was removed"
+        ) from None
 
 
 def restore_archive(

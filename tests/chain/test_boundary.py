@@ -406,14 +406,15 @@ def test_a_killed_run_leaves_no_overlapping_files(
 def test_a_killed_run_leaves_no_overlapping_files_previous_layout(
     aged: al.AuditStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Archives of the previous layout (one manifest per range beside its files: still
-    written to S3): a killed run's files are set aside."""
+    """Archives of the previous layout (one manifest per range beside its files, as earlier
+    versions wrote): a killed run's files are set aside."""
     import auditlens.retention as ret
 
     def previous(
         store: object, root: Path, org: str, frame: pl.DataFrame, first: int, through: int
-    ) -> Path:
-        return ret._write_archive(root, org, frame, first, through)
+    ) -> tuple[Path, str]:
+        manifest = ret._write_archive(root, org, frame, first, through)
+        return manifest, ret._sha(manifest)
 
     monkeypatch.setattr(ret, "_archive_to_lake", previous)
     real = ret.read_archive

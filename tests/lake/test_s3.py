@@ -108,15 +108,15 @@ def test_a_failed_sync_on_s3_changes_nothing_a_reader_sees(
     sync_lake(store, lake)
     before = _keys(s3, lake)
     store.append([make_entry(timestamp="2025-02-01T08:00:00Z") for _ in range(4)])
-    write = LakeStorage.write
+    create = LakeStorage.create
 
     def broken(self: LakeStorage, rel: str, data: bytes) -> None:
         if rel.startswith("manifests/"):  # the data objects are written, the commit fails
             raise OSError("connection reset")
-        write(self, rel, data)
+        create(self, rel, data)
 
     with monkeypatch.context() as patched:  # not the whole test: s3_server's environment stays
-        patched.setattr(LakeStorage, "write", broken)
+        patched.setattr(LakeStorage, "create", broken)
         with pytest.raises(OSError, match="connection reset"):
             sync_lake(store, lake)
     assert _keys(s3, lake) == before  # what it wrote is removed

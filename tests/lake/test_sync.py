@@ -97,14 +97,14 @@ def test_a_failed_sync_leaves_the_lake_as_before(
     before = {p: p.read_bytes() for p in lake.rglob("*") if p.is_file()}
     store.append([make_entry() for _ in range(4)])
 
-    write = LakeStorage.write
+    create = LakeStorage.create
 
     def broken(self: LakeStorage, rel: str, data: bytes) -> None:
         if rel.startswith("manifests/"):  # the data files are written, the commit fails
             raise OSError("disk full")
-        write(self, rel, data)
+        create(self, rel, data)
 
-    monkeypatch.setattr(LakeStorage, "write", broken)
+    monkeypatch.setattr(LakeStorage, "create", broken)
     with pytest.raises(OSError, match="disk full"):
         sync_lake(store, lake)
     after = {p: p.read_bytes() for p in lake.rglob("*") if p.is_file()}

@@ -22,7 +22,9 @@ a range it archived (see :mod:`auditlens.retention`).
 One writer at a time: ``sync_lake`` and retention hold the lake's lock
 (``<root>/.auditlens-lake.lock``, :func:`lake_lock`) while they read the manifests and
 write; another writer meanwhile is refused rather than numbering its manifest after the
-same last one.
+same last one. On S3 there is no lock: every manifest is written put-if-absent
+(:meth:`LakeStorage.create`), so of two writers that numbered their manifests alike, the
+second is refused and removes what it wrote; a manifest is never replaced.
 
 The lake lives in a local folder or under an ``s3://bucket/prefix`` (any S3-compatible
 store), reached through :class:`LakeStorage` (``pyarrow.fs``). S3 has no rename: data files
@@ -126,6 +128,7 @@ class LakeStorage:
         self.url = url  #: the root as the user wrote it (messages)
         self.local = local
         self._made: set[Path] = set()  # local folders known to exist
+        self._client: Any = None  # boto3's S3 client, for put-if-absent (create)
 
     @classmethod
     def at(cls, root: str | os.PathLike[str]) -> LakeStorage:
@@ -184,6 +187,67 @@ class LakeStorage:
             return
         with self.fs.open_output_stream(self.full(rel)) as fh:
             fh.write(data)
+
+    def create(self, rel: str, data: bytes) -> None:
+        """Write a whole file that must not exist yet (a manifest: the commit point), so that
+        two writers can never both write the same name; the loser gets ``FileExistsError``.
+
+        Locally: a temporary file hard-linked to the name (the link fails if the name is
+        taken). On S3: one ``PutObject`` with ``If-None-Match: *`` (put-if-absent, through
+        boto3: AWS S3 and recent S3-compatible stores refuse it with 412 when the key
+        exists); without boto3, a check then a PUT, which does not stop a writer racing it.
+
+        Example:
+            >>> import tempfile
+            >>> where = LakeStorage.at(tempfile.mkdtemp())
+            >>> where.create("m.json", b"1")
+            >>> try:
+            ...     where.create("m.json", b"2")
+            ... except FileExistsError:
+            ...     print(where.read("m.json"))
+            b'1'
+        """
+        if self.local:
+            path = self._local(rel)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            try:
+                tmp.write_bytes(data)
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    raise
+                except OSError:  # no hard links here (some network file systems)
+                    if path.exists():
+                        raise FileExistsError(str(path)) from None
+                    os.replace(tmp, path)  # the writers' lock keeps others out meanwhile
+            finally:
+                tmp.unlink(missing_ok=True)
+            return
+        client = self._boto3()
+        if client is None:
+            if self.info(rel) is not None:
+                raise FileExistsError(self.uri(rel))
+            self.write(rel, data)
+            return
+        bucket, _, key = self.full(rel).partition("/")
+        try:
+            client.put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
+        except Exception as exc:  # botocore's ClientError: 412 taken, 409 a racing put
+            status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status in (409, 412):
+                raise FileExistsError(self.uri(rel)) from None
+            raise OSError(f"{self.uri(rel)}: cannot write ({type(exc).__name__}: {exc})") from exc
+
+    def _boto3(self) -> Any:
+        """A boto3 S3 client for the lake's endpoint and region (None without boto3)."""
+        if self._client is None:
+            try:
+                import boto3  # lazy: boto3 (the s3 extra) only for put-if-absent on S3
+            except ImportError:
+                return None
+            self._client = boto3.client("s3", endpoint_url=s3_endpoint(), region_name=s3_region())
+        return self._client
 
     def write_new(self, rel: str, data: bytes | Any) -> None:
         """Write a file under a name nothing uses (a data file: ``part-s<sync>-…``) in
@@ -310,7 +374,8 @@ def lake_lock(root: str | os.PathLike[str]) -> Iterator[None]:
 
 def one_writer(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     """Run a writer (its second argument or ``to``: the lake's folder) under :func:`lake_lock`;
-    an ``s3://`` lake is not locked here."""
+    an ``s3://`` lake is not locked here (its manifests are written put-if-absent:
+    :meth:`LakeStorage.create`)."""
 
     @functools.wraps(fn)
     def locked(*args: _P.args, **kwargs: _P.kwargs) -> _R:

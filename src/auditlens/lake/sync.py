@@ -10,8 +10,9 @@ frequent syncs do not leave a swarm of small files. Then one manifest records th
 (see :mod:`auditlens.lake.layout`).
 
 Data files get names no earlier sync used (``part-s<sync>-<first seq>-<last seq>``) and
-are written in place (on S3 as one PUT); the manifest is written last and whole (locally
-through a temporary name and a rename, on S3 as one PUT) and is the commit point: readers
+are written in place (on S3 as one PUT); the manifest is written last and whole, never over
+an existing one (locally through a temporary name and a hard link, on S3 as one PUT with
+``If-None-Match: *``) and is the commit point: readers
 and verify trust only the files a manifest lists. Files a sync replaced are removed only
 after its manifest. A sync that fails removes what it wrote, and the next sync removes
 anything no manifest lists (a killed run's leftovers), so the lake always reads as of its
@@ -237,11 +238,18 @@ def sync_lake(
             "files": [f.to_json() for f in files],
             "replaces": replaces,
         }
-        # the commit point: one whole file (a rename locally, one PUT on S3)
-        where.write(
-            f"{MANIFESTS}/{manifest_name(number)}",
-            orjson.dumps(manifest, option=orjson.OPT_INDENT_2),
-        )
+        # the commit point: one whole file, never over another writer's (a link locally,
+        # a put-if-absent on S3, where no lock keeps a second writer out)
+        try:
+            where.create(
+                f"{MANIFESTS}/{manifest_name(number)}",
+                orjson.dumps(manifest, option=orjson.OPT_INDENT_2),
+            )
+        except FileExistsError:
+            raise ArchiveError(
+                f"{where.uri(MANIFESTS + '/' + manifest_name(number))}: written by another "
+                "lake sync or retention run meanwhile; this sync wrote nothing: run it again"
+            ) from None
     except BaseException:
         writer.shutdown(wait=True, cancel_futures=True)
         _remove_started(where, folders, number)
