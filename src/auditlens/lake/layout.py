@@ -319,7 +319,7 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
         tmp.unlink(missing_ok=True)
 
 
-_held = threading.local()  # lakes this thread holds: real path → depth
+_HELD = "_auditlens_lake_locks"  # a thread's attribute: the lakes it holds, real path → depth
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -345,7 +345,9 @@ def lake_lock(root: str | os.PathLike[str]) -> Iterator[None]:
         ...     pass
     """
     key = os.path.realpath(root)
-    depth: dict[str, int] = _held.__dict__.setdefault("depth", {})
+    # recorded on the thread object itself, so the record is one per thread even when this
+    # module is loaded twice (pytest's doctest collection does that)
+    depth: dict[str, int] = threading.current_thread().__dict__.setdefault(_HELD, {})
     if depth.get(key):
         depth[key] += 1
         try:
