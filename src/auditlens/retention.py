@@ -25,7 +25,8 @@ and, in this order:
 4. only then, in one transaction, deletes the range through the
    ``retention_authorizations`` path, records the boundary in ``retention_log`` (with the
    manifest's path and SHA-256) and appends an ``audit_log.retention_applied`` entry
-   (with the plan it applied).
+   (with the plan it applied, the range, the manifest, its SHA-256, the range's Merkle root
+   and the cutoff: ``verify`` ties each row to it, :func:`unrecorded_removals`).
 
 Archives of the previous layout (files and one ``manifest-<first>-<last>.json`` per range
 in the organization's folder, ``auditlens.archive.v1``) are still read, checked and

@@ -207,3 +207,14 @@ def test_a_retention_entry_whose_row_is_gone_is_reported(archived: al.AuditStore
     assert (entry["seq"], entry["seq"]) in {(s, s) for s, _ in retention_problems(report)}
     [detail] = [d for s, d in retention_problems(report) if s == entry["seq"]]
     assert "no retention_log row holds" in detail and "1..30" in detail
+
+
+def test_a_main_store_never_reads_as_a_restored_copy(
+    archived: al.AuditStore, tmp_path: Path
+) -> None:
+    """A restored side store is one where the organization never had a plan; a store that
+    ran retention has its plan rows (append-only), so the check applies to it."""
+    forged_move(archived, tmp_path / "lake", 31, 40)
+    report = al.verify(archived)
+    assert not org_result(report).restored_copy
+    assert retention_problems(report)

@@ -22,6 +22,9 @@ one exactly, and every live entry is checked whatever the rows say. The report c
 the archived entries apart, says how they were checked and whether a signed checkpoint
 covers them. An archived range that no trusted checkpoint covers is re-read file by file
 and link by link: its manifest and row may be the work of whoever deleted the entries.
+Every row must also have its ``audit_log.retention_applied`` entry in the chain, and the
+plan in force at that entry's time must have allowed the removal (``retention``, see
+:func:`auditlens.retention.unrecorded_removals`).
 
 Side tables are checked too: a standing ``retention_authorizations`` row
 (``authorization``) and a current plan no audit entry records (``plan``).
