@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import delete, insert, select
@@ -218,3 +220,37 @@ def test_a_main_store_never_reads_as_a_restored_copy(
     report = al.verify(archived)
     assert not org_result(report).restored_copy
     assert retention_problems(report)
+
+
+def test_a_retention_entry_archived_by_a_later_run_still_records_its_range(
+    store: al.AuditStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run 1, 45 days ago (its entry dated then), archives what was older than 75 days; run 2,
+    today, archives the rest older than 30 days — run 1's entry too. verify finds that entry
+    in the archive, and the plan in force 45 days ago allowed run 1's range."""
+    from auditlens.review import review_entries
+
+    store.append([make_entry(timestamp=ago(100 - i), details={"i": i}) for i in range(60)])
+    plan_set_at(store, ORG, "starter", datetime.now(UTC) - timedelta(days=120))
+    then = datetime.now(UTC) - timedelta(days=45)
+
+    def recorded_then(
+        s: al.AuditStore,
+        action: str,
+        counts: Mapping[str, int],
+        details: Mapping[str, Any],
+        name: str,
+    ) -> int:
+        made = review_entries(s, action, counts, details, name)
+        s.append([{**e, "timestamp": then.isoformat()} for e in made])
+        return len(made)
+
+    monkeypatch.setattr(ret, "record_review", recorded_then)
+    [first] = apply_retention(store, tmp_path / "lake", organization_id=ORG, now=then)
+    monkeypatch.undo()
+    [second] = apply_retention(store, tmp_path / "lake", organization_id=ORG)
+    assert first.through_seq is not None and second.through_seq is not None
+    assert second.through_seq > first.through_seq + 1  # run 1's entry is archived
+    assert store.count(organization_id=ORG, action=APPLIED) == 1  # only run 2's is live
+    report = al.verify(store, include_archive=True)
+    assert report.ok, report.problems
