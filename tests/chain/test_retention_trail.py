@@ -254,3 +254,16 @@ def test_a_retention_entry_archived_by_a_later_run_still_records_its_range(
     assert store.count(organization_id=ORG, action=APPLIED) == 1  # only run 2's is live
     report = al.verify(store, include_archive=True)
     assert report.ok, report.problems
+
+
+def test_a_retention_entry_dated_in_the_future_does_not_move_the_cutoff(
+    archived: al.AuditStore, tmp_path: Path
+) -> None:
+    """The entry's timestamp is the producer's to give; the cutoff is judged at the
+    verifier's clock at the latest."""
+    row = forged_move(archived, tmp_path / "lake", 31, 40)
+    future = (datetime.now(UTC) + timedelta(days=60)).isoformat()
+    archived.append({**recorded(row), "timestamp": future})
+    report = al.verify(archived, include_archive=True)
+    [(seq, detail)] = retention_problems(report)
+    assert seq == 31 and "earlier than the plan allows" in detail
