@@ -58,3 +58,36 @@ def append_aged(store: al.AuditStore) -> None:
         store.append(
             [make_entry(organization_id=org, timestamp=days_ago(5 - i * 0.1)) for i in range(10)]
         )
+
+
+def plan_set_at(store: al.AuditStore, org: str, plan: str, when: datetime) -> None:
+    """The plan ``set_plan`` records, as a store whose plan was set at ``when`` holds it: an
+    ``org_plans`` row and its ``organization.plan_changed`` entry, both dated then (a test
+    cannot wait a month for a plan to age; retention and ``verify`` judge against the clock)."""
+    from sqlalchemy import insert  # lazy: only the tests that backdate a plan
+
+    from auditlens.plans import RETENTION_DAYS  # lazy: only the tests that backdate a plan
+    from auditlens.retention_tables import org_plans  # lazy: only the tests that backdate a plan
+
+    with store.engine.begin() as conn:
+        conn.execute(
+            insert(org_plans).values(
+                organization_id=org, plan=plan, changed_ms=int(when.timestamp() * 1000)
+            )
+        )
+    store.append(
+        {
+            "actor": {"type": "system"},
+            "action": "organization.plan_changed",
+            "organization_id": org,
+            "result": "success",
+            "timestamp": when.isoformat(),
+            "resource": {"type": "organization", "id": org},
+            "details": {
+                "old_plan": None,
+                "old_retention_days": None,
+                "plan": plan,
+                "retention_days": RETENTION_DAYS[plan],
+            },
+        }
+    )

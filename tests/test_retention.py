@@ -204,6 +204,9 @@ def test_restore_into_a_queryable_side_store(aged: al.AuditStore, tmp_path: Path
         report = al.verify(s, include_archive=True)
         assert report.ok, report.problems
         assert (report.checked, report.archived) == (10, 10)
+        # its retention_log rows anchor restored entries: their retention_applied entries
+        # are in the source store (checked there), and the report says so
+        assert [o.restored_copy for o in report.organizations] == [True]
         got = s.entries(order="asc")
         assert [e["seq"] for e in got] == list(range(11, 21))
         assert got[0]["entry_hash"] == frame["entry_hash"][0]

@@ -25,7 +25,8 @@ and, in this order:
 4. only then, in one transaction, deletes the range through the
    ``retention_authorizations`` path, records the boundary in ``retention_log`` (with the
    manifest's path and SHA-256) and appends an ``audit_log.retention_applied`` entry
-   (with the plan it applied).
+   (with the plan it applied, the range, the manifest, its SHA-256, the range's Merkle root
+   and the cutoff: ``verify`` ties each row to it, :func:`unrecorded_removals`).
 
 Archives of the previous layout (files and one ``manifest-<first>-<last>.json`` per range
 in the organization's folder, ``auditlens.archive.v1``) are still read, checked and
@@ -133,6 +134,7 @@ __all__ = [
     "archived_leaves",
     "archived_ranges",
     "check_archive",
+    "is_restored_copy",
     "plan_of",
     "read_archive",
     "read_manifest",
@@ -140,6 +142,7 @@ __all__ = [
     "restore_archive",
     "set_plan",
     "unrecorded_plan",
+    "unrecorded_removals",
 ]
 
 PLANS = ("free", "starter", "pro", "enterprise")
@@ -541,6 +544,230 @@ def _summary(check: ArchiveCheck, what: str) -> str:
         + (f" (and {more} more problem(s))" if more else "")
         + f"; run `auditlens verify --org {check.organization_id} --include-archive`"
     )
+
+
+_APPLIED = "audit_log.retention_applied"
+_DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class _Applied:
+    """An ``audit_log.retention_applied`` entry of the chain (live or archived)."""
+
+    seq: int
+    ts: int
+    details: dict[str, Any]
+
+    def names(self, rng: ArchivedRange) -> bool:
+        """True when its details name ``rng``'s range and manifest."""
+        d = self.details
+        return (d.get("first_seq"), d.get("through_seq"), d.get("manifest")) == (
+            rng.first_seq,
+            rng.through_seq,
+            rng.manifest,
+        )
+
+
+def _details(raw: Any) -> dict[str, Any]:
+    try:
+        value = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _chain_entries(
+    store: Store, org: str, frame: pl.DataFrame | None, actions: tuple[str, ...]
+) -> list[_Applied]:
+    """The organization's entries with one of ``actions``, archived (``frame``) and live,
+    in seq order, with their timestamps (ms) and details."""
+    found: list[_Applied] = []
+    if frame is not None and frame.height:
+        rows = frame.filter(pl.col("action").is_in(list(actions))).select(
+            "seq", pl.col("timestamp").dt.epoch("ms").alias("ts"), "details"
+        )
+        found += [_Applied(int(s), int(t), _details(d)) for s, t, d in rows.iter_rows()]
+    with store.connect() as conn:
+        rows2 = conn.execute(
+            select(_C.seq, _C.ts, _C.details)
+            .where(_C.organization_id == org, _C.action.in_(actions))
+            .order_by(_C.seq)
+        ).all()
+    found += [_Applied(int(s), int(t), _details(d)) for s, t, d in rows2]
+    return sorted({a.seq: a for a in found}.values(), key=lambda a: a.seq)
+
+
+def _days_at(
+    history: list[tuple[int, str, int | None]], changes: list[_Applied], ts: int
+) -> tuple[bool, int | None]:
+    """``(has a plan, retention days)`` in force at ``ts`` (days None: keeps everything),
+    from both records of the plan history: the ``org_plans`` rows (``changed_ms``) and the
+    ``organization.plan_changed`` entries. Where they differ the longer retention counts:
+    a removal must be allowed by both."""
+    by_row = [_effective(p, d)[1] for ms, p, d in history if ms <= ts]
+    by_entry = [a.details.get("retention_days", -1) for a in changes if a.ts <= ts]
+    known = ([by_row[-1]] if by_row else []) + ([by_entry[-1]] if by_entry else [])
+    if not known:
+        return False, None
+    if any(d is None for d in known):
+        return True, None
+    days = [d for d in known if isinstance(d, int) and d > 0]
+    return (True, max(days)) if len(days) == len(known) else (True, None)
+
+
+def unrecorded_removals(store: Store, check: ArchiveCheck) -> list[tuple[int, str]]:
+    """Where the archived ranges and the organization's ``audit_log.retention_applied``
+    entries do not account for each other: ``(seq, detail)``.
+
+    Retention deletes a range, writes its ``retention_log`` row and appends its
+    ``audit_log.retention_applied`` entry in one transaction, so in the organization's
+    chain (live entries, and archived ones in ``check.frame``, read with ``read=True``):
+
+    - every ``retention_log`` row has an entry after its range that names the same seq
+      range and manifest (and, when the entry records them, the manifest's SHA-256 and the
+      Merkle root of the range's entry hashes);
+    - that entry's timestamp (at most now) minus the retention days of the plan in force
+      then (the ``org_plans`` rows and the ``organization.plan_changed`` entries; where
+      they differ, the longer) is later than every entry of the range;
+    - every ``audit_log.retention_applied`` entry names a range a row holds.
+
+    A *restored side store* (:func:`restore_archive` with ``into``) holds archived entries
+    and the ranges before them as its ``retention_log``, while their entries stay in the
+    source store: an organization with ``retention_log`` rows but no plan ever (no
+    ``org_plans`` row; retention refuses to run without one) is such a copy, and
+    this check is the source store's (:func:`is_restored_copy`).
+
+    Example:
+        >>> import auditlens as al
+        >>> store = al.open_store("sqlite://")
+        >>> org = "2b6f0cc9-4b8a-4bd8-9d5e-0a1f6f2f4a11"
+        >>> unrecorded_removals(store, check_archive(store, org, read=True))
+        []
+    """
+    org, ranges, frame = check.organization_id, check.ranges, check.frame
+    if is_restored_copy(store, org, ranges):
+        return []
+    applied = _chain_entries(store, org, frame, (_APPLIED,))
+    if not ranges and not applied:
+        return []
+    changes = _chain_entries(store, org, frame, ("organization.plan_changed",))
+    p = org_plans.c
+    with store.connect() as conn:
+        history = [
+            (int(ms), str(plan), None if days is None else int(days))
+            for ms, plan, days in conn.execute(
+                select(p.changed_ms, p.plan, p.retention_days)
+                .where(p.organization_id == org)
+                .order_by(p.id)
+            )
+        ]
+    now = int(time.time() * 1000)
+    found: list[tuple[int, str]] = []
+    for rng in ranges:
+        where = f"retention_log row seq {rng.first_seq}..{rng.through_seq} ({rng.manifest})"
+        part = (
+            frame.filter(pl.col("seq").is_between(rng.first_seq, rng.through_seq))
+            if frame is not None
+            else None
+        )
+        entry = next(
+            (a for a in applied if a.seq > rng.through_seq and _matches(a, rng, part)), None
+        )
+        if entry is None:
+            near = [a.seq for a in applied if a.names(rng)]
+            found.append(
+                (
+                    rng.first_seq,
+                    f"{where}: no audit_log.retention_applied entry in the organization's "
+                    "chain records this removal (same seq range, manifest, its SHA-256 and "
+                    "Merkle root)"
+                    + (f" — seq {', '.join(map(str, near))} name it otherwise" if near else "")
+                    + ": the entries left the store outside a retention run, the row and "
+                    "manifest are not retention's record",
+                )
+            )
+            continue
+        has_plan, days = _days_at(history, changes, entry.ts)
+        if not has_plan or days is None:
+            why = "no plan" if not has_plan else "a plan that keeps everything"
+            found.append(
+                (
+                    rng.first_seq,
+                    f"{where}: removed by the audit_log.retention_applied entry seq {entry.seq} "
+                    f"while the organization had {why}: nothing could be removed",
+                )
+            )
+            continue
+        cutoff = min(entry.ts, now) - days * _DAY_MS
+        if part is not None and part.height:
+            newer = part.filter(pl.col("timestamp").dt.epoch("ms") >= cutoff)
+            if newer.height:
+                first_newer = int(newer["seq"][0])
+                found.append(
+                    (
+                        first_newer,
+                        f"{where}: removed earlier than the plan allows — the "
+                        f"audit_log.retention_applied entry seq {entry.seq} is at "
+                        f"{_iso(entry.ts)}, when the plan kept {days} days (cutoff "
+                        f"{_iso(cutoff)}), but {newer.height} entries of the range, from seq "
+                        f"{first_newer} on, are newer than that",
+                    )
+                )
+    for a in applied:
+        if not any(a.names(rng) for rng in ranges):
+            d = a.details
+            found.append(
+                (
+                    a.seq,
+                    f"the audit_log.retention_applied entry seq {a.seq} names seq "
+                    f"{d.get('first_seq')}..{d.get('through_seq')} ({d.get('manifest')}), "
+                    "which no retention_log row holds: the row was removed or rewritten",
+                )
+            )
+    return found
+
+
+def _matches(a: _Applied, rng: ArchivedRange, part: pl.DataFrame | None) -> bool:
+    """``a`` records ``rng``: range and manifest, and the manifest SHA-256 and Merkle root
+    where the entry records them (entries of earlier versions record range and manifest)."""
+    if not a.names(rng):
+        return False
+    sha = a.details.get("manifest_sha256")
+    if sha is not None and sha != rng.manifest_sha256:
+        return False
+    root = a.details.get("merkle_root")
+    if root is not None and part is not None and part.height == rng.rows:
+        try:
+            return _merkle_root(part) == str(root)
+        except ValueError:  # an entry hash that is not hex: check_archive names it
+            return False
+    return True
+
+
+def is_restored_copy(store: Store, organization_id: str, ranges: list[ArchivedRange]) -> bool:
+    """True when the organization's archived ranges are a restored side store's anchors:
+    ``retention_log`` rows in a store where the organization never had a plan (no
+    ``org_plans`` row), which retention refuses — only :func:`restore_archive` writes them.
+
+    Example:
+        >>> import auditlens as al
+        >>> is_restored_copy(al.open_store("sqlite://"), "2b6f0cc9-4b8a-4bd8-9d5e-0a1f6f2f4a11", [])
+        False
+    """
+    if not ranges:
+        return False
+    with store.connect() as conn:
+        return _plan_rows(conn, organization_id).get(organization_id) is None
+
+
+def _merkle_root(frame: pl.DataFrame) -> str:
+    """Hex Merkle root of the entry hashes of ``frame`` (what a manifest records)."""
+    leaves = [leaf_hash(bytes.fromhex(h)) for h in frame["entry_hash"].to_list()]
+    return MerkleTree(leaves).root().hex()
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _empty_frame() -> pl.DataFrame:
@@ -1144,6 +1371,10 @@ def _apply(
                     "first_seq": first,
                     "through_seq": through,
                     "manifest": location,
+                    # what verify ties this entry to its retention_log row and range with
+                    "manifest_sha256": record["manifest_sha256"],
+                    "merkle_root": _merkle_root(frame),
+                    "cutoff_ms": cutoff,
                 },
                 location.rsplit("/", 1)[-1],
             )

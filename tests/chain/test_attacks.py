@@ -29,7 +29,7 @@ from auditlens.retention import apply_retention, set_plan
 from auditlens.retention_tables import org_plans
 from auditlens.store.backend import entries, retention_authorizations, retention_log
 from tests.chain.test_verify import tamper
-from tests.helpers import NOW, ORG, ORG2, make_entry
+from tests.helpers import NOW, ORG, ORG2, append_aged, make_entry, plan_set_at
 
 
 def kinds(report: al.VerificationReport, org: str = ORG) -> list[str]:
@@ -365,18 +365,22 @@ def test_a_plan_row_inserted_behind_auditlens_is_found_and_not_applied(
 
 
 def test_the_plan_stays_vouched_for_after_retention_archived_its_entry(
-    aged: al.AuditStore, tmp_path: Path
+    store: al.AuditStore, tmp_path: Path
 ) -> None:
     """The plan_changed entry ages out with the rest; retention's own entry (with the plan
     it applied) is live and vouches for the plan."""
-    later = datetime.now(UTC) + timedelta(days=400)  # past set_plan's own entry
-    apply_retention(aged, tmp_path, now=later)
-    assert not aged.entries(organization_id=ORG, actions=["organization.plan_changed"])
-    report = al.verify(aged)
+    append_aged(store)
+    # set long ago, so today its own entry is past the plan too (verify judges by the clock)
+    plan_set_at(store, ORG, "starter", datetime.now(UTC) - timedelta(days=45))
+    [res] = apply_retention(store, tmp_path, organization_id=ORG)
+    assert res.through_seq == 51  # every entry, the plan's own too
+    assert not store.entries(organization_id=ORG, actions=["organization.plan_changed"])
+    report = al.verify(store)
     assert report.ok, report.problems
-    aged.append([make_entry(details={"n": n}) for n in range(3)])
-    apply_retention(aged, tmp_path, now=later + timedelta(days=400))
-    assert al.verify(aged).ok
+    old = (datetime.now(UTC) - timedelta(days=40)).isoformat()
+    store.append([make_entry(timestamp=old, details={"n": n}) for n in range(3)])
+    apply_retention(store, tmp_path, organization_id=ORG)  # retention's entry is recent
+    assert al.verify(store).ok
 
 
 def test_an_organization_with_only_a_forged_plan_row_is_listed(store: al.AuditStore) -> None:

@@ -32,7 +32,7 @@ from auditlens.retention import (
 )
 from auditlens.store.tables import retention_log, sqlite_ddl
 from tests.chain.test_verify import org_rows, tamper
-from tests.helpers import NOW, ORG, ORG2, days_ago, make_entry
+from tests.helpers import NOW, ORG, ORG2, days_ago, make_entry, plan_set_at
 
 
 def org_result(report: al.VerificationReport, org: str = ORG) -> OrganizationResult:
@@ -152,11 +152,11 @@ def test_the_chain_continues_after_retention_removed_every_live_entry(
     store: al.AuditStore, tmp_path: Path
 ) -> None:
     store.append([make_entry(timestamp=days_ago(60 - i), details={"i": i}) for i in range(12)])
-    set_plan(store, ORG, "starter")
-    head = store.count(organization_id=ORG)  # the plan change may be an entry too
-    # a month past every entry: retention removes them all
-    later = datetime.now(UTC) + timedelta(days=60)
-    [res] = apply_retention(store, tmp_path, now=later)
+    # the plan was set long ago (its own entry too), so today retention removes them all; a
+    # `now` ahead of the clock would remove entries early, and verify would say so
+    plan_set_at(store, ORG, "starter", datetime.now(UTC) - timedelta(days=45))
+    head = store.count(organization_id=ORG)  # the plan change is an entry too
+    [res] = apply_retention(store, tmp_path)
     assert (res.first_seq, res.through_seq) == (1, head)
     assert archive_boundary(store, ORG) is not None
     through, last_hash = archive_boundary(store, ORG)  # type: ignore[misc]
@@ -271,7 +271,8 @@ def test_a_rewritten_archive_is_found_without_a_checkpoint(
         report = al.verify(aged, include_archive=include)
         assert not report.ok
         org = org_result(report)
-        assert {p.kind for p in org.problems} == {"boundary"}
+        # and the chained retention entry's Merkle root no longer matches the range
+        assert {p.kind for p in org.problems} == {"boundary", "retention"}
         assert all(p.seq is not None for p in org.problems)
         assert "SHA-256" in " ".join(p.detail for p in org.problems)
     set_plan(aged, ORG, "enterprise")
@@ -287,7 +288,11 @@ def test_a_rewritten_archive_is_found_by_the_checkpoint_too(
     manifest = Path(res.manifest)  # type: ignore[arg-type]
     rewrite_archive(manifest, 5, "mallory@evil.example")
     report = al.verify(aged, keys=[key.verifier], include_archive=True)
-    assert {p.kind for p in org_result(report).problems} == {"boundary", "checkpoint_mismatch"}
+    assert {p.kind for p in org_result(report).problems} == {
+        "boundary",
+        "checkpoint_mismatch",
+        "retention",  # the chained retention entry's Merkle root no longer matches
+    }
     assert org_result(report).archive_checkpoint is None
 
 
@@ -308,8 +313,12 @@ def test_an_archive_rewritten_with_its_record_row_and_live_chain_is_found_by_the
     )
     rechain_live(aged, ORG, last)
     for report in (al.verify(aged), al.verify(aged, keys=[key.verifier], include_archive=True)):
-        # nothing but the checkpoint: the boundary, the record and every link hold
-        assert [p.kind for p in org_result(report).problems] == ["checkpoint_mismatch"]
+        # the boundary, the record and every link hold; the checkpoint tells, and so does
+        # the retention entry in the chain (the SHA-256 and Merkle root it recorded)
+        assert sorted(p.kind for p in org_result(report).problems) == [
+            "checkpoint_mismatch",
+            "retention",
+        ]
     set_plan(aged, ORG, "enterprise")
     with pytest.raises(ArchiveError):
         restore_archive(aged, ORG, keys=[key.verifier])
@@ -363,7 +372,10 @@ def test_restore_refuses_an_archive_the_checkpoint_does_not_match(
     )
     rechain_live(aged, ORG, last)
     report = al.verify(aged, keys=[key.verifier], include_archive=True)
-    assert [p.kind for p in org_result(report).problems] == ["checkpoint_mismatch"]
+    assert sorted(p.kind for p in org_result(report).problems) == [
+        "checkpoint_mismatch",
+        "retention",  # the chained retention entry recorded the original SHA-256 and root
+    ]
     assert org_result(report).archive_checkpoint is None
     with pytest.raises(
         ArchiveError, match=f"the first {cp.tree_size} entries does not match the signed checkpoint"

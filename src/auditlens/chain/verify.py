@@ -22,6 +22,9 @@ one exactly, and every live entry is checked whatever the rows say. The report c
 the archived entries apart, says how they were checked and whether a signed checkpoint
 covers them. An archived range that no trusted checkpoint covers is re-read file by file
 and link by link: its manifest and row may be the work of whoever deleted the entries.
+Every row must also have its ``audit_log.retention_applied`` entry in the chain, and the
+plan in force at that entry's time must have allowed the removal (``retention``, see
+:func:`auditlens.retention.unrecorded_removals`).
 
 Side tables are checked too: a standing ``retention_authorizations`` row
 (``authorization``) and a current plan no audit entry records (``plan``).
@@ -93,7 +96,7 @@ class Problem:
     audit_id: str | None
     #: modified | missing | inserted | reordered | truncated | bad_signature |
     #: checkpoint_mismatch | no_checkpoint | checkpoint_missing | archive | boundary |
-    #: authorization | plan
+    #: retention | authorization | plan
     kind: str
     expected: str | None
     found: str | None
@@ -130,6 +133,9 @@ class OrganizationResult:
     archive_check: str = "none"
     #: tree size of a signed checkpoint whose root covers the archived range, else None
     archive_checkpoint: int | None = None
+    #: a restored side store (retention_log rows, never a plan): the archived ranges'
+    #: ``audit_log.retention_applied`` entries are in the source store, checked there
+    restored_copy: bool = False
 
     @property
     def ok(self) -> bool:
@@ -258,6 +264,14 @@ def verify(
             )
         }
         planned = set(conn.execute(select(org_plans.c.organization_id).distinct()).scalars())
+        # organizations whose chain records a retention run (checked against retention_log)
+        applied = set(
+            conn.execute(
+                select(_C.organization_id)
+                .where(_C.action == "audit_log.retention_applied")
+                .distinct()
+            ).scalars()
+        )
     if organization_id is not None:
         orgs = [organization_id]
     else:
@@ -306,7 +320,13 @@ def verify(
         reader.close()
     for res in results:
         org = res.organization_id
-        _check_side_tables(store, res, standing.get(org), planned=org in planned)
+        _check_side_tables(
+            store,
+            res,
+            standing.get(org),
+            planned=org in planned,
+            applied=org in applied and not res.archived_entries and org not in archived,
+        )
     report = VerificationReport(results, started, time.perf_counter() - t0, source)
     if state is not None and report.ok:
         save_monitor_state(state, _next_state(seen, results))
@@ -659,11 +679,15 @@ def _archived(
     from auditlens.retention import (  # lazy: retention imports the chain (upward use)
         archived_ranges,
         check_archive,
+        is_restored_copy,
+        unrecorded_removals,
     )
 
     ranges = archived_ranges(store, org)  # read once, checked by check_archive
     files = include_archive or (bool(ranges) and ranges[-1].through_seq > covered())
-    arch = check_archive(store, org, read=files or need_leaves, verify=files, ranges=ranges)
+    # read whenever something is archived: the retention entries are checked against it
+    read = files or need_leaves or bool(ranges)
+    arch = check_archive(store, org, read=read, verify=files, ranges=ranges)
     res.problems.extend(
         Problem(org, seq, None, kind, None, None, detail) for seq, kind, detail in arch.problems
     )
@@ -671,6 +695,11 @@ def _archived(
         res.archived_entries = arch.entries
         res.archived_through = arch.through_seq
         res.archive_check = "files" if files else "manifest"
+        res.restored_copy = is_restored_copy(store, org, arch.ranges)
+        res.problems.extend(
+            Problem(org, seq, None, "retention", None, None, detail)
+            for seq, detail in unrecorded_removals(store, arch)
+        )
     return arch
 
 
@@ -709,14 +738,22 @@ def _origin_org(origin: str) -> str:
 
 
 def _check_side_tables(
-    store: Store, res: OrganizationResult, standing: int | None, *, planned: bool
+    store: Store,
+    res: OrganizationResult,
+    standing: int | None,
+    *,
+    planned: bool,
+    applied: bool = False,
 ) -> None:
     """What the side tables claim about an organization beyond its chain: a standing
     retention authorization, a current plan no audit entry records (looked up only when
-    the organization has an ``org_plans`` row: ``planned``)."""
-    from auditlens.retention import (
+    the organization has an ``org_plans`` row: ``planned``), and ``audit_log.retention_applied``
+    entries of an organization without ``retention_log`` rows (``applied``: the rows are gone)."""
+    from auditlens.retention import (  # lazy: retention imports the chain (upward use)
+        ArchiveCheck,
         unrecorded_plan,
-    )  # lazy: retention imports the chain (upward use)
+        unrecorded_removals,
+    )
 
     org = res.organization_id
     if standing is not None:
@@ -732,6 +769,11 @@ def _check_side_tables(
                 "retention removes its row in the same transaction, so this one was written "
                 "behind auditlens' back",
             )
+        )
+    if applied:
+        res.problems.extend(
+            Problem(org, seq, None, "retention", None, None, detail)
+            for seq, detail in unrecorded_removals(store, ArchiveCheck(org, []))
         )
     plan = unrecorded_plan(store, org) if planned else None
     if plan is not None:

@@ -121,6 +121,15 @@ def verify_cmd(
                     if o.archive_checkpoint
                     else ("not covered by a signed checkpoint", "yellow"),
                 )
+            if o.restored_copy:
+                result_line(
+                    "    ",
+                    (
+                        "a restored side store (no plan ever): its retention_applied "
+                        "entries are checked in the source store",
+                        "yellow",
+                    ),
+                )
         if report.keys_source != "given":
             console.print(
                 "[yellow]note:[/] checkpoint signatures were checked against the keys "
