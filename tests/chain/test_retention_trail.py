@@ -64,7 +64,7 @@ def forged_move(store: al.AuditStore, lake: Path, first: int, through: int) -> d
     ``audit_log.retention_applied`` entry. Returns the forged row."""
     frame = ret._rows(store, ORG, first, through)
     with ret.lake_lock(lake):
-        manifest = ret._archive_to_lake(store, lake, ORG, frame, first, through)
+        manifest, manifest_sha256 = ret._archive_to_lake(store, lake, ORG, frame, first, through)
     row = {
         "organization_id": ORG,
         "first_seq": first,
@@ -72,7 +72,7 @@ def forged_move(store: al.AuditStore, lake: Path, first: int, through: int) -> d
         "last_entry_hash": frame["entry_hash"][-1],
         "rows": frame.height,
         "manifest": str(manifest),
-        "manifest_sha256": ret._sha(manifest),
+        "manifest_sha256": manifest_sha256,
         "applied_ms": 0,
     }
     with without_triggers(store, "audit_entries") as conn:
