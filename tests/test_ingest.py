@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 import auditlens as al
 from auditlens.errors import IngestAbortedError
-from auditlens.ingest import ingest
+from auditlens.ingest import BULK_GC_THRESHOLD, ingest
 from tests.helpers import make_entry
 
 
@@ -287,3 +288,29 @@ def test_cli_reports_a_refused_batch_with_lines_counts_and_earlier_rejects(
     assert _unwrapped("20 entries of earlier lines were appended and stay") in err
     with al.open_store(store_url) as s:
         assert s.count() == 20
+
+
+def test_ingest_leaves_the_garbage_collector_as_it_found_it(
+    store: al.AuditStore, tmp_path: Path
+) -> None:
+    # a bulk load runs the collector less often, and gives the caller's settings back,
+    # also when the load stops with an error
+    before = gc.get_threshold()
+    seen: list[int] = []
+    try:
+        gc.set_threshold(700, 10, 10)
+        ingest(store, _file(tmp_path, BAD), progress=lambda _: seen.append(gc.get_threshold()[0]))
+        assert gc.get_threshold() == (700, 10, 10)
+        assert seen and max(seen) == BULK_GC_THRESHOLD
+        with pytest.raises(RuntimeError):
+            ingest(store, _file(tmp_path, BAD), progress=lambda _: _raise())
+        assert gc.get_threshold() == (700, 10, 10)
+        gc.set_threshold(200_000, 10, 10)  # a caller's own, less eager setting is kept
+        ingest(store, _file(tmp_path, BAD), progress=lambda _: seen.append(gc.get_threshold()[0]))
+        assert seen[-1] == 200_000 and gc.get_threshold() == (200_000, 10, 10)
+    finally:
+        gc.set_threshold(*before)
+
+
+def _raise() -> None:
+    raise RuntimeError("stop")

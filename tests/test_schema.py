@@ -202,3 +202,29 @@ def test_nul_character_in_any_text_is_refused_naming_the_field(
 def test_escaped_nul_text_that_is_not_a_nul_is_accepted() -> None:
     row = normalize_entry(make_entry(details={"note": "\\u0000 is how JSON writes NUL"}))
     assert row_to_entry(row)["details"] == {"note": "\\u0000 is how JSON writes NUL"}
+
+
+def test_organization_checks_are_the_same_on_every_entry_that_repeats_them() -> None:
+    # organization and application ids are checked through a cache: every entry still gets
+    # its own verdict, lower-cased when valid and the same problem when not
+    org = "2B6F0CC9-4B8A-4BD8-9D5E-0A1F6F2F4A11"
+    rows = normalize_entries([make_entry(organization_id=org, application_id=org)] * 3)
+    assert {(r["organization_id"], r["application_id"]) for r in rows} == {(org.lower(),) * 2}
+    for _ in range(2):
+        assert "not a UUID" in _problems(make_entry(organization_id="org-1"))["organization_id"]
+
+
+def test_any_mapping_is_an_entry_not_only_a_dict() -> None:
+    from types import MappingProxyType  # lazy: only this test needs it
+
+    entry = make_entry(details={"k": "v"})
+    proxied = MappingProxyType(
+        {
+            **entry,
+            "actor": MappingProxyType(entry["actor"]),
+            "resource": MappingProxyType(entry["resource"]),
+        }
+    )
+    assert normalize_entry(proxied, now_ms=0) == normalize_entry(entry, now_ms=0)
+    problems = _problems(dict(proxied, colour="red", actor=MappingProxyType({"type": "x", "a": 1})))
+    assert {"colour", "actor.a", "actor.type"} <= set(problems)

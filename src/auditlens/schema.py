@@ -309,6 +309,12 @@ def _parse_ip(raw: str) -> tuple[str, str] | None:
     return canonical, ip_key(canonical)
 
 
+@functools.lru_cache(maxsize=4096)
+def _uuid_lower(s: str) -> str | None:
+    """``s`` lower-cased if it is a UUID, else None (cached: see ``_Checker.uuid``)."""
+    return s.lower() if _UUID_RE.match(s) else None
+
+
 def _nul_message(value: str) -> str:
     return (
         f"contains a NUL character (\\x00) at position {value.index(_NUL)}; "
@@ -368,14 +374,18 @@ class _Checker:
             return None
         return value
 
-    def uuid(self, value: object, field: str, *, required: bool = False) -> str | None:
+    def uuid(
+        self, value: object, field: str, *, required: bool = False, repeated: bool = False
+    ) -> str | None:
+        """A UUID, lower-cased; ``repeated``: a value most entries share (an organization),
+        whose check is cached."""
         s = self.text(value, field, required=required)
         if s is None:
             return None
-        if not _UUID_RE.match(s):
+        lowered = _uuid_lower(s) if repeated else (s.lower() if _UUID_RE.match(s) else None)
+        if lowered is None:
             self.fail(field, f"is not a UUID: {s!r}")
-            return None
-        return s.lower()
+        return lowered
 
     def actor_id(self, value: object, field: str) -> str | None:
         """A stable actor id: UUIDs are lower-cased, other text is kept as written."""
@@ -411,12 +421,13 @@ def normalize_entry(
         ValidationError: listing every problem of the entry.
     """
     chk = _Checker(index)
-    if not isinstance(entry, Mapping):
+    if type(entry) is not dict and not isinstance(entry, Mapping):  # dict: skip the ABC check
         chk.fail("", f"an entry must be a JSON object, got {type(entry).__name__}")
         raise ValidationError(chk.problems)
-    for key in entry:
-        if key not in _ENTRY_KEYS:
-            chk.fail(str(key), f"unknown field; expected one of {', '.join(ENTRY_FIELDS)}")
+    if not _ENTRY_KEYS.issuperset(entry):  # one C-level pass in the usual case
+        for key in entry:
+            if key not in _ENTRY_KEYS:
+                chk.fail(str(key), f"unknown field; expected one of {', '.join(ENTRY_FIELDS)}")
 
     audit_id = chk.uuid(entry.get("audit_id"), "audit_id") if "audit_id" in entry else None
     if audit_id is None and entry.get("audit_id") is None:
@@ -435,12 +446,13 @@ def normalize_entry(
 
     actor = entry.get("actor")
     actor_user_id = actor_email = actor_type = None
-    if not isinstance(actor, Mapping):
+    if type(actor) is not dict and not isinstance(actor, Mapping):
         chk.fail("actor", "is required and must be an object with type, user_id and/or email")
     else:
-        for key in actor:
-            if key not in _ACTOR_KEYS:
-                chk.fail(f"actor.{key}", "unknown field; expected user_id, email, type")
+        if not _ACTOR_KEYS.issuperset(actor):
+            for key in actor:
+                if key not in _ACTOR_KEYS:
+                    chk.fail(f"actor.{key}", "unknown field; expected user_id, email, type")
         actor_user_id = chk.actor_id(actor.get("user_id"), "actor.user_id")
         actor_email = chk.text(actor.get("email"), "actor.email", limit=320)
         if actor_email is not None and not _EMAIL_RE.match(actor_email):
@@ -468,20 +480,23 @@ def normalize_entry(
     resource = entry.get("resource")
     resource_type = resource_id = resource_name = None
     if resource is not None:
-        if not isinstance(resource, Mapping):
+        if type(resource) is not dict and not isinstance(resource, Mapping):
             chk.fail("resource", "must be an object with type, id and name")
         else:
-            for key in resource:
-                if key not in _RESOURCE_KEYS:
-                    chk.fail(f"resource.{key}", "unknown field; expected type, id, name")
+            if not _RESOURCE_KEYS.issuperset(resource):
+                for key in resource:
+                    if key not in _RESOURCE_KEYS:
+                        chk.fail(f"resource.{key}", "unknown field; expected type, id, name")
             resource_type = chk.text(
                 resource.get("type"), "resource.type", required=True, limit=128
             )
             resource_id = chk.text(resource.get("id"), "resource.id", limit=256)
             resource_name = chk.text(resource.get("name"), "resource.name", limit=512)
 
-    organization_id = chk.uuid(entry.get("organization_id"), "organization_id", required=True)
-    application_id = chk.uuid(entry.get("application_id"), "application_id")
+    organization_id = chk.uuid(
+        entry.get("organization_id"), "organization_id", required=True, repeated=True
+    )
+    application_id = chk.uuid(entry.get("application_id"), "application_id", repeated=True)
 
     ip_address = ip_k = None
     raw_ip = chk.text(entry.get("ip_address"), "ip_address", limit=64)
@@ -496,7 +511,7 @@ def normalize_entry(
     details_raw = entry.get("details")
     details = "{}"
     if details_raw is not None:
-        if not isinstance(details_raw, Mapping):
+        if type(details_raw) is not dict and not isinstance(details_raw, Mapping):
             chk.fail("details", f"must be a JSON object, got {type(details_raw).__name__}")
         else:
             try:

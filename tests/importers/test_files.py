@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from auditlens.errors import IngestError
+from auditlens.importers.entries import iso_ms
 from auditlens.importers.files import iter_files, json_records
+from auditlens.schema import format_timestamp, parse_timestamp
 
 
 def _read(path: Path) -> list[tuple[int, object]]:
@@ -53,3 +55,36 @@ def test_gzip_is_recognised_by_content_and_folders_skip_digests(tmp_path: Path) 
     assert _read(files[0]) == [(1, 7)]
     with pytest.raises(IngestError, match="no such file or folder"):
         list(iter_files(tmp_path / "missing"))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2024-03-01T10:00:00Z",
+        "0001-01-01T00:00:00Z",
+        "9999-12-31T23:59:59Z",
+        "2024-02-29T12:00:00Z",
+        "2023-02-29T12:00:00Z",  # no such day
+        "2024-13-01T00:00:00Z",
+        "0000-01-01T00:00:00Z",
+        "2024-03-01T24:00:00Z",
+        "2024-03-01T23:59:60Z",  # a leap second
+        "2024-03-01T10:00:00.5Z",
+        "2024-03-01T10:00:00+02:00",
+        "2024-03-01T10:00:00",
+        "2024-03-01 10:00:00Z",
+        "2024-03-01T10:00:00z",
+        1709287200,
+    ],
+)
+def test_whole_second_utc_times_are_read_as_any_other_time(value: object) -> None:
+    # iso_ms skips parsing CloudTrail's plain form; result and error are those of the parser
+    try:
+        expected: object = format_timestamp(parse_timestamp(value))
+    except ValueError as exc:
+        expected = str(exc)
+    try:
+        got: object = iso_ms(value)
+    except ValueError as exc:
+        got = str(exc)
+    assert got == expected

@@ -33,6 +33,7 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -62,6 +63,7 @@ _NAMESPACE_BYTES = IMPORT_NAMESPACE.bytes
 _CAMEL_1 = re.compile(r"(.)([A-Z][a-z]+)")
 _CAMEL_2 = re.compile(r"([a-z0-9])([A-Z])")
 _NOT_WORD = re.compile(r"[^a-z0-9_]+")
+_WHOLE_SECONDS_UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 
 
 def stable_id(source: str, *native: str) -> str:
@@ -124,9 +126,23 @@ def split_address(value: str | None) -> tuple[str | None, str | None]:
 def iso_ms(value: object) -> str:
     """An ISO 8601 time (with zone) in the entry's form ``YYYY-MM-DDTHH:MM:SS.mmmZ``.
 
+    Whole seconds in UTC (``2024-03-01T10:00:00Z``, CloudTrail's form) only need checking
+    that they are a real time; anything else is parsed and formatted.
+
+    Example:
+        >>> iso_ms("2024-03-01T10:00:00Z"), iso_ms("2024-03-01T11:00:00.1234+01:00")
+        ('2024-03-01T10:00:00.000Z', '2024-03-01T10:00:00.123Z')
+
     Raises:
         ValueError: not a timestamp, or no time zone.
     """
+    if type(value) is str and _WHOLE_SECONDS_UTC.fullmatch(value):
+        try:
+            datetime.fromisoformat(value)  # a real date and time (year 0000 and 24:00 fail)
+        except ValueError:
+            pass  # parse_timestamp says why
+        else:
+            return f"{value[:19]}.000Z"
     return format_timestamp(parse_timestamp(value))
 
 

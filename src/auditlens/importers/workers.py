@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import gc
 import importlib
 import multiprocessing
 import operator
@@ -43,7 +44,7 @@ from typing import Any, NamedTuple
 
 from auditlens.errors import IngestError
 from auditlens.importers.files import iter_files
-from auditlens.ingest import SourceRecord, Validated, validate
+from auditlens.ingest import BULK_GC_THRESHOLD, SourceRecord, Validated, validate
 from auditlens.schema import DEFAULT_MAX_DETAILS_BYTES, ROW_FIELDS
 
 __all__ = ["POOLED_MAX_BYTES", "Tally", "checked_records", "default_workers", "kept"]
@@ -179,7 +180,9 @@ def _pooled(
     ahead: collections.deque[tuple[Path, concurrent.futures.Future[_Part] | None]]
     ahead = collections.deque()
     todo = iter(files)
-    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=_context())
+    pool = concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=_context(), initializer=_worker_start
+    )
 
     def submit() -> None:
         path = next(todo, None)
@@ -215,6 +218,17 @@ def _pooled(
                 raise part.error
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _worker_start() -> None:
+    """In a new worker: the objects inherited from the parent by ``fork`` are put out of
+    the garbage collector's reach (``gc.freeze``: a collection would walk them all, and
+    touch their memory, copying the pages), and it runs as in a bulk load
+    (:data:`~auditlens.ingest.BULK_GC_THRESHOLD`): a file's records hold no cycles."""
+    gc.freeze()
+    threshold = gc.get_threshold()
+    if 0 < threshold[0] < BULK_GC_THRESHOLD:
+        gc.set_threshold(BULK_GC_THRESHOLD, *threshold[1:])
 
 
 def _read_file(
