@@ -91,3 +91,20 @@ def plan_set_at(store: al.AuditStore, org: str, plan: str, when: datetime) -> No
             },
         }
     )
+
+
+S3_BUCKET = "audit-lake"  # the bucket the ``s3`` fixture (tests/conftest.py) creates
+
+
+def s3_prefix(lake: str) -> str:
+    """The key prefix of an ``s3://S3_BUCKET/…`` lake URL, with its trailing slash."""
+    return lake.removeprefix(f"s3://{S3_BUCKET}/") + "/"
+
+
+def s3_keys(s3: Any, lake: str) -> list[str]:
+    """The lake's objects, relative to its prefix (not the empty ``folder/`` markers
+    pyarrow leaves where it deleted a folder's last object: no reader takes them for data)."""
+    prefix = s3_prefix(lake)
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=S3_BUCKET, Prefix=prefix)
+    keys = (o["Key"][len(prefix) :] for p in pages for o in p.get("Contents", []))
+    return sorted(k for k in keys if not k.endswith("/"))
