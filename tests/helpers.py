@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import polars as pl
+    import pytest
+
     import auditlens as al
 
 ORG = "2b6f0cc9-4b8a-4bd8-9d5e-0a1f6f2f4a11"
@@ -108,3 +112,22 @@ def s3_keys(s3: Any, lake: str) -> list[str]:
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=S3_BUCKET, Prefix=prefix)
     keys = (o["Key"][len(prefix) :] for p in pages for o in p.get("Contents", []))
     return sorted(k for k in keys if not k.endswith("/"))
+
+
+def archive_previous_layout(patch: pytest.MonkeyPatch, staging: Path) -> None:
+    """Make retention write archives of the previous layout (one manifest per range beside
+    its files, as earlier versions wrote) instead of the lake layout: into the folder, or
+    staged in ``staging`` and uploaded for an ``s3://`` URL. ``patch.undo()`` (or leaving a
+    ``monkeypatch.context()``) goes back to the lake layout."""
+    import auditlens.retention as ret  # lazy: only the retention tests need it
+
+    def previous(
+        store: object, root: Path | str, org: str, frame: pl.DataFrame, first: int, through: int
+    ) -> tuple[Path | str, str]:
+        if not str(root).startswith("s3://"):
+            manifest = ret._write_archive(Path(root), org, frame, first, through)
+            return manifest, ret._sha(manifest)
+        manifest = ret._write_archive(staging, org, frame, first, through)
+        return ret._publish(staging, manifest, str(root)), ret._sha(manifest)
+
+    patch.setattr(ret, "_archive_to_lake", previous)

@@ -27,7 +27,7 @@ from auditlens.retention import (
     restore_archive,
     set_plan,
 )
-from tests.helpers import NOW, ORG, ORG2, append_aged, make_entry
+from tests.helpers import NOW, ORG, ORG2, append_aged, archive_previous_layout, make_entry
 
 
 @pytest.fixture
@@ -232,14 +232,7 @@ def test_previous_format_archives_keep_working_and_new_ranges_go_to_the_lake(
     """A store archived by an earlier version (one manifest per range beside its files)
     keeps verifying and restoring; the next run writes the lake layout in the same folder."""
     archive = tmp_path / "archive"
-
-    def previous(
-        store: al.AuditStore, root: Path, org: str, frame: pl.DataFrame, first: int, through: int
-    ) -> tuple[Path, str]:
-        manifest = ret._write_archive(root, org, frame, first, through)
-        return manifest, ret._sha(manifest)
-
-    monkeypatch.setattr(ret, "_archive_to_lake", previous)
+    archive_previous_layout(monkeypatch, tmp_path / "staging")
     [old] = apply_retention(aged, archive, now=NOW)
     assert Path(str(old.manifest)).name == "manifest-000000000001-000000000030.json"
     monkeypatch.undo()

@@ -32,7 +32,17 @@ from auditlens.retention import (
     set_plan,
 )
 from tests.alerts.servers import s3_server
-from tests.helpers import NOW, ORG, ORG2, S3_BUCKET, append_aged, make_entry, s3_keys, s3_prefix
+from tests.helpers import (
+    NOW,
+    ORG,
+    ORG2,
+    S3_BUCKET,
+    append_aged,
+    archive_previous_layout,
+    make_entry,
+    s3_keys,
+    s3_prefix,
+)
 
 
 @pytest.fixture
@@ -181,16 +191,8 @@ def test_previous_layout_s3_archives_keep_being_read(
 ) -> None:
     """An archive an earlier version wrote to S3 (one manifest per range beside its files)
     keeps verifying and restoring; the next run writes the lake layout under the same prefix."""
-
-    def previous(
-        store: al.AuditStore, root: str, org: str, frame: pl.DataFrame, first: int, through: int
-    ) -> tuple[str, str]:
-        staging = tmp_path / "staging"
-        manifest = ret._write_archive(staging, org, frame, first, through)
-        return ret._publish(staging, manifest, root), ret._sha(manifest)
-
     with monkeypatch.context() as patched:  # not the whole test: s3_server's environment stays
-        patched.setattr(ret, "_archive_to_lake", previous)
+        archive_previous_layout(patched, tmp_path / "staging")
         [old] = apply_retention(aged, s3_lake, now=NOW)
     assert str(old.manifest).endswith(
         f"/organization_id={ORG}/manifest-000000000001-000000000030.json"
