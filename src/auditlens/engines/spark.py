@@ -293,6 +293,19 @@ def _subject(api: SparkApi, by: str) -> tuple[SparkColumn, str]:
     raise FilterError(f"by must be 'actor', 'ip' or 'organization', got {by!r}")
 
 
+def _window_aggs(api: SparkApi) -> tuple[SparkColumn, ...]:
+    """The aggregates a finding's window starts with: its first and last time (and the
+    first in ms as ``_ws``), how many entries, and their evidence."""
+    F = api.F
+    return (
+        F.min("timestamp").alias("window_start"),
+        F.max("timestamp").alias("window_end"),
+        F.min("_t").alias("_ws"),
+        F.count(F.lit(1)).alias("count"),
+        _evidence(api, "_t", "seq", "audit_id").alias("audit_ids"),
+    )
+
+
 def _event_columns(key: SparkColumn) -> tuple[SparkColumn | str, ...]:
     """The columns a detector's event frame starts with: the organization, the subject as
     ``key``, the time (``_t`` in ms) and the entry's identity."""
@@ -785,11 +798,7 @@ def defence_evasion(
         "*", F.sum(new).over(by_time.rowsBetween(W.unboundedPreceding, 0)).alias("_episode")
     )
     rows = ev.groupBy(*group, "_episode").agg(
-        F.min("timestamp").alias("window_start"),
-        F.max("timestamp").alias("window_end"),
-        F.min("_t").alias("_ws"),
-        F.count(F.lit(1)).alias("count"),
-        _evidence(api, "_t", "seq", "audit_id").alias("audit_ids"),
+        *_window_aggs(api),
         F.array_sort(F.collect_set("action")).alias("_action_list"),
         F.min("_failed").alias("_all_failed"),
     )
@@ -979,11 +988,7 @@ def off_hours(
         F.when(sensitive, F.col("action")).alias("_sact"),
     )
     rows = hits.groupBy("organization_id", "key", "_day", "tz", "tz_source", "_start", "_end").agg(
-        F.min("timestamp").alias("window_start"),
-        F.max("timestamp").alias("window_end"),
-        F.min("_t").alias("_ws"),
-        F.count(F.lit(1)).alias("count"),
-        _evidence(api, "_t", "seq", "audit_id").alias("audit_ids"),
+        *_window_aggs(api),
         F.max("_sens").alias("_sensitive"),
         F.max("_chg").alias("_change"),
         # collect_set drops nulls on Spark but not on DuckDB: filter them either way
@@ -1170,11 +1175,7 @@ def unusual_access(
             return F.when(F.max(flag) == 1, F.element_at(F.transform(kept, lambda x: x["v"]), 1))
 
         rows = hits.groupBy(*_PART, "_episode").agg(
-            F.min("timestamp").alias("window_start"),
-            F.max("timestamp").alias("window_end"),
-            F.min("_t").alias("_ws"),
-            F.count(F.lit(1)).alias("count"),
-            _evidence(api, "_t", "seq", "audit_id").alias("audit_ids"),
+            *_window_aggs(api),
             F.max("_in_nn").alias("_nn"),
             F.max("_in_nf").alias("_nf"),
             first_where("_in_nn", "net").alias("_net"),
@@ -1281,11 +1282,7 @@ def _after_suspension(api: SparkApi, frame: SparkFrame, key: SparkColumn) -> Spa
         .distinct()
     )
     rows = hits.groupBy("organization_id", "key", "_stop_id").agg(
-        F.min("timestamp").alias("window_start"),
-        F.max("timestamp").alias("window_end"),
-        F.min("_t").alias("_ws"),
-        F.count(F.lit(1)).alias("count"),
-        _evidence(api, "_t", "seq", "audit_id").alias("audit_ids"),
+        *_window_aggs(api),
         F.min("_stop_action").alias("_stop_action"),
         F.min("_st").alias("_st"),
     )
