@@ -30,14 +30,6 @@ from auditlens.retention import (
 from tests.helpers import NOW, ORG, ORG2, append_aged, archive_previous_layout, make_entry
 
 
-@pytest.fixture
-def aged(store: al.AuditStore) -> al.AuditStore:
-    # ORG: 40 entries from 60 to 21 days ago, then 10 recent ones; ORG2 the same, no plan
-    append_aged(store)
-    set_plan(store, ORG, "starter")  # 30 days; ORG's 51st entry
-    return store
-
-
 def lake_seqs(lake: Path, org: str = ORG) -> list[int]:
     frame = open_lake(lake).query(organization_id=org, order="asc")
     return sorted(frame["seq"])  # duplicates would show, as a gap would

@@ -37,20 +37,11 @@ from tests.helpers import (
     ORG,
     ORG2,
     S3_BUCKET,
-    append_aged,
     archive_previous_layout,
     make_entry,
     s3_keys,
     s3_prefix,
 )
-
-
-@pytest.fixture
-def aged(store: al.AuditStore) -> al.AuditStore:
-    # ORG: 40 entries from 60 to 21 days ago, then 10 recent ones; ORG2 the same, no plan
-    append_aged(store)
-    set_plan(store, ORG, "starter")  # 30 days; ORG's 51st entry
-    return store
 
 
 def _seqs(s3_lake: str, org: str = ORG) -> list[int]:
