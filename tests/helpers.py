@@ -131,3 +131,22 @@ def archive_previous_layout(patch: pytest.MonkeyPatch, staging: Path) -> None:
         return ret._publish(staging, manifest, str(root)), ret._sha(manifest)
 
     patch.setattr(ret, "_archive_to_lake", previous)
+
+
+def assert_previous_and_lake_layout_read(store: al.AuditStore, lake: Path | str) -> None:
+    """After one run into ``lake`` in the previous layout (ORG's seq 1..30) and the next in
+    the lake layout (31..38): the archive checks, verifies and restores as one range, and
+    the lake holds what was archived in its layout (the earlier files are not listed)."""
+    import auditlens as al  # lazy: keeps tests.helpers cheap to import (conftest does)
+    from auditlens.lake import open_lake, verify_lake  # lazy: as above
+    from auditlens.retention import check_archive, restore_archive, set_plan  # lazy: as above
+
+    check = check_archive(store, ORG, read=True, verify=True)
+    assert check.problems == [] and check.frame is not None
+    assert check.frame["seq"].to_list() == list(range(1, 39))
+    assert al.verify(store, include_archive=True).ok
+    assert sorted(open_lake(lake).query(organization_id=ORG)["seq"]) == list(range(31, 39))
+    assert verify_lake(lake).ok
+    set_plan(store, ORG, "enterprise")
+    restored = restore_archive(store, ORG, allow_unanchored=True)
+    assert restored.entries["seq"].to_list() == list(range(1, 39))

@@ -22,12 +22,19 @@ from auditlens.retention import (
     ArchiveError,
     apply_retention,
     archive_boundary,
-    check_archive,
     read_archive,
     restore_archive,
     set_plan,
 )
-from tests.helpers import NOW, ORG, ORG2, append_aged, archive_previous_layout, make_entry
+from tests.helpers import (
+    NOW,
+    ORG,
+    ORG2,
+    append_aged,
+    archive_previous_layout,
+    assert_previous_and_lake_layout_read,
+    make_entry,
+)
 
 
 def lake_seqs(lake: Path, org: str = ORG) -> list[int]:
@@ -230,15 +237,7 @@ def test_previous_format_archives_keep_working_and_new_ranges_go_to_the_lake(
     monkeypatch.undo()
     [new] = apply_retention(aged, archive, now=NOW + timedelta(days=8))
     assert Path(str(new.manifest)).parent == archive / "manifests"
-    check = check_archive(aged, ORG, read=True, verify=True)
-    assert check.problems == [] and check.frame is not None
-    assert check.frame["seq"].to_list() == list(range(1, 39))
-    assert al.verify(aged, include_archive=True).ok
-    # the lake holds what was archived in its layout (the earlier files are not listed)
-    assert lake_seqs(archive) == list(range(31, 39)) and verify_lake(archive).ok
-    set_plan(aged, ORG, "enterprise")
-    restored = restore_archive(aged, ORG, allow_unanchored=True)
-    assert restored.entries["seq"].to_list() == list(range(1, 39))
+    assert_previous_and_lake_layout_read(aged, archive)
 
 
 # -- hostile second read: races, and a lake whose manifests and files disagree ------------

@@ -26,7 +26,6 @@ from auditlens.retention import (
     ArchiveError,
     apply_retention,
     archive_boundary,
-    check_archive,
     read_archive,
     restore_archive,
     set_plan,
@@ -38,6 +37,7 @@ from tests.helpers import (
     ORG2,
     S3_BUCKET,
     archive_previous_layout,
+    assert_previous_and_lake_layout_read,
     make_entry,
     s3_keys,
     s3_prefix,
@@ -190,14 +190,7 @@ def test_previous_layout_s3_archives_keep_being_read(
     )
     [new] = apply_retention(aged, s3_lake, now=NOW + timedelta(days=8))
     assert str(new.manifest).startswith(f"{s3_lake}/manifests/sync-")
-    check = check_archive(aged, ORG, read=True, verify=True)
-    assert check.problems == [] and check.frame is not None
-    assert check.frame["seq"].to_list() == list(range(1, 39))
-    assert al.verify(aged, include_archive=True).ok
-    assert _seqs(s3_lake) == list(range(31, 39)) and verify_lake(s3_lake).ok
-    set_plan(aged, ORG, "enterprise")
-    restored = restore_archive(aged, ORG, allow_unanchored=True)
-    assert restored.entries["seq"].to_list() == list(range(1, 39))
+    assert_previous_and_lake_layout_read(aged, s3_lake)
 
 
 def test_an_unreachable_bucket_loses_nothing(
