@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -35,6 +37,28 @@ from tests.helpers import (
     assert_previous_and_lake_layout_read,
     make_entry,
 )
+
+
+@contextmanager
+def lake_held(lake: Path, meanwhile: Callable[[], object] = lambda: None) -> Iterator[None]:
+    """Another writer (a thread) holds ``lake``'s lock, having done ``meanwhile``, for the
+    ``with`` block; it lets go after it."""
+    holding, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with lake_lock(lake):
+            meanwhile()
+            holding.set()
+            release.wait()
+
+    other = threading.Thread(target=writer)
+    other.start()
+    try:
+        holding.wait()
+        yield
+    finally:
+        release.set()
+        other.join()
 
 
 def lake_seqs(lake: Path, org: str = ORG) -> list[int]:
@@ -290,25 +314,12 @@ def test_a_sync_refuses_while_another_writer_holds_the_lake(
 ) -> None:
     lake = tmp_path / "lake"
     sync_lake(aged, lake)
-    holding, release = threading.Event(), threading.Event()
-
-    def writer() -> None:  # another process's sync or retention run, mid-way
-        with lake_lock(lake):
-            holding.set()
-            release.wait()
-
-    other = threading.Thread(target=writer)
-    other.start()
-    try:
-        holding.wait()
+    with lake_held(lake):  # another process's sync or retention run, mid-way
         aged.append([make_entry(organization_id=ORG)])
         with pytest.raises(ArchiveError, match="another lake sync or retention run"):
             sync_lake(aged, lake)
         with pytest.raises(ArchiveError, match="another lake sync or retention run"):
             apply_retention(aged, lake, now=NOW)
-    finally:
-        release.set()
-        other.join()
     assert archive_boundary(aged, ORG) is None and read_state(lake).last_sync == 1
     apply_retention(aged, lake, now=NOW)
     assert verify_lake(lake).ok and al.verify(aged, include_archive=True).ok
@@ -393,24 +404,10 @@ def test_retention_leaves_a_running_syncs_temporary_files_alone(
     sync_lake(aged, lake)
     folder = lake / f"organization_id={ORG}" / "date=2025-02-24"
     writing = folder / ".part-s000002-0.parquet.tmp"  # what a sync writes large files through
-    holding, release = threading.Event(), threading.Event()
-
-    def sync_meanwhile() -> None:
-        with lake_lock(lake):
-            writing.write_bytes(b"PAR1 half a file")
-            holding.set()
-            release.wait()
-
-    other = threading.Thread(target=sync_meanwhile)
-    other.start()
-    try:
-        holding.wait()
+    with lake_held(lake, lambda: writing.write_bytes(b"PAR1 half a file")):  # a running sync
         with pytest.raises(ArchiveError, match="another lake sync or retention run"):
             apply_retention(aged, lake, now=NOW)
         assert writing.exists(), f"{writing}: a running sync's file was deleted"
-    finally:
-        release.set()
-        other.join()
 
 
 def test_a_retention_record_cannot_vouch_for_a_changed_file(
