@@ -13,11 +13,15 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import make_url
 
 import auditlens as al
+from auditlens.retention import set_plan
+from tests.alerts.servers import s3_server
+from tests.helpers import ORG, S3_BUCKET, append_aged
 
 PG_BASE_URL = os.environ.get(
     "AUDITLENS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -88,3 +92,27 @@ def store(store_url: str) -> Iterator[al.AuditStore]:
     s = al.open_store(store_url)
     yield s
     s.close()
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """moto's S3 server over HTTP with the bucket ``S3_BUCKET``; yields a boto3 client."""
+    with s3_server(monkeypatch, S3_BUCKET) as client:
+        yield client
+
+
+@pytest.fixture
+def s3_lake(s3: Any) -> str:
+    """A lake URL on the ``s3`` fixture's bucket: a prefix of its own per test (moto keeps
+    its state per process)."""
+    return f"s3://{S3_BUCKET}/{uuid.uuid4().hex}/lake"
+
+
+@pytest.fixture
+def aged(store: al.AuditStore) -> al.AuditStore:
+    """The retention tests' store: ORG and ORG2 each 40 entries from 60 to 21 days ago, then
+    10 recent ones; ORG on the starter plan (30 days: ``set_plan`` appends ORG's 51st entry,
+    plan_changed, now), ORG2 on none. tests/chain/conftest.py puts both on starter."""
+    append_aged(store)
+    set_plan(store, ORG, "starter")
+    return store

@@ -19,15 +19,7 @@ from auditlens.retention import (
     read_archive,
     set_plan,
 )
-from tests.helpers import NOW, ORG, ORG2, append_aged, days_ago, make_entry
-
-
-@pytest.fixture
-def aged(store: al.AuditStore) -> al.AuditStore:
-    # ORG: 40 entries from 60 to 21 days ago, then 10 recent ones; ORG2 the same, no plan
-    append_aged(store)
-    set_plan(store, ORG, "starter")  # 30 days; appends ORG's 51st entry, plan_changed (now)
-    return store
+from tests.helpers import NOW, ORG, ORG2, days_ago, make_entry
 
 
 def test_old_entries_are_archived_verified_and_removed(aged: al.AuditStore, tmp_path: Path) -> None:

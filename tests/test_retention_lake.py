@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,20 +24,41 @@ from auditlens.retention import (
     ArchiveError,
     apply_retention,
     archive_boundary,
-    check_archive,
     read_archive,
     restore_archive,
     set_plan,
 )
-from tests.helpers import NOW, ORG, ORG2, append_aged, make_entry
+from tests.helpers import (
+    NOW,
+    ORG,
+    ORG2,
+    append_aged,
+    archive_previous_layout,
+    assert_previous_and_lake_layout_read,
+    make_entry,
+)
 
 
-@pytest.fixture
-def aged(store: al.AuditStore) -> al.AuditStore:
-    # ORG: 40 entries from 60 to 21 days ago, then 10 recent ones; ORG2 the same, no plan
-    append_aged(store)
-    set_plan(store, ORG, "starter")  # 30 days; ORG's 51st entry
-    return store
+@contextmanager
+def lake_held(lake: Path, meanwhile: Callable[[], object] = lambda: None) -> Iterator[None]:
+    """Another writer (a thread) holds ``lake``'s lock, having done ``meanwhile``, for the
+    ``with`` block; it lets go after it."""
+    holding, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with lake_lock(lake):
+            meanwhile()
+            holding.set()
+            release.wait()
+
+    other = threading.Thread(target=writer)
+    other.start()
+    try:
+        holding.wait()
+        yield
+    finally:
+        release.set()
+        other.join()
 
 
 def lake_seqs(lake: Path, org: str = ORG) -> list[int]:
@@ -232,28 +255,13 @@ def test_previous_format_archives_keep_working_and_new_ranges_go_to_the_lake(
     """A store archived by an earlier version (one manifest per range beside its files)
     keeps verifying and restoring; the next run writes the lake layout in the same folder."""
     archive = tmp_path / "archive"
-
-    def previous(
-        store: al.AuditStore, root: Path, org: str, frame: pl.DataFrame, first: int, through: int
-    ) -> tuple[Path, str]:
-        manifest = ret._write_archive(root, org, frame, first, through)
-        return manifest, ret._sha(manifest)
-
-    monkeypatch.setattr(ret, "_archive_to_lake", previous)
+    archive_previous_layout(monkeypatch, tmp_path / "staging")
     [old] = apply_retention(aged, archive, now=NOW)
     assert Path(str(old.manifest)).name == "manifest-000000000001-000000000030.json"
     monkeypatch.undo()
     [new] = apply_retention(aged, archive, now=NOW + timedelta(days=8))
     assert Path(str(new.manifest)).parent == archive / "manifests"
-    check = check_archive(aged, ORG, read=True, verify=True)
-    assert check.problems == [] and check.frame is not None
-    assert check.frame["seq"].to_list() == list(range(1, 39))
-    assert al.verify(aged, include_archive=True).ok
-    # the lake holds what was archived in its layout (the earlier files are not listed)
-    assert lake_seqs(archive) == list(range(31, 39)) and verify_lake(archive).ok
-    set_plan(aged, ORG, "enterprise")
-    restored = restore_archive(aged, ORG, allow_unanchored=True)
-    assert restored.entries["seq"].to_list() == list(range(1, 39))
+    assert_previous_and_lake_layout_read(aged, archive)
 
 
 # -- hostile second read: races, and a lake whose manifests and files disagree ------------
@@ -306,25 +314,12 @@ def test_a_sync_refuses_while_another_writer_holds_the_lake(
 ) -> None:
     lake = tmp_path / "lake"
     sync_lake(aged, lake)
-    holding, release = threading.Event(), threading.Event()
-
-    def writer() -> None:  # another process's sync or retention run, mid-way
-        with lake_lock(lake):
-            holding.set()
-            release.wait()
-
-    other = threading.Thread(target=writer)
-    other.start()
-    try:
-        holding.wait()
+    with lake_held(lake):  # another process's sync or retention run, mid-way
         aged.append([make_entry(organization_id=ORG)])
         with pytest.raises(ArchiveError, match="another lake sync or retention run"):
             sync_lake(aged, lake)
         with pytest.raises(ArchiveError, match="another lake sync or retention run"):
             apply_retention(aged, lake, now=NOW)
-    finally:
-        release.set()
-        other.join()
     assert archive_boundary(aged, ORG) is None and read_state(lake).last_sync == 1
     apply_retention(aged, lake, now=NOW)
     assert verify_lake(lake).ok and al.verify(aged, include_archive=True).ok
@@ -409,24 +404,10 @@ def test_retention_leaves_a_running_syncs_temporary_files_alone(
     sync_lake(aged, lake)
     folder = lake / f"organization_id={ORG}" / "date=2025-02-24"
     writing = folder / ".part-s000002-0.parquet.tmp"  # what a sync writes large files through
-    holding, release = threading.Event(), threading.Event()
-
-    def sync_meanwhile() -> None:
-        with lake_lock(lake):
-            writing.write_bytes(b"PAR1 half a file")
-            holding.set()
-            release.wait()
-
-    other = threading.Thread(target=sync_meanwhile)
-    other.start()
-    try:
-        holding.wait()
+    with lake_held(lake, lambda: writing.write_bytes(b"PAR1 half a file")):  # a running sync
         with pytest.raises(ArchiveError, match="another lake sync or retention run"):
             apply_retention(aged, lake, now=NOW)
         assert writing.exists(), f"{writing}: a running sync's file was deleted"
-    finally:
-        release.set()
-        other.join()
 
 
 def test_a_retention_record_cannot_vouch_for_a_changed_file(

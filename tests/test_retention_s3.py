@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import io
 import threading
-import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -28,62 +26,38 @@ from auditlens.retention import (
     ArchiveError,
     apply_retention,
     archive_boundary,
-    check_archive,
     read_archive,
     restore_archive,
     set_plan,
 )
 from tests.alerts.servers import s3_server
-from tests.helpers import NOW, ORG, ORG2, append_aged, make_entry
-
-BUCKET = "audit-archive"
-
-
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    with s3_server(monkeypatch, BUCKET) as client:
-        yield client
-
-
-@pytest.fixture
-def lake(s3: Any) -> str:
-    """The archive's URL: a prefix of its own per test."""
-    return f"s3://{BUCKET}/{uuid.uuid4().hex}/lake"
+from tests.helpers import (
+    NOW,
+    ORG,
+    ORG2,
+    S3_BUCKET,
+    archive_previous_layout,
+    assert_previous_and_lake_layout_read,
+    make_entry,
+    s3_keys,
+    s3_prefix,
+)
 
 
-@pytest.fixture
-def aged(store: al.AuditStore) -> al.AuditStore:
-    # ORG: 40 entries from 60 to 21 days ago, then 10 recent ones; ORG2 the same, no plan
-    append_aged(store)
-    set_plan(store, ORG, "starter")  # 30 days; ORG's 51st entry
-    return store
-
-
-def _prefix(lake: str) -> str:
-    return lake.removeprefix(f"s3://{BUCKET}/") + "/"
-
-
-def _keys(s3: Any, lake: str) -> list[str]:
-    prefix = _prefix(lake)
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
-    keys = (o["Key"][len(prefix) :] for p in pages for o in p.get("Contents", []))
-    return sorted(k for k in keys if not k.endswith("/"))
-
-
-def _seqs(lake: str, org: str = ORG) -> list[int]:
-    return sorted(open_lake(lake).query(organization_id=org, order="asc")["seq"])
+def _seqs(s3_lake: str, org: str = ORG) -> list[int]:
+    return sorted(open_lake(s3_lake).query(organization_id=org, order="asc")["seq"])
 
 
 def test_the_s3_archive_is_a_lake_that_sync_verify_read_and_restore_share(
-    s3: Any, lake: str, aged: al.AuditStore
+    s3: Any, s3_lake: str, aged: al.AuditStore
 ) -> None:
     # what a killed upload of the previous layout left: set aside, not deleted
     orphan = f"organization_id={ORG}/month=2025-01/seq-000000000013-000000000038.parquet"
-    s3.put_object(Bucket=BUCKET, Key=_prefix(lake) + orphan, Body=b"half an upload")
-    [res] = apply_retention(aged, lake, now=NOW)
+    s3.put_object(Bucket=S3_BUCKET, Key=s3_prefix(s3_lake) + orphan, Body=b"half an upload")
+    [res] = apply_retention(aged, s3_lake, now=NOW)
     assert (res.first_seq, res.through_seq, res.rows) == (1, 30, 30)
-    assert res.manifest == f"{lake}/manifests/sync-000002.json"  # after the sync of 1..30
-    keys = _keys(s3, lake)
+    assert res.manifest == f"{s3_lake}/manifests/sync-000002.json"  # after the sync of 1..30
+    keys = s3_keys(s3, s3_lake)
     assert [k for k in keys if k.startswith("manifests/")] == [
         "manifests/sync-000001.json",
         "manifests/sync-000002.json",
@@ -104,25 +78,25 @@ def test_the_s3_archive_is_a_lake_that_sync_verify_read_and_restore_share(
     # the store's verify reads the range back from the bucket; so does the lake's
     assert read_archive(str(res.manifest))["seq"].to_list() == list(range(1, 31))
     assert al.verify(aged, include_archive=True).ok
-    report = verify_lake(lake)
+    report = verify_lake(s3_lake)
     assert report.ok and report.checked == 30, report.problems
-    out = CliRunner().invoke(app, ["verify", "--lake", lake])
+    out = CliRunner().invoke(app, ["verify", "--lake", s3_lake])
     assert out.exit_code == 0, out.output
 
     # the daily sync continues the same lake: archived and live history, each entry once
-    sync_lake(aged, lake)
+    sync_lake(aged, s3_lake)
     top = int(aged.query(organization_id=ORG)["seq"].max())
-    assert _seqs(lake) == list(range(1, top + 1))
-    assert _seqs(lake, ORG2) == list(range(1, 51))
-    assert verify_lake(lake).ok
+    assert _seqs(s3_lake) == list(range(1, top + 1))
+    assert _seqs(s3_lake, ORG2) == list(range(1, 51))
+    assert verify_lake(s3_lake).ok
     # a later run records the next range over what the sync wrote: no file written again
-    files = set(read_state(lake).files)
-    [later] = apply_retention(aged, lake, now=NOW + timedelta(days=8))
+    files = set(read_state(s3_lake).files)
+    [later] = apply_retention(aged, s3_lake, now=NOW + timedelta(days=8))
     assert (later.first_seq, later.through_seq) == (31, 38)
-    assert set(read_state(lake).files) == files
+    assert set(read_state(s3_lake).files) == files
     report = al.verify(aged, include_archive=True)
     assert report.ok and report.archived == 38, report.problems
-    assert verify_lake(lake).ok
+    assert verify_lake(s3_lake).ok
 
     set_plan(aged, ORG, "enterprise")
     restored = restore_archive(aged, ORG, allow_unanchored=True)
@@ -130,19 +104,19 @@ def test_the_s3_archive_is_a_lake_that_sync_verify_read_and_restore_share(
 
 
 def test_a_changed_object_in_the_s3_archive_is_found_with_its_seq(
-    s3: Any, lake: str, aged: al.AuditStore
+    s3: Any, s3_lake: str, aged: al.AuditStore
 ) -> None:
-    apply_retention(aged, lake, now=NOW)
-    [f] = [f for f in read_state(lake).files_of(ORG) if f.first_seq <= 5 <= f.last_seq]
-    key = _prefix(lake) + f.path
-    frame = pl.read_parquet(io.BytesIO(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()))
+    apply_retention(aged, s3_lake, now=NOW)
+    [f] = [f for f in read_state(s3_lake).files_of(ORG) if f.first_seq <= 5 <= f.last_seq]
+    key = s3_prefix(s3_lake) + f.path
+    frame = pl.read_parquet(io.BytesIO(s3.get_object(Bucket=S3_BUCKET, Key=key)["Body"].read()))
     frame = frame.with_columns(
         pl.when(pl.col("seq") == 5).then(pl.lit("auth.login")).otherwise("action").alias("action")
     )
     buf = io.BytesIO()
     frame.write_parquet(buf)
-    s3.put_object(Bucket=BUCKET, Key=key, Body=buf.getvalue())  # valid Parquet, one row edited
-    assert {(p.kind, p.seq) for p in verify_lake(lake).problems} >= {("modified", 5)}
+    s3.put_object(Bucket=S3_BUCKET, Key=key, Body=buf.getvalue())  # valid Parquet, one row edited
+    assert {(p.kind, p.seq) for p in verify_lake(s3_lake).problems} >= {("modified", 5)}
     report = al.verify(aged, include_archive=True)
     [problem] = report.problems
     assert (problem.kind, problem.seq) == ("archive", 5), problem
@@ -153,85 +127,70 @@ def test_a_changed_object_in_the_s3_archive_is_found_with_its_seq(
 
 
 def test_an_s3_lake_holding_another_stores_entries_is_refused(
-    s3: Any, lake: str, aged: al.AuditStore, tmp_path: Path
+    s3: Any, s3_lake: str, aged: al.AuditStore, tmp_path: Path
 ) -> None:
     with al.open_store(f"sqlite:///{tmp_path / 'other.db'}") as other:
         other.append([make_entry(organization_id=ORG) for _ in range(40)])
-        sync_lake(other, lake)
+        sync_lake(other, s3_lake)
     with pytest.raises(ArchiveError, match=r"not this store's entries.*nothing was removed"):
-        apply_retention(aged, lake, now=NOW)
+        apply_retention(aged, s3_lake, now=NOW)
     assert aged.count(organization_id=ORG) == 51 and archive_boundary(aged, ORG) is None
-    assert read_state(lake).last_sync == 1  # no record written
+    assert read_state(s3_lake).last_sync == 1  # no record written
 
 
 def test_two_writers_on_s3_never_share_a_manifest_number(
-    s3: Any, lake: str, aged: al.AuditStore
+    s3: Any, s3_lake: str, aged: al.AuditStore
 ) -> None:
     """No lock on S3: a sync that read the lake before a retention run wrote its record
     would number its manifest alike; the put-if-absent refuses the sync, never the record
     (whose entries are gone from the store) is replaced."""
-    where = LakeStorage.at(lake)
+    where = LakeStorage.at(s3_lake)
     where.create("probe.json", b"first")
     with pytest.raises(FileExistsError):
         where.create("probe.json", b"second")
     assert where.read("probe.json") == b"first"
     where.remove("probe.json")
 
-    sync_lake(aged, lake)
+    sync_lake(aged, s3_lake)
     aged.append([make_entry(organization_id=o) for o in (ORG, ORG2)])
     raced: list[object] = []
 
     def retention_meanwhile(_rows: int) -> None:  # another host, while the sync writes
         if not raced:
             other = threading.Thread(
-                target=lambda: raced.append(apply_retention(aged, lake, now=NOW))
+                target=lambda: raced.append(apply_retention(aged, s3_lake, now=NOW))
             )
             other.start()
             other.join()
 
-    before = _keys(s3, lake)
+    before = s3_keys(s3, s3_lake)
     with pytest.raises(ArchiveError, match=r"sync-000002\.json: written by another"):
-        sync_lake(aged, lake, progress=retention_meanwhile)
+        sync_lake(aged, s3_lake, progress=retention_meanwhile)
     [[res]] = raced  # type: ignore[misc]
-    assert res.manifest == f"{lake}/manifests/sync-000002.json"  # type: ignore[attr-defined]
-    assert set(_keys(s3, lake)) == set(before) | {"manifests/sync-000002.json"}  # nothing else
+    assert res.manifest == f"{s3_lake}/manifests/sync-000002.json"  # type: ignore[attr-defined]
+    assert set(s3_keys(s3, s3_lake)) == set(before) | {"manifests/sync-000002.json"}  # nothing else
     report = al.verify(aged, include_archive=True)
     assert report.ok and report.archived == 30, report.problems
-    assert verify_lake(lake).ok
-    sync_lake(aged, lake)  # run again: it continues after the record
-    assert _seqs(lake) == list(range(1, int(aged.query(organization_id=ORG)["seq"].max()) + 1))
-    assert verify_lake(lake).ok
+    assert verify_lake(s3_lake).ok
+    sync_lake(aged, s3_lake)  # run again: it continues after the record
+    assert _seqs(s3_lake) == list(range(1, int(aged.query(organization_id=ORG)["seq"].max()) + 1))
+    assert verify_lake(s3_lake).ok
 
 
 def test_previous_layout_s3_archives_keep_being_read(
-    s3: Any, lake: str, aged: al.AuditStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    s3: Any, s3_lake: str, aged: al.AuditStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An archive an earlier version wrote to S3 (one manifest per range beside its files)
     keeps verifying and restoring; the next run writes the lake layout under the same prefix."""
-
-    def previous(
-        store: al.AuditStore, root: str, org: str, frame: pl.DataFrame, first: int, through: int
-    ) -> tuple[str, str]:
-        staging = tmp_path / "staging"
-        manifest = ret._write_archive(staging, org, frame, first, through)
-        return ret._publish(staging, manifest, root), ret._sha(manifest)
-
     with monkeypatch.context() as patched:  # not the whole test: s3_server's environment stays
-        patched.setattr(ret, "_archive_to_lake", previous)
-        [old] = apply_retention(aged, lake, now=NOW)
+        archive_previous_layout(patched, tmp_path / "staging")
+        [old] = apply_retention(aged, s3_lake, now=NOW)
     assert str(old.manifest).endswith(
         f"/organization_id={ORG}/manifest-000000000001-000000000030.json"
     )
-    [new] = apply_retention(aged, lake, now=NOW + timedelta(days=8))
-    assert str(new.manifest).startswith(f"{lake}/manifests/sync-")
-    check = check_archive(aged, ORG, read=True, verify=True)
-    assert check.problems == [] and check.frame is not None
-    assert check.frame["seq"].to_list() == list(range(1, 39))
-    assert al.verify(aged, include_archive=True).ok
-    assert _seqs(lake) == list(range(31, 39)) and verify_lake(lake).ok
-    set_plan(aged, ORG, "enterprise")
-    restored = restore_archive(aged, ORG, allow_unanchored=True)
-    assert restored.entries["seq"].to_list() == list(range(1, 39))
+    [new] = apply_retention(aged, s3_lake, now=NOW + timedelta(days=8))
+    assert str(new.manifest).startswith(f"{s3_lake}/manifests/sync-")
+    assert_previous_and_lake_layout_read(aged, s3_lake)
 
 
 def test_an_unreachable_bucket_loses_nothing(
@@ -247,18 +206,18 @@ def test_an_unreachable_bucket_loses_nothing(
 
 
 def test_a_retention_record_is_never_written_over_a_sync_meanwhile(
-    s3: Any, lake: str, aged: al.AuditStore, monkeypatch: pytest.MonkeyPatch
+    s3: Any, s3_lake: str, aged: al.AuditStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The other order: a sync writes the next manifest while retention, having read the
     lake, checks the range; the record's put-if-absent refuses, nothing is removed."""
-    sync_lake(aged, lake)
+    sync_lake(aged, s3_lake)
     aged.append([make_entry(organization_id=ORG2)])
     check = ret._read_lake_range
     synced: list[object] = []
 
     def sync_meanwhile(*args: Any, **kwargs: Any) -> pl.DataFrame:
         if not synced:  # another host's cron sync, between retention's read and its record
-            synced.append(sync_lake(aged, lake))
+            synced.append(sync_lake(aged, s3_lake))
         return check(*args, **kwargs)
 
     with monkeypatch.context() as patched:
@@ -266,11 +225,11 @@ def test_a_retention_record_is_never_written_over_a_sync_meanwhile(
         with pytest.raises(
             ArchiveError, match=r"sync-000002\.json: written by another .*nothing was removed"
         ):
-            apply_retention(aged, lake, now=NOW)
+            apply_retention(aged, s3_lake, now=NOW)
     assert aged.count(organization_id=ORG) == 51 and archive_boundary(aged, ORG) is None
-    state = read_state(lake)
+    state = read_state(s3_lake)
     assert state.last_sync == 2 and state.manifests[-1][1].get("kind") is None  # the sync's
-    assert _seqs(lake, ORG2) == list(range(1, 52))
-    [res] = apply_retention(aged, lake, now=NOW)  # run again: the record comes next
-    assert res.manifest == f"{lake}/manifests/sync-000003.json"
-    assert al.verify(aged, include_archive=True).ok and verify_lake(lake).ok
+    assert _seqs(s3_lake, ORG2) == list(range(1, 52))
+    [res] = apply_retention(aged, s3_lake, now=NOW)  # run again: the record comes next
+    assert res.manifest == f"{s3_lake}/manifests/sync-000003.json"
+    assert al.verify(aged, include_archive=True).ok and verify_lake(s3_lake).ok

@@ -850,6 +850,21 @@ class _AtSeq(ArchiveError):
         self.seq = seq
 
 
+def _range_record(org: str, frame: pl.DataFrame, first: int, through: int) -> dict[str, Any]:
+    """What an archive's manifest records of the range ``first..through`` of ``org`` whose
+    entries are ``frame`` (in seq order): its rows, the chain's ends and the Merkle root."""
+    tree = MerkleTree([leaf_hash(bytes.fromhex(h)) for h in frame["entry_hash"].to_list()])
+    return {
+        "organization_id": org,
+        "first_seq": first,
+        "through_seq": through,
+        "rows": frame.height,
+        "first_prev_hash": frame["prev_hash"][0],
+        "last_entry_hash": frame["entry_hash"][-1],
+        "merkle_root": tree.root().hex(),
+    }
+
+
 def _archive_to_lake(
     store: Store, root: Path | str, org: str, frame: pl.DataFrame, first: int, through: int
 ) -> tuple[Path | str, str]:
@@ -886,16 +901,7 @@ def _archive_to_lake(
             f"{where.url}: the lake holds {held} of organization {org}, not seq "
             f"{first}..{through}; nothing was removed"
         )
-    tree = MerkleTree([leaf_hash(bytes.fromhex(h)) for h in frame["entry_hash"].to_list()])
-    record: dict[str, Any] = {
-        "organization_id": org,
-        "first_seq": first,
-        "through_seq": through,
-        "rows": frame.height,
-        "first_prev_hash": frame["prev_hash"][0],
-        "last_entry_hash": frame["entry_hash"][-1],
-        "merkle_root": tree.root().hex(),
-    }
+    record = _range_record(org, frame, first, through)
     files = [f for f in state.files_of(org) if f.last_seq >= first and f.first_seq <= through]
     meta = {**record, "format": LAKE_FORMAT, "files": [f.to_json() for f in files]}
     lake_rows = _read_lake_range(where, meta, where.url, verify=False)
@@ -1007,16 +1013,9 @@ def _write_archive(root: Path, org: str, frame: pl.DataFrame, first: int, throug
                 "last_seq": hi,
             }
         )
-    tree = MerkleTree([leaf_hash(bytes.fromhex(h)) for h in frame["entry_hash"].to_list()])
     manifest = {
         "format": "auditlens.archive.v1",
-        "organization_id": org,
-        "first_seq": first,
-        "through_seq": through,
-        "rows": frame.height,
-        "first_prev_hash": frame["prev_hash"][0],
-        "last_entry_hash": frame["entry_hash"][-1],
-        "merkle_root": tree.root().hex(),
+        **_range_record(org, frame, first, through),
         "files": files,
         "created_at_ms": int(time.time() * 1000),
     }

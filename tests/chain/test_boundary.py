@@ -25,6 +25,7 @@ from auditlens.chain.verify import OrganizationResult
 from auditlens.merkle import MerkleTree, leaf_hash
 from auditlens.retention import (
     ArchiveError,
+    RetentionResult,
     apply_retention,
     archive_boundary,
     restore_archive,
@@ -32,7 +33,7 @@ from auditlens.retention import (
 )
 from auditlens.store.tables import retention_log, sqlite_ddl
 from tests.chain.test_verify import org_rows, tamper
-from tests.helpers import NOW, ORG, ORG2, days_ago, make_entry, plan_set_at
+from tests.helpers import NOW, ORG, ORG2, archive_previous_layout, days_ago, make_entry, plan_set_at
 
 
 def org_result(report: al.VerificationReport, org: str = ORG) -> OrganizationResult:
@@ -386,13 +387,12 @@ def test_restore_refuses_an_archive_the_checkpoint_does_not_match(
 # -- item 14: a killed run, a relative archive path --------------------------------------
 
 
-def test_a_killed_run_leaves_no_overlapping_files(
-    aged: al.AuditStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The lake layout: the rerun reuses what the killed run wrote; the killed run's
-    retention record stays in the manifests' chain, unused (no retention_log row names it)."""
-    import auditlens.retention as ret
-    from auditlens.lake import open_lake, verify_lake
+def _killed_then_rerun(
+    aged: al.AuditStore, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> RetentionResult:
+    """A retention run killed after it wrote the archive (before it read it back), then the
+    rerun a week later, which archives a longer range; the rerun's result."""
+    import auditlens.retention as ret  # lazy: patched per test, as the tests below do
 
     real = ret.read_archive
 
@@ -401,9 +401,20 @@ def test_a_killed_run_leaves_no_overlapping_files(
 
     monkeypatch.setattr(ret, "read_archive", killed)
     with pytest.raises(KeyboardInterrupt):
-        apply_retention(aged, tmp_path, organization_id=ORG, now=NOW)
+        apply_retention(aged, root, organization_id=ORG, now=NOW)
     monkeypatch.setattr(ret, "read_archive", real)
-    [res] = apply_retention(aged, tmp_path, organization_id=ORG, now=NOW + timedelta(days=8))
+    [res] = apply_retention(aged, root, organization_id=ORG, now=NOW + timedelta(days=8))
+    return res
+
+
+def test_a_killed_run_leaves_no_overlapping_files(
+    aged: al.AuditStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lake layout: the rerun reuses what the killed run wrote; the killed run's
+    retention record stays in the manifests' chain, unused (no retention_log row names it)."""
+    from auditlens.lake import open_lake, verify_lake
+
+    res = _killed_then_rerun(aged, tmp_path, monkeypatch)
     assert (res.first_seq, res.through_seq) == (1, 38)
     seqs = open_lake(tmp_path).query(organization_id=ORG)["seq"]
     assert seqs.sort().to_list() == list(range(1, 39))  # a lake read sees each entry once
@@ -420,26 +431,8 @@ def test_a_killed_run_leaves_no_overlapping_files_previous_layout(
 ) -> None:
     """Archives of the previous layout (one manifest per range beside its files, as earlier
     versions wrote): a killed run's files are set aside."""
-    import auditlens.retention as ret
-
-    def previous(
-        store: object, root: Path, org: str, frame: pl.DataFrame, first: int, through: int
-    ) -> tuple[Path, str]:
-        manifest = ret._write_archive(root, org, frame, first, through)
-        return manifest, ret._sha(manifest)
-
-    monkeypatch.setattr(ret, "_archive_to_lake", previous)
-    real = ret.read_archive
-
-    def killed(*args: object, **kwargs: object) -> object:
-        raise KeyboardInterrupt("killed after the archive was written")
-
-    monkeypatch.setattr(ret, "read_archive", killed)
-    with pytest.raises(KeyboardInterrupt):
-        apply_retention(aged, tmp_path, organization_id=ORG, now=NOW)
-    monkeypatch.setattr(ret, "read_archive", real)
-    # the rerun comes a week later: it archives a longer range, under other file names
-    [res] = apply_retention(aged, tmp_path, organization_id=ORG, now=NOW + timedelta(days=8))
+    archive_previous_layout(monkeypatch, tmp_path / "staging")
+    res = _killed_then_rerun(aged, tmp_path, monkeypatch)
     assert (res.first_seq, res.through_seq) == (1, 38)
     folder = tmp_path / f"organization_id={ORG}"
     seqs = pl.read_parquet(folder / "**" / "*.parquet")["seq"]

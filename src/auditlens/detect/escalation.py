@@ -25,7 +25,6 @@ Example:
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import cast
 
@@ -36,12 +35,12 @@ from auditlens.detect.findings import (
     actions_matching,
     as_polars,
     build_findings,
+    check_regex,
     empty_findings,
     human,
     parse_window,
     return_like,
 )
-from auditlens.errors import FilterError
 
 __all__ = [
     "ADMIN_PATTERN",
@@ -87,14 +86,6 @@ def _details(frame: pl.DataFrame) -> pl.Expr:
     return pl.col("details").cast(pl.Utf8)
 
 
-def _check(pattern: str, name: str) -> str:
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise FilterError(f"{name} is not a valid regular expression: {exc}") from None
-    return pattern
-
-
 def _lower(expr: pl.Expr) -> pl.Expr:
     return expr.cast(pl.Utf8).str.to_lowercase()
 
@@ -124,7 +115,7 @@ def privilege_escalation(
     span = parse_window(window)
     grants = actions_matching(frame, grant_actions, "grant_actions")
     creations = actions_matching(frame, create_actions, "create_actions")
-    admin_re = _check(admin_privileges, "admin_privileges")
+    admin_re = check_regex(admin_privileges, "admin_privileges")
     d = _details(frame)
     # only grants and creations have their details read
     ok = frame.filter(

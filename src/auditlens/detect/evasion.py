@@ -31,7 +31,6 @@ Example:
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import cast
 
@@ -42,11 +41,11 @@ from auditlens.detect.findings import (
     actions_matching,
     as_polars,
     build_findings,
+    check_regex,
     empty_findings,
     parse_window,
     return_like,
 )
-from auditlens.errors import FilterError
 
 __all__ = [
     "ALERTING_ACTIONS",
@@ -99,14 +98,6 @@ _WHAT = {
 _SEVERITY = {"logging_disabled": "critical", "mfa_disabled": "high", "alerting_disabled": "high"}
 
 
-def _check(pattern: str, name: str) -> str:
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise FilterError(f"{name} is not a valid regular expression: {exc}") from None
-    return pattern
-
-
 def defence_evasion(
     df: FrameT,
     window: str | timedelta = "1h",
@@ -125,7 +116,7 @@ def defence_evasion(
     """
     frame, kind = as_polars(df)
     span = parse_window(window)
-    dest_re = _check(alert_destinations, "alert_destinations")
+    dest_re = check_regex(alert_destinations, "alert_destinations")
     # patterns are matched against the distinct actions; rows are then picked by is_in, and
     # only the few candidate rows have their details read
     log_acts = actions_matching(frame, logging_actions, "logging_actions")

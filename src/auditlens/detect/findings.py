@@ -32,6 +32,7 @@ __all__ = [
     "SEVERITIES",
     "FrameT",
     "as_polars",
+    "check_regex",
     "empty_findings",
     "evidence_order",
     "finding_id",
@@ -302,6 +303,27 @@ def build_findings(
     )
 
 
+def check_regex(pattern: str, name: str = "pattern") -> str:
+    """``pattern``, after checking that it compiles as a regular expression; a
+    :class:`~auditlens.errors.FilterError` naming the parameter ``name`` if it does not.
+
+    Example:
+        >>> check_regex("^auth[.]", "actions")
+        '^auth[.]'
+        >>> check_regex("(", "actions")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        auditlens.errors.FilterError: actions is not a valid regular expression: ...
+    """
+    import re  # lazy: only the detectors with regex parameters need it
+
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise FilterError(f"{name} is not a valid regular expression: {exc}") from None
+    return pattern
+
+
 def actions_matching(frame: pl.DataFrame, pattern: str, name: str = "pattern") -> list[str]:
     """The distinct actions of ``frame`` that the regular expression ``pattern`` matches.
 
@@ -312,12 +334,7 @@ def actions_matching(frame: pl.DataFrame, pattern: str, name: str = "pattern") -
         >>> actions_matching(pl.DataFrame({"action": ["a.x", "b.y", "a.x"]}), "^a")
         ['a.x']
     """
-    import re
-
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise FilterError(f"{name} is not a valid regular expression: {exc}") from None
+    check_regex(pattern, name)
     acts = frame.get_column("action").drop_nulls().unique()
     return sorted(acts.filter(acts.str.contains(pattern)).to_list())
 

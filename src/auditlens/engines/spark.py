@@ -54,7 +54,13 @@ import polars as pl
 from auditlens.detect import behaviour, escalation, evasion
 from auditlens.detect.agents import agent_family
 from auditlens.detect.exfiltration import EXPORT_ACTIONS
-from auditlens.detect.findings import FINDING_SCHEMA, human, parse_window, positive_int
+from auditlens.detect.findings import (
+    FINDING_SCHEMA,
+    check_regex,
+    human,
+    parse_window,
+    positive_int,
+)
 from auditlens.errors import ArchiveError, ConfigError, DetectorError, FilterError
 from auditlens.frames import COLUMNS, FRAME_SCHEMA
 from auditlens.lake.layout import read_state
@@ -287,6 +293,25 @@ def _subject(api: SparkApi, by: str) -> tuple[SparkColumn, str]:
     raise FilterError(f"by must be 'actor', 'ip' or 'organization', got {by!r}")
 
 
+def _window_aggs(api: SparkApi) -> tuple[SparkColumn, ...]:
+    """The aggregates a finding's window starts with: its first and last time (and the
+    first in ms as ``_ws``), how many entries, and their evidence."""
+    F = api.F
+    return (
+        F.min("timestamp").alias("window_start"),
+        F.max("timestamp").alias("window_end"),
+        F.min("_t").alias("_ws"),
+        F.count(F.lit(1)).alias("count"),
+        _evidence(api, "_t", "seq", "audit_id").alias("audit_ids"),
+    )
+
+
+def _event_columns(key: SparkColumn) -> tuple[SparkColumn | str, ...]:
+    """The columns a detector's event frame starts with: the organization, the subject as
+    ``key``, the time (``_t`` in ms) and the entry's identity."""
+    return ("organization_id", key.alias("key"), "timestamp", "_t", "seq", "audit_id")
+
+
 def _no_networks(group_by_network: bool) -> None:
     if group_by_network:
         raise DetectorError("group_by_network is not ported to the spark engine yet")
@@ -452,12 +477,7 @@ def brute_force_success(
             raise FilterError(f"by must be 'actor' and/or 'ip', got {b!r}")
         key, subject_type = _subject(api, b)
         auth = frame.filter(F.col("action").isin("auth.failed", "auth.login")).select(
-            "organization_id",
-            key.alias("key"),
-            "timestamp",
-            "_t",
-            "seq",
-            "audit_id",
+            *_event_columns(key),
             "action",
             "result",
             F.when(F.col("action") == "auth.failed", F.lit(1)).otherwise(F.lit(0)).alias("_fail"),
@@ -553,12 +573,7 @@ def failure_bursts(
             else F.col("ip_address")
         )
         ev = failed.select(
-            "organization_id",
-            key.alias("key"),
-            "timestamp",
-            "_t",
-            "seq",
-            "audit_id",
+            *_event_columns(key),
             "action",
             error.alias("_error"),
         ).filter(F.col("key").isNotNull())
@@ -680,12 +695,7 @@ def mass_export(
         volume = number if volume is None else F.coalesce(volume, number)
     actor, _ = _subject(api, "actor")
     ev = frame.filter(F.col("action").rlike(actions) & (F.col("result") == "success")).select(
-        "organization_id",
-        actor.alias("key"),
-        "timestamp",
-        "_t",
-        "seq",
-        "audit_id",
+        *_event_columns(actor),
         F.greatest(F.coalesce(volume, F.lit(0)), F.lit(0)).alias("_rows"),
     )
     window_spec = _range(api, -(ms - 1), 0)
@@ -734,7 +744,7 @@ def defence_evasion(
         (alerting_actions, "alerting_actions"),
         (alert_destinations, "alert_destinations"),
     ):
-        _check_regex(pattern, name)
+        check_regex(pattern, name)
     action = F.col("action")
     d = F.col("details")
     setting = _json_text(api, d, "$.setting")
@@ -772,12 +782,7 @@ def defence_evasion(
     )
     actor, _ = _subject(api, "actor")
     ev = frame.select(
-        "organization_id",
-        actor.alias("key"),
-        "timestamp",
-        "_t",
-        "seq",
-        "audit_id",
+        *_event_columns(actor),
         "action",
         reason.alias("_reason"),
         # polars' all() skips nulls: a null result counts as failed here
@@ -793,11 +798,7 @@ def defence_evasion(
         "*", F.sum(new).over(by_time.rowsBetween(W.unboundedPreceding, 0)).alias("_episode")
     )
     rows = ev.groupBy(*group, "_episode").agg(
-        F.min("timestamp").alias("window_start"),
-        F.max("timestamp").alias("window_end"),
-        F.min("_t").alias("_ws"),
-        F.count(F.lit(1)).alias("count"),
-        _evidence(api, "_t", "seq", "audit_id").alias("audit_ids"),
+        *_window_aggs(api),
         F.array_sort(F.collect_set("action")).alias("_action_list"),
         F.min("_failed").alias("_all_failed"),
     )
@@ -833,15 +834,6 @@ def defence_evasion(
         "}",
     )
     return _findings(api, rows, "defence_evasion", severity, "actor", summary, details)
-
-
-def _check_regex(pattern: str, name: str) -> None:
-    import re
-
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise FilterError(f"{name} is not a valid regular expression: {exc}") from None
 
 
 def _union(parts: Sequence[SparkFrame]) -> SparkFrame:
@@ -927,12 +919,7 @@ def off_hours(
     email = F.lower(F.col("actor_email"))
     acted = F.col("actor_type").isin(*actor_types) & (F.col("result") != "failure")
     ev = frame.filter(acted).select(
-        "organization_id",
-        key.alias("key"),
-        "timestamp",
-        "_t",
-        "seq",
-        "audit_id",
+        *_event_columns(key),
         "action",
         email.alias("_email"),
         "actor_user_id",
@@ -1001,11 +988,7 @@ def off_hours(
         F.when(sensitive, F.col("action")).alias("_sact"),
     )
     rows = hits.groupBy("organization_id", "key", "_day", "tz", "tz_source", "_start", "_end").agg(
-        F.min("timestamp").alias("window_start"),
-        F.max("timestamp").alias("window_end"),
-        F.min("_t").alias("_ws"),
-        F.count(F.lit(1)).alias("count"),
-        _evidence(api, "_t", "seq", "audit_id").alias("audit_ids"),
+        *_window_aggs(api),
         F.max("_sens").alias("_sensitive"),
         F.max("_chg").alias("_change"),
         # collect_set drops nulls on Spark but not on DuckDB: filter them either way
@@ -1192,11 +1175,7 @@ def unusual_access(
             return F.when(F.max(flag) == 1, F.element_at(F.transform(kept, lambda x: x["v"]), 1))
 
         rows = hits.groupBy(*_PART, "_episode").agg(
-            F.min("timestamp").alias("window_start"),
-            F.max("timestamp").alias("window_end"),
-            F.min("_t").alias("_ws"),
-            F.count(F.lit(1)).alias("count"),
-            _evidence(api, "_t", "seq", "audit_id").alias("audit_ids"),
+            *_window_aggs(api),
             F.max("_in_nn").alias("_nn"),
             F.max("_in_nf").alias("_nf"),
             first_where("_in_nn", "net").alias("_net"),
@@ -1303,11 +1282,7 @@ def _after_suspension(api: SparkApi, frame: SparkFrame, key: SparkColumn) -> Spa
         .distinct()
     )
     rows = hits.groupBy("organization_id", "key", "_stop_id").agg(
-        F.min("timestamp").alias("window_start"),
-        F.max("timestamp").alias("window_end"),
-        F.min("_t").alias("_ws"),
-        F.count(F.lit(1)).alias("count"),
-        _evidence(api, "_t", "seq", "audit_id").alias("audit_ids"),
+        *_window_aggs(api),
         F.min("_stop_action").alias("_stop_action"),
         F.min("_st").alias("_st"),
     )
@@ -1366,7 +1341,7 @@ def privilege_escalation(
         (create_actions, "create_actions"),
         (admin_privileges, "admin_privileges"),
     ):
-        _check_regex(pattern, name)
+        check_regex(pattern, name)
     d = F.col("details")
     privilege = _privilege(api)
     target = F.coalesce(*(_json_text(api, d, p) for p in escalation._TARGET_PATHS))
@@ -1628,19 +1603,7 @@ def detect(
         auditlens.errors.DetectorError: not a Spark DataFrame: object (use PySpark or SQLFrame)
     """
     api = spark_api(df)
-    names = (
-        list(PORTED)
-        if detectors == "all"
-        else [detectors]
-        if isinstance(detectors, str)
-        else list(detectors)
-    )
-    unknown = [n for n in [*names, *params, *(context or {})] if n not in PORTED]
-    if unknown:
-        raise DetectorError(
-            f"detector(s) {', '.join(sorted(set(unknown)))} not available on spark; "
-            f"ported: {', '.join(PORTED)}"
-        )
+    names = _ported_names(detectors, [*params, *(context or {})])
     if not names:
         raise DetectorError("detectors needs at least one detector name")
     frame = _prepare(api, df)
@@ -1654,6 +1617,26 @@ def detect(
         except TypeError as exc:
             raise DetectorError(f"detector {name}: {exc}") from None
     return _union(parts)
+
+
+def _ported_names(detectors: str | Iterable[str], named: Iterable[str]) -> list[str]:
+    """The detector names ``detectors`` asks for (``"all"``: every ported one); a
+    :class:`DetectorError` naming any of them or of ``named`` (the detectors given
+    parameters or context) that is not ported."""
+    names = (
+        list(PORTED)
+        if detectors == "all"
+        else [detectors]
+        if isinstance(detectors, str)
+        else list(detectors)
+    )
+    unknown = [n for n in [*names, *named] if n not in PORTED]
+    if unknown:
+        raise DetectorError(
+            f"detector(s) {', '.join(sorted(set(unknown)))} not available on spark; "
+            f"ported: {', '.join(PORTED)}"
+        )
+    return names
 
 
 def _merged(stored: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
@@ -1902,19 +1885,7 @@ def detect_lake(
         ...
         auditlens.errors.DetectorError: detector(s) sigma_rules not available on spark; ported: ...
     """
-    names = (
-        list(PORTED)
-        if detectors == "all"
-        else [detectors]
-        if isinstance(detectors, str)
-        else list(detectors)
-    )
-    unknown = [n for n in [*names, *(params or {})] if n not in PORTED]
-    if unknown:
-        raise DetectorError(
-            f"detector(s) {', '.join(sorted(set(unknown)))} not available on spark; "
-            f"ported: {', '.join(PORTED)}"
-        )
+    names = _ported_names(detectors, [*(params or {})])
     owned = session is None
     if remote and session is None:
         session = remote_session(remote)
