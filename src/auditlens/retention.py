@@ -94,6 +94,7 @@ from auditlens.frames import FRAME_SCHEMA
 from auditlens.lake.layout import FORMAT as LAKE_FORMAT
 from auditlens.lake.layout import (
     MANIFESTS,
+    LakeState,
     LakeStorage,
     lake_lock,
     manifest_name,
@@ -426,6 +427,7 @@ def check_archive(
         ranges = archived_ranges(store, organization_id)
     check = ArchiveCheck(organization_id, ranges)
     frames = []
+    states: dict[str, LakeState] = {}  # each lake's manifests, read once for all its ranges
     prev_seq, prev_hash = 0, GENESIS_HASH
     for rng in ranges:
         where = f"retention_log range {rng.first_seq}..{rng.through_seq} ({rng.manifest})"
@@ -449,7 +451,7 @@ def check_archive(
         partial = rng.through_seq != meta.get("through_seq")
         if read or partial:
             try:
-                frame = read_archive(rng.manifest, verify=verify)
+                frame = _read_archive(rng.manifest, verify, states)
             except ArchiveError as exc:
                 seq = getattr(exc, "seq", None)
                 check.problems.append((seq or rng.first_seq, "archive", str(exc)))
@@ -904,7 +906,7 @@ def _archive_to_lake(
     record = _range_record(org, frame, first, through)
     files = [f for f in state.files_of(org) if f.last_seq >= first and f.first_seq <= through]
     meta = {**record, "format": LAKE_FORMAT, "files": [f.to_json() for f in files]}
-    lake_rows = _read_lake_range(where, meta, where.url, verify=False)
+    lake_rows = _read_lake_range(where, meta, where.url, verify=False, state=state)
     if lake_rows["entry_hash"].to_list() != frame["entry_hash"].to_list():
         raise ArchiveError(
             f"{where.url}: the lake's seq {first}..{through} of organization {org} are not this "
@@ -937,12 +939,19 @@ def _archive_to_lake(
 
 
 def _read_lake_range(
-    lake: LakeStorage, meta: dict[str, Any], where: Path | str, *, verify: bool
+    lake: LakeStorage,
+    meta: dict[str, Any],
+    where: Path | str,
+    *,
+    verify: bool,
+    state: LakeState | None = None,
 ) -> pl.DataFrame:
     """An archived range from the lake's current files (compaction may have rewritten the
     ones the retention manifest lists), as entries; with ``verify``, each file's SHA-256
-    against the lake's manifests and the manifests' own chain too."""
-    state = read_state(lake)
+    against the lake's manifests and the manifests' own chain too. ``state``: the lake's
+    state when the caller has read it already (one read for every range it checks)."""
+    if state is None:
+        state = read_state(lake)
     org, first, through = meta["organization_id"], meta["first_seq"], meta["through_seq"]
     if verify:
         broken = [d for o, d in state.problems if o in ("", org)]
@@ -1090,6 +1099,12 @@ def read_archive(manifest: str | Path, *, verify: bool = True) -> pl.DataFrame:
     Raises:
         ArchiveError: a file is missing or changed, or a chain link does not hold.
     """
+    return _read_archive(manifest, verify, {})
+
+
+def _read_archive(manifest: str | Path, verify: bool, states: dict[str, LakeState]) -> pl.DataFrame:
+    """:func:`read_archive`, with the lake states already read in this pass (by URL): a
+    lake's manifests are read once however many archived ranges it holds."""
     text = str(manifest)
     remote = text.startswith("s3://")
     meta, _ = read_manifest(manifest)
@@ -1097,7 +1112,9 @@ def read_archive(manifest: str | Path, *, verify: bool = True) -> pl.DataFrame:
     if meta["format"] == LAKE_FORMAT:
         # <root>/manifests/sync-….json: the lake's files, in the folder or the bucket
         lake = LakeStorage.at(text.rsplit("/", 2)[0] if remote else Path(manifest).parent.parent)
-        frame = _read_lake_range(lake, meta, mpath, verify=verify)
+        if lake.url not in states:
+            states[lake.url] = read_state(lake)
+        frame = _read_lake_range(lake, meta, mpath, verify=verify, state=states[lake.url])
     elif remote:
         return _read_remote(text, verify=verify)
     else:
