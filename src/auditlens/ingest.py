@@ -60,6 +60,7 @@ from auditlens.store.store import AppendedEntry, Store
 __all__ = [
     "IngestReport",
     "Rejected",
+    "RowBlock",
     "SourceRecord",
     "Validated",
     "bulk_gc",
@@ -105,6 +106,23 @@ class Validated(NamedTuple):
     check."""
 
     row: dict[str, Any]
+
+
+class RowBlock(NamedTuple):
+    """One file's records as a reader process returns them, column by column: the entries
+    already checked by :func:`validate` (rows as tuples in
+    :data:`~auditlens.schema.ROW_FIELDS` order, each with its
+    :func:`~auditlens.chain.canonical.content_tail`) and the records rejected, both in file
+    order. :func:`ingest_records` takes it in place of one :class:`SourceRecord` per record,
+    with the same result, and appends the rows without a dict per row.
+    """
+
+    file: str
+    lines: list[int]  # line of each row
+    raws: list[bytes]  # raw text of each row (written to the rejects file if it conflicts)
+    rows: list[tuple[Any, ...]]
+    tails: list[bytes]
+    rejected: list[tuple[int, str, bytes]]  # line, reason, raw
 
 
 def validate(
@@ -292,7 +310,7 @@ def ingest(
 
 def ingest_records(
     store: Store,
-    records: Iterable[SourceRecord],
+    records: Iterable[SourceRecord | RowBlock],
     *,
     source: str,
     batch_size: int = 10_000,
@@ -303,7 +321,7 @@ def ingest_records(
     batches, duplicate handling and rejects file as :func:`ingest`.
 
     Each rejected record keeps its ``file`` and ``line``; the rejects file receives its
-    ``raw`` text.
+    ``raw`` text. A :class:`RowBlock` stands for its records, in their order.
 
     Example:
         >>> import auditlens as al
@@ -405,6 +423,47 @@ def _check(
 Item = tuple[int, bytes, dict[str, Any], str | None]  # line number, raw, validated row, file
 
 
+class _Batch:
+    """The rows of one transaction, column by column: lines, raw texts, files, rows (dicts,
+    or tuples with their content tails when every row came in a :class:`RowBlock`)."""
+
+    __slots__ = ("files", "lines", "raws", "rows", "tails")
+
+    def __init__(self) -> None:
+        self.lines: list[int] = []
+        self.raws: list[bytes] = []
+        self.files: list[str | None] = []
+        self.rows: list[Any] = []  # dict rows, or tuples (ROW_FIELDS order)
+        self.tails: list[bytes] | None = []  # None once a dict row is in the batch
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def add(self, line: int, raw: bytes, row: dict[str, Any], file: str | None) -> None:
+        """One validated row (a dict)."""
+        self.lines.append(line)
+        self.raws.append(raw)
+        self.files.append(file)
+        self.rows.append(row)
+        self.tails = None
+
+    def extend(self, block: RowBlock, start: int, end: int) -> None:
+        """Rows ``start:end`` of a block."""
+        self.lines += block.lines[start:end]
+        self.raws += block.raws[start:end]
+        self.files += [block.file] * (end - start)
+        self.rows += block.rows[start:end]
+        if self.tails is not None:
+            self.tails += block.tails[start:end]
+
+    def items(self) -> list[Item]:
+        """The rows as :data:`Item`s with dict rows."""
+        rows = [
+            r if isinstance(r, dict) else dict(zip(ROW_FIELDS, r, strict=True)) for r in self.rows
+        ]
+        return list(zip(self.lines, self.raws, rows, self.files, strict=True))
+
+
 class _BatchRefused(Exception):
     """The database refused the batch of these lines (raised in the append thread)."""
 
@@ -478,15 +537,15 @@ def _conflict_reason(conflict: DuplicateConflict) -> str:
 
 def _load(
     store: Store,
-    records: Iterator[SourceRecord],
+    records: Iterator[SourceRecord | RowBlock],
     report: IngestReport,
     batch_size: int,
     progress: Callable[[int], None] | None,
 ) -> None:
     pending: Future[None] | None = None
-    batch: list[Item] = []
+    batch = _Batch()
 
-    def flush(items: list[Item]) -> None:
+    def flush(items: _Batch) -> None:
         try:
             _append_batch(store, items, report)
         except (StoreError, SQLAlchemyError) as exc:
@@ -494,29 +553,59 @@ def _load(
             cause = exc if isinstance(exc, SQLAlchemyError) else exc.__cause__
             orig = getattr(cause, "orig", None)
             reason = str(orig).strip() if orig is not None else str(exc)
-            raise _BatchRefused(items[0][0], items[-1][0], reason) from exc
+            raise _BatchRefused(items.lines[0], items.lines[-1], reason) from exc
         if progress is not None:
             progress(len(items))
+
+    def submit() -> None:
+        nonlocal pending, batch
+        if pending is not None:
+            pending.result()
+        pending = pool.submit(flush, batch)
+        batch = _Batch()
+
+    def reject(file: str | None, line: int, reason: str, raw: bytes) -> None:
+        report.rejected.append(Rejected(line, reason, raw, file))
+        if progress is not None:
+            progress(1)
 
     with (
         bulk_gc(),
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="auditlens-ingest") as pool,
     ):
-        for file, lineno, value, raw in records:
+        for rec in records:
+            if isinstance(rec, RowBlock):
+                # as its records one by one: rows batched in order, each reject noted
+                # before the row after it (a refused batch is reported with the same ones)
+                report.read += len(rec.rows) + len(rec.rejected)
+                later = iter(rec.rejected)
+                nxt = next(later, None)
+                start, size = 0, len(rec.rows)
+                while start < size:
+                    end = min(size, start + batch_size - len(batch))
+                    batch.extend(rec, start, end)
+                    start = end
+                    if len(batch) >= batch_size:
+                        while nxt is not None and nxt[0] < rec.lines[end - 1]:
+                            reject(rec.file, *nxt)
+                            nxt = next(later, None)
+                        submit()
+                while nxt is not None:
+                    reject(rec.file, *nxt)
+                    nxt = next(later, None)
+                continue
+            file, lineno, value, raw = rec
             row = _check(store, value, lineno, raw, report, file)
             if row is None:
                 if progress is not None:
                     progress(1)
                 continue
-            batch.append((lineno, raw, row, file))
+            batch.add(lineno, raw, row, file)
             if len(batch) >= batch_size:
-                if pending is not None:
-                    pending.result()
-                pending = pool.submit(flush, batch)
-                batch = []
+                submit()
         if pending is not None:
             pending.result()
-        if batch:
+        if len(batch):
             flush(batch)
 
 
@@ -552,12 +641,45 @@ def bulk_gc() -> Iterator[None]:
             gc.set_threshold(*before)
 
 
-def _append_batch(store: Store, items: list[Item], report: IngestReport) -> None:
+def _append_batch(store: Store, batch: _Batch, report: IngestReport) -> None:
     """Append one batch; lines whose audit_id is taken by different content are rejected.
 
     The store reports every conflict of the batch at once (one lookup), so the
-    batch is retried once without them, not once per conflicting line.
+    batch is retried once without them, not once per conflicting line. Rows that came as
+    tuples (every row of the batch from a :class:`RowBlock`) go in as they are.
     """
+    tails = batch.tails
+    if tails is None:
+        _append_items(store, batch.items(), report)
+        return
+    rows, lines, raws, files = batch.rows, batch.lines, batch.raws, batch.files
+    while rows:
+        try:
+            appended, duplicates = store.append_prepared(rows, tails)
+        except DuplicateEntryError as exc:
+            dropped: set[int] = set()
+            for conflict in exc.conflicts:
+                if conflict.index is None:  # pragma: no cover - the store always gives it
+                    raise
+                i = conflict.index
+                report.rejected.append(
+                    Rejected(lines[i], _conflict_reason(conflict), raws[i], files[i])
+                )
+                dropped.add(i)
+            keep = [i for i in range(len(rows)) if i not in dropped]
+            rows = [rows[i] for i in keep]
+            tails = [tails[i] for i in keep]
+            lines = [lines[i] for i in keep]
+            raws = [raws[i] for i in keep]
+            files = [files[i] for i in keep]
+            continue
+        report.appended += appended
+        report.duplicates += duplicates
+        return
+
+
+def _append_items(store: Store, items: list[Item], report: IngestReport) -> None:
+    """:func:`_append_batch` for dict rows."""
     while items:
         try:
             results: list[AppendedEntry] = store.append_rows([row for _, _, row, _ in items])

@@ -17,6 +17,7 @@ from auditlens.chain import (
     entry_hash,
     link_hash,
 )
+from auditlens.chain.canonical import chain_rows, content_tail
 
 BASE = {
     "organization_id": "o",
@@ -89,3 +90,40 @@ def test_columnar_hashes_equal_per_row_hashes(rows: list[dict]) -> None:
         rows, schema={f: (pl.Int64 if f in ("seq", "ts") else pl.Utf8) for f in CONTENT_FIELDS}
     )
     assert content_hashes(frame) == [content_hash(r) for r in rows]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                **{f: text_or_none for f in CONTENT_FIELDS if f not in ("seq", "ts")},
+                "organization_id": st.sampled_from(["o1", "o2", "ö3"]),
+                "ts": st.integers(0, 2**45),
+            }
+        ),
+        min_size=1,
+        max_size=20,
+    ),
+    st.integers(0, 2**40),
+)
+def test_chaining_from_tails_equals_chaining_rows(rows: list[dict], start: int) -> None:
+    # one organization continues a chain, the others start one
+    head = hashlib.sha256(b"some earlier entry").hexdigest()
+    heads = {"o1": (start, head)}
+    seqs = {"o1": start}
+    tips = {"o1": head}
+    expected = []
+    for row in rows:
+        org = row["organization_id"]
+        seq = seqs[org] = seqs.get(org, 0) + 1
+        prev = tips.get(org, GENESIS_HASH)
+        tips[org] = entry_hash({**row, "seq": seq, "prev_hash": prev})
+        expected.append((org, seq, prev, tips[org]))
+    got = chain_rows([(r["organization_id"],) for r in rows], map(content_tail, rows), 0, heads)
+    assert got == expected
+
+
+def test_content_tail_is_the_canonical_bytes_after_organization_and_seq() -> None:
+    row = {**BASE, "details": '{"ü":"✓"}', "ip_address": "198.51.100.7"}
+    assert canonical_bytes(row) == b"18:auditlens.entry.v1,1:o,1:1," + content_tail(row)

@@ -30,7 +30,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from auditlens.fields import CONTENT_FIELDS
@@ -43,9 +43,11 @@ __all__ = [
     "CONTENT_FIELDS",
     "GENESIS_HASH",
     "canonical_bytes",
+    "chain_rows",
     "content_hash",
     "content_hash_expr",
     "content_hashes",
+    "content_tail",
     "entry_hash",
     "link_hash",
 ]
@@ -68,6 +70,84 @@ def _netstring(value: object) -> bytes:
 def canonical_bytes(row: Mapping[str, Any]) -> bytes:
     """The canonical bytes (v1) of a stored row (which carries ``seq``)."""
     return _TAG + b"".join([_netstring(row[f]) for f in CONTENT_FIELDS])
+
+
+#: the fields after ``organization_id`` and ``seq``: the part of the canonical bytes that
+#: does not depend on where the entry lands in its chain (:func:`content_tail`)
+_TAIL_FIELDS = CONTENT_FIELDS[2:]
+assert CONTENT_FIELDS[:2] == ("organization_id", "seq")  # what content_tail relies on
+
+
+def content_tail(row: Mapping[str, Any]) -> bytes:
+    """The canonical bytes of a row after its ``organization_id`` and ``seq``.
+
+    They do not depend on the chain, so a reader process computes them before the
+    appender knows the entry's ``seq`` (:func:`chain_rows` completes the hash).
+
+    Example:
+        >>> row = {"organization_id": "o", "seq": 1, "audit_id": "a", "ts": 5,
+        ...     "actor_type": "system", "actor_user_id": None, "actor_email": None,
+        ...     "action": "auth.login", "resource_type": None, "resource_id": None,
+        ...     "resource_name": None, "application_id": None, "ip_address": None,
+        ...     "user_agent": None, "details": "{}", "result": "success"}
+        >>> canonical_bytes(row) == _TAG + b"1:o,1:1," + content_tail(row)
+        True
+    """
+    out: list[bytes] = []
+    for name in _TAIL_FIELDS:
+        value = row[name]
+        if value is None:
+            out.append(b"~")
+        else:
+            data = str(value).encode("utf-8")
+            out.append(b"%d:%b," % (len(data), data))
+    return b"".join(out)
+
+
+def chain_rows(
+    rows: Iterable[Sequence[Any]],
+    tails: Iterable[bytes],
+    org_index: int,
+    heads: Mapping[str, tuple[int, str]],
+) -> list[tuple[Any, ...]]:
+    """Each row (a tuple) followed by its ``seq``, ``prev_hash`` and ``entry_hash``, in order.
+
+    ``rows[i][org_index]`` is the row's organization, ``tails[i]`` its
+    :func:`content_tail`; ``heads`` maps an organization to the ``(seq, entry_hash)`` its
+    next entry chains to (none: it starts at seq 1 from :data:`GENESIS_HASH`). The hashes
+    are those of :func:`content_hash` and :func:`link_hash`, computed without a dict or a
+    frame per row.
+
+    Example:
+        >>> row = {"organization_id": "o", "seq": 1, "audit_id": "a", "ts": 5,
+        ...     "actor_type": "system", "actor_user_id": None, "actor_email": None,
+        ...     "action": "auth.login", "resource_type": None, "resource_id": None,
+        ...     "resource_name": None, "application_id": None, "ip_address": None,
+        ...     "user_agent": None, "details": "{}", "result": "success"}
+        >>> [(seq, prev[:4], h == entry_hash({**row, "prev_hash": GENESIS_HASH}))
+        ...  for _, seq, prev, h in chain_rows([("o",)], [content_tail(row)], 0, {})]
+        [(1, '0000', True)]
+    """
+    sha256 = hashlib.sha256
+    seqs = {org: seq for org, (seq, _) in heads.items()}
+    tips = {org: (bytes.fromhex(tip), tip) for org, (_, tip) in heads.items()}
+    prefixes: dict[str, bytes] = {}
+    genesis = (bytes(32), GENESIS_HASH)
+    out: list[tuple[Any, ...]] = []
+    append = out.append
+    for row, tail in zip(rows, tails, strict=True):
+        org = row[org_index]
+        seq = seqs[org] = seqs.get(org, 0) + 1
+        prefix = prefixes.get(org)
+        if prefix is None:
+            prefix = prefixes[org] = _TAG + _netstring(org)
+        digits = b"%d" % seq
+        content = sha256(b"%b%d:%b,%b" % (prefix, len(digits), digits, tail)).digest()
+        prev, prev_hex = tips.get(org, genesis)
+        link = sha256(prev + content).digest()
+        tip = tips[org] = (link, link.hex())
+        append((*row, seq, prev_hex, tip[1]))
+    return out
 
 
 def content_hash(row: Mapping[str, Any]) -> bytes:

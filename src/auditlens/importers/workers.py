@@ -3,12 +3,14 @@
 :func:`auditlens.importers.import_files` hands the files to :func:`checked_records`:
 each file (up to :data:`POOLED_MAX_BYTES` on disk) is read, mapped and validated in a
 worker process, and the records come back in file order, exactly as the format's
-``records`` would have yielded them (same lines, same reasons, an entry's row already
-checked as :class:`~auditlens.ingest.Validated`). The calling process only chains and
-inserts, so on two cores reading and appending run side by side instead of sharing one
-interpreter lock. A file that cannot be read raises the same error at the same place in
-the order (after the records before it); a larger file is read in the calling process,
-streamed, as before.
+``records`` would have yielded them (same lines, same reasons), one
+:class:`~auditlens.ingest.RowBlock` per file: the entries already checked, column-wise,
+as tuples in the store's row layout with the part of their content hash's input that does
+not depend on the chain (:func:`~auditlens.chain.canonical.content_tail`). The calling
+process only chains and inserts, with no dict per row, so on two cores reading and
+appending run side by side instead of sharing one interpreter lock. A file that cannot be
+read raises the same error at the same place in the order (after the records before it);
+a larger file is read in the calling process, streamed, as before.
 
 Workers start with ``fork`` on Linux (no re-import of auditlens, SQLAlchemy and pyarrow
 in the child: ~1 s of CPU per worker saved), elsewhere with the platform's default. The
@@ -21,8 +23,8 @@ Example:
     >>> tally = Tally()
     >>> recs = list(checked_records("auditlens.importers.github", [samples_dir() / "github"],
     ...     {"organization_id": None}, tally=tally, workers=1))
-    >>> sorted({type(r.value).__name__ for r in recs}), len(tally.files)
-    (['Validated'], 2)
+    >>> [type(r).__name__ for r in recs], len(tally.files), len(recs[0].rows) > 0
+    (['RowBlock', 'RowBlock'], 2, True)
 """
 
 from __future__ import annotations
@@ -42,9 +44,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from auditlens.chain.canonical import content_tail
 from auditlens.errors import IngestError
 from auditlens.importers.files import iter_files
-from auditlens.ingest import BULK_GC_THRESHOLD, SourceRecord, Validated, validate
+from auditlens.ingest import BULK_GC_THRESHOLD, RowBlock, SourceRecord, Validated, validate
 from auditlens.schema import DEFAULT_MAX_DETAILS_BYTES, ROW_FIELDS
 
 __all__ = ["POOLED_MAX_BYTES", "Tally", "checked_records", "default_workers", "kept"]
@@ -102,10 +105,10 @@ def kept(
 
 
 class _Part(NamedTuple):
-    """One file's records as a worker returns them (rows as tuples: cheaper to pickle)."""
+    """One file's records as a worker returns them, column-wise (cheaper to pickle and to
+    append than a tuple per record)."""
 
-    file: str
-    records: list[tuple[int, Any, bytes]]  # line, row tuple (ROW_FIELDS) or exception, raw
+    block: RowBlock
     tally: Tally
     error: Exception | None  # raised after the records, as reading the file in order would
 
@@ -132,10 +135,11 @@ def checked_records(
     strict_actions: bool = False,
     max_details_bytes: int = DEFAULT_MAX_DETAILS_BYTES,
     workers: int = 2,
-) -> Iterator[SourceRecord]:
+) -> Iterator[SourceRecord | RowBlock]:
     """The records of ``paths`` read by the importer module ``module_name`` (``options`` as
     its ``records`` takes them), as :func:`kept` keeps them, in file order; files read,
-    mapped and validated by ``workers`` processes (none: all in this process).
+    mapped and validated by ``workers`` processes (none: all in this process), each such
+    file's records as one :class:`~auditlens.ingest.RowBlock`.
 
     Raises:
         IngestError: a path is missing or a file cannot be read (after every record before
@@ -175,7 +179,7 @@ def _pooled(
     strict_actions: bool,
     max_details_bytes: int,
     workers: int,
-) -> Iterator[SourceRecord]:
+) -> Iterator[SourceRecord | RowBlock]:
     mod = importlib.import_module(module_name)
     ahead: collections.deque[tuple[Path, concurrent.futures.Future[_Part] | None]]
     ahead = collections.deque()
@@ -210,10 +214,7 @@ def _pooled(
             except BrokenProcessPool as exc:
                 raise IngestError(f"{path}: the reader process stopped: {exc}") from None
             tally.merge(part.tally)
-            for line, value, raw in part.records:
-                if isinstance(value, tuple):
-                    value = Validated(dict(zip(ROW_FIELDS, value, strict=True)))
-                yield SourceRecord(part.file, line, value, raw)
+            yield part.block
             if part.error is not None:
                 raise part.error
     finally:
@@ -239,25 +240,29 @@ def _read_file(
     strict_actions: bool,
     max_details_bytes: int,
 ) -> _Part:
-    """In a worker: one file's kept records, each entry validated (a row tuple) or the
-    reason it is rejected, and the error that stopped the file, if any."""
+    """In a worker: one file's kept records, each entry validated (a row tuple and its
+    content tail) or the reason it is rejected, and the error that stopped the file."""
     tally = Tally()
-    out: list[tuple[int, Any, bytes]] = []
+    block = RowBlock(str(path), [], [], [], [], [])
     error: Exception | None = None
     try:
         records = importlib.import_module(module_name).records([path], **options)
         for rec in kept(records, since_iso, tally):
             value = rec.value
-            if isinstance(value, dict):
+            if not isinstance(value, Exception):
                 value = validate(
                     value, strict_actions=strict_actions, max_details_bytes=max_details_bytes
                 )
-                if isinstance(value, Validated):
-                    value = _ROW(value.row)
-            out.append((rec.line, value, rec.raw))
+            if isinstance(value, Validated):
+                block.lines.append(rec.line)
+                block.raws.append(rec.raw)
+                block.rows.append(_ROW(value.row))
+                block.tails.append(content_tail(value.row))
+            else:
+                block.rejected.append((rec.line, str(value), rec.raw))
     except Exception as exc:
         error = exc
-    return _Part(str(path), out, tally, error)
+    return _Part(block, tally, error)
 
 
 def _size(path: Path) -> int:

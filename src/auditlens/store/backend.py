@@ -14,7 +14,8 @@ Transactions
     savepoint (both commit together or not at all). Reads: :meth:`AuditStore.connect`.
 Chained inserts
     :func:`insert_chained` — the one way rows enter ``audit_entries`` (append, bulk ingest
-    and the restore of an archive all go through it).
+    and the restore of an archive all go through it; :func:`insert_chained_values` is the
+    same insert for rows already laid out as tuples, as a bulk import builds them).
 Reads into Arrow
     :meth:`AuditStore.select` (a SELECT of any columns for a filter or search, in time
     order), :meth:`AuditStore.read_batches` (a SELECT of :data:`FRAME_COLUMNS` → Arrow
@@ -60,7 +61,7 @@ from auditlens.errors import StoreError
 from auditlens.frames import FRAME_SCHEMA
 from auditlens.schema import ROW_FIELDS
 from auditlens.store.caches import Caches
-from auditlens.store.inserts import INSERT_COLUMNS, insert_chained
+from auditlens.store.inserts import INSERT_COLUMNS, insert_chained, insert_chained_values
 from auditlens.store.readers import ArrowReader
 from auditlens.store.tables import (
     APPEND_ONLY_TABLES,
@@ -94,6 +95,7 @@ __all__ = [
     "details_search_text",
     "entries",
     "insert_chained",
+    "insert_chained_values",
     "load_feature_tables",
     "meta",
     "metadata",

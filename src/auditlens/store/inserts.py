@@ -36,7 +36,7 @@ from auditlens.errors import StoreError
 from auditlens.schema import ROW_FIELDS
 from auditlens.store.engine import WRITE_OPTION
 
-__all__ = ["INSERT_COLUMNS", "insert_chained"]
+__all__ = ["INSERT_COLUMNS", "insert_chained", "insert_chained_values"]
 
 #: the columns every inserted row carries: the flat entry row and its chain fields.
 INSERT_COLUMNS: tuple[str, ...] = (*ROW_FIELDS, "seq", "prev_hash", "entry_hash")
@@ -64,14 +64,23 @@ def insert_chained(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
     """
     if not rows:
         return 0
+    return insert_chained_values(conn, list(map(_VALUES, rows)))
+
+
+def insert_chained_values(conn: Connection, values: list[tuple[Any, ...]]) -> int:
+    """:func:`insert_chained` for rows given as tuples in :data:`INSERT_COLUMNS` order (a
+    bulk append builds them so, without a dict per row). Returns the rows inserted.
+
+    Raises:
+        StoreError: ``conn`` is not a write transaction of a store.
+    """
+    if not values:
+        return 0
     if not conn.get_execution_options().get(WRITE_OPTION, False):
         raise StoreError(
             "insert_chained needs the store's write transaction: call it inside "
             "`with store.transaction() as conn:`"
         )
     sqlite = conn.dialect.name == "sqlite"
-    conn.exec_driver_sql(
-        _INSERT_SQL["?" if sqlite else "%s"],
-        list(map(_VALUES, rows)),
-    )
-    return len(rows)
+    conn.exec_driver_sql(_INSERT_SQL["?" if sqlite else "%s"], values)
+    return len(values)

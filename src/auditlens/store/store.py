@@ -35,6 +35,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from auditlens.chain.canonical import (
     CONTENT_FIELDS,
     GENESIS_HASH,
+    chain_rows,
     content_hash,
     content_hashes,
     link_hash,
@@ -56,6 +57,7 @@ from auditlens.query.keywords import FilterKeywords
 from auditlens.query.search import parse_search
 from auditlens.schema import (
     DEFAULT_MAX_DETAILS_BYTES,
+    ROW_FIELDS,
     format_timestamp,
     normalize_entries,
     row_to_entry,
@@ -65,6 +67,7 @@ from auditlens.store.backend import (
     ROW_COLUMNS,
     Caches,
     insert_chained,
+    insert_chained_values,
     load_feature_tables,
     schema_tables,
 )
@@ -101,6 +104,8 @@ _ROW_COLUMNS = ROW_COLUMNS
 
 _COLUMNAR_MIN = 256  # below this many rows, per-row hashing is cheaper than building a frame
 _CONTENT_VALUES = operator.itemgetter(*CONTENT_FIELDS)
+_ROW_AUDIT_ID = ROW_FIELDS.index("audit_id")  # positions in a row tuple (ROW_FIELDS order)
+_ROW_ORG = ROW_FIELDS.index("organization_id")
 _SEARCH_TOP = "coalesce((SELECT rowid FROM audit_search ORDER BY rowid DESC LIMIT 1), 0)"
 #: SQLite: entries above the text-search index's highest rowid (not indexed yet)?
 _SEARCH_BEHIND = text(f"SELECT coalesce((SELECT max(id) FROM audit_entries), 0) > {_SEARCH_TOP}")
@@ -543,6 +548,44 @@ class Store:
             raise StoreError(
                 f"the database refused the batch: {exc.orig}; nothing was appended"
             ) from exc
+
+    def append_prepared(
+        self, rows: Sequence[tuple[Any, ...]], tails: Sequence[bytes]
+    ) -> tuple[int, int]:
+        """Append rows already validated, given as tuples in
+        :data:`~auditlens.schema.ROW_FIELDS` order with each one's
+        :func:`~auditlens.chain.canonical.content_tail` (a reader process computed both).
+
+        The same append as :meth:`append_rows` — same ``seq``, hashes, duplicates and
+        conflicts — for bulk loaders: new ids (the usual case) go straight from the tuples
+        to the insert, with no dict, frame or result object per row; a batch that repeats
+        an ``audit_id`` (within itself or already stored) is appended by
+        :meth:`append_rows`' checks instead. Returns ``(appended, already stored)``.
+
+        Raises:
+            DuplicateEntryError: an ``audit_id`` is stored with different content (every
+                conflict of the batch, by index into ``rows``).
+            StoreError: the database refused the batch (nothing was appended).
+        """
+        if not rows:
+            return 0, 0
+        if len({r[_ROW_AUDIT_ID] for r in rows}) == len(rows):
+            try:
+                with self._write(orgs={r[_ROW_ORG] for r in rows}) as conn:
+                    heads = self._heads(conn, {r[_ROW_ORG] for r in rows})
+                    insert_chained_values(conn, chain_rows(rows, tails, _ROW_ORG, heads))
+                return len(rows), 0
+            except IntegrityError:
+                pass  # a replay: redone below with lookups (the transaction was rolled back)
+        dicts = [dict(zip(ROW_FIELDS, r, strict=True)) for r in rows]
+        try:
+            results = self._append_rows(dicts, check_existing=True)
+        except IntegrityError as exc:
+            raise StoreError(
+                f"the database refused the batch: {exc.orig}; nothing was appended"
+            ) from exc
+        created = sum(1 for r in results if r.created)
+        return created, len(results) - created
 
     def _append_rows(
         self, rows: list[dict[str, Any]], *, check_existing: bool
