@@ -30,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -75,6 +76,7 @@ def canonical_bytes(row: Mapping[str, Any]) -> bytes:
 #: the fields after ``organization_id`` and ``seq``: the part of the canonical bytes that
 #: does not depend on where the entry lands in its chain (:func:`content_tail`)
 _TAIL_FIELDS = CONTENT_FIELDS[2:]
+_TAIL_VALUES = operator.itemgetter(*_TAIL_FIELDS)
 assert CONTENT_FIELDS[:2] == ("organization_id", "seq")  # what content_tail relies on
 
 
@@ -93,15 +95,15 @@ def content_tail(row: Mapping[str, Any]) -> bytes:
         >>> canonical_bytes(row) == _TAG + b"1:o,1:1," + content_tail(row)
         True
     """
-    out: list[bytes] = []
-    for name in _TAIL_FIELDS:
-        value = row[name]
+    out: list[str] = []
+    for value in _TAIL_VALUES(row):
         if value is None:
-            out.append(b"~")
+            out.append("~")
         else:
-            data = str(value).encode("utf-8")
-            out.append(b"%d:%b," % (len(data), data))
-    return b"".join(out)
+            text = value if value.__class__ is str else str(value)
+            size = len(text) if text.isascii() else len(text.encode("utf-8"))
+            out.append(f"{size}:{text},")
+    return "".join(out).encode("utf-8")
 
 
 def chain_rows(
