@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -163,3 +164,31 @@ def test_a_refused_batch_leaves_store_and_chain_as_one_process_does(tmp_path: Pa
         outcomes.append((str(err.value), err.value.appended, rows))
     assert outcomes[0] == outcomes[1]
     assert outcomes[1][1] == 15 and len(outcomes[1][2]) == 15  # batch 1 stays; batch 2 not
+
+
+def test_the_handed_over_blocks_are_removed_also_after_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = tmp_path / "tmp"
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))
+    folder = _folder(tmp_path, files=4, per=10)
+    _run(tmp_path / "ok.db", [folder], 2)
+    (folder / "111122223333_CloudTrail_003.json.gz").write_bytes(b"\x1f\x8b broken")
+    with pytest.raises(IngestError, match="cannot be read"):
+        _run(tmp_path / "err.db", [folder], 2)
+    assert list(spool.iterdir()) == []
+
+
+def _no_room(*_: Any, **__: Any) -> Any:
+    raise OSError(28, "No space left on device")
+
+
+def test_blocks_go_through_the_pipe_when_they_cannot_be_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _folder(tmp_path)
+    inline, inline_rows = _run(tmp_path / "inline.db", [folder], 0)
+    monkeypatch.setattr(tempfile, "mkstemp", _no_room)  # in the forked workers too
+    pooled, pooled_rows = _run(tmp_path / "pooled.db", [folder], 2)
+    assert (_summary(pooled), pooled_rows) == (_summary(inline), inline_rows)
