@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import gc
 import importlib
 import multiprocessing
@@ -292,12 +293,16 @@ def _read_file(
     part = _Part(block, tally, error)
     if spool is None:
         return part
+    name = None
     try:  # a file is cheaper to hand over than the pool's pipe (read 64 KiB at a time)
         data = pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL)
         fd, name = tempfile.mkstemp(dir=spool)
         with open(fd, "wb") as fh:
             fh.write(data)
     except Exception:  # no room, or the part cannot be pickled: through the pool as before
+        if name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(name)
         return part
     return name
 
