@@ -49,7 +49,7 @@ demo: install system-deps
 	$(BIN)/auditlens verify --db out/demo.db --key out/keys/signing.vkey
 	@echo; echo '$$ auditlens lake sync --to out/lake && auditlens verify --lake out/lake   # the trail as Hive-partitioned Parquet, verifiable on its own'
 	rm -rf out/lake
-	$(BIN)/auditlens lake sync --db out/demo.db --to out/lake --partition month
+	$(BIN)/auditlens lake sync --db out/demo.db --to out/lake
 	$(BIN)/auditlens verify --lake out/lake --key out/keys/signing.vkey
 	@echo; echo '$$ auditlens report soc2 --period last-month --out out/soc2-report.pdf   # the notebook, run by papermill'
 	$(BIN)/auditlens report soc2 --db out/demo.db --period last-month --out out/soc2-report.pdf --html out/soc2-report.html

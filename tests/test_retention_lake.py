@@ -44,17 +44,24 @@ def lake_held(lake: Path, meanwhile: Callable[[], object] = lambda: None) -> Ite
     """Another writer (a thread) holds ``lake``'s lock, having done ``meanwhile``, for the
     ``with`` block; it lets go after it."""
     holding, release = threading.Event(), threading.Event()
+    failed: list[BaseException] = []
 
     def writer() -> None:
-        with lake_lock(lake):
-            meanwhile()
+        try:
+            with lake_lock(lake):
+                meanwhile()
+                holding.set()
+                release.wait()
+        except BaseException as exc:  # re-raised in the test's thread
+            failed.append(exc)
             holding.set()
-            release.wait()
 
     other = threading.Thread(target=writer)
     other.start()
     try:
         holding.wait()
+        if failed:
+            raise failed[0]
         yield
     finally:
         release.set()
@@ -401,7 +408,7 @@ def test_retention_leaves_a_running_syncs_temporary_files_alone(
     ``*.tmp`` in the organization's folder, a running sync's half-written file too (that
     sync then failed), even though retention itself was then refused by the lock."""
     lake = tmp_path / "lake"
-    sync_lake(aged, lake)
+    sync_lake(aged, lake, partition="date")
     folder = lake / f"organization_id={ORG}" / "date=2025-02-24"
     writing = folder / ".part-s000002-0.parquet.tmp"  # what a sync writes large files through
     with lake_held(lake, lambda: writing.write_bytes(b"PAR1 half a file")):  # a running sync

@@ -27,6 +27,7 @@ def test_sync_then_verify_then_tamper(store_url: str, tmp_path: Path) -> None:
     code, out = run("lake", "sync", "--to", str(lake), "--db", store_url)
     assert code == 0, out
     assert "sync 1: 5 entries from 2 organization(s)" in out
+    assert "month partitions" in out  # five entries over two organization-days: sparse
     code, out = run("lake", "sync", "--to", str(lake), "--db", store_url)
     assert code == 0 and "up to date, nothing to sync" in out, out
     code, out = run("verify", "--lake", str(lake))

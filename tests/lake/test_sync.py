@@ -12,6 +12,7 @@ import auditlens as al
 from auditlens.errors import ArchiveError, ConfigError
 from auditlens.lake import sync_lake, verify_lake
 from auditlens.lake.layout import LakeStorage, read_state
+from auditlens.lake.sync import choose_partition
 from tests.helpers import ORG, ORG2, append_aged, make_entry
 
 
@@ -21,12 +22,12 @@ def lake(tmp_path: Path) -> Path:
 
 
 def _parquet(root: Path) -> list[Path]:
-    return sorted(root.glob("organization_id=*/date=*/*.parquet"))
+    return sorted(root.glob("organization_id=*/*/*.parquet"))
 
 
 def test_first_sync_writes_hive_partitions_and_a_manifest(store: al.AuditStore, lake: Path) -> None:
     append_aged(store)  # 50 entries per organization over 60 days
-    result = sync_lake(store, lake)
+    result = sync_lake(store, lake, partition="date")
     assert result.sync == 1 and result.rows == 100
     assert result.organizations == {ORG: (1, 50), ORG2: (1, 50)}
     files = _parquet(lake)
@@ -148,6 +149,30 @@ def test_the_manifest_carries_the_covering_checkpoint(store: al.AuditStore, lake
     sync_lake(store, lake)
     manifest = json.loads((lake / "manifests" / "sync-000001.json").read_text())
     assert manifest["organizations"][ORG]["checkpoint"] == cp.note
+
+
+def test_a_new_lake_is_partitioned_by_the_trails_density(
+    store: al.AuditStore, tmp_path: Path
+) -> None:
+    # a busy organization: 600 entries within one day → one day file of 600 rows
+    store.append([make_entry(organization_id=ORG2) for _ in range(600)])
+    assert choose_partition(store) == "date"
+    sync_lake(store, tmp_path / "busy")  # partition="auto", the default
+    assert read_state(tmp_path / "busy").partition == "date"
+    assert {p.parent.name for p in _parquet(tmp_path / "busy")} == {"date=2025-01-20"}
+    # ~1 entry per organization-day: day files would be tiny, a month holds them
+    append_aged(store)  # 50 entries per organization over 60 days
+    assert choose_partition(store, ORG) == "month"
+    assert choose_partition(store) == "month"  # 700 entries over 2 × ~60 days
+    sync_lake(store, tmp_path / "sparse", partition="auto")
+    assert read_state(tmp_path / "sparse").partition == "month"
+    assert {p.parent.name[:6] for p in _parquet(tmp_path / "sparse")} == {"month="}
+    # an existing lake keeps its partition whatever the density says now
+    assert sync_lake(store, tmp_path / "busy", partition="auto").rows == 100
+    assert read_state(tmp_path / "busy").partition == "date"
+    with pytest.raises(ConfigError, match="date, month or auto, got 'week'"):
+        sync_lake(store, tmp_path / "other", partition="week")
+    assert choose_partition(al.open_store("sqlite://")) == "month"  # nothing to judge by
 
 
 def test_a_lake_partitioned_by_month(store: al.AuditStore, lake: Path) -> None:

@@ -43,7 +43,8 @@ def sync_cmd(
         str | None,
         typer.Option(
             "--partition",
-            help="Time partition of a new lake: date (default) or month; a lake keeps its own.",
+            help="Time partition of a new lake: date, month, or auto (the default: date when the "
+            "trail averages 500+ entries per organization-day, else month); a lake keeps its own.",
         ),
     ] = None,
 ) -> None:
@@ -65,7 +66,8 @@ def sync_cmd(
     rate = result.rows / result.seconds if result.seconds else 0.0
     result_line(
         f"sync {result.sync}: {result.rows:,} entries from {len(result.organizations)} "
-        f"organization(s) in {result.seconds:.1f} s ({rate:,.0f}/s); "
+        f"organization(s) in {result.seconds:.1f} s ({rate:,.0f}/s), {result.partition} "
+        "partitions; "
         f"{result.files_written} file(s) written, {result.files_replaced} compacted"
     )
     for org_id, (first, last) in sorted(result.organizations.items()):

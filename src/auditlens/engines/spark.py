@@ -39,6 +39,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -63,7 +64,7 @@ from auditlens.detect.findings import (
 )
 from auditlens.errors import ArchiveError, ConfigError, DetectorError, FilterError
 from auditlens.frames import COLUMNS, FRAME_SCHEMA
-from auditlens.lake.layout import read_state
+from auditlens.lake.layout import LakeStorage, read_state
 
 __all__ = [
     "PORTED",
@@ -1767,6 +1768,15 @@ def _utc(value: datetime | date) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def _remote_partition(url: str) -> str:
+    """A remote lake's time partition from its manifests when this process reaches them
+    (``s3://`` through :class:`~auditlens.lake.layout.LakeStorage`), else ``date``."""
+    if url.startswith("s3://"):
+        with contextlib.suppress(Exception):  # the cluster may reach storage we don't
+            return read_state(LakeStorage.at(url)).partition
+    return "date"
+
+
 def read_lake(
     session: Any,
     path: str | os.PathLike[str],
@@ -1785,7 +1795,8 @@ def read_lake(
     ``<path>/organization_id=*/<partition>=*/*.parquet`` and deduplicated on
     ``(organization_id, seq)``, since a reader that lists folders during a compaction may
     see a file and its replacement; ``partition`` names the lake's time partition there
-    (``date``, the default, or ``month``). ``organization_id``, ``start`` (inclusive) and
+    (``date`` or ``month``; by default the manifests' own, read through ``pyarrow.fs`` for
+    ``s3://``, else ``date``). ``organization_id``, ``start`` (inclusive) and
     ``end`` (exclusive; naive times are UTC) prune partitions and filter rows.
 
     Raises:
@@ -1801,7 +1812,7 @@ def read_lake(
     text = os.fspath(path)
     remote = "://" in text or text.startswith("dbfs:")
     if remote:
-        time_col = partition or "date"
+        time_col = partition or _remote_partition(text)
         root = text.rstrip("/")
         files = [f"{root}/organization_id=*/{time_col}=*/*.parquet"]
     else:

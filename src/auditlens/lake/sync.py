@@ -73,7 +73,15 @@ from auditlens.schema import ip_key
 from auditlens.store.backend import FRAME_COLUMNS, entries
 from auditlens.store.store import Store
 
-__all__ = ["TARGET_FILE_BYTES", "TIME_PARTITIONS", "SyncResult", "lake_frame", "sync_lake"]
+__all__ = [
+    "AUTO_DATE_ROWS",
+    "TARGET_FILE_BYTES",
+    "TIME_PARTITIONS",
+    "SyncResult",
+    "choose_partition",
+    "lake_frame",
+    "sync_lake",
+]
 
 #: target size of a Parquet file: a partition's files grow to it before a new one starts.
 TARGET_FILE_BYTES = 128 * 1024 * 1024
@@ -83,6 +91,12 @@ ROW_GROUP_ROWS = 128 * 1024
 #: or a month (``month=YYYY-MM``, the retention archive's folders: fewer, larger files
 #: when organizations log a few hundred entries a day).
 TIME_PARTITIONS = {"date": "%Y-%m-%d", "month": "%Y-%m"}
+#: ``partition="auto"`` (the default of a new lake) picks day partitions when the trail holds
+#: at least this many entries per organization-day (a day file of ~150 KB and more), month
+#: partitions below: every file costs each reader ~0.1 ms plus ~10 µs per column whatever
+#: its size, so at a few dozen entries a day the files' overhead outweighs their rows
+#: (docs/SCALE.md, "Choosing the partition").
+AUTO_DATE_ROWS = 500
 #: threads that encode and write files (pyarrow releases the GIL while it encodes)
 WRITE_THREADS = 4
 _C = entries.c
@@ -101,6 +115,7 @@ class SyncResult:
     files_replaced: int = 0
     bytes_written: int = 0
     seconds: float = 0.0
+    partition: str = "date"  #: the lake's time partition (``date`` or ``month``)
 
 
 def lake_frame(table: pa.Table, partition: str = "date") -> pl.DataFrame:
@@ -147,8 +162,9 @@ def sync_lake(
         organization_id: only this organization.
         target_file_bytes: a partition's files grow to about this size (compaction).
         row_group_rows: rows per Parquet row group.
-        partition: the time partition of a new lake, ``"date"`` (default) or ``"month"``
-            (see :data:`TIME_PARTITIONS`); an existing lake keeps its own.
+        partition: the time partition of a new lake, ``"date"``, ``"month"`` (see
+            :data:`TIME_PARTITIONS`) or ``"auto"`` (the default: :func:`choose_partition`
+            picks by the trail's density); an existing lake keeps its own.
         through_seq: stop at this seq (retention archives exactly the range it removes).
         progress: called with the number of entries written since the last call.
 
@@ -164,17 +180,22 @@ def sync_lake(
     if where.local:
         Path(where.base).mkdir(parents=True, exist_ok=True)
     state = read_state(where)
-    if partition is not None and partition not in TIME_PARTITIONS:
+    if partition is not None and partition not in (*TIME_PARTITIONS, "auto"):
         raise ConfigError(
-            f"partition must be one of {', '.join(TIME_PARTITIONS)}, got {partition!r}"
+            f"partition must be one of {', '.join(TIME_PARTITIONS)} or auto, got {partition!r}"
         )
-    if state.manifests and partition is not None and partition != state.partition:
+    if state.manifests and partition not in (None, "auto", state.partition):
         raise ConfigError(
             f"{where.url}: this lake is partitioned by {state.partition}, not {partition}"
         )
-    part_by = state.partition if state.manifests else (partition or "date")
+    if state.manifests:
+        part_by = state.partition
+    elif partition in (None, "auto"):
+        part_by = choose_partition(store, organization_id)
+    else:
+        part_by = partition
     number = state.last_sync + 1
-    result = SyncResult(where.url, None)
+    result = SyncResult(where.url, None, partition=part_by)
     heads = _store_heads(store, organization_id)
     if through_seq is not None:
         heads = [(o, min(top, through_seq)) for o, top in heads]
@@ -264,6 +285,29 @@ def sync_lake(
     result.bytes_written = sum(f.bytes for f in files)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def choose_partition(store: Store, organization_id: str | None = None) -> str:
+    """The time partition ``partition="auto"`` gives a new lake of ``store``'s entries (of
+    one organization, or all): ``"date"`` when they average at least :data:`AUTO_DATE_ROWS`
+    entries per organization-day (days from each organization's first entry to its last),
+    ``"month"`` below (and for an empty store, whose density is unknown: a lake's partition
+    never changes, and month is the safe side). One index-only scan of the
+    (organization, time) index.
+
+    Example:
+        >>> import auditlens as al
+        >>> choose_partition(al.open_store("sqlite://"))
+        'month'
+    """
+    stmt = select(func.count(), func.min(_C.ts), func.max(_C.ts)).group_by(_C.organization_id)
+    if organization_id is not None:
+        stmt = stmt.where(_C.organization_id == organization_id)
+    with store.connect() as conn:
+        spans = conn.execute(stmt).all()
+    rows = sum(int(n) for n, _, _ in spans)
+    days = sum((int(hi) - int(lo)) // 86_400_000 + 1 for _, lo, hi in spans)
+    return "date" if days and rows >= AUTO_DATE_ROWS * days else "month"
 
 
 def _store_heads(store: Store, organization_id: str | None) -> list[tuple[str, int]]:

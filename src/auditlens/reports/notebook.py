@@ -119,8 +119,11 @@ def run_notebook(
                 cwd=str(cwd or out.parent),
                 progress_bar=False,
                 log_output=False,
-                # the kernel is ours, on loopback, for one run: keep its startup notices quiet
-                extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                # the kernel is ours, on loopback, for one run: keep its startup notices quiet,
+                # and the "KeyboardInterrupt caught in kernel" it logs as ERROR when the run's
+                # end interrupts it on shutdown (a failed cell reaches us through papermill, a
+                # dead kernel as DeadKernelError: nothing the kernel's log alone would tell)
+                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
                 **engine,
             )
     except PapermillExecutionError as exc:
