@@ -169,6 +169,14 @@ def _prepare(api: SparkApi, df: SparkFrame) -> SparkFrame:
     return df.select(*_REQUIRED, *text, seq.alias("seq"), epoch_ms.alias("_t"))
 
 
+def _few(api: SparkApi, df: SparkFrame) -> SparkFrame:
+    """``df`` marked for a broadcast join on Spark: the few rows a detector flagged
+    (bursts, wins, grants, suspensions), joined to many. The many then stream through a
+    hash join instead of being shuffled and sorted for a sort-merge join — even when the
+    few are none. SQLFrame's engines get ``df`` as it is."""
+    return api.F.broadcast(df) if api.engine == "spark" else df
+
+
 def _range(api: SparkApi, lo: int, hi: int) -> Any:
     return api.Window.partitionBy(*_PART).orderBy("_t").rangeBetween(lo, hi)
 
@@ -219,7 +227,7 @@ def _merge(
     bursts = flagged.groupBy(*_PART, "_burst").agg(
         F.min("_lo").alias("_blo"), F.max("_t").alias("_bhi")
     )
-    joined = ev.join(bursts, on=list(_PART)).filter(
+    joined = ev.join(_few(api, bursts), on=list(_PART)).filter(
         (F.col("_t") > F.col("_blo")) & (F.col("_t") <= F.col("_bhi"))
     )
     rows = joined.groupBy(*_PART, "_burst").agg(
@@ -490,7 +498,7 @@ def brute_force_success(
             & (F.col("_fails") >= failures)
         )
         if seen is not None:
-            wins = wins.join(seen, on="audit_id", how="left_anti")
+            wins = wins.join(_few(api, seen), on="audit_id", how="left_anti")
         fails = auth.filter(F.col("_fail") == 1).select(
             "organization_id",
             "key",
@@ -500,7 +508,7 @@ def brute_force_success(
             F.col("audit_id").alias("_af"),
         )
         pairs = (
-            wins.select("organization_id", "key", "audit_id", "timestamp", "_t")
+            _few(api, wins.select("organization_id", "key", "audit_id", "timestamp", "_t"))
             .join(fails, on=list(_PART))
             .filter((F.col("_tf") < F.col("_t")) & (F.col("_tf") >= F.col("_t") - F.lit(ms)))
         )
@@ -1273,6 +1281,7 @@ def _after_suspension(api: SparkApi, frame: SparkFrame, key: SparkColumn) -> Spa
             "_ak"
         ),
     )
+    stops = _few(api, stops)  # suspensions and removals: few
     # an equi-join on the stopped identity (user id or email), never a cross product
     same = (F.col("organization_id") == F.col("_sorg")) & (F.col("_ak") == F.col("_sk"))
     cols = ["organization_id", "key", "timestamp", "_t", "seq", "audit_id", "_st", "_stop_id"]
@@ -1463,7 +1472,7 @@ def _new_admins(api: SparkApi, ev: SparkFrame, ms: int, span: timedelta) -> Spar
     same = (F.col("organization_id") == F.col("_g_org")) & (F.col("_mk") == F.col("_gk"))
     in_window = (F.col("_gt") >= F.col("_mt")) & (F.col("_gt") - F.col("_mt") <= ms)
     hits = (
-        made.join(grants, same)
+        made.join(_few(api, grants), same)
         .filter(in_window)
         .select(
             "organization_id",
@@ -1661,12 +1670,29 @@ def to_polars(findings: SparkFrame) -> pl.DataFrame:
         ...
         auditlens.errors.DetectorError: not a Spark DataFrame: object (use PySpark or SQLFrame)
     """
-    spark_api(findings)
-    rows = [r.asDict() for r in findings.select(*FINDING_SCHEMA).collect()]
+    api = spark_api(findings)
+    selected = findings.select(*FINDING_SCHEMA)
+    if api.engine == "spark":  # Arrow batches: no Python object per row (10× on 300k rows)
+        return _from_arrow(selected.toArrow())
+    rows = [r.asDict() for r in selected.collect()]
     for row in rows:
         row["audit_ids"] = list(row["audit_ids"] or [])
     frame = pl.DataFrame(rows, schema=FINDING_SCHEMA, orient="row")
     return frame.sort("finding_id")
+
+
+def _from_arrow(table: Any) -> pl.DataFrame:
+    """A findings frame from the Arrow table of Spark's ``toArrow`` (timestamps carry the
+    session time zone; one without a zone is read as UTC, as :func:`to_polars` does),
+    sorted by ``finding_id``."""
+    frame = pl.DataFrame(pl.from_arrow(table))
+    naive = [
+        pl.col(c).dt.replace_time_zone("UTC")
+        for c, dtype in frame.schema.items()
+        if isinstance(dtype, pl.Datetime) and dtype.time_zone is None
+    ]
+    typed = frame.with_columns(naive).select(pl.col(c).cast(t) for c, t in FINDING_SCHEMA.items())
+    return typed.sort("finding_id")
 
 
 # -- sessions and the lake -------------------------------------------------------------------
