@@ -20,7 +20,20 @@ last manifest. ``to`` is a folder or ``s3://bucket/prefix``
 (:class:`~auditlens.lake.layout.LakeStorage`).
 
 Files are encoded in memory (SHA-256 over the encoded bytes: nothing is read back) and
-written by a pool of threads while the next organizations are read from the store.
+written by a pool of threads while the next rows are read from the store. The rows are read
+one of two ways, with the same files and manifest as the result:
+
+- **by organization** (an incremental sync, one organization, or ``through_seq``): each
+  organization's entries after the lake's last seq, by the ``(organization_id, seq)`` key;
+- **in bulk** (the entries the lake lacks are at least half the store's: a first sync): the
+  table once in row-id order, in chunks of :data:`BULK_CHUNK_ROWS` (two id ranges read at
+  once by the store's two readers; memory bounded by a few chunks for any store size), each
+  chunk sorted by (organization, seq). An organization's seqs in a chunk must be contiguous
+  and continue the lake's or the previous chunk's (seq and ``prev_hash``); if not (seq
+  order is not row-id order across chunks, or the lake is not continued) the attempt's files
+  are removed and the sync runs by organization, which reports a real break. Each
+  organization's last partition in a chunk is held back for the next chunk, so a partition
+  spanning chunks still gets one file.
 
 Example:
     >>> import tempfile
@@ -234,9 +247,10 @@ class _NotInTableOrder(Exception):
     organization."""
 
 
-#: rows of the store read, sorted and written at a time by a bulk sync (memory is about
-#: three such chunks: one read ahead by each of the two readers, one being written)
-BULK_CHUNK_ROWS = 200_000
+#: rows of the store read, sorted and written at a time by a bulk sync (memory holds about
+#: six such chunks whatever the store's size: two read ahead by the two readers, one being
+#: sorted and its sorted copy, two being written; 1M demo entries: 689 MB peak RSS)
+BULK_CHUNK_ROWS = 100_000
 
 
 #: an organization's rows held back by a bulk sync: (rows, their partition keys, the chunk
