@@ -127,7 +127,7 @@ class LakeStorage:
         self.base = base.rstrip("/")  #: the root in ``fs``'s terms (``bucket/prefix`` on S3)
         self.url = url  #: the root as the user wrote it (messages)
         self.local = local
-        self._made: set[Path] = set()  # local folders known to exist
+        self._made: set[str] = set()  # local folders known to exist
         self._client: Any = None  # boto3's S3 client, for put-if-absent (create)
 
     @classmethod
@@ -256,12 +256,12 @@ class LakeStorage:
         if not self.local:
             self.write(rel, data)
             return
-        path = self._local(rel)
-        folder = path.parent
+        path = self.full(rel)  # strings, not pathlib: a sync writes thousands of small files
+        folder = path.rpartition("/")[0]
         if folder not in self._made:
-            folder.mkdir(parents=True, exist_ok=True)
+            os.makedirs(folder, exist_ok=True)
             self._made.add(folder)
-        with path.open("wb") as fh:
+        with open(path, "wb") as fh:
             fh.write(data)
 
     def remove(self, rel: str) -> None:
