@@ -156,14 +156,18 @@ def test_entries_out_of_time_order_spanning_chunks_land_in_their_partitions(
     assert verify_lake(tmp_path / "bulk").ok
 
 
-def _copy_swapping(source: al.AuditStore, target: al.AuditStore, org: str, seq: int) -> None:
-    """``source``'s entries into ``target``, the rows of ``org``'s seq 1 and ``seq`` in
-    each other's place (seq order is not row-id order there)."""
+def _copy_swapping(
+    source: al.AuditStore, target: al.AuditStore, org: str, seqs: tuple[int, int]
+) -> None:
+    """``source``'s entries into ``target``, the rows of two of ``org``'s seqs in each
+    other's place (seq order is not row-id order there)."""
     cols = [c for c in entries.c if c.name != "id"]
     with source.connect() as conn:
         rows = [dict(r._mapping) for r in conn.execute(select(*cols).order_by(entries.c.id))]
-    first = next(i for i, r in enumerate(rows) if r["organization_id"] == org)
-    second = next(i for i, r in enumerate(rows) if r["organization_id"] == org and r["seq"] == seq)
+    first, second = (
+        next(i for i, r in enumerate(rows) if r["organization_id"] == org and r["seq"] == seq)
+        for seq in seqs
+    )
     rows[first], rows[second] = rows[second], rows[first]
     with target.engine.begin() as conn:
         for row in rows:
@@ -171,19 +175,22 @@ def _copy_swapping(source: al.AuditStore, target: al.AuditStore, org: str, seq: 
 
 
 @pytest.mark.parametrize(
-    ("swapped", "reads"), [(2, []), (6, ["per-organization"])], ids=["same-chunk", "other-chunk"]
+    ("swapped", "reads"),
+    [((1, 2), []), ((5, 10), ["per-organization"])],
+    ids=["same-chunk", "other-chunk"],
 )
 def test_seqs_out_of_row_id_order_sync_all_the_same(
     store: al.AuditStore,
     tmp_path: Path,
     small_chunks: None,
     monkeypatch: pytest.MonkeyPatch,
-    swapped: int,
+    swapped: tuple[int, int],
     reads: list[str],
 ) -> None:
     """Seqs out of table order in one chunk are sorted there; across chunks the bulk read
-    finds a gap, removes what it wrote and syncs organization by organization. Either
-    way: the same lake as the per-organization sync, no stray files."""
+    finds a gap (after writing earlier chunks), removes what it wrote and syncs organization
+    by organization. Either way: the same lake as the per-organization sync, no stray
+    files, each entry reported to ``progress`` once."""
     source = al.open_store(f"sqlite:///{tmp_path / 'source.db'}")
     _interleaved(source, days=10)
     _copy_swapping(source, store, ORG2, swapped)
@@ -196,8 +203,10 @@ def test_seqs_out_of_row_id_order_sync_all_the_same(
 
     with monkeypatch.context() as m:
         m.setattr(lake_sync._Run, "per_organization", spy)
-        result = sync_lake(store, tmp_path / "lake")
+        told: list[int] = []
+        result = sync_lake(store, tmp_path / "lake", progress=told.append)
     assert used == reads
+    assert sum(told) == result.rows == 34  # the abandoned attempt's entries counted once
     with monkeypatch.context() as m:
         _by_organization(m)
         sync_lake(source, tmp_path / "reference")

@@ -195,8 +195,10 @@ def sync_lake(
         _remove_leftovers(where, state)
     # most of the table is new (a first sync): read it once in table order (see _Bulk)
     bulk = organization_id is None and through_seq is None and _mostly_new(heads, state)
+    reported = 0  # entries the progress callback was told of (a bulk attempt's)
     while True:
         run = _Run(where, state, part_by, number, target_file_bytes, row_group_rows, progress)
+        run.unreported = -reported  # what an abandoned attempt reported is not told again
         try:
             if bulk:
                 run.bulk(store)
@@ -205,6 +207,7 @@ def sync_lake(
             result = run.commit(store)
         except _NotInTableOrder:
             run.abandon()
+            reported += run.reported
             bulk = False  # an organization's seqs are not in table order: read it by seq
             continue
         except BaseException:
@@ -287,6 +290,8 @@ class _Run:
     segments: dict[str, _Segment] = field(default_factory=dict)
     ip_keys: dict[str, str | None] = field(default_factory=dict)  # address → ip_key
     writer: ThreadPoolExecutor = field(init=False)
+    reported: int = 0  # entries given to ``progress``
+    unreported: int = 0  # negative: entries not to report (an abandoned attempt's)
 
     def __post_init__(self) -> None:
         self.open_files = _open_files(self.state, self.target)
@@ -315,8 +320,7 @@ class _Run:
             self._write(org, rows, keys)
             last_hash = str(hashes[-1].as_py())
             self.segments[org] = _Segment(first, first_prev, last, last_hash, table.num_rows)
-            if self.progress is not None:
-                self.progress(table.num_rows)
+            self._report(table.num_rows)
 
     def bulk(self, store: Store) -> None:
         """Every new entry, reading the table once in row-id order.
@@ -421,9 +425,16 @@ class _Run:
             if seen == number - 1:  # not in this chunk: a copy, not a slice keeping its chunk
                 copy = part.take(_indices(np.arange(part.num_rows)))
                 held[org] = (copy, part_keys, number)
-        if self.progress is not None:
-            self.progress(len(seq))
+        self._report(len(seq))
         return self.writes[started:]
+
+    def _report(self, rows: int) -> None:
+        """Tell ``progress`` of ``rows`` more entries (past those already told)."""
+        self.unreported += rows
+        if self.progress is not None and self.unreported > 0:
+            self.progress(self.unreported)
+            self.reported += self.unreported
+            self.unreported = 0
 
     # -- writing --------------------------------------------------------------------
     def _prepared(self, table: pa.Table) -> tuple[pa.Table, np.ndarray[Any, Any]]:
