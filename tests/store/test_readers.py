@@ -124,3 +124,19 @@ def test_ranged_reads_give_the_ranges_in_order_read_two_at_once(store: al.AuditS
             assert _SqliteWorker.of_slot(1)._proc is not _SqliteWorker._proc
     finally:
         reader.close()
+
+
+def test_the_sqlite_helper_binds_parameters_without_importing_pandas() -> None:
+    """The helper builds its bound parameters from their bytes: ``pa.array`` would import
+    pandas (about a CPU-second in every helper process) for nothing."""
+    code = (
+        "import sys, pyarrow as pa\n"
+        "from auditlens.store._adbc_worker import _param\n"
+        "got = [_param(pa, v).to_pylist() for v in ('é', 7, -(2**63), 1.5, None)]\n"
+        "assert got == [['é'], [7], [-(2**63)], [1.5], [None]], got\n"
+        "assert _param(pa, 'x').type == pa.string() and _param(pa, 7).type == pa.int64()\n"
+        "assert 'pandas' not in sys.modules\n"
+        "assert _param(pa, True).to_pylist() == [True]\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr

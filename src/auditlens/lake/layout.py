@@ -127,7 +127,7 @@ class LakeStorage:
         self.base = base.rstrip("/")  #: the root in ``fs``'s terms (``bucket/prefix`` on S3)
         self.url = url  #: the root as the user wrote it (messages)
         self.local = local
-        self._made: set[Path] = set()  # local folders known to exist
+        self._made: set[str] = set()  # local folders known to exist
         self._client: Any = None  # boto3's S3 client, for put-if-absent (create)
 
     @classmethod
@@ -256,13 +256,25 @@ class LakeStorage:
         if not self.local:
             self.write(rel, data)
             return
-        path = self._local(rel)
-        folder = path.parent
+        # strings and bare system calls (no pathlib, no buffered file: its fstat): a sync
+        # writes thousands of small files
+        path = self.full(rel)
+        folder = path.rpartition("/")[0]
         if folder not in self._made:
-            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                os.mkdir(folder)  # usually only the last level is new
+            except FileExistsError:
+                pass
+            except FileNotFoundError:
+                os.makedirs(folder, exist_ok=True)
             self._made.add(folder)
-        with path.open("wb") as fh:
-            fh.write(data)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            view = memoryview(data).cast("B")
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
 
     def remove(self, rel: str) -> None:
         """Delete a file; a missing one is not an error."""

@@ -19,7 +19,30 @@ from __future__ import annotations
 import json
 import os
 import signal
+import struct
 import sys
+from typing import Any
+
+
+def _param(pa: Any, value: object) -> Any:
+    """A bound parameter as a one-value Arrow array, built from its bytes for the usual
+    types: ``pa.array`` on Python values imports pandas on first use (~1 CPU-second in every
+    helper process, more than most reads cost)."""
+    if isinstance(value, str):
+        data = value.encode()
+        offsets = struct.pack("<ii", 0, len(data))
+        return pa.Array.from_buffers(
+            pa.string(), 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+        )
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
+        return pa.Array.from_buffers(pa.int64(), 1, [None, pa.py_buffer(struct.pack("<q", value))])
+    if isinstance(value, float):
+        return pa.Array.from_buffers(
+            pa.float64(), 1, [None, pa.py_buffer(struct.pack("<d", value))]
+        )
+    if value is None:
+        return pa.nulls(1)
+    return pa.array([value])
 
 
 def main() -> None:
@@ -57,7 +80,7 @@ def main() -> None:
             if params:
                 stmt.bind(
                     pa.record_batch(
-                        [pa.array([v]) for v in params], names=[str(i) for i in range(len(params))]
+                        [_param(pa, v) for v in params], names=[str(i) for i in range(len(params))]
                     )
                 )
             stream, _ = stmt.execute_query()
