@@ -55,6 +55,15 @@ __all__ = [
 
 CANONICAL_VERSION = "auditlens.entry.v1"
 
+#: a stored row with every content field (the examples' row; nulls where a field may be)
+_EXAMPLE_ROW: Mapping[str, Any] = {
+    "organization_id": "o", "seq": 1, "audit_id": "a", "ts": 5, "actor_type": "system",
+    "actor_user_id": None, "actor_email": None, "action": "auth.login",
+    "resource_type": None, "resource_id": None, "resource_name": None,
+    "application_id": None, "ip_address": None, "user_agent": None, "details": "{}",
+    "result": "success",
+}  # fmt: skip
+
 #: ``prev_hash`` of the first entry of every organization's chain.
 GENESIS_HASH = "0" * 64
 
@@ -87,11 +96,7 @@ def content_tail(row: Mapping[str, Any]) -> bytes:
     appender knows the entry's ``seq`` (:func:`chain_rows` completes the hash).
 
     Example:
-        >>> row = {"organization_id": "o", "seq": 1, "audit_id": "a", "ts": 5,
-        ...     "actor_type": "system", "actor_user_id": None, "actor_email": None,
-        ...     "action": "auth.login", "resource_type": None, "resource_id": None,
-        ...     "resource_name": None, "application_id": None, "ip_address": None,
-        ...     "user_agent": None, "details": "{}", "result": "success"}
+        >>> row = dict(_EXAMPLE_ROW)  # the module's example row
         >>> canonical_bytes(row) == _TAG + b"1:o,1:1," + content_tail(row)
         True
     """
@@ -121,11 +126,7 @@ def chain_rows(
     frame per row.
 
     Example:
-        >>> row = {"organization_id": "o", "seq": 1, "audit_id": "a", "ts": 5,
-        ...     "actor_type": "system", "actor_user_id": None, "actor_email": None,
-        ...     "action": "auth.login", "resource_type": None, "resource_id": None,
-        ...     "resource_name": None, "application_id": None, "ip_address": None,
-        ...     "user_agent": None, "details": "{}", "result": "success"}
+        >>> row = dict(_EXAMPLE_ROW)  # the module's example row
         >>> [(seq, prev[:4], h == entry_hash({**row, "prev_hash": GENESIS_HASH}))
         ...  for _, seq, prev, h in chain_rows([("o",)], [content_tail(row)], 0, {})]
         [(1, '0000', True)]
