@@ -321,7 +321,10 @@ def ingest_records(
     batches, duplicate handling and rejects file as :func:`ingest`.
 
     Each rejected record keeps its ``file`` and ``line``; the rejects file receives its
-    ``raw`` text. A :class:`RowBlock` stands for its records, in their order.
+    ``raw`` text. A :class:`RowBlock` stands for its records, in their order; it is trusted
+    input (auditlens' own import workers make it): its rows are taken as validated and its
+    content tails as theirs — a tail that does not match its row is stored as given, and
+    ``verify`` then reports the entry as modified.
 
     Example:
         >>> import auditlens as al

@@ -39,7 +39,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
 import os
@@ -1795,12 +1794,25 @@ def _utc(value: datetime | date) -> datetime:
 
 
 def _remote_partition(url: str) -> str:
-    """A remote lake's time partition from its manifests when this process reaches them
-    (``s3://`` through :class:`~auditlens.lake.layout.LakeStorage`), else ``date``."""
-    if url.startswith("s3://"):
-        with contextlib.suppress(Exception):  # the cluster may reach storage we don't
-            return read_state(LakeStorage.at(url)).partition
-    return "date"
+    """A remote lake's time partition from its manifests, read through
+    :class:`~auditlens.lake.layout.LakeStorage` (``s3://``, ``s3a://``, ``s3n://``).
+
+    Raises:
+        ConfigError: another scheme (``gs://``, ``abfss://``, ``dbfs:``…) or storage this
+            process cannot reach: the caller names the partition (``partition=``) rather
+            than a guess that matches no file.
+    """
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in ("s3", "s3a", "s3n"):
+        try:
+            return read_state(LakeStorage.at(f"s3://{rest}")).partition
+        except Exception as exc:  # the cluster may reach storage we don't
+            reason = f"its manifests could not be read here ({exc})"
+    else:
+        reason = "this process reads manifests on s3:// only"
+    raise ConfigError(
+        f"{url}: pass partition='date' or partition='month' (the lake's time partition); {reason}"
+    )
 
 
 def read_lake(
@@ -1821,13 +1833,15 @@ def read_lake(
     ``<path>/organization_id=*/<partition>=*/*.parquet`` and deduplicated on
     ``(organization_id, seq)``, since a reader that lists folders during a compaction may
     see a file and its replacement; ``partition`` names the lake's time partition there
-    (``date`` or ``month``; by default the manifests' own, read through ``pyarrow.fs`` for
-    ``s3://``, else ``date``). ``organization_id``, ``start`` (inclusive) and
-    ``end`` (exclusive; naive times are UTC) prune partitions and filter rows.
+    (``date`` or ``month``; by default the manifests' own: a remote lake's are read through
+    ``pyarrow.fs`` for ``s3://``/``s3a://``, other schemes need ``partition=``).
+    ``organization_id``, ``start`` (inclusive) and ``end`` (exclusive; naive times are UTC)
+    prune partitions and filter rows.
 
     Raises:
         ArchiveError: a local ``path`` is not a folder or its manifests are unreadable.
-        ConfigError: ``partition`` is neither ``date`` nor ``month``.
+        ConfigError: ``partition`` is neither ``date`` nor ``month``, or is not given for a
+            remote lake whose manifests this process cannot read.
 
     Example:
         >>> read_lake(None, "/no/such/lake")  # doctest: +ELLIPSIS

@@ -268,7 +268,8 @@ class LakeStorage:
             except FileNotFoundError:
                 os.makedirs(folder, exist_ok=True)
             self._made.add(folder)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        # a new name: never through a planted symlink, never over an existing file
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
         try:
             view = memoryview(data).cast("B")
             while view:

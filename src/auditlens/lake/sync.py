@@ -220,6 +220,7 @@ def sync_lake(
     while True:
         run = _Run(where, state, part_by, number, target_file_bytes, row_group_rows, progress)
         run.unreported = -reported  # what an abandoned attempt reported is not told again
+        run.lows = {o: low for o, low, _ in heads}
         try:
             if bulk:
                 run.bulk(store)
@@ -314,6 +315,9 @@ class _Run:
     writer: ThreadPoolExecutor = field(init=False)
     reported: int = 0  # entries given to ``progress``
     unreported: int = 0  # negative: entries not to report (an abandoned attempt's)
+    #: each organization's lowest seq in the store when the sync started (where a first
+    #: sync of it must start; one that appeared since starts at 1)
+    lows: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.open_files = _open_files(self.state, self.target)
@@ -354,14 +358,26 @@ class _Run:
         :class:`_NotInTableOrder`. The rows of an organization's last partition in a chunk
         are held back and written with the next chunk's, so a partition spanning chunks
         still gets one file."""
-        with store.connect() as conn:
-            low, high = conn.execute(select(func.min(_C.id), func.max(_C.id))).one()
-        if low is None:
-            return
         step = BULK_CHUNK_ROWS
+        with store.connect() as conn:
+            low = conn.execute(select(func.min(_C.id))).scalar()
+            if low is None:
+                return
+            # below every append still in flight (PostgreSQL commits appends to different
+            # organizations in any order): a range read later never misses a committed row
+            high = store.stream_top(conn)
+            # one range per `step` ids that hold rows: the ranges follow the rows, not the id
+            # span (one row at id 10**12 adds one range, not ten million)
+            starts: list[int] = []
+            start: int | None = int(low)
+            while start is not None and start <= high:
+                starts.append(start)
+                start = conn.execute(
+                    select(func.min(_C.id)).where(_C.id >= start + step, _C.id <= high)
+                ).scalar()
         stmts = [
             select(*FRAME_COLUMNS).where(_C.id >= a, _C.id < min(a + step, high + 1))
-            for a in range(int(low), int(high) + 1, step)
+            for a in starts
         ]
         held: dict[str, _Held] = {}
         pending: list[list[Future[list[LakeFile]]]] = []
@@ -418,8 +434,8 @@ class _Run:
                 expected = (seg.last_seq + 1, seg.last_entry_hash)
             elif head is not None:
                 expected = (head.last_seq + 1, head.last_entry_hash)
-            else:
-                expected = (first, first_prev)  # a first sync of this organization
+            else:  # a first sync of this organization: from its lowest seq in the store
+                expected = (self.lows.get(org, 1), first_prev)
             if (first, first_prev) != expected:
                 raise _NotInTableOrder  # (or a gap the per-organization read reports)
             last_hash = str(hashes[end - 1].as_py())
