@@ -172,7 +172,8 @@ def _few(api: SparkApi, df: SparkFrame) -> SparkFrame:
     """``df`` marked for a broadcast join on Spark: the few rows a detector flagged
     (bursts, wins, grants, suspensions), joined to many. The many then stream through a
     hash join instead of being shuffled and sorted for a sort-merge join — even when the
-    few are none. SQLFrame's engines get ``df`` as it is."""
+    few are none. SQLFrame's engines get ``df`` as it is (they have no broadcast hint, and
+    DuckDB needs none)."""
     return api.F.broadcast(df) if api.engine == "spark" else df
 
 
@@ -888,10 +889,9 @@ def _needs_session(session: object, detector: str) -> Any:
 def _small(
     api: SparkApi, session: Any, rows: Sequence[tuple[object, ...]], schema: str
 ) -> SparkFrame:
-    """A small lookup table (context, agent families) as a Spark DataFrame: broadcast on
-    Spark (SQLFrame's engines have no broadcast hint, and DuckDB needs none)."""
-    table = session.createDataFrame(list(rows), schema)
-    return api.F.broadcast(table) if api.engine == "spark" else table
+    """A small lookup table (context, agent families) as a Spark DataFrame, marked for a
+    broadcast join (:func:`_few`)."""
+    return _few(api, session.createDataFrame(list(rows), schema))
 
 
 def off_hours(
