@@ -56,6 +56,7 @@ from auditlens.detect.agents import agent_family
 from auditlens.detect.exfiltration import EXPORT_ACTIONS
 from auditlens.detect.findings import (
     FINDING_SCHEMA,
+    actions_matching,
     check_regex,
     human,
     parse_window,
@@ -67,6 +68,7 @@ from auditlens.lake.layout import LakeStorage, read_state
 
 __all__ = [
     "PORTED",
+    "Vocabulary",
     "detect",
     "detect_lake",
     "lake_context",
@@ -177,6 +179,87 @@ def _few(api: SparkApi, df: SparkFrame) -> SparkFrame:
     return api.F.broadcast(df) if api.engine == "spark" else df
 
 
+class Vocabulary:
+    """The distinct actions (and user agents) of the entries one :func:`detect` call reads.
+
+    Patterns over actions (exports, grants, logging switched off…) are matched the way the
+    polars detectors match them (:func:`~auditlens.detect.findings.actions_matching`, polars'
+    regex engine) against the *distinct* actions, and rows are then picked with ``isin``: one
+    hash lookup per row instead of a regular expression, and the same matches as polars. The
+    distinct values come from one small job, run when a detector first asks (while the plan is
+    built) and shared by every detector of the call; ``agents`` adds the distinct user agents
+    to that job (:func:`unusual_access`'s client families).
+
+    Example:
+        >>> import duckdb, polars as pl
+        >>> from sqlframe.duckdb import DuckDBSession
+        >>> con = duckdb.connect()
+        >>> _ = con.execute("CREATE TABLE t AS SELECT * FROM (VALUES ('report.export'),"
+        ...     " ('doc.viewed'), ('report.export')) v(action)")
+        >>> session = DuckDBSession(conn=con)
+        >>> frame = session.table("t")
+        >>> Vocabulary(spark_api(frame), frame).actions_matching("export")
+        ['report.export']
+        >>> session.stop()
+    """
+
+    def __init__(self, api: SparkApi, frame: SparkFrame, *, agents: bool = False) -> None:
+        self._api, self._frame, self._with_agents = api, frame, agents
+        self._values: dict[str, list[str]] | None = None
+
+    def _collect(self) -> dict[str, list[str]]:
+        if self._values is None:
+            F = self._api.F
+            wanted = [("action", "action")] + (
+                [("agent", "user_agent")] if self._with_agents else []
+            )
+            parts = [
+                self._frame.select(F.lit(kind).alias("_k"), F.col(col).alias("_v"))
+                for kind, col in wanted
+            ]
+            rows = _union(parts).filter(F.col("_v").isNotNull()).distinct().collect()
+            values: dict[str, list[str]] = {kind: [] for kind, _ in wanted}
+            for row in rows:
+                values[str(row["_k"])].append(str(row["_v"]))
+            self._values = {k: sorted(v) for k, v in values.items()}
+        return self._values
+
+    def actions(self) -> list[str]:
+        """The distinct actions, sorted."""
+        return self._collect()["action"]
+
+    def agents(self) -> list[str]:
+        """The distinct user agents, sorted (collected with the actions when the vocabulary was
+        made with ``agents=True``, else by a job of their own)."""
+        if not self._with_agents:
+            self._with_agents, self._values = True, None
+        return self._collect()["agent"]
+
+    def actions_matching(self, pattern: str, name: str = "pattern") -> list[str]:
+        """The distinct actions ``pattern`` matches (polars' regex, as the polars detectors).
+
+        Raises:
+            FilterError: ``pattern`` is not a valid regular expression (naming ``name``).
+        """
+        check_regex(pattern, name)  # before the job: a typo costs no scan
+        known = pl.DataFrame({"action": self.actions()}, schema={"action": pl.Utf8})
+        return actions_matching(known, pattern, name)
+
+    def action_in(self, actions: Iterable[str]) -> SparkColumn:
+        """``action`` is one of ``actions`` (false for none)."""
+        chosen = sorted(set(actions))
+        F = self._api.F
+        return F.col("action").isin(*chosen) if chosen else F.lit(False)
+
+    def action_matches(self, pattern: str, name: str = "pattern") -> SparkColumn:
+        """``action`` matches ``pattern``: :meth:`action_in` the matching distinct actions."""
+        return self.action_in(self.actions_matching(pattern, name))
+
+
+def _vocabulary(api: SparkApi, frame: SparkFrame, given: Vocabulary | None) -> Vocabulary:
+    return given if given is not None else Vocabulary(api, frame)
+
+
 def _range(api: SparkApi, lo: int, hi: int) -> Any:
     return api.Window.partitionBy(*_PART).orderBy("_t").rangeBetween(lo, hi)
 
@@ -247,12 +330,14 @@ def _findings(
     rows: SparkFrame,
     detector: str,
     severity: SparkColumn,
-    subject_type: str,
+    subject_type: str | SparkColumn,
     summary: SparkColumn,
     details: SparkColumn | None = None,
 ) -> SparkFrame:
-    """Burst rows → findings, with :func:`~auditlens.detect.findings.finding_id`'s ids."""
+    """Burst rows → findings, with :func:`~auditlens.detect.findings.finding_id`'s ids
+    (``subject_type`` one for all rows, or a column of the rows)."""
     F = api.F
+    kind = F.lit(subject_type) if isinstance(subject_type, str) else subject_type
     if details is None:
         details = F.lit("{}")
     else:  # a column of its own: SQLFrame resolves one expression used twice only once
@@ -268,7 +353,7 @@ def _findings(
         "|",
         F.lit(detector),
         F.col("organization_id"),
-        F.lit(subject_type),
+        kind,
         F.col("key"),
         F.col("_ws").cast("string"),
         F.element_at(F.col("audit_ids"), 1),
@@ -280,7 +365,7 @@ def _findings(
         F.lit(detector).alias("detector"),
         severity.alias("severity"),
         F.col("organization_id"),
-        F.lit(subject_type).alias("subject_type"),
+        kind.alias("subject_type"),
         F.col("key").alias("subject"),
         F.col("window_start"),
         F.col("window_end"),
@@ -471,7 +556,8 @@ def brute_force_success(
 ) -> SparkFrame:
     """:func:`auditlens.detect.brute_force_success` on Spark: failures in ``[t − window, t)``
     as one range window (``w`` preceding to 1 preceding), evidence by an equi-join plus a
-    range filter."""
+    range filter. A success found for several subjects is told once, for the first of ``by``
+    (a window over the few successes' audit ids: each subject's plan runs once)."""
     F = api.F
     failures = positive_int(failures, "failures")
     span = parse_window(window)
@@ -479,9 +565,8 @@ def brute_force_success(
     keys = (by,) if isinstance(by, str) else tuple(by)
     if not keys:
         raise FilterError("by needs at least one of 'actor', 'ip'")
-    parts: list[SparkFrame] = []
-    seen: SparkFrame | None = None
-    for b in keys:
+    found: list[SparkFrame] = []
+    for i, b in enumerate(keys):
         if b not in ("actor", "ip"):
             raise FilterError(f"by must be 'actor' and/or 'ip', got {b!r}")
         key, subject_type = _subject(api, b)
@@ -497,8 +582,6 @@ def brute_force_success(
             & (F.col("result") == "success")
             & (F.col("_fails") >= failures)
         )
-        if seen is not None:
-            wins = wins.join(_few(api, seen), on="audit_id", how="left_anti")
         fails = auth.filter(F.col("_fail") == 1).select(
             "organization_id",
             "key",
@@ -518,31 +601,32 @@ def brute_force_success(
             F.min("_tf").alias("_ws"),
             _evidence(api, "_tf", "_sf", "_af").alias("_fail_ids"),
         )
-        rows = hits.select(
-            "organization_id",
-            "key",
-            "window_start",
-            F.col("timestamp").alias("window_end"),
-            "_ws",
-            (F.col("_nf") + 1).alias("count"),
-            F.concat(F.col("_fail_ids"), F.array(F.col("audit_id"))).alias("audit_ids"),
-        )
-        summary = _text(
-            api,
-            "successful sign-in for ",
-            subject_type,
-            " ",
-            F.col("key"),
-            " after ",
-            F.col("count") - 1,
-            f" failures within {human(span)}",
-        )
-        parts.append(
-            _findings(api, rows, "brute_force_success", F.lit("critical"), subject_type, summary)
-        )
-        flagged = hits.select("audit_id")
-        seen = flagged if seen is None else seen.unionByName(flagged)
-    return _union(parts)
+        found.append(hits.select("*", F.lit(i).alias("_ki"), F.lit(subject_type).alias("_st")))
+    hits = _union(found)
+    if len(found) > 1:  # a success told for an earlier subject is not told again (as polars)
+        first = F.min("_ki").over(api.Window.partitionBy("audit_id"))
+        hits = hits.select("*", first.alias("_k0")).filter(F.col("_ki") == F.col("_k0"))
+    rows = hits.select(
+        "organization_id",
+        "key",
+        "_st",
+        "window_start",
+        F.col("timestamp").alias("window_end"),
+        "_ws",
+        (F.col("_nf") + 1).alias("count"),
+        F.concat(F.col("_fail_ids"), F.array(F.col("audit_id"))).alias("audit_ids"),
+    )
+    summary = _text(
+        api,
+        "successful sign-in for ",
+        F.col("_st"),
+        " ",
+        F.col("key"),
+        " after ",
+        F.col("count") - 1,
+        f" failures within {human(span)}",
+    )
+    return _findings(api, rows, "brute_force_success", F.lit("critical"), F.col("_st"), summary)
 
 
 def failure_bursts(
@@ -687,10 +771,13 @@ def mass_export(
     exports: int = 20,
     window: str | timedelta = "1h",
     actions: str = EXPORT_ACTIONS,
+    *,
+    vocabulary: Vocabulary | None = None,
 ) -> SparkFrame:
     """:func:`auditlens.detect.mass_export` on Spark (rows and exports summed over one range
-    window; ``actions`` matched with ``rlike``)."""
+    window; ``actions`` matched against the distinct actions, :class:`Vocabulary`)."""
     F = api.F
+    exported = _vocabulary(api, frame, vocabulary).action_matches(actions, "actions")
     row_limit = positive_int(rows, "rows")
     export_limit = positive_int(exports, "exports")
     span = parse_window(window)
@@ -703,7 +790,7 @@ def mass_export(
         number = F.when(text.rlike(r"^-?[0-9]{1,18}$"), text.cast("long"))
         volume = number if volume is None else F.coalesce(volume, number)
     actor, _ = _subject(api, "actor")
-    ev = frame.filter(F.col("action").rlike(actions) & (F.col("result") == "success")).select(
+    ev = frame.filter(exported & (F.col("result") == "success")).select(
         *_event_columns(actor),
         F.greatest(F.coalesce(volume, F.lit(0)), F.lit(0)).alias("_rows"),
     )
@@ -741,24 +828,29 @@ def defence_evasion(
     mfa_actions: str = evasion.MFA_ACTIONS,
     alerting_actions: str = evasion.ALERTING_ACTIONS,
     alert_destinations: str = evasion.ALERT_DESTINATIONS,
+    *,
+    vocabulary: Vocabulary | None = None,
 ) -> SparkFrame:
-    """:func:`auditlens.detect.defence_evasion` on Spark (actions matched with ``rlike``;
-    episodes by ``lag`` and a running sum)."""
+    """:func:`auditlens.detect.defence_evasion` on Spark (action patterns matched against the
+    distinct actions, :class:`Vocabulary`, as polars does; only the candidate rows have their
+    details read; episodes by ``lag`` and a running sum)."""
     F, W = api.F, api.Window
     span = parse_window(window)
     ms = _ms(span)
-    for pattern, name in (
-        (logging_actions, "logging_actions"),
-        (mfa_actions, "mfa_actions"),
-        (alerting_actions, "alerting_actions"),
-        (alert_destinations, "alert_destinations"),
-    ):
-        check_regex(pattern, name)
-    action = F.col("action")
+    check_regex(alert_destinations, "alert_destinations")
+    known = _vocabulary(api, frame, vocabulary)
+    log_acts = known.actions_matching(logging_actions, "logging_actions")
+    mfa_acts = known.actions_matching(mfa_actions, "mfa_actions")
+    mfa_acts = [a for a in mfa_acts if "mfa_reset" not in a.lower()]  # as polars: a response
+    alert_acts = known.actions_matching(alerting_actions, "alerting_actions")
+    setting_acts = known.actions_matching(evasion._SETTINGS_UPDATED)
+    gone_acts = known.actions_matching(evasion._WEBHOOK_GONE)
+    changed_acts = known.actions_matching(evasion._WEBHOOK_CHANGED)
+    every = {*log_acts, *mfa_acts, *alert_acts, *setting_acts, *gone_acts, *changed_acts}
     d = F.col("details")
     setting = _json_text(api, d, "$.setting")
     after = F.coalesce(_json_text(api, d, "$.after.value"), _json_text(api, d, "$.after"))
-    is_setting = action.rlike(evasion._SETTINGS_UPDATED)
+    is_setting = known.action_in(setting_acts)
     switched_off = F.coalesce(
         _json_text(api, d, "$.after.actions.enabled"),
         _json_text(api, d, "$.after.enabled"),
@@ -772,13 +864,13 @@ def defence_evasion(
         F.coalesce(_json_text(api, d, "$.before.url"), F.lit("")),
         F.coalesce(_json_text(api, d, "$.url"), F.lit("")),
     ).rlike(alert_destinations)
-    webhook_off = action.rlike(evasion._WEBHOOK_GONE) | (
-        action.rlike(evasion._WEBHOOK_CHANGED) & F.coalesce(switched_off, F.lit(False))
+    webhook_off = known.action_in(gone_acts) | (
+        known.action_in(changed_acts) & F.coalesce(switched_off, F.lit(False))
     )
-    mfa = action.rlike(mfa_actions) & ~F.lower(action).contains("mfa_reset")
+    mfa = known.action_in(mfa_acts)
     reason = (
         F.when(
-            action.rlike(logging_actions) | (is_setting & setting.rlike(evasion._LOG_SETTING)),
+            known.action_in(log_acts) | (is_setting & setting.rlike(evasion._LOG_SETTING)),
             F.lit("logging_disabled"),
         )
         .when(
@@ -786,17 +878,23 @@ def defence_evasion(
             F.lit("mfa_disabled"),
         )
         .when(
-            action.rlike(alerting_actions) | (webhook_off & destination), F.lit("alerting_disabled")
+            known.action_in(alert_acts) | (webhook_off & destination),
+            F.lit("alerting_disabled"),
         )
     )
     actor, _ = _subject(api, "actor")
-    ev = frame.select(
-        *_event_columns(actor),
-        "action",
-        reason.alias("_reason"),
-        # polars' all() skips nulls: a null result counts as failed here
-        F.coalesce((F.col("result") == "failure").cast("int"), F.lit(1)).alias("_failed"),
-    ).filter(F.col("_reason").isNotNull())
+    # the candidate rows first: the details of every other row are never read
+    ev = (
+        frame.filter(known.action_in(every))
+        .select(
+            *_event_columns(actor),
+            "action",
+            reason.alias("_reason"),
+            # polars' all() skips nulls: a null result counts as failed here
+            F.coalesce((F.col("result") == "failure").cast("int"), F.lit(1)).alias("_failed"),
+        )
+        .filter(F.col("_reason").isNotNull())
+    )
     group = [*_PART, "_reason"]
     by_time = W.partitionBy(*group).orderBy("_t")
     ev = ev.select("*", F.lag("_t").over(by_time).alias("_prev"))
@@ -982,12 +1080,13 @@ def off_hours(
         "*",
         (F.floor(F.col("_lt") / 60_000) % 1440).cast("long").alias("_m"),
         ((days + 3) % 7).cast("long").alias("_wd0"),  # 1970-01-01 was a Thursday: Monday = 0
-        _date_text(api, F.col("_lt")).alias("_day"),
+        days.alias("_dn"),  # the local date as a day number: text only once per finding
     )
     workday = (F.floor(F.col("_mask") / F.pow(F.lit(2), F.col("_wd0"))) % 2) == 1
     off = (F.col("_m") < F.col("_start")) | (F.col("_m") >= F.col("_end")) | ~workday
     if plan.holidays:
-        off = off | F.col("_day").isin(*sorted(d.isoformat() for d in plan.holidays))
+        epoch = date(1970, 1, 1)
+        off = off | F.col("_dn").isin(*sorted((d - epoch).days for d in plan.holidays))
     sensitive = F.col("action").isin(*behaviour.SENSITIVE)
     hits = ev.filter(off).select(
         "*",
@@ -995,13 +1094,14 @@ def off_hours(
         (~F.col("action").isin(*behaviour._ROUTINE_AUTH)).cast("int").alias("_chg"),
         F.when(sensitive, F.col("action")).alias("_sact"),
     )
-    rows = hits.groupBy("organization_id", "key", "_day", "tz", "tz_source", "_start", "_end").agg(
+    rows = hits.groupBy("organization_id", "key", "_dn", "tz", "tz_source", "_start", "_end").agg(
         *_window_aggs(api),
         F.max("_sens").alias("_sensitive"),
         F.max("_chg").alias("_change"),
         # collect_set drops nulls on Spark but not on DuckDB: filter them either way
         F.filter(F.array_sort(F.collect_set("_sact")), lambda x: x.isNotNull()).alias("_acts"),
     )
+    rows = rows.withColumn("_day", _date_text(api, F.col("_dn") * 86_400_000))
     is_sensitive = F.col("_sensitive") == 1
     severity = (
         F.when(is_sensitive, F.lit("high"))
@@ -1338,24 +1438,23 @@ def privilege_escalation(
     grant_actions: str = escalation.GRANT_PATTERN,
     create_actions: str = escalation.CREATE_PATTERN,
     admin_privileges: str = escalation.ADMIN_PATTERN,
+    *,
+    vocabulary: Vocabulary | None = None,
 ) -> SparkFrame:
-    """:func:`auditlens.detect.privilege_escalation` on Spark (actions and privileges
-    matched with ``rlike``; creation–grant pairs by equi-joins on the principal plus a
-    range filter; a principal's first grant by time, seq, audit id)."""
+    """:func:`auditlens.detect.privilege_escalation` on Spark (action patterns matched against
+    the distinct actions, :class:`Vocabulary`; privileges with ``rlike`` on the few grants;
+    creation–grant pairs by equi-joins on the principal plus a range filter; a principal's
+    first grant by time, seq, audit id)."""
     F = api.F
     span = parse_window(window)
     ms = _ms(span)
-    for pattern, name in (
-        (grant_actions, "grant_actions"),
-        (create_actions, "create_actions"),
-        (admin_privileges, "admin_privileges"),
-    ):
-        check_regex(pattern, name)
+    check_regex(admin_privileges, "admin_privileges")
+    known = _vocabulary(api, frame, vocabulary)
+    is_grant = known.action_matches(grant_actions, "grant_actions")
+    is_create = known.action_matches(create_actions, "create_actions")
     d = F.col("details")
     privilege = _privilege(api)
     target = F.coalesce(*(_json_text(api, d, p) for p in escalation._TARGET_PATHS))
-    is_grant = F.col("action").rlike(grant_actions)
-    is_create = F.col("action").rlike(create_actions)
     ev = frame.filter((F.col("result") == "success") & (is_grant | is_create)).select(
         "organization_id",
         "timestamp",
@@ -1580,6 +1679,8 @@ PORTED: dict[str, Callable[..., SparkFrame]] = {
 
 #: ported detectors that build small lookup tables with the session
 _SESSION_USERS = frozenset({"off_hours", "unusual_access"})
+#: ported detectors that match patterns against the distinct actions (:class:`Vocabulary`)
+_VOCABULARY_USERS = frozenset({"mass_export", "defence_evasion", "privilege_escalation"})
 
 
 def detect(
@@ -1616,11 +1717,14 @@ def detect(
     if not names:
         raise DetectorError("detectors needs at least one detector name")
     frame = _prepare(api, df)
+    vocabulary = Vocabulary(api, frame)  # one job for every detector of this call, if any asks
     parts = []
     for name in names:
         given = _merged((context or {}).get(name, {}), params.get(name, {}))
         if name in _SESSION_USERS:
             given["session"] = session
+        if name in _VOCABULARY_USERS:
+            given["vocabulary"] = vocabulary
         try:
             parts.append(PORTED[name](api, frame, **given))
         except TypeError as exc:
