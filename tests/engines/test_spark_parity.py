@@ -18,7 +18,7 @@ from typing import Any
 
 import polars as pl
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
@@ -27,7 +27,7 @@ from auditlens import context
 from auditlens import detect as polars_detect
 from auditlens.demo import generate
 from auditlens.engines import spark
-from auditlens.errors import DetectorError
+from auditlens.errors import DetectorError, FilterError
 from tests.engines.conftest import Engine
 
 pytestmark = [
@@ -146,7 +146,13 @@ def check(engine: Engine, examples: int, **strategies: Any) -> Callable[..., Any
     """Run the decorated check on ``engine.examples(examples)`` generated examples."""
 
     def run(fn: Callable[..., None]) -> Callable[..., None]:
-        explore = settings(max_examples=engine.examples(examples), deadline=None, database=None)
+        explore = settings(
+            max_examples=engine.examples(examples),
+            deadline=None,
+            database=None,
+            # generation is cheap; a busy machine (CI's two workers) must not fail the check
+            suppress_health_check=[HealthCheck.too_slow],
+        )
         explore(given(**strategies)(fn))()
         return fn
 
@@ -278,6 +284,47 @@ def test_detect_all_runs_every_ported_detector(engine: Engine, demo_entries: pl.
         pytest.skip("on Spark: test_spark_lake's CLI test runs every ported detector")
     got = spark.to_polars(spark.detect(engine.session, engine.frame(demo_entries)))
     assert set(got["detector"]) == set(spark.PORTED)
+
+
+@pytest.mark.parametrize(
+    ("name", "param"),
+    [
+        ("mass_export", "actions"),
+        ("defence_evasion", "mfa_actions"),
+        ("privilege_escalation", "grant_actions"),
+    ],
+)
+def test_a_broken_action_pattern_names_its_parameter(
+    engine: Engine, demo_entries: pl.DataFrame, name: str, param: str
+) -> None:
+    """Patterns are matched against the distinct actions (one job): a typo is refused, by
+    name, before any job runs — as the polars detector refuses it."""
+    entries = engine.frame(demo_entries)
+    with pytest.raises(FilterError, match=f"{param} is not a valid regular expression"):
+        spark.detect(engine.session, entries, [name], **{name: {param: "export("}})
+    with pytest.raises(FilterError, match=f"{param} is not a valid regular expression"):
+        polars_detect.run(name, demo_entries, **{param: "export("})
+
+
+def test_action_patterns_match_as_polars_matches(engine: Engine) -> None:
+    """A pattern only a case-insensitive, unanchored match finds (``(?i)`` in the middle of
+    an action), and one that matches nothing: same findings as polars, none invented."""
+    t0 = datetime(2025, 1, 6, 9, tzinfo=UTC)
+    rows = 25
+    entries = pl.DataFrame(
+        {
+            "audit_id": [f"x{i:02d}" for i in range(rows)],
+            "timestamp": [t0 + timedelta(seconds=10 * i) for i in range(rows)],
+            "action": ["Billing.Report_EXPORTED"] * rows,
+            "result": ["success"] * rows,
+            "organization_id": ["org-a"] * rows,
+            "actor_email": ["ann@x.io"] * rows,
+            "details": ['{"rows": 900}'] * rows,
+        },
+        schema_overrides={"timestamp": pl.Datetime("ms", "UTC")},
+    )
+    assert assert_parity(engine, entries, "mass_export", actions="(?i)report_export") == 1
+    assert assert_parity(engine, entries, "mass_export", actions="^export") == 0
 
 
 def test_unported_detector_is_refused(engine: Engine, demo_entries: pl.DataFrame) -> None:
