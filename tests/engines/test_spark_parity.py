@@ -327,6 +327,35 @@ def test_action_patterns_match_as_polars_matches(engine: Engine) -> None:
     assert assert_parity(engine, entries, "mass_export", actions="^export") == 0
 
 
+def test_actions_the_vocabulary_never_saw_are_still_matched(engine: Engine) -> None:
+    """A remote lake can grow between the job that reads the distinct actions and the job
+    that collects the findings: rows whose action the vocabulary lacks are matched by
+    pattern, not skipped."""
+    t0 = datetime(2025, 1, 6, 9, tzinfo=UTC)
+    rows = 25
+    grown = pl.DataFrame(
+        {
+            "audit_id": [f"g{i:02d}" for i in range(rows)],
+            "timestamp": [t0 + timedelta(seconds=10 * i) for i in range(rows)],
+            "action": ["doc.viewed"] * 5 + ["report.exported"] * (rows - 5),
+            "result": ["success"] * rows,
+            "organization_id": ["org-a"] * rows,
+            "actor_email": ["ann@x.io"] * rows,
+            "details": ['{"rows": 900}'] * rows,
+        },
+        schema_overrides={"timestamp": pl.Datetime("ms", "UTC")},
+    )
+    expected = polars_detect.run("mass_export", grown).sort("finding_id")
+    assert expected.height == 1
+    before = engine.frame(grown.head(5))  # only doc.viewed: what the first job saw
+    api = spark.spark_api(before)
+    vocabulary = spark.Vocabulary(api, spark._prepare(api, before))
+    assert vocabulary.actions() == ["doc.viewed"]
+    after = engine.frame(grown)
+    found = spark.mass_export(api, spark._prepare(api, after), vocabulary=vocabulary)
+    assert_frame_equal(spark.to_polars(found), expected)
+
+
 def test_unported_detector_is_refused(engine: Engine, demo_entries: pl.DataFrame) -> None:
     with pytest.raises(DetectorError, match="not available on spark"):
         spark.detect(engine.session, engine.frame(demo_entries), ["sigma_rules"])

@@ -251,9 +251,17 @@ class Vocabulary:
         F = self._api.F
         return F.col("action").isin(*chosen) if chosen else F.lit(False)
 
+    def unseen(self) -> SparkColumn:
+        """``action`` is none of the distinct actions collected: a row the plan's data did
+        not hold when the vocabulary was read (a remote lake a sync extended since)."""
+        return ~self.action_in(self.actions())
+
     def action_matches(self, pattern: str, name: str = "pattern") -> SparkColumn:
-        """``action`` matches ``pattern``: :meth:`action_in` the matching distinct actions."""
-        return self.action_in(self.actions_matching(pattern, name))
+        """``action`` matches ``pattern``: :meth:`action_in` the matching distinct actions, and
+        ``rlike`` for an action :meth:`unseen` (the engine's regex, only for those rows), so
+        that rows added after the vocabulary was read are not silently skipped."""
+        hits = self.action_in(self.actions_matching(pattern, name))
+        return hits | (self.unseen() & self._api.F.col("action").rlike(pattern))
 
 
 def _vocabulary(api: SparkApi, frame: SparkFrame, given: Vocabulary | None) -> Vocabulary:
@@ -839,18 +847,18 @@ def defence_evasion(
     ms = _ms(span)
     check_regex(alert_destinations, "alert_destinations")
     known = _vocabulary(api, frame, vocabulary)
-    log_acts = known.actions_matching(logging_actions, "logging_actions")
-    mfa_acts = known.actions_matching(mfa_actions, "mfa_actions")
-    mfa_acts = [a for a in mfa_acts if "mfa_reset" not in a.lower()]  # as polars: a response
-    alert_acts = known.actions_matching(alerting_actions, "alerting_actions")
-    setting_acts = known.actions_matching(evasion._SETTINGS_UPDATED)
-    gone_acts = known.actions_matching(evasion._WEBHOOK_GONE)
-    changed_acts = known.actions_matching(evasion._WEBHOOK_CHANGED)
-    every = {*log_acts, *mfa_acts, *alert_acts, *setting_acts, *gone_acts, *changed_acts}
+    log_acts = known.action_matches(logging_actions, "logging_actions")
+    # as polars: auth.mfa_reset is a response, not evasion
+    mfa = known.action_matches(mfa_actions, "mfa_actions") & ~F.lower(F.col("action")).contains(
+        "mfa_reset"
+    )
+    alert_acts = known.action_matches(alerting_actions, "alerting_actions")
+    is_setting = known.action_matches(evasion._SETTINGS_UPDATED)
+    gone = known.action_matches(evasion._WEBHOOK_GONE)
+    changed = known.action_matches(evasion._WEBHOOK_CHANGED)
     d = F.col("details")
     setting = _json_text(api, d, "$.setting")
     after = F.coalesce(_json_text(api, d, "$.after.value"), _json_text(api, d, "$.after"))
-    is_setting = known.action_in(setting_acts)
     switched_off = F.coalesce(
         _json_text(api, d, "$.after.actions.enabled"),
         _json_text(api, d, "$.after.enabled"),
@@ -864,28 +872,33 @@ def defence_evasion(
         F.coalesce(_json_text(api, d, "$.before.url"), F.lit("")),
         F.coalesce(_json_text(api, d, "$.url"), F.lit("")),
     ).rlike(alert_destinations)
-    webhook_off = known.action_in(gone_acts) | (
-        known.action_in(changed_acts) & F.coalesce(switched_off, F.lit(False))
-    )
-    mfa = known.action_in(mfa_acts)
+    webhook_off = gone | (changed & F.coalesce(switched_off, F.lit(False)))
     reason = (
         F.when(
-            known.action_in(log_acts) | (is_setting & setting.rlike(evasion._LOG_SETTING)),
+            log_acts | (is_setting & setting.rlike(evasion._LOG_SETTING)),
             F.lit("logging_disabled"),
         )
         .when(
             mfa | (is_setting & setting.rlike(evasion._MFA_SETTING) & after.rlike(evasion._OFF)),
             F.lit("mfa_disabled"),
         )
-        .when(
-            known.action_in(alert_acts) | (webhook_off & destination),
-            F.lit("alerting_disabled"),
-        )
+        .when(alert_acts | (webhook_off & destination), F.lit("alerting_disabled"))
     )
+    patterns = [
+        logging_actions,
+        mfa_actions,
+        alerting_actions,
+        evasion._SETTINGS_UPDATED,
+        evasion._WEBHOOK_GONE,
+        evasion._WEBHOOK_CHANGED,
+    ]
+    # a superset, one lookup per row: rows whose action matches a pattern, or is unseen
+    matching = {a for p in patterns for a in known.actions_matching(p)}
+    candidates = known.action_in(matching) | known.unseen()
     actor, _ = _subject(api, "actor")
     # the candidate rows first: the details of every other row are never read
     ev = (
-        frame.filter(known.action_in(every))
+        frame.filter(candidates)
         .select(
             *_event_columns(actor),
             "action",
