@@ -508,6 +508,25 @@ def test_unusual_access(engine: Engine) -> None:
         )
 
 
+def test_unusual_access_wake_up_from_a_new_network(engine: Engine) -> None:
+    """One entry both ends a dormancy and is the first from a network: two findings (a
+    wake-up and a first use) of one row, the first use's episode going on an hour."""
+    row = {
+        "organization_id": "org-a",
+        "actor_email": "ann@x.io",
+        "actor_user_id": "u1",
+        "actor_type": "user",
+        "user_agent": "curl/8.5.0",
+        "action": "doc.viewed",
+        "result": "success",
+    }
+    history = [{**row, "offset": k * 60_000, "ip_address": "10.0.0.1"} for k in range(3)]
+    back = 3 * 86_400_000  # three days of silence, then a new network twice within the hour
+    returns = [{**row, "offset": back + k, "ip_address": "10.9.9.9"} for k in (0, 30 * 60_000)]
+    frame = _typed(history + returns, with_seq=True)
+    assert assert_parity(engine, frame, "unusual_access", min_history=2, dormant="1d") == 2
+
+
 _escalation_row = st.fixed_dictionaries(
     {
         # quarter hours, ±1 ms: grants exactly at, within and after the window of a creation

@@ -1181,6 +1181,23 @@ def _families(api: SparkApi, session: Any, agents: SparkFrame) -> SparkFrame | N
     return _small(api, session, rows, "_ua string, family string")
 
 
+def _actor_hash(api: SparkApi) -> SparkColumn:
+    """``_h``, the first partition column of every window of :func:`unusual_access`: a long
+    hash of (organization, actor) on Spark, whose sort compares an 8-byte prefix of the
+    first key (an organization id's prefix hardly tells two actors apart). The real keys
+    follow it in every partition, so findings never depend on it; one and the same ``_h``
+    everywhere, so that the one (organization, actor) exchange serves every window.
+    SQLFrame's engines get a constant."""
+    F = api.F
+    if api.engine == "spark":
+        return F.xxhash64(F.col("organization_id"), F.col("key"))
+    return F.lit(0).cast("long")
+
+
+#: the kinds of an unusual_access row: a first use (new network / client), a wake-up
+_FIRST_USE, _WAKE_UP = 0, 1
+
+
 def unusual_access(
     api: SparkApi,
     frame: SparkFrame,
@@ -1194,14 +1211,20 @@ def unusual_access(
 ) -> SparkFrame:
     """:func:`auditlens.detect.unusual_access` on Spark.
 
-    An actor's history is ``row_number`` over (organization, actor) in evidence order
-    (time, seq, audit id); the first use of a network or client family is a ``min`` over
-    the partition (organization, actor, network/family) — no join — and a row belongs to
-    the first use when it is within an hour of it; episodes and dormancy are ``lag`` over
-    the actor's rows. User-agent families are Python (ua-parser, which no SQL engine
-    runs): they are computed on the *distinct* agents, collected once while the plan is
-    built (a small Spark job), and joined back as a small table (:func:`_families`).
-    Activity after a suspension or removal: one equi-join on the stopped identity.
+    One pipeline over the entries, shuffled once by (organization, actor): an actor's
+    history is ``row_number`` over (organization, actor) in evidence order (time, seq,
+    audit id) and its dormancy a ``lag`` over the same window; the first use of a network or
+    client family is a ``min`` over the partition (organization, actor, network/family) —
+    no join — and a row belongs to the first use when it is within an hour of it. Every
+    window is partitioned by a hash of the actor first (:func:`_actor_hash`: cheap sorts,
+    and the one exchange serves them all). The rows that are a first use or a wake-up are
+    kept, one row per kind (``explode``; a row can be both); episodes are ``lag`` plus a
+    running sum per (organization, actor, kind) (a wake-up is an episode of its own), and
+    one ``groupBy`` on (organization, actor, kind, episode) builds both kinds of finding.
+    User-agent families are Python (ua-parser, which no SQL engine runs): they are computed
+    on the *distinct* agents, collected once while the plan is built (a small Spark job),
+    and joined back as a small table (:func:`_families`). Activity after a suspension or
+    removal: one equi-join on the stopped identity.
     """
     F, W = api.F, api.Window
     min_history = positive_int(min_history, "min_history")
@@ -1209,15 +1232,15 @@ def unusual_access(
     key, _ = _subject(api, "actor")
     users = frame.filter((F.col("actor_type") == "user") & (F.col("result") != "failure"))
     ip = F.col("ip_address")
-    net = F.when(ip.rlike(_V4), F.regexp_extract(ip, _V4, 1)).otherwise(ip)
+    v4 = F.regexp_extract(ip, _V4, 1)  # "" when ip is no IPv4 address (one regex per row)
+    net = F.when(v4 != "", v4).otherwise(ip)
     no_family = F.lit(None).cast("string").alias("family")
     ev = users.select(
         "organization_id",
         key.alias("key"),
         "timestamp",
         "_t",
-        F.coalesce(F.col("seq"), F.lit(0)).alias("_s"),
-        "seq",
+        F.coalesce(F.col("seq"), F.lit(0)).alias("_s"),  # the evidence order's seq
         "audit_id",
         net.alias("net"),
         "user_agent",
@@ -1230,132 +1253,141 @@ def unusual_access(
             if families is None
             else ev.join(families, F.col("user_agent") == F.col("_ua"), "left")
         )
-    order = W.partitionBy(*_PART).orderBy("_t", "_s", "audit_id")
-    by_net = W.partitionBy(*_PART, "net")
-    by_family = W.partitionBy(*_PART, "family")
-    prior = F.row_number().over(order) - 1
+    part = ("_h", *_PART)
+    ev = ev.select("*", _actor_hash(api).alias("_h"))
+    order = W.partitionBy(*part).orderBy("_t", "_s", "audit_id")
     ev = ev.select(
         "*",
-        prior.alias("_prior"),
+        (F.row_number().over(order) - 1).alias("_prior"),
         F.lag("_t").over(order).alias("_prev_t"),
         F.lag("timestamp").over(order).alias("_prev_ts"),
     )
-    parts: list[SparkFrame] = []
-    if new_network or new_agent:
-        flags = []
-        for col, enabled, window in (
-            ("net", new_network, by_net),
-            ("family", new_agent, by_family),
-        ):
-            # first use of this network / family by an actor with history, and the hour after
-            first = F.min("_t").over(window)
-            seasoned = F.min("_prior").over(window) >= min_history
-            hit = (
-                F.col(col).isNotNull() & seasoned & (F.col("_t") <= first + F.lit(_HOUR_MS))
-                if enabled
-                else F.lit(False)
-            )
-            flags.append(F.coalesce(hit, F.lit(False)).cast("int"))
-        ev_flags = ev.select(
-            *_PART,
-            "timestamp",
-            "_t",
-            "_s",
-            "seq",
-            "audit_id",
-            "net",
-            "family",
-            flags[0].alias("_in_nn"),
-            flags[1].alias("_in_nf"),
-        )
-        hits = ev_flags.filter((F.col("_in_nn") == 1) | (F.col("_in_nf") == 1))
-        by_time = W.partitionBy(*_PART).orderBy("_t", "_s", "audit_id")
-        hits = hits.select("*", F.lag("_t").over(by_time).alias("_hp"))
-        new = F.when(
-            F.col("_hp").isNull() | ((F.col("_t") - F.col("_hp")) > _HOUR_MS), F.lit(1)
-        ).otherwise(F.lit(0))
-        hits = hits.select(
-            "*", F.sum(new).over(by_time.rowsBetween(W.unboundedPreceding, 0)).alias("_episode")
-        )
+    # a wake-up keeps the actor's previous entry (``_wake_t``, ``_wake_ts``), other rows null:
+    # two columns through the sorts that follow, not three
+    gap = F.col("_t") - F.col("_prev_t")
+    woke = F.coalesce((gap >= quiet) & (F.col("_prior") >= min_history), F.lit(False))
+    ev = ev.select(
+        *part,
+        "timestamp",
+        "_t",
+        "_s",
+        "audit_id",
+        "net",
+        "family",
+        "_prior",
+        F.when(woke, F.col("_prev_t")).alias("_wake_t"),
+        F.when(woke, F.col("_prev_ts")).alias("_wake_ts"),
+    )
+    flags = []
+    for col, enabled in (("net", new_network), ("family", new_agent)):
+        if not enabled:
+            flags.append(F.lit(0))
+            continue
+        # first use of this network / family by an actor with history, and the hour after
+        window = W.partitionBy(*part, col)
+        first = F.min("_t").over(window)
+        seasoned = F.min("_prior").over(window) >= min_history
+        hit = F.col(col).isNotNull() & seasoned & (F.col("_t") <= first + F.lit(_HOUR_MS))
+        flags.append(F.coalesce(hit, F.lit(False)).cast("int"))
+    ev = ev.select(
+        *part,
+        "timestamp",
+        "_t",
+        "_s",
+        "audit_id",
+        "net",
+        "family",
+        "_wake_t",
+        "_wake_ts",
+        flags[0].alias("_in_nn"),
+        flags[1].alias("_in_nf"),
+    )
+    first_use = (F.col("_in_nn") == 1) | (F.col("_in_nf") == 1)
+    woken = F.col("_wake_t").isNotNull()
+    kinds = F.array(F.when(first_use, F.lit(_FIRST_USE)), F.when(woken, F.lit(_WAKE_UP)))
+    rows = ev.filter(first_use | woken).select("*", F.explode(kinds).alias("_k"))
+    rows = rows.filter(F.col("_k").isNotNull())
+    # episodes: first uses an hour apart or less merge, every wake-up is one of its own
+    by_kind = W.partitionBy(*part, "_k").orderBy("_t", "_s", "audit_id")
+    wake_up = F.col("_k") == _WAKE_UP
+    rows = rows.select(
+        "*",
+        F.lag("_t").over(by_kind).alias("_hp"),
+        # a wake-up's window starts at the actor's previous entry
+        F.when(wake_up, F.col("_wake_t")).otherwise(F.col("_t")).alias("_from"),
+        F.when(wake_up, F.col("_wake_ts")).otherwise(F.col("timestamp")).alias("_from_ts"),
+    )
+    new = F.when(
+        wake_up | F.col("_hp").isNull() | ((F.col("_t") - F.col("_hp")) > _HOUR_MS), F.lit(1)
+    ).otherwise(F.lit(0))
+    rows = rows.select(
+        "*", F.sum(new).over(by_kind.rowsBetween(W.unboundedPreceding, 0)).alias("_episode")
+    )
 
-        def first_where(flag: str, value: str) -> SparkColumn:
-            items = F.collect_list(
-                F.when(
-                    F.col(flag) == 1,
-                    F.struct(
-                        F.col("_t").alias("t"),
-                        F.col("_s").alias("s"),
-                        F.col("audit_id").alias("a"),
-                        F.col(value).alias("v"),
-                    ),
-                )
-            )
-            # collect_list drops nulls on Spark but not on DuckDB: filter them either way
-            kept = F.filter(F.array_sort(items), lambda x: x.isNotNull())
-            # guarded: element_at of an empty array is an error under ANSI mode (Spark 4)
-            return F.when(F.max(flag) == 1, F.element_at(F.transform(kept, lambda x: x["v"]), 1))
-
-        rows = hits.groupBy(*_PART, "_episode").agg(
-            *_window_aggs(api),
-            F.max("_in_nn").alias("_nn"),
-            F.max("_in_nf").alias("_nf"),
-            first_where("_in_nn", "net").alias("_net"),
-            first_where("_in_nf", "family").alias("_fam"),
-        )
-        nn, nf = F.col("_nn") == 1, F.col("_nf") == 1
-        both = nn & nf
-        what = (
+    def first_where(flag: str, value: str) -> SparkColumn:
+        items = F.collect_list(
             F.when(
-                both,
-                _text(
-                    api,
-                    "a new network (",
-                    F.col("_net"),
-                    ") with a new client (",
-                    F.col("_fam"),
-                    ")",
+                F.col(flag) == 1,
+                F.struct(
+                    F.col("_t").alias("t"),
+                    F.col("_s").alias("s"),
+                    F.col("audit_id").alias("a"),
+                    F.col(value).alias("v"),
                 ),
             )
-            .when(nn, _text(api, "a new network (", F.col("_net"), ")"))
-            .otherwise(_text(api, "a new client (", F.col("_fam"), ")"))
         )
-        reason = (
-            F.when(both, F.lit("new_network_and_agent"))
-            .when(nn, F.lit("new_network"))
-            .otherwise(F.lit("new_agent"))
-        )
-        parts.append(
-            _findings(
-                api,
-                rows,
-                "unusual_access",
-                F.when(both, F.lit("high")).otherwise(F.lit("medium")),
-                "actor",
-                _text(api, F.col("key"), " acted from ", what),
-                _text(api, '{"reason": "', reason, '"}'),
-            )
-        )
-    gap = F.col("_t") - F.col("_prev_t")
-    woke = ev.filter((gap >= quiet) & (F.col("_prior") >= min_history)).select(
-        *_PART,
-        F.col("_prev_ts").alias("window_start"),
-        F.col("timestamp").alias("window_end"),
-        F.col("_prev_t").alias("_ws"),
-        F.lit(1).alias("count"),
-        F.array(F.col("audit_id")).alias("audit_ids"),
-        F.floor(gap / 86_400_000).cast("long").alias("_days"),
+        # collect_list drops nulls on Spark but not on DuckDB: filter them either way
+        kept = F.filter(F.array_sort(items), lambda x: x.isNotNull())
+        # guarded: element_at of an empty array is an error under ANSI mode (Spark 4)
+        return F.when(F.max(flag) == 1, F.element_at(F.transform(kept, lambda x: x["v"]), 1))
+
+    # the groups hold the windows' partition keys: no second exchange
+    rows = rows.groupBy(*part, "_k", "_episode").agg(
+        F.min("_from_ts").alias("window_start"),
+        F.max("timestamp").alias("window_end"),
+        F.min("_from").alias("_ws"),
+        F.max("_t").alias("_we"),
+        F.count(F.lit(1)).alias("count"),
+        _evidence(api, "_t", "_s", "audit_id").alias("audit_ids"),
+        F.max("_in_nn").alias("_nn"),
+        F.max("_in_nf").alias("_nf"),
+        first_where("_in_nn", "net").alias("_net"),
+        first_where("_in_nf", "family").alias("_fam"),
     )
-    parts.append(
+    wake_up = F.col("_k") == _WAKE_UP
+    nn, nf = F.col("_nn") == 1, F.col("_nf") == 1
+    both = nn & nf
+    what = (
+        F.when(
+            both,
+            _text(
+                api, "a new network (", F.col("_net"), ") with a new client (", F.col("_fam"), ")"
+            ),
+        )
+        .when(nn, _text(api, "a new network (", F.col("_net"), ")"))
+        .otherwise(_text(api, "a new client (", F.col("_fam"), ")"))
+    )
+    reason = (
+        F.when(wake_up, F.lit("dormant_account"))
+        .when(both, F.lit("new_network_and_agent"))
+        .when(nn, F.lit("new_network"))
+        .otherwise(F.lit("new_agent"))
+    )
+    days = F.floor((F.col("_we") - F.col("_ws")) / 86_400_000).cast("long")
+    summary = F.when(
+        wake_up, _text(api, F.col("key"), " acted again after ", days, " days of silence")
+    ).otherwise(_text(api, F.col("key"), " acted from ", what))
+    parts = [
         _findings(
             api,
-            woke,
+            rows,
             "unusual_access",
-            F.lit("medium"),
+            F.when(both & ~wake_up, F.lit("high")).otherwise(F.lit("medium")),
             "actor",
-            _text(api, F.col("key"), " acted again after ", F.col("_days"), " days of silence"),
-            F.lit('{"reason": "dormant_account"}'),
+            summary,
+            _text(api, '{"reason": "', reason, '"}'),
         )
-    )
+    ]
     if after_suspension:
         parts.append(_after_suspension(api, frame, key))
     return _union(parts)
