@@ -527,6 +527,42 @@ def test_unusual_access_wake_up_from_a_new_network(engine: Engine) -> None:
     assert assert_parity(engine, frame, "unusual_access", min_history=2, dormant="1d") == 2
 
 
+def test_a_client_the_vocabulary_never_saw_is_still_a_new_client(engine: Engine) -> None:
+    """The agents are read by an earlier job than the findings: an agent that arrived in
+    between (a remote lake a sync extended) is a family of its own, so the new client is
+    told rather than silently skipped."""
+    row = {
+        "organization_id": "org-a",
+        "actor_email": "ann@x.io",
+        "actor_user_id": "u1",
+        "actor_type": "user",
+        "action": "doc.viewed",
+        "result": "success",
+        "ip_address": "10.0.0.1",
+    }
+    history = [{**row, "offset": k * 60_000, "user_agent": "curl/8.5.0"} for k in range(3)]
+    late = [{**row, "offset": 10 * 60_000, "user_agent": "EvilTool/0.1"}]
+    before, after = _typed(history, with_seq=True), _typed(history + late, with_seq=True)
+    api = spark.spark_api(engine.frame(before))
+    vocabulary = spark.Vocabulary(api, spark._prepare(api, engine.frame(before)), agents=True)
+    assert vocabulary.agents() == ["curl/8.5.0"]
+    found = spark.to_polars(
+        spark.unusual_access(
+            api,
+            spark._prepare(api, engine.frame(after)),
+            min_history=2,
+            session=engine.session,
+            vocabulary=vocabulary,
+        )
+    )
+    assert found["summary"].to_list() == [
+        "ann@x.io acted from a new client (unparsed:eviltool/0.1)"
+    ]
+    # read in one go, the same entries give polars' family name
+    expected = polars_detect.run("unusual_access", after, min_history=2)
+    assert expected["summary"].to_list() == ["ann@x.io acted from a new client (eviltool)"]
+
+
 _escalation_row = st.fixed_dictionaries(
     {
         # quarter hours, ±1 ms: grants exactly at, within and after the window of a creation
