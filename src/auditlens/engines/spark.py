@@ -573,45 +573,61 @@ def brute_force_success(
     keys = (by,) if isinstance(by, str) else tuple(by)
     if not keys:
         raise FilterError("by needs at least one of 'actor', 'ip'")
-    found: list[SparkFrame] = []
+    key: SparkColumn = F.lit(None).cast("string")
+    subject_type: SparkColumn = F.lit(None).cast("string")
     for i, b in enumerate(keys):
         if b not in ("actor", "ip"):
             raise FilterError(f"by must be 'actor' and/or 'ip', got {b!r}")
-        key, subject_type = _subject(api, b)
-        auth = frame.filter(F.col("action").isin("auth.failed", "auth.login")).select(
-            *_event_columns(key),
+        col, name = _subject(api, b)
+        key = F.when(F.col("_ki") == i, col).otherwise(key)
+        subject_type = F.when(F.col("_ki") == i, F.lit(name)).otherwise(subject_type)
+    # every sign-in once per subject of ``by`` (``_ki`` its place): one scan and one exchange
+    # for all the subjects, each a partition of its own
+    subjects = F.explode(F.array(*(F.lit(i) for i in range(len(keys))))).alias("_ki")
+    auth = (
+        frame.filter(F.col("action").isin("auth.failed", "auth.login"))
+        .select("*", subjects)
+        .select(
+            "organization_id",
+            "_ki",
+            key.alias("key"),
+            subject_type.alias("_st"),
+            "timestamp",
+            "_t",
+            "seq",
+            "audit_id",
             "action",
             "result",
             F.when(F.col("action") == "auth.failed", F.lit(1)).otherwise(F.lit(0)).alias("_fail"),
         )
-        before = F.coalesce(F.sum("_fail").over(_range(api, -ms, -1)), F.lit(0))
-        wins = auth.withColumn("_fails", before).filter(
-            (F.col("action") == "auth.login")
-            & (F.col("result") == "success")
-            & (F.col("_fails") >= failures)
-        )
-        fails = auth.filter(F.col("_fail") == 1).select(
-            "organization_id",
-            "key",
-            F.col("timestamp").alias("_tsf"),
-            F.col("_t").alias("_tf"),
-            F.col("seq").alias("_sf"),
-            F.col("audit_id").alias("_af"),
-        )
-        pairs = (
-            _few(api, wins.select("organization_id", "key", "audit_id", "timestamp", "_t"))
-            .join(fails, on=list(_PART))
-            .filter((F.col("_tf") < F.col("_t")) & (F.col("_tf") >= F.col("_t") - F.lit(ms)))
-        )
-        hits = pairs.groupBy(*_PART, "audit_id", "timestamp", "_t").agg(
-            F.count(F.lit(1)).alias("_nf"),
-            F.min("_tsf").alias("window_start"),
-            F.min("_tf").alias("_ws"),
-            _evidence(api, "_tf", "_sf", "_af").alias("_fail_ids"),
-        )
-        found.append(hits.select("*", F.lit(i).alias("_ki"), F.lit(subject_type).alias("_st")))
-    hits = _union(found)
-    if len(found) > 1:  # a success told for an earlier subject is not told again (as polars)
+    )
+    part = ["organization_id", "_ki", "key"]
+    preceding = api.Window.partitionBy(*part).orderBy("_t").rangeBetween(-ms, -1)
+    before = F.coalesce(F.sum("_fail").over(preceding), F.lit(0))
+    wins = auth.withColumn("_fails", before).filter(
+        (F.col("action") == "auth.login")
+        & (F.col("result") == "success")
+        & (F.col("_fails") >= failures)
+    )
+    fails = auth.filter(F.col("_fail") == 1).select(
+        *part,
+        F.col("timestamp").alias("_tsf"),
+        F.col("_t").alias("_tf"),
+        F.col("seq").alias("_sf"),
+        F.col("audit_id").alias("_af"),
+    )
+    pairs = (
+        _few(api, wins.select(*part, "_st", "audit_id", "timestamp", "_t"))
+        .join(fails, on=part)
+        .filter((F.col("_tf") < F.col("_t")) & (F.col("_tf") >= F.col("_t") - F.lit(ms)))
+    )
+    hits = pairs.groupBy(*part, "_st", "audit_id", "timestamp", "_t").agg(
+        F.count(F.lit(1)).alias("_nf"),
+        F.min("_tsf").alias("window_start"),
+        F.min("_tf").alias("_ws"),
+        _evidence(api, "_tf", "_sf", "_af").alias("_fail_ids"),
+    )
+    if len(keys) > 1:  # a success told for an earlier subject is not told again (as polars)
         first = F.min("_ki").over(api.Window.partitionBy("audit_id"))
         hits = hits.select("*", first.alias("_k0")).filter(F.col("_ki") == F.col("_k0"))
     rows = hits.select(
@@ -1107,23 +1123,7 @@ def off_hours(
         (~F.col("action").isin(*behaviour._ROUTINE_AUTH)).cast("int").alias("_chg"),
         F.when(sensitive, F.col("action")).alias("_sact"),
     )
-    # a long hash of the group first: the aggregation sorts (collect_list falls back to a
-    # sort past a few keys), and an organization id's 8-byte prefix hardly tells groups apart
-    group_hash = (
-        F.xxhash64(F.col("organization_id"), F.col("key"), F.col("_dn"))
-        if api.engine == "spark"
-        else F.lit(0).cast("long")
-    )
-    rows = hits.groupBy(
-        group_hash.alias("_gh"),
-        "organization_id",
-        "key",
-        "_dn",
-        "tz",
-        "tz_source",
-        "_start",
-        "_end",
-    ).agg(
+    rows = hits.groupBy("organization_id", "key", "_dn", "tz", "tz_source", "_start", "_end").agg(
         *_window_aggs(api),
         F.max("_sens").alias("_sensitive"),
         F.max("_chg").alias("_change"),
