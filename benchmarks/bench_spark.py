@@ -36,6 +36,8 @@ from typing import Any
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# this checkout's code, not whichever copy the environment installed (a worktree measures its own)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _children import answer_child, rss_mb
