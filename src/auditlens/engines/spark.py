@@ -321,16 +321,25 @@ def _merge(
     joined = ev.join(_few(api, bursts), on=list(_PART)).filter(
         (F.col("_t") > F.col("_blo")) & (F.col("_t") <= F.col("_bhi"))
     )
-    rows = joined.groupBy(*_PART, "_burst").agg(
-        F.min("timestamp").alias("window_start"),
+    rows = joined.groupBy(*_PART, "_burst").agg(*_span_aggs(api), *extra)
+    return rows, joined
+
+
+def _span_aggs(
+    api: SparkApi, since: tuple[str, str] = ("timestamp", "_t"), seq: str = "seq"
+) -> tuple[SparkColumn, ...]:
+    """The aggregates of a burst or episode: ``window_start``/``_ws`` (the earliest of the
+    ``since`` columns, a timestamp and its epoch ms), ``window_end``/``_we`` (the latest
+    entry), ``count`` and the evidence in evidence order (``seq`` the seq column)."""
+    F = api.F
+    return (
+        F.min(since[0]).alias("window_start"),
         F.max("timestamp").alias("window_end"),
-        F.min("_t").alias("_ws"),
+        F.min(since[1]).alias("_ws"),
         F.max("_t").alias("_we"),
         F.count(F.lit(1)).alias("count"),
-        _evidence(api, "_t", "seq", "audit_id").alias("audit_ids"),
-        *extra,
+        _evidence(api, "_t", seq, "audit_id").alias("audit_ids"),
     )
-    return rows, joined
 
 
 def _findings(
@@ -1292,14 +1301,10 @@ def unusual_access(
     # two columns through the sorts that follow, not three
     gap = F.col("_t") - F.col("_prev_t")
     woke = F.coalesce((gap >= quiet) & (F.col("_prior") >= min_history), F.lit(False))
+    # what every row carries through the windows that follow
+    carried = (*part, "timestamp", "_t", "_s", "audit_id", "net", "family")
     ev = ev.select(
-        *part,
-        "timestamp",
-        "_t",
-        "_s",
-        "audit_id",
-        "net",
-        "family",
+        *carried,
         "_prior",
         F.when(woke, F.col("_prev_t")).alias("_wake_t"),
         F.when(woke, F.col("_prev_ts")).alias("_wake_ts"),
@@ -1316,13 +1321,7 @@ def unusual_access(
         hit = F.col(col).isNotNull() & seasoned & (F.col("_t") <= first + F.lit(_HOUR_MS))
         flags.append(F.coalesce(hit, F.lit(False)).cast("int"))
     ev = ev.select(
-        *part,
-        "timestamp",
-        "_t",
-        "_s",
-        "audit_id",
-        "net",
-        "family",
+        *carried,
         "_wake_t",
         "_wake_ts",
         flags[0].alias("_in_nn"),
@@ -1369,12 +1368,7 @@ def unusual_access(
 
     # the groups hold the windows' partition keys: no second exchange
     rows = rows.groupBy(*part, "_k", "_episode").agg(
-        F.min("_from_ts").alias("window_start"),
-        F.max("timestamp").alias("window_end"),
-        F.min("_from").alias("_ws"),
-        F.max("_t").alias("_we"),
-        F.count(F.lit(1)).alias("count"),
-        _evidence(api, "_t", "_s", "audit_id").alias("audit_ids"),
+        *_span_aggs(api, since=("_from_ts", "_from"), seq="_s"),
         F.max("_in_nn").alias("_nn"),
         F.max("_in_nf").alias("_nf"),
         first_where("_in_nn", "net").alias("_net"),
