@@ -214,6 +214,38 @@ def test_failure_bursts(engine: Engine) -> None:
         )
 
 
+def test_failure_bursts_names_only_the_top_three_actions(engine: Engine) -> None:
+    """A burst of four different failed actions names three of them in its summary.
+
+    The example hypothesis found (``--hypothesis-seed=1``): SQLFrame 4.10 writes Spark's
+    ``slice(x, 1, 3)`` as DuckDB's ``list_slice(x, 1, 4)``, whose end is inclusive, and the
+    summary of the burst of 2001:db8::1 named all four actions.
+    """
+    v6 = "2001:db8::1"
+    fields = ("offset", "organization_id", "actor_email", "actor_user_id", "ip_address")
+    fields += ("action", "result", "details")
+    rows = [
+        (105_000, "org-b", "ann@x.io", "u1", v6, "auth.failed", "failure", None),
+        *[(0, "org-a", "ann@x.io", "u1", "10.0.0.1", "auth.failed", "failure", None)] * 3,
+        (60_000, "org-b", "ann@x.io", "u1", v6, "report.Export", "failure", None),
+        (60_000, "org-b", "ann@x.io", "u1", v6, "user.removed", "failure", None),
+        (105_000, "org-b", "ann@x.io", "u1", v6, "s3.get_object", "failure", None),
+        (0, "org-a", "ann@x.io", "u1", "10.0.0.1", "auth.failed", "failure", None),
+        (105_000, "org-a", "ann@x.io", "u1", None, "auth.failed", "failure", '{"count":-3}'),
+        (75_000, "org-b", "bob@x.io", "u1", v6, "s3.get_object", "success", '{"reason":"no"}'),
+        (120_000, "org-a", "cy@x.io", None, "10.0.0.2", "doc.deleted", "success", None),
+        (45_000, "org-b", "bob@x.io", "u1", "10.0.0.2", "auth.failed", "success", "oops"),
+    ]
+    frame = _frame([dict(zip(fields, r, strict=True)) for r in rows], with_seq=False)
+    top = "(auth.failed ×1, report.Export ×1, s3.get_object ×1; more than 3 in 1 minute)"
+    for by, told in (("ip", f"ip {v6}"), (("actor", "ip"), "actor ann@x.io")):
+        params = {"threshold": 3, "window": "1m", "by": by, "exclude": ()}
+        assert assert_parity(engine, frame, "failure_bursts", **params) == 2
+        got = engine.findings(frame, "failure_bursts", params)
+        summary = got.filter(pl.col("organization_id") == "org-b")["summary"].to_list()
+        assert summary == [f"4 failed calls by {told} within 45 s {top}"]
+
+
 def test_mass_export(engine: Engine) -> None:
     @check(engine, _FAST, frame=entries, rows=st.integers(1, 1000), exports=st.integers(1, 3))
     def _(frame: pl.DataFrame, rows: int, exports: int) -> None:

@@ -747,14 +747,20 @@ def _what(api: SparkApi, joined: SparkFrame) -> SparkFrame:
         _text(api, F.col("action"), " ×", F.col("_na")).alias("top"),
     )
     ranked = per_action.groupBy(*burst).agg(F.array_sort(F.collect_list(item)).alias("_items"))
+    tops = F.transform(F.col("_items"), lambda x: x["top"])
+    # the first three: SQLFrame (4.10) writes slice(x, 1, 3) as DuckDB's list_slice(x, 1, 4),
+    # whose end is inclusive (four), so DuckDB gets its own list_slice(x, first, last)
+    top3 = (
+        F.call_function("list_slice", tops, F.lit(1), F.lit(3))
+        if api.engine == "duckdb"
+        else F.slice(tops, 1, 3)
+    )
     actions = ranked.select(
         *burst,
         _text(
             api, "[", F.array_join(F.transform(F.col("_items"), lambda x: x["json"]), ","), "]"
         ).alias("_actions"),
-        F.array_join(F.slice(F.transform(F.col("_items"), lambda x: x["top"]), 1, 3), ", ").alias(
-            "_top"
-        ),
+        F.array_join(top3, ", ").alias("_top"),
     )
     # collect_set drops nulls on Spark but not on DuckDB: filter them either way
     errors = joined.groupBy(*burst).agg(
