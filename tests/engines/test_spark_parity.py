@@ -388,6 +388,61 @@ def test_actions_the_vocabulary_never_saw_are_still_matched(engine: Engine) -> N
     assert_frame_equal(spark.to_polars(found), expected)
 
 
+def test_past_the_limit_every_action_is_matched_by_pattern(engine: Engine) -> None:
+    """Someone writing a flood of distinct actions does not grow the plan with them: past
+    the limit the patterns are matched row by row, with the same findings."""
+    t0 = datetime(2025, 1, 6, 9, tzinfo=UTC)
+    rows = 25
+    frame = pl.DataFrame(
+        {
+            "audit_id": [f"f{i:02d}" for i in range(rows)],
+            "timestamp": [t0 + timedelta(seconds=10 * i) for i in range(rows)],
+            "action": [f"noise.{i}" for i in range(5)] + ["report.exported"] * (rows - 5),
+            "result": ["success"] * rows,
+            "organization_id": ["org-a"] * rows,
+            "actor_email": ["ann@x.io"] * rows,
+            "details": ['{"rows": 900}'] * rows,
+        },
+        schema_overrides={"timestamp": pl.Datetime("ms", "UTC")},
+    )
+    expected = polars_detect.run("mass_export", frame).sort("finding_id")
+    assert expected.height == 1
+    entries = engine.frame(frame)
+    api = spark.spark_api(entries)
+    prepared = spark._prepare(api, entries)
+    vocabulary = spark.Vocabulary(api, prepared, limit=3)
+    assert vocabulary.too_many() and len(vocabulary.actions()) == 4  # read no further
+    found = spark.mass_export(api, prepared, vocabulary=vocabulary)
+    assert_frame_equal(spark.to_polars(found), expected)
+
+
+def test_an_unseen_action_is_read_in_unicode_as_polars_reads_it(engine: Engine) -> None:
+    """The default patterns use ``(?i)`` and ``\\w``, which polars reads in Unicode; Java
+    reads them in ASCII unless told. An action only Unicode case folding matches
+    (``ſtop_logging``, a long s) arriving after the vocabulary was read is still found."""
+    if engine.name != "pyspark":
+        pytest.skip("DuckDB's RE2 reads \\w in ASCII: the fallback is the engine's regex there")
+    t0 = datetime(2025, 1, 6, 9, tzinfo=UTC)
+    frame = pl.DataFrame(
+        {
+            "audit_id": ["u1", "u2"],
+            "timestamp": [t0, t0 + timedelta(minutes=1)],
+            "action": ["doc.viewed", "cloudtrail.ſtop_logging"],
+            "result": ["success", "success"],
+            "organization_id": ["org-a", "org-a"],
+            "actor_email": ["ann@x.io", "ann@x.io"],
+        },
+        schema_overrides={"timestamp": pl.Datetime("ms", "UTC")},
+    )
+    expected = polars_detect.run("defence_evasion", frame).sort("finding_id")
+    assert expected.height == 1
+    api = spark.spark_api(engine.frame(frame))
+    vocabulary = spark.Vocabulary(api, spark._prepare(api, engine.frame(frame.head(1))))
+    after = spark._prepare(api, engine.frame(frame))
+    found = spark.defence_evasion(api, after, vocabulary=vocabulary)
+    assert_frame_equal(spark.to_polars(found), expected)
+
+
 def test_unported_detector_is_refused(engine: Engine, demo_entries: pl.DataFrame) -> None:
     with pytest.raises(DetectorError, match="not available on spark"):
         spark.detect(engine.session, engine.frame(demo_entries), ["sigma_rules"])
@@ -573,7 +628,10 @@ def test_a_client_the_vocabulary_never_saw_is_still_a_new_client(engine: Engine)
         "ip_address": "10.0.0.1",
     }
     history = [{**row, "offset": k * 60_000, "user_agent": "curl/8.5.0"} for k in range(3)]
-    late = [{**row, "offset": 10 * 60_000, "user_agent": "EvilTool/0.1"}]
+    late = [
+        {**row, "offset": 10 * 60_000, "user_agent": "EvilTool/0.1"},
+        {**row, "offset": 11 * 60_000, "user_agent": " [ ] "},  # no client, as polars says
+    ]
     before, after = _typed(history, with_seq=True), _typed(history + late, with_seq=True)
     api = spark.spark_api(engine.frame(before))
     vocabulary = spark.Vocabulary(api, spark._prepare(api, engine.frame(before)), agents=True)

@@ -68,6 +68,7 @@ from auditlens.lake.layout import LakeStorage, read_state
 
 __all__ = [
     "PORTED",
+    "VOCABULARY_LIMIT",
     "Vocabulary",
     "detect",
     "detect_lake",
@@ -179,6 +180,12 @@ def _few(api: SparkApi, df: SparkFrame) -> SparkFrame:
     return api.F.broadcast(df) if api.engine == "spark" else df
 
 
+#: most distinct actions matched by lookup; past it (an attacker writing a million distinct
+#: actions), every row is matched by the engine's regex instead: the plan carries the list
+#: of actions, and it must not grow with what someone writes into the log
+VOCABULARY_LIMIT = 5_000
+
+
 class Vocabulary:
     """The distinct actions (and user agents) of the entries one :func:`detect` call reads.
 
@@ -188,7 +195,10 @@ class Vocabulary:
     hash lookup per row instead of a regular expression, and the same matches as polars. The
     distinct values come from one small job, run when a detector first asks (while the plan is
     built) and shared by every detector of the call; ``agents`` adds the distinct user agents
-    to that job (:func:`unusual_access`'s client families).
+    to that job (:func:`unusual_access`'s client families). An action the job did not see (a
+    remote lake a sync extended since) is matched by the engine's regex (Java's, told to
+    read Unicode as polars does), and so is every action when there are more than
+    :data:`VOCABULARY_LIMIT` distinct ones.
 
     Example:
         >>> import duckdb, polars as pl
@@ -203,37 +213,48 @@ class Vocabulary:
         >>> session.stop()
     """
 
-    def __init__(self, api: SparkApi, frame: SparkFrame, *, agents: bool = False) -> None:
-        self._api, self._frame, self._with_agents = api, frame, agents
-        self._values: dict[str, list[str]] | None = None
+    def __init__(
+        self,
+        api: SparkApi,
+        frame: SparkFrame,
+        *,
+        agents: bool = False,
+        limit: int = VOCABULARY_LIMIT,
+    ) -> None:
+        self._api, self._frame, self._limit = api, frame, limit
+        self._wanted = {"action": True, "agent": agents}
+        self._values: dict[str, list[str]] = {}
 
-    def _collect(self) -> dict[str, list[str]]:
-        if self._values is None:
+    def _collect(self, kind: str) -> list[str]:
+        if kind not in self._values:
             F = self._api.F
-            wanted = [("action", "action")] + (
-                [("agent", "user_agent")] if self._with_agents else []
-            )
-            parts = [
-                self._frame.select(F.lit(kind).alias("_k"), F.col(col).alias("_v"))
-                for kind, col in wanted
-            ]
-            rows = _union(parts).filter(F.col("_v").isNotNull()).distinct().collect()
-            values: dict[str, list[str]] = {kind: [] for kind, _ in wanted}
-            for row in rows:
+            self._wanted[kind] = True
+            kinds = [k for k, on in self._wanted.items() if on and k not in self._values]
+            columns = {"action": "action", "agent": "user_agent"}
+            parts = []
+            for k in kinds:
+                part = self._frame.select(F.lit(k).alias("_k"), F.col(columns[k]).alias("_v"))
+                part = part.filter(F.col("_v").isNotNull()).distinct()
+                # actions are capped (one more tells "too many"); agents are all parsed
+                parts.append(part.limit(self._limit + 1) if k == "action" else part)
+            values: dict[str, list[str]] = {k: [] for k in kinds}
+            for row in _union(parts).collect():
                 values[str(row["_k"])].append(str(row["_v"]))
-            self._values = {k: sorted(v) for k, v in values.items()}
-        return self._values
+            self._values.update({k: sorted(v) for k, v in values.items()})
+        return self._values[kind]
 
     def actions(self) -> list[str]:
-        """The distinct actions, sorted."""
-        return self._collect()["action"]
+        """The distinct actions, sorted (at most :data:`VOCABULARY_LIMIT` + 1)."""
+        return self._collect("action")
+
+    def too_many(self) -> bool:
+        """More distinct actions than the limit: patterns go to the engine's regex."""
+        return len(self.actions()) > self._limit
 
     def agents(self) -> list[str]:
         """The distinct user agents, sorted (collected with the actions when the vocabulary was
         made with ``agents=True``, else by a job of their own)."""
-        if not self._with_agents:
-            self._with_agents, self._values = True, None
-        return self._collect()["agent"]
+        return self._collect("agent")
 
     def actions_matching(self, pattern: str, name: str = "pattern") -> list[str]:
         """The distinct actions ``pattern`` matches (polars' regex, as the polars detectors).
@@ -253,15 +274,31 @@ class Vocabulary:
 
     def unseen(self) -> SparkColumn:
         """``action`` is none of the distinct actions collected: a row the plan's data did
-        not hold when the vocabulary was read (a remote lake a sync extended since)."""
-        return ~self.action_in(self.actions())
+        not hold when the vocabulary was read (a remote lake a sync extended since); every
+        row when there are too many to list."""
+        return self._api.F.lit(True) if self.too_many() else ~self.action_in(self.actions())
+
+    def candidates(self, patterns: Iterable[str]) -> SparkColumn:
+        """A superset, one lookup per row, of the rows whose action matches any of
+        ``patterns``: the matching distinct actions, and the unseen ones."""
+        if self.too_many():
+            return self._api.F.lit(True)
+        matching = {a for p in patterns for a in self.actions_matching(p)}
+        return self.action_in(matching) | self.unseen()
 
     def action_matches(self, pattern: str, name: str = "pattern") -> SparkColumn:
         """``action`` matches ``pattern``: :meth:`action_in` the matching distinct actions, and
-        ``rlike`` for an action :meth:`unseen` (the engine's regex, only for those rows), so
-        that rows added after the vocabulary was read are not silently skipped."""
+        the engine's regex for an action :meth:`unseen` (only for those rows), so that rows
+        added after the vocabulary was read are not silently skipped."""
+        F = self._api.F
+        # Java's regex reads \w and (?i) as ASCII unless told (?U); polars reads Unicode
+        engine_pattern = f"(?U){pattern}" if self._api.engine == "spark" else pattern
+        by_regex = F.col("action").rlike(engine_pattern)
+        if self.too_many():
+            check_regex(pattern, name)
+            return by_regex
         hits = self.action_in(self.actions_matching(pattern, name))
-        return hits | (self.unseen() & self._api.F.col("action").rlike(pattern))
+        return hits | (self.unseen() & by_regex)
 
 
 def _vocabulary(api: SparkApi, frame: SparkFrame, given: Vocabulary | None) -> Vocabulary:
@@ -816,10 +853,10 @@ def mass_export(
     """:func:`auditlens.detect.mass_export` on Spark (rows and exports summed over one range
     window; ``actions`` matched against the distinct actions, :class:`Vocabulary`)."""
     F = api.F
-    exported = _vocabulary(api, frame, vocabulary).action_matches(actions, "actions")
     row_limit = positive_int(rows, "rows")
     export_limit = positive_int(exports, "exports")
     span = parse_window(window)
+    exported = _vocabulary(api, frame, vocabulary).action_matches(actions, "actions")
     ms = _ms(span)
     d = F.col("details")
     volume = None
@@ -923,9 +960,7 @@ def defence_evasion(
         evasion._WEBHOOK_GONE,
         evasion._WEBHOOK_CHANGED,
     ]
-    # a superset, one lookup per row: rows whose action matches a pattern, or is unseen
-    matching = {a for p in patterns for a in known.actions_matching(p)}
-    candidates = known.action_in(matching) | known.unseen()
+    candidates = known.candidates(patterns)
     actor, _ = _subject(api, "actor")
     # the candidate rows first: the details of every other row are never read
     ev = (
@@ -1282,15 +1317,16 @@ def unusual_access(
         families = _families(api, _needs_session(session, "unusual_access"), known)
         agent = F.col("user_agent")
         # an agent the vocabulary never saw (a remote lake grown since it was read) is a
-        # family of its own, named after the agent: a new client is told, never missed
+        # family of its own, named after the agent: a new client is told, never missed (one
+        # polars would file with an older family is told too); a blank one ("", "[ ]") is
+        # no client, as agent_family says
         unparsed = F.concat(F.lit("unparsed:"), F.lower(agent))
+        some = F.regexp_replace(agent, r"[\[\]\s]", "") != ""
         if families is None:
-            family = F.when(agent.isNotNull(), unparsed)
+            family = F.when(some, unparsed)
         else:
             ev = ev.join(families, agent == F.col("_ua"), "left")
-            family = F.when(F.col("_ua").isNull() & agent.isNotNull(), unparsed).otherwise(
-                F.col("family")
-            )
+            family = F.when(F.col("_ua").isNull() & some, unparsed).otherwise(F.col("family"))
         ev = ev.select(
             *(c for c in ev.columns if c not in ("_ua", "family")), family.alias("family")
         )
@@ -1775,8 +1811,9 @@ def detect(
     "workdays": …}}``), overridden by ``params`` key by key as ``store.detect`` does. Its
     mappings become small Spark tables (``session.createDataFrame``) joined to the
     entries, so ``session`` must be the session that owns ``df``. The result is a lazy
-    DataFrame with the columns of ``FINDING_SCHEMA`` (``unusual_access`` runs one small
-    job while the plan is built: the distinct user agents, see :func:`unusual_access`);
+    DataFrame with the columns of ``FINDING_SCHEMA``; one small job runs while the plan is
+    built when a detector needs the distinct actions or user agents (``mass_export``,
+    ``defence_evasion``, ``privilege_escalation``, ``unusual_access``: :class:`Vocabulary`).
     :func:`to_polars` collects it.
 
     Example:
