@@ -338,23 +338,28 @@ def test_a_broken_action_pattern_names_its_parameter(
         polars_detect.run(name, demo_entries, **{param: "export("})
 
 
-def test_action_patterns_match_as_polars_matches(engine: Engine) -> None:
-    """A pattern only a case-insensitive, unanchored match finds (``(?i)`` in the middle of
-    an action), and one that matches nothing: same findings as polars, none invented."""
+def _exports(actions: list[str], prefix: str) -> pl.DataFrame:
+    """One actor's successful entries ten seconds apart, each with 900 rows in its details."""
     t0 = datetime(2025, 1, 6, 9, tzinfo=UTC)
-    rows = 25
-    entries = pl.DataFrame(
+    n = len(actions)
+    return pl.DataFrame(
         {
-            "audit_id": [f"x{i:02d}" for i in range(rows)],
-            "timestamp": [t0 + timedelta(seconds=10 * i) for i in range(rows)],
-            "action": ["Billing.Report_EXPORTED"] * rows,
-            "result": ["success"] * rows,
-            "organization_id": ["org-a"] * rows,
-            "actor_email": ["ann@x.io"] * rows,
-            "details": ['{"rows": 900}'] * rows,
+            "audit_id": [f"{prefix}{i:02d}" for i in range(n)],
+            "timestamp": [t0 + timedelta(seconds=10 * i) for i in range(n)],
+            "action": actions,
+            "result": ["success"] * n,
+            "organization_id": ["org-a"] * n,
+            "actor_email": ["ann@x.io"] * n,
+            "details": ['{"rows": 900}'] * n,
         },
         schema_overrides={"timestamp": pl.Datetime("ms", "UTC")},
     )
+
+
+def test_action_patterns_match_as_polars_matches(engine: Engine) -> None:
+    """A pattern only a case-insensitive, unanchored match finds (``(?i)`` in the middle of
+    an action), and one that matches nothing: same findings as polars, none invented."""
+    entries = _exports(["Billing.Report_EXPORTED"] * 25, "x")
     assert assert_parity(engine, entries, "mass_export", actions="(?i)report_export") == 1
     assert assert_parity(engine, entries, "mass_export", actions="^export") == 0
 
@@ -363,20 +368,7 @@ def test_actions_the_vocabulary_never_saw_are_still_matched(engine: Engine) -> N
     """A remote lake can grow between the job that reads the distinct actions and the job
     that collects the findings: rows whose action the vocabulary lacks are matched by
     pattern, not skipped."""
-    t0 = datetime(2025, 1, 6, 9, tzinfo=UTC)
-    rows = 25
-    grown = pl.DataFrame(
-        {
-            "audit_id": [f"g{i:02d}" for i in range(rows)],
-            "timestamp": [t0 + timedelta(seconds=10 * i) for i in range(rows)],
-            "action": ["doc.viewed"] * 5 + ["report.exported"] * (rows - 5),
-            "result": ["success"] * rows,
-            "organization_id": ["org-a"] * rows,
-            "actor_email": ["ann@x.io"] * rows,
-            "details": ['{"rows": 900}'] * rows,
-        },
-        schema_overrides={"timestamp": pl.Datetime("ms", "UTC")},
-    )
+    grown = _exports(["doc.viewed"] * 5 + ["report.exported"] * 20, "g")
     expected = polars_detect.run("mass_export", grown).sort("finding_id")
     assert expected.height == 1
     before = engine.frame(grown.head(5))  # only doc.viewed: what the first job saw
@@ -391,20 +383,7 @@ def test_actions_the_vocabulary_never_saw_are_still_matched(engine: Engine) -> N
 def test_past_the_limit_every_action_is_matched_by_pattern(engine: Engine) -> None:
     """Someone writing a flood of distinct actions does not grow the plan with them: past
     the limit the patterns are matched row by row, with the same findings."""
-    t0 = datetime(2025, 1, 6, 9, tzinfo=UTC)
-    rows = 25
-    frame = pl.DataFrame(
-        {
-            "audit_id": [f"f{i:02d}" for i in range(rows)],
-            "timestamp": [t0 + timedelta(seconds=10 * i) for i in range(rows)],
-            "action": [f"noise.{i}" for i in range(5)] + ["report.exported"] * (rows - 5),
-            "result": ["success"] * rows,
-            "organization_id": ["org-a"] * rows,
-            "actor_email": ["ann@x.io"] * rows,
-            "details": ['{"rows": 900}'] * rows,
-        },
-        schema_overrides={"timestamp": pl.Datetime("ms", "UTC")},
-    )
+    frame = _exports([f"noise.{i}" for i in range(5)] + ["report.exported"] * 20, "f")
     expected = polars_detect.run("mass_export", frame).sort("finding_id")
     assert expected.height == 1
     entries = engine.frame(frame)
