@@ -224,6 +224,7 @@ class Vocabulary:
         self._api, self._frame, self._limit = api, frame, limit
         self._wanted = {"action": True, "agent": agents}
         self._values: dict[str, list[str]] = {}
+        self._matching: dict[str, list[str]] = {}  # pattern → its distinct actions
 
     def _collect(self, kind: str) -> list[str]:
         if kind not in self._values:
@@ -263,8 +264,10 @@ class Vocabulary:
             FilterError: ``pattern`` is not a valid regular expression (naming ``name``).
         """
         check_regex(pattern, name)  # before the job: a typo costs no scan
-        known = pl.DataFrame({"action": self.actions()}, schema={"action": pl.Utf8})
-        return actions_matching(known, pattern, name)
+        if pattern not in self._matching:  # each pattern matched once per call
+            known = pl.DataFrame({"action": self.actions()}, schema={"action": pl.Utf8})
+            self._matching[pattern] = actions_matching(known, pattern, name)
+        return self._matching[pattern]
 
     def action_in(self, actions: Iterable[str]) -> SparkColumn:
         """``action`` is one of ``actions`` (false for none)."""
